@@ -1,0 +1,103 @@
+"""Run every rule over a snapshot and return the findings frame."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import polars as pl
+
+from audit.config import Settings
+from audit.model import (
+    FINDINGS_SCHEMA,
+    RULE_OUTPUT_COLUMNS,
+    Feature,
+    Severity,
+    Snapshot,
+    TenantFeatures,
+    conform,
+    empty_frame,
+)
+from audit.rules import Rule, RuleContext, all_rules
+
+_RULE_OUTPUT_SCHEMA = {c: FINDINGS_SCHEMA[c] for c in RULE_OUTPUT_COLUMNS}
+# What makes a finding the same finding next week: code + AD object + cloud object + the
+# attribute/value it is about. Names and details may change without creating a "new" finding.
+_FINGERPRINT_PARTS = ("code", "ad_object_guid", "cloud_id", "attribute", "value")
+
+
+def effective_features(snapshot: Snapshot, settings: Settings) -> TenantFeatures:
+    """Switches read from Graph win; config fills in what Graph could not tell (403)."""
+    read = snapshot.tenant.features
+    merged: dict[str, Feature] = {}
+    for name in TenantFeatures.__dataclass_fields__:
+        from_graph: Feature = getattr(read, name)
+        from_config = settings.entra.features.get(name)
+        if from_graph.value is None and from_config is not None:
+            merged[name] = from_config
+        else:
+            merged[name] = from_graph
+    return replace(read, **merged)
+
+
+def snapshot_time(snapshot: Snapshot) -> datetime:
+    if snapshot.taken_at:
+        taken = datetime.fromisoformat(snapshot.taken_at.replace("Z", "+00:00"))
+        return taken if taken.tzinfo else taken.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def classify(
+    snapshot: Snapshot,
+    settings: Settings,
+    rules: Iterable[Rule] | None = None,
+    now: datetime | None = None,
+) -> pl.DataFrame:
+    context = RuleContext(
+        snapshot=snapshot,
+        thresholds=settings.thresholds,
+        now=now or snapshot_time(snapshot),
+        features=effective_features(snapshot, settings),
+    )
+    frames = [_run_rule(rule, context) for rule in (rules if rules is not None else all_rules())]
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return empty_frame(FINDINGS_SCHEMA)
+    findings = pl.concat(frames, how="vertical")
+    findings = findings.with_columns(
+        fingerprint=pl.Series(_fingerprints(findings), dtype=pl.String),
+        waived=pl.lit(False),
+        status=pl.lit("new"),
+        first_seen=pl.lit(context.now).cast(FINDINGS_SCHEMA["first_seen"]),
+    )
+    findings = conform(findings, FINDINGS_SCHEMA)
+    severity_rank = pl.col("severity").replace_strict(
+        {s.name: -s.value for s in Severity}, return_dtype=pl.Int8
+    )
+    return findings.sort(
+        [severity_rank, "family", "code", "ad_dn", "cloud_upn", "value"], nulls_last=True
+    )
+
+
+def _run_rule(rule: Rule, context: RuleContext) -> pl.DataFrame:
+    frame = rule.evaluate(context)
+    if not frame.height:
+        return empty_frame({**_RULE_OUTPUT_SCHEMA, "family": pl.String(), "title": pl.String()})
+    if "severity" not in frame.columns:
+        frame = frame.with_columns(severity=pl.lit(rule.meta.severity.name))
+    frame = frame.with_columns(code=pl.lit(rule.meta.code))
+    frame = conform(frame, _RULE_OUTPUT_SCHEMA)
+    return frame.with_columns(
+        severity=pl.col("severity").fill_null(rule.meta.severity.name),
+        family=pl.lit(rule.meta.family),
+        title=pl.lit(rule.meta.title),
+    )
+
+
+def _fingerprints(findings: pl.DataFrame) -> list[str]:
+    keys = findings.select(
+        pl.concat_str([pl.col(c).fill_null("") for c in _FINGERPRINT_PARTS], separator="\x1f")
+    ).to_series()
+    return [hashlib.sha256(k.encode("utf-8")).hexdigest()[:20] for k in keys]

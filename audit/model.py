@@ -1,0 +1,278 @@
+"""Frame schemas, the snapshot, and the vocabulary shared by sources, rules and renderers.
+
+Every other module refers to the column names declared here; a source that produces a frame
+passes it through :func:`conform` so the rules can rely on names and dtypes.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+PROVISIONING_ERROR = pl.Struct(
+    {
+        "category": pl.String,
+        "occurred": UTC_DATETIME,
+        "property": pl.String,
+        "value": pl.String,
+    }
+)
+
+AD_USERS_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "dn": pl.String(),
+    "object_guid": pl.String(),  # canonical lower-case GUID text
+    "consistency_guid": pl.String(),  # base64 of the raw attribute bytes, any length
+    "anchor": pl.String(),  # effective sourceAnchor as Entra sees it
+    "anchor_attribute": pl.String(),
+    "sam_account_name": pl.String(),
+    "upn": pl.String(),
+    "mail": pl.String(),
+    "mail_nickname": pl.String(),
+    "proxy_addresses": pl.List(pl.String()),
+    "primary_smtp": pl.String(),  # address of the `SMTP:` value, without prefix
+    "display_name": pl.String(),
+    "given_name": pl.String(),
+    "surname": pl.String(),
+    "employee_id": pl.String(),
+    "enabled": pl.Boolean(),
+    "user_account_control": pl.Int64(),
+    "object_sid": pl.String(),  # S-1-5-21-... text
+    "when_created": UTC_DATETIME,
+    "when_changed": UTC_DATETIME,
+    "last_logon": UTC_DATETIME,
+    "is_critical_system_object": pl.Boolean(),
+    "in_scope": pl.Boolean(),
+    "out_of_scope_reason": pl.String(),
+}
+
+CLOUD_USERS_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "upn": pl.String(),
+    "mail": pl.String(),
+    "mail_nickname": pl.String(),
+    "proxy_addresses": pl.List(pl.String()),
+    "primary_smtp": pl.String(),
+    "display_name": pl.String(),
+    "immutable_id": pl.String(),
+    "sync_enabled": pl.Boolean(),  # true synced, false was synced, null never synced
+    "last_sync": UTC_DATETIME,
+    "on_prem_dn": pl.String(),
+    "on_prem_sam": pl.String(),
+    "on_prem_sid": pl.String(),
+    "on_prem_upn": pl.String(),
+    "on_prem_domain": pl.String(),
+    "account_enabled": pl.Boolean(),
+    "on_prem_object_id": pl.String(),  # onPremisesObjectIdentifier; null = unset or unreadable
+    "created": UTC_DATETIME,
+    "user_type": pl.String(),
+    "employee_id": pl.String(),
+    "provisioning_errors": pl.List(PROVISIONING_ERROR),
+    "admin_roles": pl.List(pl.String()),  # privileged roles assigned (display names or ids)
+    "eligible_roles": pl.List(pl.String()),  # privileged roles PIM-eligible
+    "deleted_at": UTC_DATETIME,  # null for active users
+}
+
+# Groups and contacts also own addresses: a soft match against one fails with
+# ObjectTypeMismatch and an AD user whose SMTP value one of them owns cannot be exported.
+CLOUD_OBJECTS_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "object_type": pl.String(),  # group, contact
+    "display_name": pl.String(),
+    "mail": pl.String(),
+    "proxy_addresses": pl.List(pl.String()),
+}
+
+FINDINGS_SCHEMA: dict[str, pl.DataType] = {
+    "fingerprint": pl.String(),
+    "code": pl.String(),
+    "severity": pl.String(),
+    "family": pl.String(),
+    "title": pl.String(),
+    "detail": pl.String(),
+    "ad_source": pl.String(),
+    "ad_dn": pl.String(),
+    "ad_object_guid": pl.String(),
+    "ad_upn": pl.String(),
+    "anchor": pl.String(),
+    "cloud_id": pl.String(),
+    "cloud_upn": pl.String(),
+    "cloud_state": pl.String(),  # active / deleted / none
+    "attribute": pl.String(),
+    "value": pl.String(),
+    "proposed_value": pl.String(),
+    "evidence": pl.String(),  # JSON text
+    "remediation": pl.String(),  # action id implemented by remediation.ps1, or null
+    "waived": pl.Boolean(),
+    "waiver_reason": pl.String(),
+    "waiver_expires": pl.String(),
+    "status": pl.String(),  # new / open / waived
+    "first_seen": UTC_DATETIME,
+}
+
+# The columns a rule fills; classify adds severity/family/title from the metadata and the
+# fingerprint, waiver and status columns.
+RULE_OUTPUT_COLUMNS: tuple[str, ...] = (
+    "code",
+    "severity",
+    "detail",
+    "ad_source",
+    "ad_dn",
+    "ad_object_guid",
+    "ad_upn",
+    "anchor",
+    "cloud_id",
+    "cloud_upn",
+    "cloud_state",
+    "attribute",
+    "value",
+    "proposed_value",
+    "evidence",
+    "remediation",
+)
+
+
+def empty_frame(schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=dict(schema))
+
+
+def conform(frame: pl.DataFrame, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Select the schema's columns in order, cast to its dtypes, add missing ones as nulls."""
+    exprs = [
+        (
+            pl.col(name).cast(dtype, strict=False)
+            if name in frame.columns
+            else pl.lit(None, dtype=dtype).alias(name)
+        )
+        for name, dtype in schema.items()
+    ]
+    return frame.select(exprs)
+
+
+class Severity(enum.IntEnum):
+    info = 0
+    low = 1
+    medium = 2
+    high = 3
+    critical = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().lower()]
+        except KeyError:
+            names = ", ".join(s.name for s in cls)
+            raise ValueError(f"unknown severity {text!r} (use one of: {names})") from None
+
+
+@dataclass(frozen=True)
+class RuleMeta:
+    """What a finding code means; rendered into reports and `syncaudit explain`."""
+
+    code: str
+    severity: Severity  # the default; a rule may raise or lower it per row (enabled-drift)
+    family: str
+    title: str
+    explanation: str
+    remediation: str
+    references: tuple[str, ...] = ()
+    remediation_actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    verified: bool
+    initial: bool = False
+    default: bool = False
+    authentication_type: str = "Managed"  # Managed / Federated
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A tenant matching switch: value true/false/None (unknown) and where it came from."""
+
+    value: bool | None = None
+    source: str = "unknown"  # graph, config, unknown
+
+
+@dataclass(frozen=True)
+class TenantFeatures:
+    block_soft_match: Feature = field(default_factory=Feature)
+    block_hard_match_takeover: Feature = field(default_factory=Feature)
+    soft_match_on_upn: Feature = field(default_factory=Feature)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str | None = None
+    initial_domain: str | None = None
+    domains: tuple[Domain, ...] = ()
+    dirsync_enabled: bool | None = None
+    last_dirsync: str | None = None  # ISO 8601 UTC
+    features: TenantFeatures = field(default_factory=TenantFeatures)
+    known: bool = True  # False when no tenant/domains data was supplied at all
+
+    def verified_domains(self) -> list[str]:
+        return sorted(d.name.lower() for d in self.domains if d.verified)
+
+    def federated_domains(self) -> list[str]:
+        return sorted(
+            d.name.lower()
+            for d in self.domains
+            if d.verified and d.authentication_type.lower() == "federated"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Tenant:
+        feats = data.get("features") or {}
+        return cls(
+            tenant_id=data.get("tenant_id"),
+            initial_domain=data.get("initial_domain"),
+            domains=tuple(Domain(**d) for d in data.get("domains") or ()),
+            dirsync_enabled=data.get("dirsync_enabled"),
+            last_dirsync=data.get("last_dirsync"),
+            features=TenantFeatures(
+                **{k: Feature(**v) for k, v in feats.items() if k in TenantFeatures.__annotations__}
+            ),
+            known=bool(data.get("known", True)),
+        )
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """How one input was read: absence-based findings are only sound for complete sources."""
+
+    name: str
+    kind: str  # ad, cloud, deleted, domains, tenant, roles
+    path: str | None
+    format: str
+    complete: bool
+    rows: int
+    excluded: Mapping[str, int] = field(default_factory=dict)  # reason -> count
+    warnings: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    ad_users: pl.DataFrame
+    cloud_users: pl.DataFrame
+    tenant: Tenant
+    cloud_objects: pl.DataFrame = field(default_factory=lambda: empty_frame(CLOUD_OBJECTS_SCHEMA))
+    sources: tuple[SourceReport, ...] = ()
+    taken_at: str | None = None  # ISO 8601 UTC: "now" for age-based rules
+
+    def complete(self, kind: str) -> bool:
+        """True when every source of that kind was read completely (and at least one exists)."""
+        of_kind = [s for s in self.sources if s.kind == kind]
+        return bool(of_kind) and all(s.complete for s in of_kind)
