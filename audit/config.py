@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +155,9 @@ def settings_from_dict(data: Mapping[str, Any], origin: str = "<config>") -> Set
         thresholds=Thresholds(
             **{
                 k: _number(v, origin, f"thresholds.{k}")
-                for k, v in _known(data.get("thresholds", {}), Thresholds, origin, "thresholds").items()
+                for k, v in _known(
+                    data.get("thresholds", {}), Thresholds, origin, "thresholds"
+                ).items()
             }
         ),
         report=ReportSettings(**_known(data.get("report", {}), ReportSettings, origin, "report")),
@@ -179,9 +181,13 @@ def _ad_source(table: Mapping[str, Any], origin: str, index: int) -> AdSource:
 
 
 def _known(
-    table: Mapping[str, Any], cls: type, origin: str, where: str, skip: frozenset[str] | set[str] = frozenset()
+    table: Mapping[str, Any],
+    cls: type,
+    origin: str,
+    where: str,
+    skip: frozenset[str] | set[str] = frozenset(),
 ) -> dict[str, Any]:
-    allowed = set(cls.__dataclass_fields__) - {"features"}
+    allowed = {f.name for f in fields(cls)} - {"features"}
     unknown = set(table) - allowed - set(skip)
     if unknown:
         raise ConfigError(f"{origin}: [{where}] unknown keys {sorted(unknown)}")

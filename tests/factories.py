@@ -135,7 +135,12 @@ def tenant(
 ) -> Tenant:
     domains = [Domain(INITIAL, True, initial=True)]
     domains += [
-        Domain(d, True, default=i == 0, authentication_type="Federated" if d in federated else "Managed")
+        Domain(
+            d,
+            True,
+            default=i == 0,
+            authentication_type="Federated" if d in federated else "Managed",
+        )
         for i, d in enumerate(verified)
     ]
     domains += [Domain(d, False) for d in unverified]

@@ -1,0 +1,310 @@
+"""Thin command line: parse, wire library calls, print, choose the exit code.
+
+Exit codes (DESIGN.md): 0 done and nothing at/above --fail-on; 1 findings at/above it;
+2 usage, config or input error — one line on stderr, no traceback unless --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from audit.anchor import AnchorError, parse_anchor
+from audit.config import ConfigError, Settings, load_settings
+from audit.model import Severity
+from audit.pipeline import AnalyzeResult, analyze_run, parse_ad_argument, save_run
+from audit.store import RunDirError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+DEMO_MARKER = ".syncaudit-demo"
+
+
+class UsageError(ValueError):
+    """A problem with how the command was called."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("syncaudit: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"syncaudit: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def one_line(exc: BaseException) -> str:
+    known = (AnchorError, ConfigError, RunDirError, UsageError, OSError)
+    text = (
+        str(exc)
+        if isinstance(exc, known) or _is_input_error(exc)
+        else (f"{type(exc).__name__}: {exc} (this is a bug; rerun with --debug and report it)")
+    )
+    return " ".join(text.split())
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "InputError"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncaudit",
+        description="Audit hybrid identity sync between Active Directory and Microsoft Entra ID.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.set_defaults(handler=lambda _args: _usage(parser))
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("anchor", help="convert a source anchor between all its forms")
+    p.add_argument("value", help="GUID, ImmutableId, hex, LDAP filter escape or connector DN")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_anchor)
+
+    p = sub.add_parser("explain", help="what a finding code means and how to fix it")
+    p.add_argument("code", nargs="?", help="finding code; omit to list all codes")
+    p.set_defaults(handler=cmd_explain)
+
+    p = sub.add_parser("import", help="exports (LDIF, CSV, Graph JSON) -> run directory")
+    p.add_argument(
+        "--ad",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="[NAME=]FILE",
+        help="AD export(s); NAME= picks the [[ad]] table of the config",
+    )
+    p.add_argument(
+        "--cloud",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="FILE",
+        help="Graph users JSON or Get-MgUser CSV",
+    )
+    p.add_argument("--deleted", type=Path, help="soft-deleted users (deletedItems JSON)")
+    p.add_argument("--domains", type=Path, help="GET /domains JSON or a list of verified names")
+    p.add_argument("--tenant", type=Path, help="GET /organization (+ onPremisesSynchronization)")
+    p.add_argument(
+        "--roles",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="roleAssignments / roleEligibilityScheduleInstances JSON",
+    )
+    p.add_argument("--config", type=Path, help="TOML config (scope, anchor attribute, thresholds)")
+    p.add_argument("--taken-at", help="ISO time the exports were taken (default: now)")
+    p.add_argument("--out", type=Path, required=True, help="new run directory")
+    p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser("analyze", help="run directory snapshot -> findings")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--config", type=Path, help="override the config stored in the run")
+    p.add_argument("--fail-on", help="exit 1 at or above this severity (default: config, high)")
+    p.set_defaults(handler=cmd_analyze)
+
+    p = sub.add_parser("demo", help="import and analyze the built-in demo estate")
+    p.add_argument("--out", type=Path, default=Path("syncaudit-demo"), help="output directory")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_ERROR
+
+
+def cmd_anchor(args: argparse.Namespace) -> int:
+    forms = parse_anchor(args.value).as_dict()
+    if args.json:
+        print(json.dumps(forms, indent=2))
+    else:
+        width = max(len(k) for k in forms)
+        for key, value in forms.items():
+            print(f"{key:<{width}}  {value}")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from audit.rules import all_rules
+
+    rules = all_rules()
+    if not args.code:
+        for rule in sorted(rules, key=lambda r: (r.meta.family, r.meta.code)):
+            meta = rule.meta
+            print(f"{meta.code:<26} {meta.severity.name:<8} {meta.family:<11} {meta.title}")
+        return EXIT_OK
+    rule = next((r for r in rules if r.meta.code == args.code.strip().lower()), None)
+    if rule is None:
+        raise UsageError(f"unknown finding code {args.code!r}; `syncaudit explain` lists them")
+    meta = rule.meta
+    width = min(shutil.get_terminal_size((100, 20)).columns, 100)
+
+    def para(text: str) -> str:
+        return "\n".join(textwrap.fill(p, width) for p in text.strip().split("\n\n"))
+
+    print(f"{meta.code}  [{meta.severity.name}, family {meta.family}]")
+    print(meta.title)
+    print()
+    print(para(meta.explanation))
+    print()
+    print("How to fix:")
+    print(para(meta.remediation))
+    if meta.remediation_actions:
+        print()
+        print("Remediation actions: " + ", ".join(meta.remediation_actions))
+    if meta.references:
+        print()
+        print("References:")
+        for ref in meta.references:
+            print(f"  - {ref}")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    run_dir = import_to_run(
+        settings,
+        ad=[parse_ad_argument(a) for a in args.ad],
+        cloud=[Path(c) for c in args.cloud],
+        deleted=args.deleted,
+        domains=args.domains,
+        tenant=args.tenant,
+        roles=[Path(r) for r in args.roles],
+        out=args.out,
+        taken_at=args.taken_at,
+    )
+    print(f"run directory: {run_dir}")
+    return EXIT_OK
+
+
+def import_to_run(
+    settings: Settings,
+    *,
+    ad: list[tuple[str | None, Path]],
+    cloud: list[Path],
+    deleted: Path | None,
+    domains: Path | None,
+    tenant: Path | None,
+    roles: list[Path],
+    out: Path,
+    taken_at: str | None,
+) -> Path:
+    from audit.sources.files import import_files
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunDirError(f"{out}: already exists; choose a new run directory")
+    t0 = time.perf_counter()
+    progress("reading exports")
+    snapshot = import_files(
+        ad=ad,
+        cloud=cloud,
+        deleted=deleted,
+        domains=domains,
+        tenant=tenant,
+        roles=roles,
+        settings=settings,
+        taken_at=taken_at,
+    )
+    import_s = round(time.perf_counter() - t0, 3)
+    for source in snapshot.sources:
+        state = "complete" if source.complete else "INCOMPLETE"
+        excluded = ", ".join(f"{n} {why}" for why, n in source.excluded.items() if n)
+        progress(
+            f"  {source.kind:<8} {source.path or source.name}: {source.format}, "
+            f"{source.rows} rows, {state}" + (f" (excluded: {excluded})" if excluded else "")
+        )
+        for warning in source.warnings:
+            progress(f"    warning: {warning}")
+    return save_run(out, snapshot, settings, {"import_s": import_s})
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config) if args.config else None
+    result = analyze_run(args.run_dir, settings)
+    fail_on = _fail_on(args.fail_on, result, settings)
+    print_summary(result)
+    return exit_code(result, fail_on)
+
+
+def _fail_on(option: str | None, result: AnalyzeResult, settings: Settings | None) -> Severity:
+    if option:
+        try:
+            return Severity.parse(option)
+        except ValueError as exc:
+            raise UsageError(f"--fail-on: {exc}") from None
+    if settings is not None:
+        return settings.run.fail_on
+    from audit.pipeline import settings_for_run
+
+    return settings_for_run(result.run_dir, None).run.fail_on
+
+
+def exit_code(result: AnalyzeResult, fail_on: Severity) -> int:
+    return EXIT_FINDINGS if result.worst is not None and result.worst >= fail_on else EXIT_OK
+
+
+def print_summary(result: AnalyzeResult) -> None:
+    total = result.findings.height
+    print(f"{total} findings in {result.run_dir}")
+    if result.counts_by_code:
+        width = max(len(code) for code, _s, _n in result.counts_by_code)
+        print(f"  {'severity':<9} {'code':<{width}} {'count':>7}")
+        for code, severity, n in result.counts_by_code:
+            print(f"  {severity:<9} {code:<{width}} {n:>7}")
+    totals = ", ".join(f"{n} {s}" for s, n in result.counts_by_severity.items() if n)
+    print(f"  by severity: {totals or 'none'}")
+    for reason in result.suppressed:
+        print(f"  note: {reason}")
+    print(f"  findings: {result.run_dir / 'findings.csv'} (also .json, .parquet)")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from audit.demo import write_demo_inputs
+
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).exists():
+            raise UsageError(f"{out}: exists and is not a syncaudit demo directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / DEMO_MARKER).write_text("created by `syncaudit demo`; safe to delete\n")
+    progress("writing the demo estate's exports")
+    inputs = write_demo_inputs(out / "exports")
+    run_dir = import_to_run(
+        inputs.settings,
+        ad=inputs.ad_files,
+        cloud=inputs.cloud_files,
+        deleted=inputs.deleted,
+        domains=inputs.domains,
+        tenant=inputs.tenant,
+        roles=inputs.roles,
+        out=out / "runs" / "demo",
+        taken_at=inputs.taken_at,
+    )
+    progress("analyzing")
+    result = analyze_run(run_dir, inputs.settings)
+    print_summary(result)
+    print(f"demo exports: {out / 'exports'} (config: {inputs.config_path})")
+    return EXIT_OK
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""Runs on disk: a run directory is complete or absent.
+
+Everything is written under a hidden temporary name beside its destination and renamed into
+place, so a crash, a full disk or an input error never leaves something that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audit.model import (
+    AD_USERS_SCHEMA,
+    CLOUD_OBJECTS_SCHEMA,
+    CLOUD_USERS_SCHEMA,
+    FINDINGS_SCHEMA,
+    Snapshot,
+    SourceReport,
+    Tenant,
+    conform,
+)
+
+MANIFEST = "manifest.json"
+SNAPSHOT_DIR = "snapshot"
+FORMAT_VERSION = 1
+# Spreadsheet programs run a cell that starts with one of these as a formula (OWASP CSV
+# injection); directory values are attacker-controlled, so such cells get a leading quote.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class RunDirError(ValueError):
+    """A run directory that is missing, incomplete or in the way; one line for the CLI."""
+
+
+@contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling directory; rename it to `final` only if the block succeeds."""
+    final = final.resolve()
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise RunDirError(f"{final}: already exists; choose a new run directory")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield staging
+        if final.exists():
+            final.rmdir()  # empty (checked above): an empty target directory is fine to take
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_file_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call write(tmp) then rename tmp over `path`, so readers see the old or the new file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_snapshot(directory: Path, snapshot: Snapshot) -> None:
+    snap = directory / SNAPSHOT_DIR
+    snap.mkdir(parents=True, exist_ok=True)
+    conform(snapshot.ad_users, AD_USERS_SCHEMA).write_parquet(snap / "ad_users.parquet")
+    conform(snapshot.cloud_users, CLOUD_USERS_SCHEMA).write_parquet(snap / "cloud_users.parquet")
+    conform(snapshot.cloud_objects, CLOUD_OBJECTS_SCHEMA).write_parquet(
+        snap / "cloud_objects.parquet"
+    )
+    (snap / "tenant.json").write_text(snapshot.tenant.to_json() + "\n", encoding="utf-8")
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST
+    if not run_dir.is_dir():
+        raise RunDirError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise RunDirError(f"{run_dir}: not a syncaudit run directory ({MANIFEST} missing)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path}: unreadable manifest: {exc}") from None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        raise RunDirError(f"{path}: unsupported run format")
+    return data
+
+
+def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
+    text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+    write_file_atomically(run_dir / MANIFEST, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def read_snapshot(run_dir: Path) -> Snapshot:
+    manifest = read_manifest(run_dir)
+    snap = run_dir / SNAPSHOT_DIR
+    try:
+        ad = pl.read_parquet(snap / "ad_users.parquet")
+        cloud = pl.read_parquet(snap / "cloud_users.parquet")
+        objects_path = snap / "cloud_objects.parquet"
+        objects = (
+            pl.read_parquet(objects_path)
+            if objects_path.exists()
+            else pl.DataFrame(schema=CLOUD_OBJECTS_SCHEMA)
+        )
+        tenant = Tenant.from_dict(json.loads((snap / "tenant.json").read_text(encoding="utf-8")))
+    except (OSError, pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{snap}: snapshot unreadable: {exc}") from None
+    sources = tuple(SourceReport(**s) for s in manifest.get("sources", []))
+    return Snapshot(
+        ad_users=conform(ad, AD_USERS_SCHEMA),
+        cloud_users=conform(cloud, CLOUD_USERS_SCHEMA),
+        cloud_objects=conform(objects, CLOUD_OBJECTS_SCHEMA),
+        tenant=tenant,
+        sources=sources,
+        taken_at=manifest.get("taken_at"),
+    )
+
+
+def source_reports_as_json(snapshot: Snapshot) -> list[dict[str, Any]]:
+    return [
+        {**asdict(s), "excluded": dict(s.excluded), "warnings": list(s.warnings)}
+        for s in snapshot.sources
+    ]
+
+
+def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
+    """Prefix a quote to string cells a spreadsheet would evaluate as a formula."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String:
+            col = pl.col(name)
+            starts_with_formula = pl.any_horizontal(
+                [col.str.starts_with(p) for p in FORMULA_PREFIXES]
+            )
+            exprs.append(
+                pl.when(starts_with_formula).then(pl.lit("'") + col).otherwise(col).alias(name)
+            )
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def write_findings(run_dir: Path, findings: pl.DataFrame, header: Mapping[str, Any]) -> None:
+    findings = conform(findings, FINDINGS_SCHEMA)
+    write_file_atomically(run_dir / "findings.parquet", findings.write_parquet)
+    records = findings.with_columns(pl.col("first_seen").dt.to_string("%Y-%m-%dT%H:%M:%SZ"))
+    payload = {**header, "findings": records.to_dicts()}
+    text = json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n"
+    write_file_atomically(run_dir / "findings.json", lambda p: p.write_text(text, "utf-8"))
+    csv_frame = neutralise_formulas(records)
+    # UTF-8 with BOM: Excel on Windows otherwise opens directory names with accents as cp1252.
+    write_file_atomically(
+        run_dir / "findings.csv",
+        lambda p: csv_frame.write_csv(p, include_bom=True),
+    )
