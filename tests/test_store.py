@@ -1,0 +1,95 @@
+"""Run directories are complete or absent; written findings are safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from audit.model import FINDINGS_SCHEMA, conform
+from audit.store import (
+    RunDirError,
+    neutralise_formulas,
+    read_snapshot,
+    staged_directory,
+    write_findings,
+    write_manifest,
+    write_snapshot,
+)
+from tests.factories import ad_user, cloud_user, snapshot
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    """An exception while staging removes the staging directory and never creates the target."""
+    target = tmp_path / "runs" / "r1"
+    with pytest.raises(RuntimeError), staged_directory(target) as staging:
+        (staging / "half.parquet").write_bytes(b"x")
+        raise RuntimeError("disk full")
+    assert not target.exists()
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_existing_run_is_never_overwritten(tmp_path: Path) -> None:
+    target = tmp_path / "r1"
+    target.mkdir()
+    (target / "manifest.json").write_text("{}")
+    with pytest.raises(RunDirError, match="already exists"), staged_directory(target):
+        pass
+    assert (target / "manifest.json").read_text() == "{}"
+
+
+def test_snapshot_round_trips_through_parquet(tmp_path: Path) -> None:
+    """What analyze reads back is exactly what import wrote, dtypes included."""
+    snap = snapshot([ad_user("alice")], [cloud_user("alice")])
+    with staged_directory(tmp_path / "r") as staging:
+        write_snapshot(staging, snap)
+        write_manifest(
+            staging,
+            {"format_version": 1, "taken_at": snap.taken_at, "sources": []},
+        )
+    back = read_snapshot(tmp_path / "r")
+    assert back.ad_users.equals(snap.ad_users)
+    assert back.cloud_users.equals(snap.cloud_users)
+    assert back.tenant == snap.tenant
+    assert back.taken_at == snap.taken_at
+
+
+def test_reading_something_that_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="no such run directory"):
+        read_snapshot(tmp_path / "missing")
+    with pytest.raises(RunDirError, match=r"manifest\.json missing"):
+        read_snapshot(tmp_path)
+
+
+def test_formula_cells_are_neutralised() -> None:
+    """Cells a spreadsheet would evaluate get a leading quote; others are untouched."""
+    frame = pl.DataFrame(
+        {"v": ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "alice", None]}
+    )
+    assert neutralise_formulas(frame)["v"].to_list() == [
+        "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", "alice", None,
+    ]
+
+
+def test_findings_files_are_written_and_inert(tmp_path: Path) -> None:
+    findings = conform(
+        pl.DataFrame(
+            {
+                "code": ["upn-drift"],
+                "severity": ["medium"],
+                "detail": ["=cmd|' /C calc'!A0"],
+                "value": ["<script>alert(1)</script>"],
+                "waived": [False],
+            }
+        ),
+        FINDINGS_SCHEMA,
+    )
+    write_findings(tmp_path, findings, {"run_id": "r"})
+    csv_text = (tmp_path / "findings.csv").read_text(encoding="utf-8-sig")
+    assert "'=cmd|' /C calc'!A0" in csv_text
+    payload = json.loads((tmp_path / "findings.json").read_text())
+    assert payload["findings"][0]["value"] == "<script>alert(1)</script>"
+    assert pl.read_parquet(tmp_path / "findings.parquet").equals(findings)
+    assert not list(tmp_path.glob(".*partial"))
