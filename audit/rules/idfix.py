@@ -1,0 +1,608 @@
+"""IdFix's multi-tenant rules (FACTS.md 4) as vectorised Polars checks: ``invalid-attribute``.
+
+One finding per (in-scope AD user, attribute, value, error kind). Every value is checked with
+Polars string expressions over whole columns; only the values that fail go on to the (more
+expensive) proposal step, so a clean estate costs one pass per attribute.
+
+Decisions, chosen to keep false positives (IdFix users' main complaint) down:
+
+* userPrincipalName: max 113 characters, 64 before the ``@`` and 48 after; invalid characters
+  ``\\s \\ % & * + / = ? ' { } | < > ( ) ; : , [ ] "`` and any non-ASCII character (diacritics);
+  the RFC 2822 shape is checked on the value with those characters removed, so a space is
+  reported once (character), not also as localpart/format. A blank UPN is not flagged: Entra
+  Connect then uses ``sAMAccountName@<domain>``.
+* Non-routable top-level domains: a compact deny-list (:data:`NON_ROUTABLE_TLDS`), NOT IANA's
+  list of delegated TLDs. It is checked for the UPN and the primary ``SMTP:`` proxy only:
+  Exchange Online silently drops secondary ``smtp:`` addresses in unverified domains (the
+  ubiquitous ``smtp:user@corp.local``), so flagging them would be noise.
+* proxyAddresses: ``smtp:`` values: invalid ``\\s < > ( ) ; , [ ] "`` (an apostrophe is valid in
+  an SMTP local part) and the RFC 2822 shape; X400/X500: invalid ``\\f \\n \\r \\t \\v [ ] " '``
+  (spaces and parentheses are normal in X500 DNs); any prefix: a ``:`` after the prefix's colon.
+  Other prefixes (SIP, EUM...) are only length-checked.
+* sAMAccountName is checked only when the user's UPN is blank or itself fails a rule: with a
+  valid UPN sync works whatever the sAMAccountName (IdFix does the same).
+* displayName blank is flagged only when the snapshot carries displayName at all (an export
+  without the column would otherwise make every user a finding). Blank givenName, mail,
+  mailNickname are fine.
+* Skipped like IdFix: cn ending in ``$``, cn starting with a well-known system prefix,
+  replication-conflict DNs (``\\0ACNF:``), isCriticalSystemObject.
+* Proposed value: one cumulative fix per value (transliterate diacritics, strip invalid
+  characters, clean the local/domain parts, truncate the local part or the text), shown on a
+  finding only when the fixed value passes every rule of its attribute except the top-level
+  domain (which no string edit can fix: that needs a verified routable suffix, a human choice).
+  The fix is idempotent; without a proposal the remediation is manual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from audit.model import RuleMeta, Severity
+from audit.rules.base import AD_SET_ATTRIBUTE, MANUAL, Rule, RuleContext
+
+FAMILY = "attributes"
+
+KINDS = ("blank", "length", "character", "format", "localpart", "domainpart", "topleveldomain")
+
+# Well-known suffixes that are not routable on the Internet (RFC 2606 / 6761 / 6762, ICANN's
+# indefinitely deferred name-collision strings corp/home/mail, and common internal names).
+# Deliberately short and conservative: a suffix missing here is at worst not flagged.
+NON_ROUTABLE_TLDS = (
+    "local",
+    "lan",
+    "internal",
+    "localdomain",
+    "localhost",
+    "corp",
+    "home",
+    "mail",
+    "intranet",
+    "private",
+    "test",
+    "example",
+    "invalid",
+)
+
+# IdFix's well-known exclusions: objects whose cn starts with one of these are not checked.
+SKIPPED_CN_PREFIXES = (
+    "Admini",
+    "CAS_{",
+    "DiscoverySearchMailbox",
+    "FederatedEmail",
+    "Guest",
+    "HTTPConnector",
+    "krbtgt",
+    "iusr_",
+    "iwam",
+    "msol",
+    "support_",
+    "SystemMailbox",
+    "WWIOadmini",
+    "HealthMailbox",
+    "Exchange Online-ApplicationAccount",
+)
+
+_ATEXT = r"a-zA-Z0-9!#$%&'*+/=?^_`{|}~-"
+_LOCAL_RE = rf"^[{_ATEXT}]+(?:\.[{_ATEXT}]+)*$"
+_DOMAIN_RE = r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z]{2,17}$"
+_NOT_LOCAL_CHAR = rf"[^.{_ATEXT}]"
+_NOT_DOMAIN_CHAR = r"[^a-zA-Z0-9.-]"
+_NON_ASCII = r"[^\x00-\x7F]"
+_UPN_INVALID = r"""[\s\\%&*+/=?'{}|<>();:,\[\]"]"""
+_SMTP_INVALID = r"""[\s<>();,\[\]"]"""
+_X400_X500_INVALID = r"""[\f\n\r\t\v\[\]"']"""
+_SAM_INVALID = r"""[\\"|,/\[\]:<>+=;?*]"""
+_NON_ROUTABLE_RE = r"(?i)\.(?:" + "|".join(NON_ROUTABLE_TLDS) + r")$"
+
+# Fast pre-filters: a value matching one of these passes every rule of its attribute, so only
+# the (rare) others are evaluated in detail. Each is a strict subset of the valid values.
+_UPN_ATEXT = r"A-Za-z0-9!#$^_`~-"  # atext minus the UPN-invalid characters
+_CLEAN_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,17}"
+_CLEAN_UPN_RE = rf"^[{_UPN_ATEXT}]+(?:\.[{_UPN_ATEXT}]+)*@{_CLEAN_DOMAIN}$"
+_CLEAN_SMTP_RE = rf"^(?i:smtp):[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@{_CLEAN_DOMAIN}$"
+_CLEAN_OTHER_PROXY_RE = r"^[^:]*:[^:\f\n\r\t\v\[\]\"']*$"
+_SMTP_PREFIX_RE = r"^(?i:smtp):"
+
+INVALID_ATTRIBUTE = RuleMeta(
+    code="invalid-attribute",
+    severity=Severity.medium,
+    family=FAMILY,
+    title="Attribute value fails an IdFix rule",
+    explanation=(
+        "An attribute of an in-scope AD user breaks one of the rules Microsoft's IdFix tool "
+        "checks before directory synchronization (multi-tenant rule set): a character Entra ID "
+        "does not accept, a value that is too long, a blank displayName, or an address that is "
+        "not shaped like local@domain (format, localpart, domainpart) or ends in a "
+        "non-routable top-level domain such as .local. Entra Connect Health reports these as "
+        "Data Validation Failure (IdentityDataValidationFailed) or the value is silently "
+        "replaced: a UPN with invalid characters or an unroutable suffix becomes "
+        "<mailNickname>@<tenant>.onmicrosoft.com. The error kind is in the evidence; the "
+        "proposed value is the IdFix-style fix (diacritics transliterated, invalid characters "
+        "stripped, text truncated). IdFix itself is unsupported from 30 June 2026."
+    ),
+    remediation=(
+        "Review the proposed value, then set it on-premises: "
+        "Set-ADUser -Identity <dn> -UserPrincipalName <value> (or -Replace @{<attribute>="
+        "'<value>'}; for one proxyAddresses value -Remove @{proxyAddresses='<old>'} "
+        "-Add @{proxyAddresses='<new>'}), and run Start-ADSyncSyncCycle -PolicyType Delta. A "
+        "non-routable suffix needs a routable UPN suffix added in Active Directory Domains and "
+        "Trusts and verified in the tenant first. Keep the old values (the remediation script "
+        "writes an undo file) in case an application depends on them."
+    ),
+    references=(
+        "https://learn.microsoft.com/microsoft-365/enterprise/prepare-directory-attributes-for-synch-with-idfix",
+        "https://learn.microsoft.com/microsoft-365/enterprise/prepare-for-directory-synchronization",
+        "https://github.com/microsoft/idfix",
+    ),
+    remediation_actions=(AD_SET_ATTRIBUTE, MANUAL),
+)
+
+_KIND_TEXT = {
+    "blank": "is blank",
+    "length": "is too long",
+    "character": "contains characters Entra ID does not accept",
+    "format": "is not shaped like local@domain",
+    "localpart": "has an invalid part before the @",
+    "domainpart": "has an invalid domain part",
+    "topleveldomain": "ends in a non-routable top-level domain",
+}
+
+Kinds = dict[str, pl.Expr]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    attribute: str  # LDAP name, as reported
+    column: str  # ad_users column
+    limits: str  # human text for the length rule
+    kinds: Callable[[pl.Expr], Kinds]  # value -> {kind: failed}
+    fix: Callable[[pl.Expr], pl.Expr]  # value -> cumulative fix (may use _cn/given/surname)
+    check_null: bool = False  # a missing value is itself an error (displayName)
+    # cheap superset of the failing values (None: evaluate every value in detail)
+    suspect: Callable[[pl.Expr], pl.Expr] | None = None
+
+
+# --- expression helpers --------------------------------------------------------------------
+
+
+def _local(value: pl.Expr) -> pl.Expr:
+    """Everything before the last '@'."""
+    return value.str.replace(r"@[^@]*$", "")
+
+
+def _domain(value: pl.Expr) -> pl.Expr:
+    """Everything after the last '@' (null without '@')."""
+    return value.str.extract(r"@([^@]*)$")
+
+
+def _transliterate(value: pl.Expr) -> pl.Expr:
+    """é -> e, ä -> a; what does not decompose to ASCII is dropped."""
+    return value.str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.replace_all(_NON_ASCII, "")
+
+
+def _address_shape(
+    clean: pl.Expr, *, check_tld: pl.Expr | bool, check_format: bool = True
+) -> Kinds:
+    """RFC 2822 shape of an address whose invalid characters were already removed."""
+    has_at = clean.str.contains("@", literal=True)
+    local = _local(clean)
+    domain = _domain(clean)
+    tld = domain.str.replace(r"^.*\.", "").str.to_lowercase()
+    kinds: Kinds = {
+        "localpart": has_at
+        & (~local.str.contains(_LOCAL_RE) | (clean.str.count_matches("@", literal=True) > 1)),
+        "domainpart": has_at & ~domain.str.contains(_DOMAIN_RE),
+        "topleveldomain": has_at & tld.is_in(NON_ROUTABLE_TLDS) & check_tld,
+    }
+    if check_format:
+        kinds["format"] = ~has_at
+    return kinds
+
+
+def _address_fix(
+    value: pl.Expr, invalid: str, *, max_total: pl.Expr | int, max_local: int
+) -> pl.Expr:
+    """Transliterate, strip invalid characters, clean both parts, fit the local part."""
+    clean = _transliterate(value).str.replace_all(invalid, "")
+    local = (
+        _local(clean)
+        .str.replace_all(_NOT_LOCAL_CHAR, "")
+        .str.replace_all(r"\.{2,}", ".")
+        .str.strip_chars(".")
+    )
+    domain = (
+        _domain(clean)
+        .str.replace_all(_NOT_DOMAIN_CHAR, "")
+        .str.replace_all(r"\.{2,}", ".")
+        .str.strip_chars(".-")
+    )
+    total = max_total if isinstance(max_total, pl.Expr) else pl.lit(max_total)
+    budget = pl.min_horizontal(pl.lit(max_local), total - 1 - domain.str.len_chars()).clip(0)
+    local = local.str.head(budget).str.strip_chars_end(".")
+    return (
+        pl.when(clean.str.contains("@", literal=True))
+        .then(pl.concat_str([local, pl.lit("@"), domain]))
+        .otherwise(clean)
+    )
+
+
+def _truncate(value: pl.Expr, limit: int) -> pl.Expr:
+    return value.str.head(limit)
+
+
+def _fallback_cn(fixed: pl.Expr, cleaned_cn: pl.Expr) -> pl.Expr:
+    return pl.when(fixed == "").then(cleaned_cn).otherwise(fixed)
+
+
+# --- per attribute -------------------------------------------------------------------------
+
+
+def _upn_kinds(value: pl.Expr) -> Kinds:
+    clean = _transliterate(value).str.replace_all(_UPN_INVALID, "")
+    return {
+        "length": (value.str.len_chars() > 113)
+        | (_local(value).str.len_chars() > 64)
+        | (_domain(value).str.len_chars() > 48),
+        "character": value.str.contains(_UPN_INVALID) | value.str.contains(_NON_ASCII),
+        **_address_shape(clean, check_tld=True),
+    }
+
+
+def _upn_suspect(value: pl.Expr) -> pl.Expr:
+    # 48 characters in total cannot exceed 64 before or 48 after the @
+    clean = (
+        value.str.contains(_CLEAN_UPN_RE)
+        & (value.str.len_bytes() <= 48)
+        & ~value.str.contains(_NON_ROUTABLE_RE)
+    )
+    return ~clean
+
+
+def _upn_fix(value: pl.Expr) -> pl.Expr:
+    return _address_fix(value, _UPN_INVALID, max_total=113, max_local=64)
+
+
+def _mail_kinds(value: pl.Expr) -> Kinds:
+    return {"length": value.str.len_chars() > 256}
+
+
+def _mail_fix(value: pl.Expr) -> pl.Expr:
+    budget = (255 - _domain(value).str.len_chars()).clip(0)
+    return (
+        pl.when(value.str.contains("@", literal=True))
+        .then(pl.concat_str([_local(value).str.head(budget), pl.lit("@"), _domain(value)]))
+        .otherwise(_truncate(value, 256))
+    )
+
+
+def _nickname_kinds(value: pl.Expr) -> Kinds:
+    return {"length": value.str.len_chars() > 64, "character": value.str.starts_with(".")}
+
+
+def _nickname_fix(value: pl.Expr) -> pl.Expr:
+    cn = _truncate(pl.col("_cn").str.strip_chars_start("."), 64)
+    return _fallback_cn(_truncate(value.str.strip_chars_start("."), 64), cn)
+
+
+def _sam_kinds(value: pl.Expr) -> Kinds:
+    return {"length": value.str.len_chars() > 20, "character": value.str.contains(_SAM_INVALID)}
+
+
+def _sam_fix(value: pl.Expr) -> pl.Expr:
+    cn = _truncate(pl.col("_cn").str.replace_all(_SAM_INVALID, ""), 20)
+    return _fallback_cn(_truncate(value.str.replace_all(_SAM_INVALID, ""), 20), cn)
+
+
+def _display_kinds(value: pl.Expr) -> Kinds:
+    return {
+        "blank": value.is_null() | (value.str.strip_chars() == ""),
+        "length": value.str.len_chars() > 256,
+    }
+
+
+def _display_fix(value: pl.Expr) -> pl.Expr:
+    full_name = pl.concat_str(
+        [pl.col("given_name").fill_null(""), pl.col("surname").fill_null("")], separator=" "
+    ).str.strip_chars()
+    named = pl.when(full_name != "").then(full_name).otherwise(pl.col("_cn"))
+    blank = value.is_null() | (value.str.strip_chars() == "")
+    return _truncate(pl.when(blank).then(named).otherwise(value), 256)
+
+
+def _given_kinds(value: pl.Expr) -> Kinds:
+    return {"length": value.str.len_chars() > 64}
+
+
+def _given_fix(value: pl.Expr) -> pl.Expr:
+    return _truncate(value, 64)
+
+
+def _proxy_parts(value: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    prefix = value.str.extract(r"^([^:]*):")
+    rest = pl.when(prefix.is_not_null()).then(value.str.replace(r"^[^:]*:", "")).otherwise(value)
+    is_smtp = (prefix.str.to_lowercase() == "smtp").fill_null(False)
+    is_primary = (prefix == "SMTP").fill_null(False)
+    is_x = prefix.str.contains(r"(?i)^x\.?[45]00$").fill_null(False)
+    return prefix, rest, is_smtp, is_primary, is_x
+
+
+def _proxy_kinds(value: pl.Expr) -> Kinds:
+    _, rest, is_smtp, is_primary, is_x = _proxy_parts(value)
+    address = rest.str.replace_all(_SMTP_INVALID, "").str.replace_all(":", "", literal=True)
+    shape = _address_shape(address, check_tld=is_primary)
+    return {
+        "length": value.str.len_chars() > 256,
+        "character": rest.str.contains(":", literal=True)
+        | (is_smtp & rest.str.contains(_SMTP_INVALID))
+        | (is_x & rest.str.contains(_X400_X500_INVALID)),
+        **{kind: is_smtp & failed for kind, failed in shape.items()},
+    }
+
+
+def _proxy_suspect(value: pl.Expr) -> pl.Expr:
+    smtp = value.str.contains(_SMTP_PREFIX_RE)
+    clean_smtp = value.str.contains(_CLEAN_SMTP_RE) & ~(
+        value.str.starts_with("SMTP:") & value.str.contains(_NON_ROUTABLE_RE)
+    )
+    clean = (
+        pl.when(smtp).then(clean_smtp).otherwise(value.str.contains(_CLEAN_OTHER_PROXY_RE))
+    ) & (value.str.len_bytes() <= 256)
+    return ~clean
+
+
+def _proxy_fix(value: pl.Expr) -> pl.Expr:
+    prefix, rest, is_smtp, _, is_x = _proxy_parts(value)
+    no_colon = rest.str.replace_all(":", "", literal=True)
+    smtp = _address_fix(
+        no_colon, _SMTP_INVALID, max_total=255 - prefix.str.len_chars(), max_local=256
+    )
+    fixed_rest = (
+        pl.when(is_smtp)
+        .then(smtp)
+        .when(is_x)
+        .then(no_colon.str.replace_all(_X400_X500_INVALID, ""))
+        .otherwise(no_colon)
+    )
+    return (
+        pl.when(prefix.is_not_null())
+        .then(pl.concat_str([prefix, pl.lit(":"), fixed_rest]))
+        .otherwise(value)
+    )
+
+
+SPECS: dict[str, _Spec] = {
+    s.attribute: s
+    for s in (
+        _Spec(
+            "userPrincipalName",
+            "upn",
+            "113 characters, 64 before the @ and 48 after",
+            _upn_kinds,
+            _upn_fix,
+            suspect=_upn_suspect,
+        ),
+        _Spec("mail", "mail", "256 characters", _mail_kinds, _mail_fix),
+        _Spec("mailNickname", "mail_nickname", "64 characters", _nickname_kinds, _nickname_fix),
+        _Spec(
+            "proxyAddresses",
+            "proxy_addresses",
+            "256 characters",
+            _proxy_kinds,
+            _proxy_fix,
+            suspect=_proxy_suspect,
+        ),
+        _Spec("sAMAccountName", "sam_account_name", "20 characters", _sam_kinds, _sam_fix),
+        _Spec(
+            "displayName",
+            "display_name",
+            "256 characters",
+            _display_kinds,
+            _display_fix,
+            check_null=True,
+        ),
+        _Spec("givenName", "given_name", "64 characters", _given_kinds, _given_fix),
+    )
+}
+
+
+# --- the generic engine --------------------------------------------------------------------
+
+_ID_COLUMNS = ("source", "dn", "object_guid", "upn", "anchor")
+_CONTEXT_COLUMNS = (*_ID_COLUMNS, "given_name", "surname", "is_critical_system_object")
+
+
+def _cn() -> pl.Expr:
+    """The cn of the DN, LDAP escapes undone."""
+    return (
+        pl.col("dn")
+        .str.extract(r"(?i)^cn=((?:\\.|[^,\\])*)")
+        .str.replace_all(r"\\(.)", "${1}")
+        .alias("_cn")
+    )
+
+
+def _not_skipped() -> pl.Expr:
+    cn = pl.col("_cn")
+    system = cn.str.to_lowercase().str.starts_with(SKIPPED_CN_PREFIXES[0].lower())
+    for prefix in SKIPPED_CN_PREFIXES[1:]:
+        system = system | cn.str.to_lowercase().str.starts_with(prefix.lower())
+    conflict = pl.col("dn").str.contains(r"\\0ACNF:|\nCNF:")
+    return ~(
+        cn.str.ends_with("$").fill_null(False)
+        | system.fill_null(False)
+        | conflict.fill_null(False)
+        | pl.col("is_critical_system_object").fill_null(False)
+    )
+
+
+def _failures(spec: _Spec, values: pl.DataFrame, *, blank_known: bool = True) -> pl.DataFrame:
+    """values: context columns + ``value`` -> one row per failed kind, with ``kind``,
+    ``proposed`` (or null) and the context columns."""
+    kinds = spec.kinds(pl.col("value"))
+    if "blank" in kinds and not blank_known:
+        kinds.pop("blank")
+    if not spec.check_null:
+        values = values.filter(pl.col("value").is_not_null())
+    if spec.suspect is not None:
+        values = values.filter(spec.suspect(pl.col("value")).fill_null(True))
+    flagged = values.with_columns(
+        **{f"_k_{kind}": failed.fill_null(False) for kind, failed in kinds.items()}
+    ).filter(pl.any_horizontal([f"_k_{kind}" for kind in kinds]))
+    if not flagged.height:
+        return values.clear().with_columns(
+            kind=pl.lit(None, pl.String), proposed=pl.lit(None, pl.String)
+        )
+    if "_cn" not in flagged.columns:
+        flagged = flagged.with_columns(_cn())
+    flagged = flagged.filter(_not_skipped())
+    fixed = pl.col("_fixed")
+    still_failing = [
+        failed.fill_null(True)
+        for kind, failed in spec.kinds(fixed).items()
+        if kind != "topleveldomain" and (kind != "blank" or blank_known)
+    ]
+    proposal_ok = (
+        fixed.is_not_null()
+        & ~pl.any_horizontal(still_failing)
+        & (fixed != pl.col("value")).fill_null(True)
+    )
+    flagged = flagged.with_columns(_fixed=spec.fix(pl.col("value"))).with_columns(
+        _proposed=pl.when(proposal_ok).then(fixed)
+    )
+    index = [c for c in flagged.columns if not c.startswith("_k_")]
+    long = flagged.unpivot(
+        on=[f"_k_{kind}" for kind in kinds], index=index, variable_name="kind", value_name="_hit"
+    ).filter(pl.col("_hit"))
+    return long.with_columns(
+        kind=pl.col("kind").str.strip_prefix("_k_"),
+        proposed=pl.when(pl.col("kind") != "_k_topleveldomain").then(pl.col("_proposed")),
+    ).drop("_hit", "_fixed", "_proposed")
+
+
+def _values_frame(values: list[str | None]) -> pl.DataFrame:
+    n = len(values)
+    return pl.DataFrame(
+        {
+            "value": values,
+            "dn": [f"CN=check{i},DC=example,DC=com" for i in range(n)],
+            "given_name": [None] * n,
+            "surname": [None] * n,
+            "is_critical_system_object": [False] * n,
+        },
+        schema={
+            "value": pl.String,
+            "dn": pl.String,
+            "given_name": pl.String,
+            "surname": pl.String,
+            "is_critical_system_object": pl.Boolean,
+        },
+    )
+
+
+def check_values(attribute: str, values: list[str | None]) -> pl.DataFrame:
+    """(value, kind, proposed) for bare values of one attribute; for tests and ``explain``."""
+    frame = _values_frame(values)
+    found = _failures(SPECS[attribute], frame)
+    return found.select("value", "kind", "proposed")
+
+
+def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
+    users = ctx.in_scope_ad
+    if not users.height:
+        return pl.DataFrame()
+    blank_known = users.get_column("display_name").null_count() < users.height
+    context = users.select(*_CONTEXT_COLUMNS)
+    parts: list[pl.DataFrame] = []
+    for spec in SPECS.values():
+        if spec.column == "proxy_addresses":
+            values = (
+                users.select(
+                    pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), "proxy_addresses"
+                )
+                .explode("proxy_addresses")
+                .rename({"proxy_addresses": "value"})
+                .filter(pl.col("value").is_not_null())
+            )
+            # cheap pass first on the narrow frame, then attach the user columns
+            assert spec.suspect is not None
+            values = values.filter(spec.suspect(pl.col("value")))
+            values = values.join(context.with_row_index("_row"), on="_row", how="left").drop("_row")
+        else:
+            values = context.with_columns(value=users.get_column(spec.column))
+        found = _failures(spec, values, blank_known=blank_known)
+        if found.height:
+            parts.append(
+                found.select(*_ID_COLUMNS, "value", "kind", "proposed").with_columns(
+                    attribute=pl.lit(spec.attribute), _limits=pl.lit(spec.limits)
+                )
+            )
+    if not parts:
+        return pl.DataFrame()
+    findings = pl.concat(parts, how="vertical")
+    # sAMAccountName only matters when the UPN cannot be used (blank or itself invalid).
+    upn_failed = findings.filter(pl.col("attribute") == "userPrincipalName").select("source", "dn")
+    sam = findings.filter(pl.col("attribute") == "sAMAccountName")
+    if sam.height:
+        blank_upn = pl.col("upn").is_null() | (pl.col("upn").str.strip_chars() == "")
+        sam = pl.concat(
+            [
+                sam.filter(blank_upn),
+                sam.filter(~blank_upn).join(upn_failed.unique(), on=["source", "dn"], how="semi"),
+            ]
+        )
+    findings = pl.concat([findings.filter(pl.col("attribute") != "sAMAccountName"), sam])
+    findings = findings.unique(
+        subset=["source", "dn", "attribute", "value", "kind"], keep="first", maintain_order=True
+    )
+    if not findings.height:
+        return pl.DataFrame()
+    message = pl.col("kind").replace_strict(_KIND_TEXT, return_dtype=pl.String)
+    message = (
+        pl.when(pl.col("kind") == "length")
+        .then(pl.format("{} (max {})", message, "_limits"))
+        .otherwise(message)
+    )
+    shown = pl.coalesce(pl.col("value"), pl.lit(""))
+    base = pl.format("{} '{}' of AD user {} {}", "attribute", shown, "dn", message)
+    detail = (
+        pl.when(pl.col("proposed").is_not_null())
+        .then(pl.format("{}; proposed '{}'.", base, "proposed"))
+        .otherwise(pl.format("{}.", base))
+    )
+    return findings.select(
+        detail.alias("detail"),
+        pl.col("source").alias("ad_source"),
+        pl.col("dn").alias("ad_dn"),
+        pl.col("object_guid").alias("ad_object_guid"),
+        pl.col("upn").alias("ad_upn"),
+        "anchor",
+        pl.lit("none").alias("cloud_state"),
+        "attribute",
+        "value",
+        pl.col("proposed").alias("proposed_value"),
+        pl.struct(
+            kind=pl.col("kind"),
+            rule=pl.lit("IdFix multi-tenant"),
+            attribute=pl.col("attribute"),
+            limits=pl.when(pl.col("kind") == "length").then(pl.col("_limits")),
+            reason=message,
+        )
+        .struct.json_encode()
+        .alias("evidence"),
+        pl.when(pl.col("proposed").is_not_null())
+        .then(pl.lit(AD_SET_ATTRIBUTE))
+        .otherwise(pl.lit(MANUAL))
+        .alias("remediation"),
+    )
+
+
+RULES: tuple[Rule, ...] = (Rule(INVALID_ATTRIBUTE, invalid_attribute),)
+
+
+def fix_values(attribute: str, values: list[str | None]) -> list[str | None]:
+    """The cumulative fix of each value (whether or not it fails a rule); for tests."""
+    frame = _values_frame(values).with_columns(_cn())
+    return frame.select(SPECS[attribute].fix(pl.col("value"))).to_series().to_list()
