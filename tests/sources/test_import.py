@@ -1,0 +1,108 @@
+"""import_files as the CLI calls it: several sources, config scope, reports, frame schemas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from audit.config import AdSource, Settings
+from audit.model import AD_USERS_SCHEMA, CLOUD_OBJECTS_SCHEMA, CLOUD_USERS_SCHEMA
+from audit.sources.detect import InputError
+from audit.sources.files import import_files
+from tests.sources.helpers import TAKEN_AT, cloud_user, graph_page, ldif_file, person
+
+CORP = "DC=corp,DC=contoso,DC=com"
+
+
+def two_sources() -> Settings:
+    return Settings(
+        ad=(
+            AdSource(
+                name="corp",
+                include_ous=(f"OU=Staff,{CORP}",),
+                exclude_ous=(f"OU=Leavers,OU=Staff,{CORP}",),
+                filter="(!(userAccountControl:1.2.840.113556.1.4.803:=2))",
+            ),
+            AdSource(name="fabrikam", anchor_attribute="objectGUID"),
+        ),
+        source_path="syncaudit.toml",
+    )
+
+
+def test_sources_scope_and_reports(tmp_path: Path) -> None:
+    corp = ldif_file(
+        tmp_path / "corp.ldif",
+        [
+            person("In", str(uuid.uuid4()), ou=f"OU=Staff,{CORP}"),
+            person("Gone", str(uuid.uuid4()), ou=f"OU=Leavers,OU=Staff,{CORP}"),
+            person("Off", str(uuid.uuid4()), ou=f"OU=Staff,{CORP}", uac=514),
+            person("Svc", str(uuid.uuid4()), ou=f"OU=Service,{CORP}"),
+        ],
+    )
+    fab = ldif_file(
+        tmp_path / "fab.ldif", [person("In", str(uuid.uuid4()), ou="OU=Staff,DC=fabrikam,DC=com")]
+    )
+    users = tmp_path / "users.json"
+    users.write_text(graph_page([cloud_user("u1", "in@contoso.com")]))
+    snap = import_files(
+        ad=[("corp", corp), ("fabrikam", fab)],
+        cloud=[users],
+        settings=two_sources(),
+        taken_at=TAKEN_AT,
+    )
+    frame = snap.ad_users
+    assert frame.select("source", "in_scope", "out_of_scope_reason").rows() == [
+        ("corp", True, None),
+        ("corp", False, f"excluded OU OU=Leavers,OU=Staff,{CORP}"),
+        ("corp", False, "filter"),
+        ("corp", False, "outside include_ous"),
+        ("fabrikam", True, None),
+    ]
+    assert [(s.name, s.kind, s.rows, s.complete) for s in snap.sources] == [
+        ("corp", "ad", 4, True),
+        ("fabrikam", "ad", 1, True),
+        ("users.json", "cloud", 1, True),
+    ]
+    assert snap.complete("ad") and snap.complete("cloud") and not snap.complete("deleted")
+    assert snap.tenant.known is False
+    assert snap.taken_at == TAKEN_AT
+
+
+def test_frames_follow_the_model_schemas(tmp_path: Path) -> None:
+    ad = ldif_file(tmp_path / "a.ldif", [person("A", str(uuid.uuid4()))])
+    snap = import_files(ad=[(None, ad)], cloud=[], settings=Settings())
+    assert dict(snap.ad_users.schema) == AD_USERS_SCHEMA
+    assert dict(snap.cloud_users.schema) == CLOUD_USERS_SCHEMA
+    assert dict(snap.cloud_objects.schema) == CLOUD_OBJECTS_SCHEMA
+    assert snap.taken_at is not None
+    assert datetime.fromisoformat(snap.taken_at.replace("Z", "+00:00")).tzinfo is not None
+
+
+def test_duplicate_dn_across_files_of_one_source(tmp_path: Path) -> None:
+    entry = person("A", str(uuid.uuid4()))
+    one = ldif_file(tmp_path / "one.ldif", [entry])
+    two = ldif_file(tmp_path / "two.ldif", [entry])
+    with pytest.raises(InputError, match=rf"two\.ldif:1: duplicate DN .*first at {one}:1"):
+        import_files(
+            ad=[("corp", one), ("corp", two)], cloud=[], settings=Settings(), taken_at=TAKEN_AT
+        )
+
+
+def test_bad_filter_in_config_names_the_config(tmp_path: Path) -> None:
+    ad = ldif_file(tmp_path / "a.ldif", [person("A", str(uuid.uuid4()))])
+    config = Settings(
+        ad=(AdSource(name="corp", filter="(objectClass=user"),), source_path="syncaudit.toml"
+    )
+    with pytest.raises(
+        InputError, match=r"^syncaudit\.toml: \[\[ad\]\] corp: filter: missing '\)'"
+    ):
+        import_files(ad=[(None, ad)], cloud=[], settings=config, taken_at=TAKEN_AT)
+
+
+def test_no_input_at_all_gives_empty_frames() -> None:
+    snap = import_files(ad=[], cloud=[], settings=Settings(), taken_at=TAKEN_AT)
+    assert snap.ad_users.height == 0 and snap.cloud_users.height == 0
+    assert snap.sources == ()
