@@ -79,6 +79,79 @@ class RuleContext:
         """In-scope AD users joined to the ACTIVE cloud user holding their anchor."""
         return joins.hard_matches(self.in_scope_ad, self.active_cloud)
 
+    # --- keyed joins of the anchor / matching / duplicates families (see joins.py) -----------
+
+    @cached_property
+    def scoped_ad(self) -> pl.DataFrame:
+        """In-scope AD users with an integer row key ``_ad`` the matching joins carry."""
+        return self.in_scope_ad.with_row_index(joins.AD_KEY)
+
+    @cached_property
+    def anchor_links(self) -> pl.DataFrame:
+        """(_ad, anchor, holder_id): the ACTIVE cloud user holding each in-scope anchor, or null."""
+        return joins.anchor_links(self.scoped_ad, self.active_cloud)
+
+    @cached_property
+    def unheld_ad(self) -> pl.DataFrame:
+        """In-scope AD users (_ad, anchor, upn, primary_smtp) no active cloud user holds."""
+        keys = self.anchor_links.filter(pl.col("holder_id").is_null()).select(joins.AD_KEY)
+        return self.scoped_ad.select(joins.AD_KEY, "anchor", "upn", "primary_smtp").join(
+            keys, on=joins.AD_KEY, how="semi"
+        )
+
+    @cached_property
+    def deleted_links(self) -> pl.DataFrame:
+        """(_ad, deleted_id, deleted_upn, deleted_at): unheld AD users whose anchor a
+        soft-deleted cloud user keeps (empty when deleted users were not supplied)."""
+        return joins.deleted_links(self.unheld_ad, self.deleted_cloud)
+
+    @property
+    def upn_soft_match(self) -> bool:
+        """softMatchOnUpnEnabled, unknown taken as on (the default for tenants since 2016)."""
+        return self.features.soft_match_on_upn.value is not False
+
+    @cached_property
+    def soft_candidates(self) -> pl.DataFrame:
+        """The soft-match candidate of every unheld in-scope AD user (see joins)."""
+        return joins.soft_match_candidates(
+            self.unheld_ad,
+            self.active_cloud,
+            self.snapshot.cloud_objects,
+            upn_allowed=self.upn_soft_match,
+        )
+
+    @cached_property
+    def ad_address_keys(self) -> pl.DataFrame:
+        """(_ad, address): UPN, mail and smtp proxies of in-scope AD users, lower-cased."""
+        return joins.address_keys(self.scoped_ad, joins.AD_KEY, ("upn", "mail")).collect()
+
+    @cached_property
+    def address_collisions(self) -> pl.DataFrame:
+        """(_ad, address, holder_id, owner_id): an in-scope AD user's UPN/mail/smtp value owned
+        by an active cloud object other than the one holding its anchor."""
+        return joins.address_collisions(
+            self.ad_address_keys, self.anchor_links, self.active_cloud, self.snapshot.cloud_objects
+        )
+
+    @cached_property
+    def duplicate_cloud_pairs(self) -> pl.DataFrame:
+        """Hard-matched AD user + another active, unsynced cloud user owning its UPN/SMTP/mail."""
+        return joins.duplicate_cloud_pairs(
+            self.address_collisions, self.scoped_ad, self.active_cloud
+        )
+
+    @cached_property
+    def cloud_anchors_without_ad(self) -> pl.DataFrame:
+        """Cloud users (active and deleted) whose immutableId no in-scope AD user has (oos_*:
+        the out-of-scope AD user that has it)."""
+        return joins.cloud_anchors_without_ad(self.cloud, self.ad)
+
+    @cached_property
+    def misencoded_anchors(self) -> pl.DataFrame:
+        """Cloud immutableIds in the wrong encoding, with the AD user they decode to."""
+        unheld = self.cloud_anchors_without_ad.filter(pl.col("oos_dn").is_null())
+        return joins.misencoded_anchors(unheld, self.ad)
+
 
 RuleFunction = Callable[[RuleContext], pl.DataFrame]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from audit.anchor import Encoding, decode_wrong_encodings, immutable_id_from_guid
+
 
 def active_cloud(cloud: pl.DataFrame) -> pl.DataFrame:
     return cloud.filter(pl.col("deleted_at").is_null())
@@ -46,7 +48,610 @@ def smtp_addresses(frame: pl.DataFrame, id_column: str) -> pl.DataFrame:
         .filter(pl.col("proxy_addresses").str.to_lowercase().str.starts_with("smtp:"))
         .select(
             pl.col(id_column),
-            pl.col("proxy_addresses").str.slice(5).str.strip_chars().str.to_lowercase().alias("address"),
+            pl.col("proxy_addresses")
+            .str.slice(5)
+            .str.strip_chars()
+            .str.to_lowercase()
+            .alias("address"),
             pl.col("proxy_addresses").str.starts_with("SMTP:").alias("is_primary"),
+        )
+    )
+
+
+# --- keyed joins for the anchor / matching / duplicates families ---------------------------------
+#
+# In-scope AD users carry an integer row key ``_ad`` (RuleContext.scoped_ad) so the wide joins
+# move integers, not strings; the few finding rows get their AD columns back at the end.
+
+AD_KEY = "_ad"
+_CANONICAL_B64 = r"^[A-Za-z0-9+/]{22}==$"
+# Anchor attributes whose values are GUID bytes: any other (employeeID, msDS-SourceAnchor...)
+# makes non-base64 anchors legitimate.
+GUID_ANCHOR_ATTRIBUTES = ("objectguid", "ms-ds-consistencyguid")
+
+
+def is_canonical(column: str) -> pl.Expr:
+    """Vectorised anchor.is_canonical_immutable_id: 24-char standard base64 of 16 bytes."""
+    return pl.col(column).str.contains(_CANONICAL_B64)
+
+
+def swap_guid_byte_order(hex32: pl.Expr) -> pl.Expr:
+    """32 hex chars in bytes_le order <-> RFC (big-endian) order; the swap is its own inverse."""
+    parts = [(6, 2), (4, 2), (2, 2), (0, 2), (10, 2), (8, 2), (14, 2), (12, 2), (16, 16)]
+    return pl.concat_str([hex32.str.slice(o, n) for o, n in parts])
+
+
+def guid_text_from_hex(hex32: pl.Expr) -> pl.Expr:
+    """32 hex chars in RFC order -> canonical lower-case GUID text."""
+    h = hex32.str.to_lowercase()
+    spans = [(0, 8), (8, 4), (12, 4), (16, 4), (20, 12)]
+    return pl.concat_str([h.str.slice(o, n) for o, n in spans], separator="-")
+
+
+def b64_to_hex(column: str) -> pl.Expr:
+    """Hex of the bytes a base64 value holds; null when it is not strict base64."""
+    return pl.col(column).str.decode("base64", strict=False).bin.encode("hex")
+
+
+def hex_to_b64(hex32: pl.Expr) -> pl.Expr:
+    return hex32.str.decode("hex", strict=False).bin.encode("base64")
+
+
+def anchor_links(scoped_ad: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
+    """(_ad, anchor, holder_id): every in-scope AD user with the ACTIVE cloud user holding its
+    anchor, or a null holder_id. Case-sensitive, like sourceAnchor."""
+    holders = (
+        active.lazy()
+        .select(pl.col("id").alias("holder_id"), pl.col("immutable_id"))
+        .filter(pl.col("immutable_id").is_not_null())
+        .with_columns(_h=pl.col("immutable_id").hash())
+    )
+    # 64-bit hash join, then the strings are compared (case-sensitive) to rule out collisions.
+    return (
+        scoped_ad.lazy()
+        .select(AD_KEY, "anchor", _h=pl.col("anchor").hash())
+        .join(holders, on="_h", how="left")
+        .with_columns(
+            holder_id=pl.when(pl.col("anchor") == pl.col("immutable_id")).then(pl.col("holder_id"))
+        )
+        # a 64-bit collision would add a second, unmatched row for that AD user: drop it
+        .filter(pl.col("holder_id").is_not_null() | ~pl.col(AD_KEY).is_duplicated())
+        .select(AD_KEY, "anchor", "holder_id")
+        .collect()
+    )
+
+
+def deleted_links(unheld: pl.DataFrame, deleted: pl.DataFrame) -> pl.DataFrame:
+    """(_ad, deleted_id, deleted_upn, deleted_at) for unheld AD users whose anchor a
+    soft-deleted cloud user keeps (deleted users keep onPremisesImmutableId for 30 days)."""
+    held = deleted.select(
+        pl.col("id").alias("deleted_id"),
+        pl.col("upn").alias("deleted_upn"),
+        pl.col("deleted_at"),
+        pl.col("immutable_id"),
+    ).filter(pl.col("immutable_id").is_not_null())
+    return (
+        unheld.select(AD_KEY, "anchor")
+        .join(held, left_on="anchor", right_on="immutable_id", how="inner")
+        .drop("anchor")
+        .unique([AD_KEY], keep="first")
+    )
+
+
+def object_addresses(objects: pl.DataFrame) -> pl.DataFrame:
+    """(address, owner_id, owner_type, owner_name, owner_attribute) for groups and contacts."""
+    mails = objects.select(
+        lower("mail").alias("address"),
+        pl.col("id").alias("owner_id"),
+        pl.lit("mail").alias("owner_attribute"),
+    )
+    proxies = smtp_addresses(objects, "id").select(
+        "address", pl.col("id").alias("owner_id"), pl.lit("proxyAddresses").alias("owner_attribute")
+    )
+    names = objects.select(
+        pl.col("id").alias("owner_id"),
+        pl.col("object_type").alias("owner_type"),
+        pl.coalesce("mail", "display_name").alias("owner_name"),
+    )
+    return (
+        pl.concat([mails, proxies])
+        .filter(pl.col("address").is_not_null())
+        .join(names, on="owner_id")
+        .select("address", "owner_id", "owner_type", "owner_name", "owner_attribute")
+    )
+
+
+def address_keys(frame: pl.DataFrame, id_column: str, single: tuple[str, ...]) -> pl.LazyFrame:
+    """(id, address) for the single-valued address columns and every smtp proxy, lower-cased.
+
+    A value repeated in several attributes of the same object (UPN = mail = primary SMTP, the
+    usual case) appears once, by comparing within the row rather than hashing: the wide joins
+    stay about one row per address.
+    """
+    keys = [f"_k{i}" for i in range(len(single))]
+    base = frame.lazy().select(
+        pl.col(id_column), *[lower(c).alias(k) for c, k in zip(single, keys, strict=True)]
+    )
+
+    def fresh(expr: pl.Expr, before: list[str]) -> pl.Expr:
+        ok = expr.is_not_null() & (expr != "")
+        for k in before:
+            ok = ok & (expr != pl.col(k)).fill_null(True)
+        return ok
+
+    singles = [
+        base.filter(fresh(pl.col(k), keys[:i])).select(id_column, pl.col(k).alias("address"))
+        for i, k in enumerate(keys)
+    ]
+    proxy = pl.col("proxy_addresses")
+    proxies = (
+        frame.lazy()
+        .select(
+            pl.col(id_column),
+            *[lower(c).alias(k) for c, k in zip(single, keys, strict=True)],
+            proxy,
+        )
+        .explode("proxy_addresses")
+        .filter(proxy.str.slice(0, 5).str.to_lowercase() == "smtp:")
+        .with_columns(address=proxy.str.slice(5).str.strip_chars().str.to_lowercase())
+        .filter(fresh(pl.col("address"), keys))
+        .select(id_column, "address")
+    )
+    return pl.concat([*singles, proxies], how="vertical")
+
+
+def address_collisions(
+    ad_keys: pl.DataFrame,
+    links: pl.DataFrame,
+    active: pl.DataFrame,
+    objects: pl.DataFrame,
+) -> pl.DataFrame:
+    """(_ad, address, holder_id, owner_id): an in-scope AD user's UPN/mail/smtp value that an
+    active cloud user, group or contact other than its anchor holder owns (as UPN, mail or smtp
+    proxy). One uniqueness space: Entra refuses an export whose value any other object owns in
+    any of these attributes (AttributeValueMustBeUnique)."""
+    owners = pl.concat(
+        [
+            address_keys(active, "id", ("upn", "mail")),
+            address_keys(objects, "id", ("mail",)),
+        ],
+        how="vertical",
+    ).rename({"id": "owner_id"})
+    # Joined on a 64-bit hash of the address (much cheaper than hashing strings twice), then
+    # the strings are compared so a hash collision can never produce a finding.
+    return (
+        ad_keys.lazy()
+        .join(links.lazy().select(AD_KEY, "holder_id"), on=AD_KEY, how="left")
+        .with_columns(_h=pl.col("address").hash())
+        .join(owners.with_columns(_h=pl.col("address").hash()), on="_h", suffix="_owner")
+        .filter(
+            (pl.col("address") == pl.col("address_owner"))
+            & (pl.col("holder_id").is_null() | (pl.col("owner_id") != pl.col("holder_id")))
+        )
+        .select(AD_KEY, "address", "holder_id", "owner_id")
+        .unique([AD_KEY, "address", "owner_id"])
+        .collect()
+    )
+
+
+def _attributes_holding(checks: list[tuple[str, pl.Expr]]) -> pl.Expr:
+    return pl.concat_list(
+        [pl.when(hit.fill_null(False)).then(pl.lit(name)) for name, hit in checks]
+    ).list.drop_nulls()
+
+
+def _proxy_hit() -> pl.Expr:
+    lowered = pl.col("proxy_addresses").list.eval(pl.element().str.strip_chars().str.to_lowercase())
+    return lowered.list.contains(pl.lit("smtp:") + pl.col("address"))
+
+
+def ad_attributes(rows: pl.DataFrame, scoped_ad: pl.DataFrame) -> pl.DataFrame:
+    """Add ``attribute`` (list): which of the AD user's attributes hold ``address``
+    (userPrincipalName, mail, primarySmtp, proxyAddresses). For the few finding rows only."""
+    detail = scoped_ad.select(AD_KEY, "upn", "mail", "primary_smtp", "proxy_addresses")
+    address = pl.col("address")
+    primary = lower("primary_smtp") == address
+    return (
+        rows.join(detail, on=AD_KEY, how="left")
+        .with_columns(
+            attribute=_attributes_holding(
+                [
+                    ("userPrincipalName", lower("upn") == address),
+                    ("mail", lower("mail") == address),
+                    ("primarySmtp", primary),
+                    ("proxyAddresses", _proxy_hit() & ~primary.fill_null(False)),
+                ]
+            )
+        )
+        .drop("upn", "mail", "primary_smtp", "proxy_addresses")
+    )
+
+
+def owner_details(rows: pl.DataFrame, active: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
+    """Add owner_type, owner_name, owner_synced and owner_attribute (list) for ``owner_id``."""
+    ids = rows.select("owner_id").unique()
+    users = active.join(ids, left_on="id", right_on="owner_id", how="semi").select(
+        pl.col("id").alias("owner_id"),
+        pl.lit("user").alias("owner_type"),
+        pl.col("upn").alias("owner_name"),
+        pl.col("sync_enabled").fill_null(False).alias("owner_synced"),
+        pl.col("upn").alias("o_upn"),
+        pl.col("mail").alias("o_mail"),
+        pl.col("proxy_addresses"),
+    )
+    objs = objects.join(ids, left_on="id", right_on="owner_id", how="semi").select(
+        pl.col("id").alias("owner_id"),
+        pl.col("object_type").alias("owner_type"),
+        pl.coalesce("mail", "display_name").alias("owner_name"),
+        pl.lit(False).alias("owner_synced"),
+        pl.lit(None, dtype=pl.String).alias("o_upn"),
+        pl.col("mail").alias("o_mail"),
+        pl.col("proxy_addresses"),
+    )
+    address = pl.col("address")
+    return (
+        rows.join(pl.concat([users, objs], how="vertical"), on="owner_id", how="left")
+        .with_columns(
+            owner_attribute=_attributes_holding(
+                [
+                    ("userPrincipalName", lower("o_upn") == address),
+                    ("mail", lower("o_mail") == address),
+                    ("proxyAddresses", _proxy_hit()),
+                ]
+            )
+        )
+        .drop("o_upn", "o_mail", "proxy_addresses")
+    )
+
+
+_CANDIDATE_COLUMNS = {
+    "id": "cand_id",
+    "upn": "cand_upn",
+    "immutable_id": "cand_immutable_id",
+    "sync_enabled": "cand_sync_enabled",
+    "admin_roles": "cand_admin_roles",
+    "eligible_roles": "cand_eligible_roles",
+    "on_prem_object_id": "cand_on_prem_object_id",
+}
+
+
+def soft_match_candidates(
+    unheld: pl.DataFrame,
+    active: pl.DataFrame,
+    objects: pl.DataFrame,
+    *,
+    upn_allowed: bool,
+) -> pl.DataFrame:
+    """The cloud object Entra's soft match would pick for each AD user (FACTS.md 1, step 2).
+
+    ``unheld`` has _ad, upn, primary_smtp. Primary SMTP first: an active cloud user whose primary
+    SMTP equals the AD user's (case-insensitive), else a group/contact owning that address (the
+    match then fails with ObjectTypeMismatch); only when neither exists and UPN soft match is
+    allowed, an active cloud user with the same UPN. One row per AD user that has a candidate:
+    _ad, cand_type (user/group/contact), matched_on, matched_value and the cand_* columns.
+    """
+    keys = unheld.select(
+        AD_KEY, lower("primary_smtp").alias("smtp_key"), lower("upn").alias("upn_key")
+    )
+    cand_cols = list(_CANDIDATE_COLUMNS.values())
+    users = active.select(
+        *[pl.col(c).alias(a) for c, a in _CANDIDATE_COLUMNS.items()],
+        pl.lit("user").alias("cand_type"),
+        lower("primary_smtp").alias("smtp_key"),
+        lower("upn").alias("upn_key"),
+    )
+    out_cols = [AD_KEY, *cand_cols, "cand_type", "matched_on", "matched_value"]
+    by_smtp = (
+        keys.filter(pl.col("smtp_key").is_not_null())
+        .join(users.drop("upn_key").filter(pl.col("smtp_key").is_not_null()), on="smtp_key")
+        .with_columns(matched_on=pl.lit("primarySmtp"), matched_value=pl.col("smtp_key"))
+        .select(out_cols)
+    )
+    rest = keys.join(by_smtp.select(AD_KEY), on=AD_KEY, how="anti")
+    by_object = (
+        rest.filter(pl.col("smtp_key").is_not_null())
+        .join(object_addresses(objects), left_on="smtp_key", right_on="address")
+        .unique([AD_KEY], keep="first", maintain_order=True)
+        .with_columns(
+            pl.col("owner_id").alias("cand_id"),
+            pl.col("owner_name").alias("cand_upn"),
+            pl.col("owner_type").alias("cand_type"),
+            *[pl.lit(None, dtype=users.schema[c]).alias(c) for c in cand_cols[2:]],
+            matched_on=pl.lit("primarySmtp"),
+            matched_value=pl.col("smtp_key"),
+        )
+        .select(out_cols)
+    )
+    frames = [by_smtp, by_object]
+    if upn_allowed:
+        rest = rest.join(by_object.select(AD_KEY), on=AD_KEY, how="anti")
+        by_upn = (
+            rest.filter(pl.col("upn_key").is_not_null())
+            .join(users.drop("smtp_key").filter(pl.col("upn_key").is_not_null()), on="upn_key")
+            .with_columns(matched_on=pl.lit("userPrincipalName"), matched_value=pl.col("upn_key"))
+            .select(out_cols)
+        )
+        frames.append(by_upn)
+    return pl.concat(frames, how="vertical").unique([AD_KEY], keep="first", maintain_order=True)
+
+
+def cloud_anchors_without_ad(cloud: pl.DataFrame, ad: pl.DataFrame) -> pl.DataFrame:
+    """Cloud users (active and soft-deleted) whose immutableId no IN-SCOPE AD user has, with the
+    out-of-scope AD user that has it (oos_* columns, null when none)."""
+    anchors = cloud.select(
+        "id", "upn", "immutable_id", "sync_enabled", "deleted_at", "on_prem_dn"
+    ).filter(pl.col("immutable_id").is_not_null())
+    in_scope = ad.filter(pl.col("in_scope")).select("anchor")
+    unheld = anchors.join(in_scope, left_on="immutable_id", right_on="anchor", how="anti")
+    out_of_scope = (
+        ad.filter(~pl.col("in_scope").fill_null(False) & pl.col("anchor").is_not_null())
+        .select(
+            pl.col("anchor"),
+            pl.col("source").alias("oos_source"),
+            pl.col("dn").alias("oos_dn"),
+            pl.col("object_guid").alias("oos_object_guid"),
+            pl.col("upn").alias("oos_upn"),
+            pl.col("out_of_scope_reason").alias("oos_reason"),
+        )
+        .join(unheld.select("immutable_id"), left_on="anchor", right_on="immutable_id", how="semi")
+        .unique(["anchor"], keep="first")
+    )
+    return unheld.join(out_of_scope, left_on="immutable_id", right_on="anchor", how="left")
+
+
+def anchors_are_guid_based(ad: pl.DataFrame) -> bool:
+    """True unless some AD source uses a non-GUID anchor attribute (employeeID...)."""
+    attrs = ad.select(pl.col("anchor_attribute").str.to_lowercase().drop_nulls().unique())
+    return all(a in GUID_ANCHOR_ATTRIBUTES for a in attrs.to_series().to_list())
+
+
+_MISENCODED_SCHEMA: dict[str, pl.DataType] = {
+    "immutable_id": pl.String(),
+    "encoding": pl.String(),
+    "decoded_guid": pl.String(),
+    "correct": pl.String(),
+}
+
+
+def misencoded_anchors(unheld: pl.DataFrame, ad: pl.DataFrame) -> pl.DataFrame:
+    """Cloud immutableIds that are not what Entra Connect would write for any AD user.
+
+    ``unheld`` comes from cloud_anchors_without_ad with no AD user (in scope or not) holding the
+    value. Returned: one row per (cloud user, AD user it decodes to) with encoding, decoded_guid
+    and the AD user's columns (ad_*; ad_anchor is the right value), plus one row per
+    non-canonical value that decodes to no AD user (ad_* null) when the value is the literal
+    ``System.Byte[]``, is GUID-shaped, or every AD source anchors on GUID bytes (a non-base64
+    value is then wrong whatever it is; with an employeeID-like anchor it may be fine).
+    """
+    canonical = is_canonical("immutable_id")
+    hexed = b64_to_hex("immutable_id")
+    big_endian = (
+        unheld.filter(canonical)
+        .select("immutable_id")
+        .unique()
+        .with_columns(hex=hexed)
+        .select(
+            "immutable_id",
+            pl.lit(Encoding.big_endian.value).alias("encoding"),
+            guid_text_from_hex(pl.col("hex")).alias("decoded_guid"),
+            hex_to_b64(swap_guid_byte_order(pl.col("hex"))).alias("correct"),
+        )
+    )
+    odd_values = unheld.filter(~canonical).get_column("immutable_id").unique().to_list()
+    odd_rows = [
+        {
+            "immutable_id": value,
+            "encoding": encoding.value,
+            "decoded_guid": guid,
+            "correct": immutable_id_from_guid(guid),
+        }
+        for value in odd_values  # the few non-canonical values, after the Polars filter
+        for guid, encoding in decode_wrong_encodings(value)
+        if encoding is not Encoding.correct
+    ]
+    odd = pl.DataFrame(odd_rows, schema=_MISENCODED_SCHEMA)
+    decodings = pl.concat([big_endian, odd], how="vertical")
+    ad_cols = ad.select(
+        pl.col("source").alias("ad_source"),
+        pl.col("dn").alias("ad_dn"),
+        pl.col("object_guid").alias("ad_object_guid"),
+        pl.col("upn").alias("ad_upn"),
+        pl.col("anchor").alias("ad_anchor"),
+        pl.col("in_scope").alias("ad_in_scope"),
+    )
+    by_anchor = decodings.join(ad_cols, left_on="correct", right_on="ad_anchor", how="inner")
+    by_anchor = by_anchor.with_columns(ad_anchor=pl.col("correct"))
+    by_guid = decodings.join(
+        ad_cols, left_on="decoded_guid", right_on="ad_object_guid", how="inner"
+    ).with_columns(ad_object_guid=pl.col("decoded_guid"))
+    named = (
+        pl.concat([by_anchor, by_guid.select(by_anchor.columns)], how="vertical")
+        .unique(["immutable_id", "ad_source", "ad_dn"], keep="first", maintain_order=True)
+        .drop("correct")
+    )
+    guid_based = anchors_are_guid_based(ad)
+    unnamed = (
+        unheld.filter(~canonical)
+        .select("immutable_id")
+        .unique()
+        .join(named.select("immutable_id"), on="immutable_id", how="anti")
+        .join(
+            decodings.unique(["immutable_id"], keep="first").drop("correct"),
+            on="immutable_id",
+            how="left",
+        )
+        .filter(
+            (pl.col("immutable_id") == "System.Byte[]")
+            | pl.col("decoded_guid").is_not_null()
+            | pl.lit(guid_based)
+        )
+    )
+    return unheld.select("id", "upn", "immutable_id", "deleted_at").join(
+        pl.concat([named, unnamed], how="diagonal"), on="immutable_id", how="inner"
+    )
+
+
+# --- shaping finding rows -----------------------------------------------------------------------
+
+
+def say(template: str, *parts: pl.Expr | str) -> pl.Expr:
+    """Fill each ``{}`` of the template; a missing part reads "?" instead of nulling the text.
+
+    Other braces are literal (JSON bodies in PowerShell hints), unlike pl.format.
+    """
+    pieces = template.split("{}")
+    if len(pieces) != len(parts) + 1:
+        raise ValueError(f"template has {len(pieces) - 1} slots for {len(parts)} parts")
+    exprs: list[pl.Expr] = [pl.lit(pieces[0])]
+    for part, text in zip(parts, pieces[1:], strict=True):
+        expr = pl.col(part) if isinstance(part, str) else part
+        exprs += [expr.cast(pl.String).fill_null("?"), pl.lit(text)]
+    return pl.concat_str(exprs)
+
+
+def evidence(**fields: pl.Expr) -> pl.Expr:
+    """JSON text of the named fields, for the findings' evidence column."""
+    return pl.struct([e.alias(k) for k, e in fields.items()]).struct.json_encode().alias("evidence")
+
+
+def ad_output(frame: pl.DataFrame) -> list[pl.Expr]:
+    """The ad_* finding columns from a frame carrying source, dn, object_guid, upn."""
+    return [
+        pl.col("source").alias("ad_source"),
+        pl.col("dn").alias("ad_dn"),
+        pl.col("object_guid").alias("ad_object_guid"),
+        pl.col("upn").alias("ad_upn"),
+    ]
+
+
+def who(dn: str = "dn", upn: str = "upn") -> pl.Expr:
+    """`CN=...,DC=... (alice@contoso.com)`: how a detail sentence names an AD user."""
+    return say("{} ({})", dn, upn)
+
+
+def non_empty(column: str) -> pl.Expr:
+    return pl.col(column).list.len().fill_null(0) > 0
+
+
+def soft_match_blockers(block_soft_match: bool | None) -> tuple[pl.Expr, pl.Expr]:
+    """(reason tokens, human phrase) why a soft-match candidate cannot be taken over.
+
+    Works on soft_match_candidates rows. Empty list = the next sync will soft-match it.
+    """
+    roles = pl.col("cand_admin_roles").list.join(", ")
+    checks: list[tuple[pl.Expr, str, pl.Expr]] = [
+        (
+            pl.col("cand_type") != "user",
+            "object-type-mismatch",
+            say("the address belongs to {} {} (ObjectTypeMismatch)", "cand_type", "cand_upn"),
+        ),
+        (
+            non_empty("cand_admin_roles"),
+            "admin-role",
+            say("{} holds privileged role(s) {} (Existing Admin Role Conflict)", "cand_upn", roles),
+        ),
+        (
+            pl.lit(block_soft_match is True),
+            "soft-match-blocked-by-tenant",
+            pl.lit("the tenant blocks soft match (blockSoftMatchEnabled)"),
+        ),
+        (
+            pl.col("cand_immutable_id").is_not_null(),
+            "holds-other-immutable-id",
+            say(
+                "{} already holds immutableId {} (InvalidSoftMatch)",
+                "cand_upn",
+                "cand_immutable_id",
+            ),
+        ),
+    ]
+    tokens = pl.concat_list(
+        [pl.when(cond).then(pl.lit(token)) for cond, token, _ in checks]
+    ).list.drop_nulls()
+    phrases = (
+        pl.concat_list([pl.when(cond).then(text) for cond, _, text in checks])
+        .list.drop_nulls()
+        .list.join("; ")
+    )
+    return tokens, phrases
+
+
+def hard_match_blockers(prefix: str, takeover_blocked: bool | None) -> tuple[pl.Expr, pl.Expr]:
+    """(reason tokens, human phrase) why Entra would refuse a hard match onto the cloud user in
+    the ``{prefix}*`` columns: the 2026 hardening (onPremisesObjectIdentifier set, privileged role
+    assigned or PIM-eligible) or blockCloudObjectTakeoverThroughHardMatchEnabled."""
+    upn = f"{prefix}upn"
+    checks: list[tuple[pl.Expr, str, pl.Expr]] = [
+        (
+            pl.col(f"{prefix}on_prem_object_id").is_not_null(),
+            "on-prem-object-id-set",
+            say(
+                "{} has onPremisesObjectIdentifier {} set (it was synced before)",
+                upn,
+                f"{prefix}on_prem_object_id",
+            ),
+        ),
+        (
+            non_empty(f"{prefix}admin_roles"),
+            "privileged-role-assigned",
+            say(
+                "{} has privileged role(s) {} assigned",
+                upn,
+                pl.col(f"{prefix}admin_roles").list.join(", "),
+            ),
+        ),
+        (
+            non_empty(f"{prefix}eligible_roles"),
+            "privileged-role-eligible",
+            say(
+                "{} is PIM-eligible for privileged role(s) {}",
+                upn,
+                pl.col(f"{prefix}eligible_roles").list.join(", "),
+            ),
+        ),
+        (
+            pl.lit(takeover_blocked is True),
+            "takeover-blocked-by-tenant",
+            pl.lit(
+                "the tenant blocks cloud object takeover through hard match "
+                "(blockCloudObjectTakeoverThroughHardMatchEnabled)"
+            ),
+        ),
+    ]
+    tokens = pl.concat_list(
+        [pl.when(cond).then(pl.lit(token)) for cond, token, _ in checks]
+    ).list.drop_nulls()
+    phrases = (
+        pl.concat_list([pl.when(cond).then(text) for cond, _, text in checks])
+        .list.drop_nulls()
+        .list.join("; ")
+    )
+    return tokens, phrases
+
+
+def duplicate_cloud_pairs(
+    collisions: pl.DataFrame, scoped_ad: pl.DataFrame, active: pl.DataFrame
+) -> pl.DataFrame:
+    """(_ad, owner_id, holder_id, attributes, values): a hard-matched AD user whose UPN, primary
+    SMTP or mail another active cloud USER that is not synced (onPremisesSyncEnabled not true)
+    also owns: the original cloud account beside the one sync matched (FACTS.md 1, step 3)."""
+    unsynced = active.filter(~pl.col("sync_enabled").fill_null(False)).select(
+        pl.col("id").alias("owner_id")
+    )
+    rows = collisions.filter(pl.col("holder_id").is_not_null()).join(
+        unsynced, on="owner_id", how="semi"
+    )
+    rows = ad_attributes(rows, scoped_ad).with_columns(
+        attribute=pl.col("attribute").list.set_intersection(
+            pl.lit(["userPrincipalName", "primarySmtp", "mail"])
+        )
+    )
+    return (
+        rows.filter(pl.col("attribute").list.len() > 0)
+        .explode("attribute")
+        .group_by(AD_KEY, "owner_id", "holder_id")
+        .agg(
+            pl.col("attribute").unique().sort().alias("attributes"),
+            pl.col("address").unique().sort().alias("values"),
         )
     )

@@ -1,0 +1,579 @@
+"""Matching family: what Entra will do with each in-scope AD user at its next export, and cloud
+users whose anchor no AD user has (FACTS.md section 1: hard match, then soft match, then new).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+
+from audit.model import RuleMeta, Severity
+from audit.rules import joins as j
+from audit.rules.anchor import (
+    REF_DUPLICATE_RESILIENCY,
+    REF_EXISTING_TENANT,
+    REF_GRAPH_USER,
+    REF_SYNC_ERRORS,
+    REF_SYNC_FEATURES,
+    ad_identity,
+)
+from audit.rules.base import (
+    CLEAR_ANCHOR,
+    CLEAR_ONPREM_OBJECT_ID,
+    MANUAL,
+    ROLES_DETOUR,
+    SET_ANCHOR,
+    Rule,
+    RuleContext,
+)
+
+_EMPTY = pl.DataFrame()
+REF_HARDENING = (
+    "https://learn.microsoft.com/entra/fundamentals/whats-new "
+    "(Entra Connect security hardening to prevent user account takeover)"
+)
+REF_UPN = "https://learn.microsoft.com/entra/identity/hybrid/connect/plan-connect-userprincipalname"
+
+
+# --- cloud-orphan -----------------------------------------------------------------------------
+
+
+def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
+    if not ctx.ad_complete:  # absence of an AD user: only sound over a complete AD read
+        return _EMPTY
+    rows = ctx.cloud_anchors_without_ad.filter(pl.col("deleted_at").is_null()).join(
+        ctx.misencoded_anchors.select("id"), on="id", how="anti"
+    )
+    if rows.is_empty():
+        return _EMPTY
+    synced = pl.col("sync_enabled").fill_null(False)
+    kind = pl.when(synced).then(pl.lit("Synced")).otherwise(pl.lit("Cloud-only"))
+    out_of_scope = pl.col("oos_dn").is_not_null()
+    detail = (
+        pl.when(out_of_scope)
+        .then(
+            j.say(
+                "{} cloud user {} (id {}) holds anchor {} that no in-scope AD user has: AD user "
+                "{} ({}) holds this anchor but is out of sync scope ({})",
+                kind,
+                "upn",
+                "id",
+                "immutable_id",
+                "oos_dn",
+                "oos_upn",
+                "oos_reason",
+            )
+        )
+        .otherwise(
+            j.say(
+                "{} cloud user {} (id {}) holds anchor {} that no AD user has: its AD object "
+                "was deleted, or lives outside the AD sources read (last known DN {})",
+                kind,
+                "upn",
+                "id",
+                "immutable_id",
+                "on_prem_dn",
+            )
+        )
+    )
+    return rows.select(
+        pl.col("oos_source").alias("ad_source"),
+        pl.col("oos_dn").alias("ad_dn"),
+        pl.col("oos_object_guid").alias("ad_object_guid"),
+        pl.col("oos_upn").alias("ad_upn"),
+        pl.col("immutable_id").alias("anchor"),
+        pl.col("id").alias("cloud_id"),
+        pl.col("upn").alias("cloud_upn"),
+        pl.lit("active").alias("cloud_state"),
+        detail.alias("detail"),
+        j.evidence(
+            sync_enabled=pl.col("sync_enabled"),
+            on_prem_dn=pl.col("on_prem_dn"),
+            held_by_out_of_scope_ad_user=out_of_scope,
+            out_of_scope_reason=pl.col("oos_reason"),
+        ),
+        pl.when(synced).then(pl.lit(MANUAL)).otherwise(pl.lit(CLEAR_ANCHOR)).alias("remediation"),
+    )
+
+
+# --- soft match -------------------------------------------------------------------------------
+
+
+def _soft_rows(ctx: RuleContext) -> pl.DataFrame:
+    """Unheld in-scope AD users (no active holder, no soft-deleted holder) with a candidate."""
+    if not ctx.cloud_complete:  # "no holder" is an absence
+        return _EMPTY
+    cands = ctx.soft_candidates.join(ctx.deleted_links.select(j.AD_KEY), on=j.AD_KEY, how="anti")
+    if cands.is_empty():
+        return _EMPTY
+    tokens, phrases = j.soft_match_blockers(ctx.features.block_soft_match.value)
+    return ad_identity(ctx, cands.with_columns(blockers=tokens, blocker_text=phrases))
+
+
+def _soft_evidence(ctx: RuleContext) -> pl.Expr:
+    upn_feature = ctx.features.soft_match_on_upn
+    upn_note = (
+        "assumed on (unknown; the default for tenants since 2016)"
+        if upn_feature.value is None
+        else f"{'on' if upn_feature.value else 'off'} ({upn_feature.source})"
+    )
+    return j.evidence(
+        matched_on=pl.col("matched_on"),
+        candidate_type=pl.col("cand_type"),
+        blockers=pl.col("blockers"),
+        soft_match_on_upn=pl.lit(upn_note),
+        candidate_immutable_id=pl.col("cand_immutable_id"),
+        candidate_on_prem_object_id=pl.col("cand_on_prem_object_id"),
+        deleted_users_known=pl.lit(ctx.deleted_known),
+    )
+
+
+def _soft_output(
+    ctx: RuleContext, rows: pl.DataFrame, detail: pl.Expr, remediation: pl.Expr
+) -> pl.DataFrame:
+    return rows.select(
+        *j.ad_output(rows),
+        pl.col("anchor"),
+        pl.col("cand_id").alias("cloud_id"),
+        pl.col("cand_upn").alias("cloud_upn"),
+        pl.lit("active").alias("cloud_state"),
+        pl.col("matched_on").alias("attribute"),
+        pl.col("matched_value").alias("value"),
+        detail.alias("detail"),
+        _soft_evidence(ctx),
+        remediation.alias("remediation"),
+    )
+
+
+def soft_match_pending(ctx: RuleContext) -> pl.DataFrame:
+    rows = _soft_rows(ctx)
+    if rows.is_empty():
+        return _EMPTY
+    rows = rows.filter(pl.col("blockers").list.len() == 0)
+    caveat = (
+        ""
+        if ctx.deleted_known
+        else (
+            " (soft-deleted users were not supplied: a deleted holder of the anchor would "
+            "pre-empt this)"
+        )
+    )
+    detail = j.say(
+        "AD user {} has no cloud user holding its anchor {}; cloud-only user {} (id {}) has the "
+        "same {} {} and an empty immutableId: the next sync soft-matches and takes it over"
+        + caveat,
+        j.who(),
+        "anchor",
+        "cand_upn",
+        "cand_id",
+        "matched_on",
+        "matched_value",
+    )
+    return _soft_output(ctx, rows, detail, pl.lit(None, pl.String))
+
+
+def soft_match_blocked(ctx: RuleContext) -> pl.DataFrame:
+    rows = _soft_rows(ctx)
+    if rows.is_empty():
+        return _EMPTY
+    rows = rows.filter(pl.col("blockers").list.len() > 0)
+    # A candidate whose immutableId is a misencoding of THIS AD user's anchor is one root cause,
+    # reported (with the right value) as anchor-format-invalid.
+    misencoded = ctx.misencoded_anchors.select(
+        pl.col("id").alias("cand_id"),
+        pl.col("ad_source").alias("source"),
+        pl.col("ad_dn").alias("dn"),
+    ).drop_nulls()
+    rows = rows.join(misencoded, on=["cand_id", "source", "dn"], how="anti")
+    if rows.is_empty():
+        return _EMPTY
+    has = pl.col("blockers").list.contains
+    synced_other = has("holds-other-immutable-id") & pl.col("cand_sync_enabled").fill_null(False)
+    remediation = (
+        pl.when(has("object-type-mismatch") | synced_other)
+        .then(pl.lit(MANUAL))
+        .when(has("admin-role"))
+        .then(pl.lit(ROLES_DETOUR))
+        .otherwise(pl.lit(SET_ANCHOR))
+    )
+    detail = j.say(
+        "AD user {} has no cloud user holding its anchor {}; its soft-match candidate {} (id {}, "
+        "same {} {}) cannot be matched: {}",
+        j.who(),
+        "anchor",
+        "cand_upn",
+        "cand_id",
+        "matched_on",
+        "matched_value",
+        "blocker_text",
+    )
+    return _soft_output(ctx, rows, detail, remediation)
+
+
+# --- unmatched-ad -----------------------------------------------------------------------------
+
+
+def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
+    if not ctx.cloud_complete:
+        return _EMPTY
+    keys = (
+        ctx.unheld_ad.select(j.AD_KEY)
+        .join(ctx.deleted_links.select(j.AD_KEY), on=j.AD_KEY, how="anti")
+        .join(ctx.soft_candidates.select(j.AD_KEY), on=j.AD_KEY, how="anti")
+    )
+    rows = ctx.scoped_ad.join(keys, on=j.AD_KEY, how="semi").filter(
+        pl.col("enabled").fill_null(False)
+    )
+    if rows.is_empty():
+        return _EMPTY
+    tenant = ctx.snapshot.tenant
+    verified = tenant.verified_domains()
+    suffix = pl.col("upn").str.extract(r"@([^@]+)$").str.to_lowercase()
+    nickname = pl.coalesce(
+        pl.col("mail_nickname").str.strip_chars().replace("", None),
+        *[pl.col(c).str.extract(r"^([^@]+)@") for c in ("primary_smtp", "mail", "upn")],
+    )
+    unverified = pl.lit(bool(tenant.known and verified)) & ~suffix.is_in(verified).fill_null(False)
+    predicted = (
+        pl.when(unverified & pl.lit(tenant.initial_domain is not None))
+        .then(pl.format("{}@{}", nickname, pl.lit(tenant.initial_domain or "")))
+        .otherwise(pl.col("upn"))
+    )
+    grace = ctx.now - timedelta(days=ctx.thresholds.unmatched_grace_days)
+    overdue = pl.lit(tenant.dirsync_enabled is True) & (pl.col("when_created") < grace).fill_null(
+        False
+    )
+    rows = rows.with_columns(predicted_upn=predicted, unverified=unverified, overdue=overdue)
+    detail = pl.concat_str(
+        [
+            j.say(
+                "In-scope enabled AD user {} has no cloud user holding its anchor {} and no "
+                "soft-match candidate: the next sync creates a new cloud user {}",
+                j.who(),
+                "anchor",
+                "predicted_upn",
+            ),
+            pl.when(pl.col("unverified"))
+            .then(j.say(" (UPN suffix {} is not a verified tenant domain)", suffix))
+            .otherwise(pl.lit("")),
+            pl.when(pl.col("overdue"))
+            .then(
+                j.say(
+                    "; it was created {} and sync is on, so it should have synced by now",
+                    pl.col("when_created").dt.strftime("%Y-%m-%d"),
+                )
+            )
+            .otherwise(pl.lit("")),
+        ]
+    )
+    return rows.select(
+        *j.ad_output(rows),
+        pl.col("anchor"),
+        pl.lit("none").alias("cloud_state"),
+        pl.when(pl.col("overdue"))
+        .then(pl.lit(Severity.medium.name))
+        .otherwise(pl.lit(Severity.info.name))
+        .alias("severity"),
+        detail.alias("detail"),
+        j.evidence(
+            predicted_cloud_upn=pl.col("predicted_upn"),
+            upn_suffix_verified=~pl.col("unverified"),
+            when_created=pl.col("when_created").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            older_than_grace=pl.col("overdue"),
+            deleted_users_known=pl.lit(ctx.deleted_known),
+        ),
+        pl.lit(None, pl.String).alias("remediation"),
+    )
+
+
+# --- hard-match-blocked -----------------------------------------------------------------------
+
+_TARGET_COLUMNS = ("id", "upn", "on_prem_object_id", "admin_roles", "eligible_roles")
+
+
+def _hard_block_output(
+    ctx: RuleContext, rows: pl.DataFrame, prefix: str, case: str, why: pl.Expr
+) -> pl.DataFrame:
+    tokens, phrases = j.hard_match_blockers(prefix, ctx.features.block_hard_match_takeover.value)
+    rows = rows.with_columns(blockers=tokens, blocker_text=phrases).filter(
+        pl.col("blockers").list.len() > 0
+    )
+    if rows.is_empty():
+        return _EMPTY
+    has = pl.col("blockers").list.contains
+    recovery = (
+        pl.concat_list(
+            pl.when(has("on-prem-object-id-set")).then(
+                j.say(
+                    "clear onPremisesObjectIdentifier (Invoke-MgGraphRequest -Method PATCH -Uri "
+                    "'beta/users/{}' -Body '{\"onPremisesObjectIdentifier\":null}')",
+                    f"{prefix}id",
+                )
+            ),
+            pl.when(has("privileged-role-assigned") | has("privileged-role-eligible")).then(
+                pl.lit("remove the role assignment/eligibility, let the match happen, re-add it")
+            ),
+            pl.when(has("takeover-blocked-by-tenant")).then(
+                pl.lit(
+                    "switch blockCloudObjectTakeoverThroughHardMatchEnabled off for the match "
+                    "window (Update-MgDirectoryOnPremiseSynchronization) and back on"
+                )
+            ),
+        )
+        .list.drop_nulls()
+        .list.join(", then ")
+    )
+    detail = j.say(
+        "{}; Entra will refuse that hard match (InvalidHardMatch, 'Hard match operation blocked "
+        "due to security hardening'): {}. Recovery: {}, then Start-ADSyncSyncCycle -PolicyType "
+        "Delta",
+        why,
+        "blocker_text",
+        recovery,
+    )
+    remediation = (
+        pl.when(has("on-prem-object-id-set"))
+        .then(pl.lit(CLEAR_ONPREM_OBJECT_ID))
+        .when(has("privileged-role-assigned") | has("privileged-role-eligible"))
+        .then(pl.lit(ROLES_DETOUR))
+        .otherwise(pl.lit(MANUAL))
+    )
+    return rows.select(
+        *j.ad_output(rows),
+        pl.col("anchor"),
+        pl.col(f"{prefix}id").alias("cloud_id"),
+        pl.col(f"{prefix}upn").alias("cloud_upn"),
+        pl.lit("active").alias("cloud_state"),
+        detail.alias("detail"),
+        j.evidence(
+            case=pl.lit(case),
+            blockers=pl.col("blockers"),
+            on_prem_object_id=pl.col(f"{prefix}on_prem_object_id"),
+            on_prem_object_id_is_this_ad_user=(
+                pl.col(f"{prefix}on_prem_object_id").str.to_lowercase() == pl.col("object_guid")
+            ),
+            admin_roles=pl.col(f"{prefix}admin_roles"),
+            eligible_roles=pl.col(f"{prefix}eligible_roles"),
+        ),
+        remediation.alias("remediation"),
+    )
+
+
+def hard_match_blocked(ctx: RuleContext) -> pl.DataFrame:
+    frames: list[pl.DataFrame] = []
+    # (a) sync itself: the anchor is held by a cloud-only (or formerly synced) active user, so
+    # the next export takes it over by hard match.
+    takeover = ctx.hard_matches.filter(~pl.col("cloud_sync_enabled").fill_null(False))
+    if takeover.height:
+        frames.append(
+            _hard_block_output(
+                ctx,
+                takeover,
+                "cloud_",
+                "sync-takeover",
+                j.say(
+                    "AD user {}'s anchor {} is held by cloud-only user {}, so the next sync "
+                    "takes that account over by hard match",
+                    j.who(),
+                    "anchor",
+                    "cloud_upn",
+                ),
+            )
+        )
+    # (b) remediation: the only way to join the AD user to the account is to set its anchor.
+    if ctx.cloud_complete and ctx.soft_candidates.height:
+        block_soft = ctx.features.block_soft_match.value is True
+        needs_hard = (pl.col("cand_type") == "user") & (
+            pl.lit(block_soft)
+            | (
+                pl.col("cand_immutable_id").is_not_null()
+                & ~pl.col("cand_sync_enabled").fill_null(False)
+            )
+        )
+        cands = ctx.soft_candidates.filter(needs_hard)
+        if cands.height:
+            frames.append(
+                _hard_block_output(
+                    ctx,
+                    ad_identity(ctx, cands),
+                    "cand_",
+                    "remediation-set-anchor",
+                    j.say(
+                        "AD user {} can only be joined to cloud-only user {} (same {}) by setting "
+                        "its anchor on that account ({})",
+                        j.who(),
+                        "cand_upn",
+                        "matched_on",
+                        pl.lit(
+                            "the tenant blocks soft match"
+                            if block_soft
+                            else "it holds a stale immutableId, so soft match fails"
+                        ),
+                    ),
+                )
+            )
+    pairs = ctx.duplicate_cloud_pairs
+    if pairs.height:
+        targets = ctx.active_cloud.select(*[pl.col(c).alias(f"b_{c}") for c in _TARGET_COLUMNS])
+        merged = ad_identity(ctx, pairs).join(targets, left_on="owner_id", right_on="b_id")
+        merged = merged.with_columns(b_id=pl.col("owner_id"))
+        frames.append(
+            _hard_block_output(
+                ctx,
+                merged,
+                "b_",
+                "remediation-merge-duplicate",
+                j.say(
+                    "Merging the duplicate accounts of AD user {} means hard-matching its "
+                    "original cloud account {}",
+                    j.who(),
+                    "b_upn",
+                ),
+            )
+        )
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return _EMPTY
+    return pl.concat(frames, how="vertical").unique(
+        ["ad_dn", "ad_source", "cloud_id"], keep="first", maintain_order=True
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        RuleMeta(
+            code="cloud-orphan",
+            severity=Severity.medium,
+            family="matching",
+            title="Cloud user's anchor matches no AD user",
+            explanation=(
+                "An active cloud user with an onPremisesImmutableId (synced, or cloud-only with "
+                "a hard match prepared) whose anchor no in-scope AD user has. A synced orphan "
+                "means its AD object was deleted or moved out of every synced source and sync "
+                "did not process it (stopped sync, deletion threshold, a forest not read here); "
+                "a cloud-only one holds a stale or mistyped anchor. When an out-of-scope AD user "
+                "has the anchor the finding names it and its scope reason: bringing it back in "
+                "scope re-joins the account. Only emitted when every AD source was read "
+                "completely; anchors already reported as anchor-format-invalid are not repeated. "
+                "Synced users without any immutableId are not reported (no anchor to look up)."
+            ),
+            remediation=(
+                'Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq '
+                '..." or by objectGUID), bring it back into scope, or let sync soft-delete the '
+                "cloud user. Cloud-only: clear the stale anchor with Invoke-MgGraphRequest "
+                "-Method PATCH -Uri 'v1.0/users/<id>' -Body '{\"onPremisesImmutableId\":null}' "
+                "and verify after (Update-MgUser with $null does not clear it)."
+            ),
+            references=(REF_EXISTING_TENANT, REF_GRAPH_USER),
+            remediation_actions=(MANUAL, CLEAR_ANCHOR),
+        ),
+        cloud_orphan,
+    ),
+    Rule(
+        RuleMeta(
+            code="soft-match-pending",
+            severity=Severity.low,
+            family="matching",
+            title="Next sync will soft-match an existing cloud account",
+            explanation=(
+                "No active or soft-deleted cloud user holds the in-scope AD user's anchor, and "
+                "an active cloud-only user with an empty immutableId and no admin role has the "
+                "same primary SMTP address (or, when softMatchOnUpnEnabled is on or unknown, "
+                "the same UPN): the next export soft-matches it and sync takes over its "
+                "attributes. Usually wanted (the migration path); check it is the same person. "
+                "Needs a complete cloud read; without the deleted-items read the finding says a "
+                "soft-deleted holder would pre-empt it."
+            ),
+            remediation=(
+                "Nothing if intended. Otherwise take the AD user out of scope or change its "
+                "primary SMTP/UPN before the next Start-ADSyncSyncCycle."
+            ),
+            references=(REF_EXISTING_TENANT, REF_SYNC_FEATURES),
+        ),
+        soft_match_pending,
+    ),
+    Rule(
+        RuleMeta(
+            code="soft-match-blocked",
+            severity=Severity.high,
+            family="matching",
+            title="Soft match will fail",
+            explanation=(
+                "The in-scope AD user has no anchor holder and a soft-match candidate, but the "
+                "match will fail; the evidence lists which of: the address belongs to a group "
+                "or contact (ObjectTypeMismatch); the candidate holds a privileged directory role "
+                "(Existing Admin Role Conflict: admins are never soft-matched); the tenant "
+                "blocks soft match (blockSoftMatchEnabled); the candidate already holds a "
+                "different immutableId (InvalidSoftMatch). Entra then provisions a new user whose "
+                "UPN/SMTP collide and are quarantined (duplicate attribute resiliency)."
+            ),
+            remediation=(
+                "Admin role: remove the roles, hard-delete any quarantined twin "
+                "(Remove-MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale "
+                "immutableId on a cloud-only candidate: hard match with Update-MgUser -UserId "
+                "<id> -OnPremisesImmutableId '<anchor>'. Group/contact or a candidate synced to "
+                "another AD user: change the address on one side."
+            ),
+            references=(REF_EXISTING_TENANT, REF_SYNC_FEATURES, REF_SYNC_ERRORS),
+            remediation_actions=(ROLES_DETOUR, SET_ANCHOR, MANUAL),
+        ),
+        soft_match_blocked,
+    ),
+    Rule(
+        RuleMeta(
+            code="unmatched-ad",
+            severity=Severity.info,
+            family="matching",
+            title="AD user will be created as a new cloud user",
+            explanation=(
+                "An in-scope, enabled AD user with no active or soft-deleted anchor holder and "
+                "no soft-match candidate: the next sync provisions a new cloud user (with the "
+                "predicted UPN: <mailNickname>@<initial domain> when the UPN suffix is not a "
+                "verified domain). Medium when directory sync is on and the user is older than "
+                "the grace period (thresholds.unmatched_grace_days): it should have synced "
+                "already. Only emitted over a complete cloud read."
+            ),
+            remediation=(
+                "If the person already has a cloud account, prepare a hard match (Update-MgUser "
+                "-UserId <id> -OnPremisesImmutableId '<anchor>') before the next sync; if it "
+                "should have synced, check the connector's export errors."
+            ),
+            references=(REF_EXISTING_TENANT, REF_UPN),
+        ),
+        unmatched_ad,
+    ),
+    Rule(
+        RuleMeta(
+            code="hard-match-blocked",
+            severity=Severity.high,
+            family="matching",
+            title="Hard match refused by the 2026 hardening",
+            explanation=(
+                "A hard match that sync or the remediation needs will be refused "
+                "(InvalidHardMatch: 'Hard match operation blocked due to security hardening') "
+                "because the TARGET cloud user has onPremisesObjectIdentifier set, or a "
+                "privileged role assigned or PIM-eligible; or because the tenant blocks cloud "
+                "object takeover through hard match. Targets checked: (a) sync-takeover: the "
+                "active holder of an in-scope AD user's anchor that is not synced; (b) "
+                "remediation-set-anchor: a cloud-only soft-match candidate reachable only by "
+                "setting its anchor (tenant blocks soft match, or it holds a stale immutableId); "
+                "(c) remediation-merge-duplicate: the original account B of a "
+                "duplicate-cloud-account. Soft-match candidates blocked only by an admin role "
+                "are soft-match-blocked (roles detour), not repeated here."
+            ),
+            remediation=(
+                "onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri "
+                "'beta/users/<id>' -Body '{\"onPremisesObjectIdentifier\":null}' (needs "
+                "User.OnPremisesSync.ReadWrite.All and Global or Hybrid Identity Administrator). "
+                "Roles: remove the assignment/eligibility, match, re-add it. Tenant switch: "
+                "Update-MgDirectoryOnPremiseSynchronization for the window only. Then "
+                "Start-ADSyncSyncCycle -PolicyType Delta. Keep "
+                "allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off."
+            ),
+            references=(REF_HARDENING, REF_EXISTING_TENANT, REF_DUPLICATE_RESILIENCY),
+            remediation_actions=(CLEAR_ONPREM_OBJECT_ID, ROLES_DETOUR, MANUAL),
+        ),
+        hard_match_blocked,
+    ),
+)
