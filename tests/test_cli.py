@@ -177,9 +177,11 @@ def test_bad_input_is_one_line_and_writes_nothing(
     exports["cloud"].write_text('{"value": [ {"id": "x", ', encoding="utf-8")
     run = tmp_path / "run"
     assert run_import(exports, run) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert str(exports["cloud"]) in err[0]
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("syncaudit: error:")]
+    assert len(errors) == 1
+    assert "Traceback" not in err
+    assert f"{exports['cloud']}:1: invalid JSON" in errors[0]
     assert not run.exists()
     assert list(tmp_path.glob(".run*")) == []
 
