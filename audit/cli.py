@@ -139,15 +139,14 @@ def cmd_anchor(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from audit.rules import all_rules
+    from audit.rules import all_rules, rule_by_code
 
-    rules = all_rules()
     if not args.code:
-        for rule in sorted(rules, key=lambda r: (r.meta.family, r.meta.code)):
-            meta = rule.meta
+        for listed in sorted(all_rules(), key=lambda r: (r.meta.family, r.meta.code)):
+            meta = listed.meta
             print(f"{meta.code:<26} {meta.severity.name:<8} {meta.family:<11} {meta.title}")
         return EXIT_OK
-    rule = next((r for r in rules if r.meta.code == args.code.strip().lower()), None)
+    rule = rule_by_code(args.code.strip().lower())
     if rule is None:
         raise UsageError(f"unknown finding code {args.code!r}; `syncaudit explain` lists them")
     meta = rule.meta

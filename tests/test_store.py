@@ -66,10 +66,16 @@ def test_reading_something_that_is_not_a_run(tmp_path: Path) -> None:
 def test_formula_cells_are_neutralised() -> None:
     """Cells a spreadsheet would evaluate get a leading quote; others are untouched."""
     frame = pl.DataFrame(
-        {"v": ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "alice", None]}
+        {"v": ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "\tx", "alice", None]}
     )
     assert neutralise_formulas(frame)["v"].to_list() == [
-        "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", "alice", None,
+        '\'=HYPERLINK("http://x")',
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "'\tx",
+        "alice",
+        None,
     ]
 
 
