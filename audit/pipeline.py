@@ -159,6 +159,7 @@ def analyze_run(run_dir: Path, settings: Settings | None = None) -> AnalyzeResul
         "counts_by_severity": by_severity,
     }
     write_findings(run_dir, findings, header)
+    # Human-facing outputs are views of the same findings: reports, then remediation.ps1.
     manifest["analyzed"] = {
         "at": header["generated"],
         "findings": findings.height,
