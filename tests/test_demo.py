@@ -1,0 +1,178 @@
+"""The built-in Contoso estate end to end: export files -> import_files -> classify must give
+exactly the planted ground truth (audit.demo.expected_findings), every finding code of the
+design's table must occur, and two runs must agree to the fingerprint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audit.classify import classify
+from audit.demo import (
+    DEMO_TAKEN_AT,
+    DemoInputs,
+    expected_findings,
+    finding_keys,
+    write_demo_inputs,
+)
+from audit.rules import all_rules
+from audit.sources.files import import_files
+
+# The finding codes of DESIGN.md's table: the contract reports, waivers and trends key on.
+DESIGN_CODES = frozenset(
+    {
+        "anchor-held-by-deleted",
+        "anchor-held-by-other",
+        "anchor-format-invalid",
+        "anchor-duplicate-ad",
+        "consistency-guid-invalid",
+        "consistency-guid-differs",
+        "cloud-orphan",
+        "soft-match-pending",
+        "soft-match-blocked",
+        "unmatched-ad",
+        "hard-match-blocked",
+        "duplicate-cloud-account",
+        "duplicate-ad-attribute",
+        "attribute-conflict-cloud",
+        "provisioning-error",
+        "upn-suffix-unverified",
+        "upn-drift",
+        "enabled-drift",
+        "stale-sync-object",
+        "tenant-sync-stale",
+        "tenant-matching-settings",
+        "invalid-attribute",
+    }
+)
+
+_STAFF = "OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com"
+_SALES = "OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com"
+_ENG = "OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com"
+
+# Where today's rules knowingly differ from the ground truth (what an identity admin expects).
+# Each entry is reported to the lead; the exact test below is xfail while any remain, and turns
+# into a failure (strict) once the rules are fixed, so this list is then emptied.
+# (kind, code, key) -> why the rule's answer is wrong.
+KNOWN_DEVIATIONS: dict[tuple[str, str, str], str] = {
+    ("missing", "provisioning-error", f"CN=Marcus Reed,{_SALES}"): (
+        "the error sits on Marcus Reed's own synced cloud user, but the rule names the first AD "
+        "owner of the conflicting value (Lynn Hart) instead of the cloud user's matched AD user"
+    ),
+    ("unexpected", "provisioning-error", f"CN=Lynn Hart,{_SALES}"): (
+        "same case: Lynn Hart's cloud user has no error; she is only the other owner of "
+        "smtp:info@contoso.com"
+    ),
+    ("unexpected", "upn-drift", f"CN=Debra Berger (test),{_STAFF}"): (
+        "the clone shares Debra Berger's anchor (anchor-duplicate-ad) and 'matches' her cloud "
+        "user: the UPNs differ because it is another person, not because the UPN drifted"
+    ),
+    ("unexpected", "upn-drift", f"CN=Enrico Cattaneo (adm),{_STAFF}"): (
+        "same as the Debra Berger clone"
+    ),
+    ("unexpected", "upn-drift", f"CN=Isaiah Langer,{_ENG}"): (
+        "anchor-held-by-other: the cloud user is another person (Lee Gu); drift is noise"
+    ),
+    ("unexpected", "upn-drift", f"CN=Nestor Wilke,{_ENG}"): (
+        "anchor-held-by-other: the cloud user is another person (Pradeep Gupta); drift is noise"
+    ),
+}
+
+
+def _deviation_keys(kind: str) -> frozenset[tuple[str, str]]:
+    return frozenset((code, key) for k, code, key in KNOWN_DEVIATIONS if k == kind)
+
+
+def _run(directory: Path) -> tuple[DemoInputs, object]:
+    inputs = write_demo_inputs(directory)
+    snapshot = import_files(
+        ad=inputs.ad_files,
+        cloud=inputs.cloud_files,
+        deleted=inputs.deleted,
+        domains=inputs.domains,
+        tenant=inputs.tenant,
+        roles=inputs.roles,
+        settings=inputs.settings,
+        taken_at=inputs.taken_at,
+    )
+    return inputs, classify(snapshot, inputs.settings)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("demo-a"))
+
+
+@pytest.fixture(scope="module")
+def findings(demo_run):
+    return demo_run[1]
+
+
+def _diff(expected: frozenset[tuple[str, str]], got: frozenset[tuple[str, str]]) -> str:
+    lines = [f"missing ({len(expected - got)}):"]
+    lines += [f"  - {code:28} {key}" for code, key in sorted(expected - got)]
+    lines.append(f"unexpected ({len(got - expected)}):")
+    lines += [f"  + {code:28} {key}" for code, key in sorted(got - expected)]
+    return "\n".join(lines)
+
+
+def test_demo_findings_equal_ground_truth_apart_from_known_deviations(findings):
+    """Nothing planted is missed and nothing unplanted is found, except the listed deviations."""
+    expected = (expected_findings() - _deviation_keys("missing")) | _deviation_keys("unexpected")
+    got = finding_keys(findings)
+    assert got == expected, "\n" + _diff(expected, got)
+
+
+@pytest.mark.xfail(
+    bool(KNOWN_DEVIATIONS),
+    reason="rules differ from the ground truth: KNOWN_DEVIATIONS",
+    strict=True,
+)
+def test_demo_findings_equal_ground_truth_exactly(findings):
+    got = finding_keys(findings)
+    assert got == expected_findings(), "\n" + _diff(expected_findings(), got)
+
+
+def test_every_design_code_is_planted_and_found(findings):
+    planted = {code for code, _ in expected_findings()}
+    found = set(findings.get_column("code").to_list())
+    assert planted == DESIGN_CODES, sorted(planted ^ DESIGN_CODES)
+    assert found >= DESIGN_CODES, sorted(DESIGN_CODES - found)
+    assert {r.meta.code for r in all_rules()} == DESIGN_CODES
+
+
+def test_ground_truth_has_several_cases_per_code():
+    per_code: dict[str, int] = {}
+    for code, _ in expected_findings():
+        per_code[code] = per_code.get(code, 0) + 1
+    single = {c for c, n in per_code.items() if n < 2 and c != "tenant-sync-stale"}
+    assert not single, f"codes planted only once: {sorted(single)}"
+
+
+def test_snapshot_time_is_fixed(demo_run):
+    inputs, findings = demo_run
+    assert inputs.taken_at == DEMO_TAKEN_AT
+    assert (
+        findings.get_column("first_seen")
+        .unique()
+        .to_list()[0]
+        .isoformat()
+        .startswith("2026-11-23T06:00:00")
+    )
+
+
+def test_demo_is_deterministic(tmp_path, demo_run):
+    first_inputs, first = demo_run
+    second_inputs, second = _run(tmp_path)
+    first_files = sorted(p.name for p in first_inputs.config_path.parent.iterdir())
+    second_files = sorted(p.name for p in second_inputs.config_path.parent.iterdir())
+    assert first_files == second_files
+    for name in first_files:
+        if name.endswith(".toml"):  # names its own directory
+            continue
+        a = (first_inputs.config_path.parent / name).read_bytes()
+        b = (second_inputs.config_path.parent / name).read_bytes()
+        assert a == b, name
+    assert first.get_column("fingerprint").to_list() == second.get_column("fingerprint").to_list()
+    assert first.drop("first_seen").equals(second.drop("first_seen"))
