@@ -126,7 +126,19 @@ def anchor_held_by_other(ctx: RuleContext) -> pl.DataFrame:
         "onPremisesSecurityIdentifier": _same("object_sid", "cloud_on_prem_sid"),
         "onPremisesDistinguishedName": _same("dn", "cloud_on_prem_dn"),
     }
-    rows = hm.filter(~pl.any_horizontal(list(checks.values())))
+    # Exact equality settles nearly every pair cheaply; only the rest pay for lower-casing.
+    exact = {
+        "upn": "cloud_upn",
+        "primary_smtp": "cloud_primary_smtp",
+        "mail": "cloud_mail",
+        "sam_account_name": "cloud_on_prem_sam",
+        "object_sid": "cloud_on_prem_sid",
+        "dn": "cloud_on_prem_dn",
+    }
+    suspects = hm.filter(
+        ~pl.any_horizontal([(pl.col(a) == pl.col(c)).fill_null(False) for a, c in exact.items()])
+    )
+    rows = suspects.filter(~pl.any_horizontal(list(checks.values())))
     if rows.is_empty():
         return _EMPTY
     return rows.select(
@@ -364,12 +376,17 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
 
 def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
     cg = _consistency(ctx).filter(pl.col("cg_size") == 16)
-    guid_text = j.guid_text_from_hex(j.swap_guid_byte_order(pl.col("cg_bytes").bin.encode("hex")))
-    rows = cg.with_columns(cg_guid=guid_text).filter(
-        pl.col("cg_guid") != pl.col("object_guid").str.to_lowercase()
+    # Compare in bytes_le hex (one byte swap of the GUID text) and build the GUID text of the
+    # ConsistencyGuid only for the few rows that differ.
+    object_guid_le = j.swap_guid_byte_order(
+        pl.col("object_guid").str.replace_all("-", "", literal=True).str.to_lowercase()
     )
+    rows = cg.filter(pl.col("cg_bytes").bin.encode("hex") != object_guid_le)
     if rows.is_empty():
         return _EMPTY
+    rows = rows.with_columns(
+        cg_guid=j.guid_text_from_hex(j.swap_guid_byte_order(pl.col("cg_bytes").bin.encode("hex")))
+    )
     return rows.select(
         *j.ad_output(rows),
         pl.col("anchor"),

@@ -72,6 +72,9 @@ class RuleContext:
 
     @cached_property
     def in_scope_ad(self) -> pl.DataFrame:
+        # Most estates sync everything they export: skip the copy a filter would make.
+        if self.ad["in_scope"].fill_null(False).all():
+            return self.ad
         return self.ad.filter(pl.col("in_scope"))
 
     @cached_property
