@@ -47,41 +47,6 @@ DESIGN_CODES = frozenset(
     }
 )
 
-_STAFF = "OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com"
-_SALES = "OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com"
-_ENG = "OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com"
-
-# Where today's rules knowingly differ from the ground truth (what an identity admin expects).
-# Each entry is reported to the lead; the exact test below is xfail while any remain, and turns
-# into a failure (strict) once the rules are fixed, so this list is then emptied.
-# (kind, code, key) -> why the rule's answer is wrong.
-KNOWN_DEVIATIONS: dict[tuple[str, str, str], str] = {
-    ("missing", "provisioning-error", f"CN=Marcus Reed,{_SALES}"): (
-        "the error sits on Marcus Reed's own synced cloud user, but the rule names the first AD "
-        "owner of the conflicting value (Lynn Hart) instead of the cloud user's matched AD user"
-    ),
-    ("unexpected", "provisioning-error", f"CN=Lynn Hart,{_SALES}"): (
-        "same case: Lynn Hart's cloud user has no error; she is only the other owner of "
-        "smtp:info@contoso.com"
-    ),
-    ("unexpected", "upn-drift", f"CN=Debra Berger (test),{_STAFF}"): (
-        "the clone shares Debra Berger's anchor (anchor-duplicate-ad) and 'matches' her cloud "
-        "user: the UPNs differ because it is another person, not because the UPN drifted"
-    ),
-    ("unexpected", "upn-drift", f"CN=Enrico Cattaneo (adm),{_STAFF}"): (
-        "same as the Debra Berger clone"
-    ),
-    ("unexpected", "upn-drift", f"CN=Isaiah Langer,{_ENG}"): (
-        "anchor-held-by-other: the cloud user is another person (Lee Gu); drift is noise"
-    ),
-    ("unexpected", "upn-drift", f"CN=Nestor Wilke,{_ENG}"): (
-        "anchor-held-by-other: the cloud user is another person (Pradeep Gupta); drift is noise"
-    ),
-}
-
-
-def _deviation_keys(kind: str) -> frozenset[tuple[str, str]]:
-    return frozenset((code, key) for k, code, key in KNOWN_DEVIATIONS if k == kind)
 
 
 def _run(directory: Path) -> tuple[DemoInputs, object]:
@@ -117,19 +82,8 @@ def _diff(expected: frozenset[tuple[str, str]], got: frozenset[tuple[str, str]])
     return "\n".join(lines)
 
 
-def test_demo_findings_equal_ground_truth_apart_from_known_deviations(findings):
-    """Nothing planted is missed and nothing unplanted is found, except the listed deviations."""
-    expected = (expected_findings() - _deviation_keys("missing")) | _deviation_keys("unexpected")
-    got = finding_keys(findings)
-    assert got == expected, "\n" + _diff(expected, got)
-
-
-@pytest.mark.xfail(
-    bool(KNOWN_DEVIATIONS),
-    reason="rules differ from the ground truth: KNOWN_DEVIATIONS",
-    strict=True,
-)
 def test_demo_findings_equal_ground_truth_exactly(findings):
+    """Every planted case is found under its code, and nothing that was not planted is found."""
     got = finding_keys(findings)
     assert got == expected_findings(), "\n" + _diff(expected_findings(), got)
 

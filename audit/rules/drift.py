@@ -22,7 +22,7 @@ import re
 import polars as pl
 
 from audit.model import RuleMeta, Severity
-from audit.rules import joins
+from audit.rules import idfix, joins
 from audit.rules.base import MANUAL, Rule, RuleContext
 
 FAMILY = "drift"
@@ -268,19 +268,25 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
 
 
 _QUARANTINE = r"^(.*)[0-9]{4}@[^@]*\.onmicrosoft\.com$"
+# IdFix's UPN character rule: the same character classes invalid-attribute uses.
+_UPN_INVALID_OR_NON_ASCII = f"{idfix.UPN_INVALID}|{idfix.NON_ASCII}"
 
 
 def upn_drift(ctx: RuleContext) -> pl.DataFrame:
     tenant = ctx.snapshot.tenant
+    # A pair whose anchor several AD users share, or whose identities agree on nothing, is two
+    # different people (anchor-duplicate-ad, anchor-held-by-other): their UPNs differ for that
+    # reason, not because a UPN drifted.
     pairs = ctx.hard_matches.filter(
         pl.col("upn").is_not_null()
         & pl.col("cloud_upn").is_not_null()
         & (pl.col("upn") != pl.col("cloud_upn"))
+        & ~pl.col("anchor").is_duplicated()
     )
     pairs = pairs.filter(
         pl.col("upn").str.strip_chars().str.to_lowercase()
         != pl.col("cloud_upn").str.strip_chars().str.to_lowercase()
-    )
+    ).filter(joins.same_person())
     if not pairs.height:
         return pl.DataFrame()
     verified = tenant.verified_domains()
@@ -301,9 +307,13 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
     delivered = (
         pl.col("cloud_on_prem_upn").str.to_lowercase() == pl.col("upn").str.to_lowercase()
     ).fill_null(False)
+    # Entra replaces a UPN with invalid characters by <mailNickname>@<initial domain> too.
+    invalid_chars = pl.col("upn").str.contains(_UPN_INVALID_OR_NON_ASCII).fill_null(False)
     cause = (
         pl.when(quarantined)
         .then(pl.lit("quarantined-duplicate"))
+        .when(invalid_chars & fallback)
+        .then(pl.lit("ad-upn-invalid-characters"))
         .when(unverified & fallback)
         .then(pl.lit("ad-suffix-unverified"))
         .when(unverified)
@@ -321,6 +331,10 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
         {
             "quarantined-duplicate": (
                 "the cloud UPN is a quarantined duplicate (duplicate attribute resiliency)"
+            ),
+            "ad-upn-invalid-characters": (
+                "the AD UPN has characters Entra ID does not accept, so the cloud UPN fell back "
+                "to <mailNickname>@<initial domain> (see invalid-attribute for the fix)"
             ),
             "ad-suffix-unverified-cloud-overridden": (
                 "the AD suffix is not a verified domain and the cloud UPN was set by hand"

@@ -90,8 +90,8 @@ _LOCAL_RE = rf"^[{_ATEXT}]+(?:\.[{_ATEXT}]+)*$"
 _DOMAIN_RE = r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z]{2,17}$"
 _NOT_LOCAL_CHAR = rf"[^.{_ATEXT}]"
 _NOT_DOMAIN_CHAR = r"[^a-zA-Z0-9.-]"
-_NON_ASCII = r"[^\x00-\x7F]"
-_UPN_INVALID = r"""[\s\\%&*+/=?'{}|<>();:,\[\]"]"""
+NON_ASCII = r"[^\x00-\x7F]"
+UPN_INVALID = r"""[\s\\%&*+/=?'{}|<>();:,\[\]"]"""
 _SMTP_INVALID = r"""[\s<>();,\[\]"]"""
 _X400_X500_INVALID = r"""[\f\n\r\t\v\[\]"']"""
 _SAM_INVALID = r"""[\\"|,/\[\]:<>+=;?*]"""
@@ -180,7 +180,7 @@ def _domain(value: pl.Expr) -> pl.Expr:
 
 def _transliterate(value: pl.Expr) -> pl.Expr:
     """é -> e, ä -> a; what does not decompose to ASCII is dropped."""
-    return value.str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.replace_all(_NON_ASCII, "")
+    return value.str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.replace_all(NON_ASCII, "")
 
 
 def _address_shape(
@@ -241,12 +241,12 @@ def _fallback_cn(fixed: pl.Expr, cleaned_cn: pl.Expr) -> pl.Expr:
 
 
 def _upn_kinds(value: pl.Expr) -> Kinds:
-    clean = _transliterate(value).str.replace_all(_UPN_INVALID, "")
+    clean = _transliterate(value).str.replace_all(UPN_INVALID, "")
     return {
         "length": (value.str.len_chars() > 113)
         | (_local(value).str.len_chars() > 64)
         | (_domain(value).str.len_chars() > 48),
-        "character": value.str.contains(_UPN_INVALID) | value.str.contains(_NON_ASCII),
+        "character": value.str.contains(UPN_INVALID) | value.str.contains(NON_ASCII),
         **_address_shape(clean, check_tld=True),
     }
 
@@ -262,7 +262,7 @@ def _upn_suspect(value: pl.Expr) -> pl.Expr:
 
 
 def _upn_fix(value: pl.Expr) -> pl.Expr:
-    return _address_fix(value, _UPN_INVALID, max_total=113, max_local=64)
+    return _address_fix(value, UPN_INVALID, max_total=113, max_local=64)
 
 
 def _mail_kinds(value: pl.Expr) -> Kinds:

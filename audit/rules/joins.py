@@ -57,6 +57,27 @@ def hard_matches(ad: pl.DataFrame, cloud: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([left, right], how="horizontal")
 
 
+def same_person() -> pl.Expr:
+    """On a hard-matched pair: does any identity attribute agree (case-insensitively)?
+
+    UPN (cloud or its onPremisesUserPrincipalName), primary SMTP, mail, on-premises
+    sAMAccountName, SID or DN. When none does, the anchor links two different people.
+    """
+
+    def same(ad_col: str, cloud_col: str) -> pl.Expr:
+        return (lower(ad_col) == lower(cloud_col)).fill_null(False)
+
+    return pl.any_horizontal(
+        same("upn", "cloud_upn"),
+        same("upn", "cloud_on_prem_upn"),
+        same("primary_smtp", "cloud_primary_smtp"),
+        same("mail", "cloud_mail"),
+        same("sam_account_name", "cloud_on_prem_sam"),
+        same("object_sid", "cloud_on_prem_sid"),
+        same("dn", "cloud_on_prem_dn"),
+    )
+
+
 def lower(column: str) -> pl.Expr:
     """Case-insensitive key: Entra compares UPNs and SMTP addresses without case."""
     return pl.col(column).str.strip_chars().str.to_lowercase()

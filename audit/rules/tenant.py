@@ -197,9 +197,14 @@ def provisioning_error(ctx: RuleContext) -> pl.DataFrame:
         *[pl.col(c).alias(f"holder_{c}") for c in _AD_ID_COLUMNS[:5]],
     )
     rows = errors.join(owners, on="_key", how="left").join(holders, on="immutable_id", how="left")
-    has_owner = pl.col("owner_dn").is_not_null()
+    # The AD user the finding is about is the one this cloud user is synced from (its anchor
+    # holder); the other AD owner of the conflicting value is named in the detail. Only an
+    # unmatched cloud user is filed under the value's owner.
+    other_owner = pl.col("owner_dn").is_not_null() & (
+        pl.col("holder_dn").is_null() | (pl.col("owner_dn") != pl.col("holder_dn"))
+    )
     ad_cols = [
-        pl.coalesce(f"owner_{c}", f"holder_{c}").alias(name)
+        pl.coalesce(f"holder_{c}", f"owner_{c}").alias(name)
         for c, name in zip(
             _AD_ID_COLUMNS[:5],
             ("ad_source", "ad_dn", "ad_object_guid", "ad_upn", "anchor"),
@@ -221,8 +226,8 @@ def provisioning_error(ctx: RuleContext) -> pl.DataFrame:
         value,
     )
     detail = (
-        pl.when(has_owner)
-        .then(pl.format("{}; the value belongs to AD user {}.", base, "owner_dn"))
+        pl.when(other_owner)
+        .then(pl.format("{}; the value also belongs to AD user {}.", base, "owner_dn"))
         .otherwise(pl.format("{}.", base))
     )
     return rows.select(

@@ -289,3 +289,40 @@ def test_enabled_state_of_unmatched_or_out_of_scope_users_is_not_compared() -> N
         [cloud_user("oos"), cloud_user("unknown", account_enabled=None)],
     )
     assert found(run(snap)) == set()
+
+
+def test_pairs_of_different_people_are_not_upn_drift() -> None:
+    """A shared anchor (anchor-duplicate-ad) or a holder whose identity agrees on nothing
+    (anchor-held-by-other) means two people: their UPNs differ for that reason, not drift."""
+    debra = ad_user("debra")
+    clone = ad_user(
+        "debra-test",
+        object_guid=debra["object_guid"],
+        anchor=debra["anchor"],
+        upn="debra.test@contoso.com",
+    )
+    isaiah = ad_user("isaiah", anchor=ad_user("lee")["anchor"], object_sid="S-1-5-21-1-2-3-1001")
+    lee = cloud_user("lee", on_prem_dn=dn("lee"), on_prem_sid="S-1-5-21-1-2-3-1002")
+    frame = run(snapshot([debra, clone, isaiah], [cloud_user("debra"), lee]))
+    assert found(frame) == set()
+
+
+def test_invalid_characters_are_named_as_the_cause_of_the_fallback_upn() -> None:
+    """A UPN with a diacritic or a space gets <mailNickname>@<initial domain> in the cloud:
+    the drift names the invalid characters, not a sync setting."""
+    zoe = ad_user("zoe", upn="zoë.müller@contoso.com", mail_nickname="zoe")
+    cloud = cloud_user(
+        "zoe", upn="zoe@contoso.onmicrosoft.com", on_prem_upn="zoë.müller@contoso.com"
+    )
+    frame = run(snapshot([zoe], [cloud]))
+    assert found(frame) == {
+        (
+            "upn-drift",
+            dn("zoe"),
+            "userPrincipalName",
+            "zoe@contoso.onmicrosoft.com",
+            "zoë.müller@contoso.com",
+            "medium",
+        )
+    }
+    assert evidence(frame, "upn-drift")["cause"] == "ad-upn-invalid-characters"

@@ -253,3 +253,19 @@ def test_matching_switches_state_value_source_and_meaning() -> None:
     assert "InvalidHardMatch" in hard
     upn = frame.filter(pl.col("attribute") == "softMatchOnUpnEnabled").item(0, "detail")
     assert "only the primary SMTP" in upn
+
+
+def test_error_on_a_synced_user_is_filed_under_its_own_ad_user_not_the_other_owner() -> None:
+    """A synced cloud user's error belongs to the AD user it is synced from; another AD owner
+    of the conflicting value is only named in the detail."""
+    marcus = ad_user("marcus", proxy_addresses=["SMTP:marcus@contoso.com", "smtp:info@contoso.com"])
+    lynn = ad_user("lynn", proxy_addresses=["SMTP:lynn@contoso.com", "smtp:info@contoso.com"])
+    cloud = [
+        cloud_user("marcus", provisioning_errors=[perror("ProxyAddress", "smtp:info@contoso.com")]),
+        cloud_user("lynn"),
+    ]
+    frame = classify(snapshot([lynn, marcus], cloud), settings(), rules=NOT_SETTINGS)
+    assert found(frame) == {
+        ("provisioning-error", dn("marcus"), "ProxyAddress", "smtp:info@contoso.com", None, "high"),
+    }
+    assert "also belongs to AD user " + dn("lynn") in frame.item(0, "detail")
