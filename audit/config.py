@@ -82,12 +82,20 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class RemediationSettings:
+    # remediation.ps1 takes admin roles off around a hard match (and puts them back) only when
+    # this is on; otherwise those findings become documented manual steps.
+    allow_role_changes: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     run: RunSettings = field(default_factory=RunSettings)
     ad: tuple[AdSource, ...] = ()
     entra: EntraSettings = field(default_factory=EntraSettings)
     thresholds: Thresholds = field(default_factory=Thresholds)
     report: ReportSettings = field(default_factory=ReportSettings)
+    remediation: RemediationSettings = field(default_factory=RemediationSettings)
     source_path: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -161,9 +169,18 @@ def settings_from_dict(data: Mapping[str, Any], origin: str = "<config>") -> Set
             }
         ),
         report=ReportSettings(**_known(data.get("report", {}), ReportSettings, origin, "report")),
+        remediation=_remediation(data.get("remediation", {}), origin),
         source_path=origin,
         raw=data,
     )
+
+
+def _remediation(table: Mapping[str, Any], origin: str) -> RemediationSettings:
+    values = _known(table, RemediationSettings, origin, "remediation")
+    for key, value in values.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{origin}: remediation.{key} must be true or false")
+    return RemediationSettings(**values)
 
 
 def _ad_source(table: Mapping[str, Any], origin: str, index: int) -> AdSource:
