@@ -55,6 +55,13 @@ def classify(
     rules: Iterable[Rule] | None = None,
     now: datetime | None = None,
 ) -> pl.DataFrame:
+    # One contiguous chunk per column: frames read from Parquet come in many chunks, and
+    # gathers over chunked columns (every join's output) cost several times the time and memory.
+    snapshot = replace(
+        snapshot,
+        ad_users=snapshot.ad_users.rechunk(),
+        cloud_users=snapshot.cloud_users.rechunk(),
+    )
     context = RuleContext(
         snapshot=snapshot,
         thresholds=settings.thresholds,

@@ -265,7 +265,10 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
 
 def anchor_duplicate_ad(ctx: RuleContext) -> pl.DataFrame:
     ad = ctx.scoped_ad.select(*_AD_COLUMNS).filter(pl.col("anchor").is_not_null())
-    dupes = ad.filter(pl.col("anchor").is_duplicated())
+    # a 64-bit hash is a cheap pre-filter; the strings decide
+    dupes = ad.filter(pl.col("anchor").hash().is_duplicated()).filter(
+        pl.col("anchor").is_duplicated()
+    )
     if dupes.is_empty():
         return _EMPTY
     parties = dupes.group_by("anchor").agg(pl.col("dn").sort().alias("parties"))
@@ -378,9 +381,7 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
     cg = _consistency(ctx).filter(pl.col("cg_size") == 16)
     # Compare in bytes_le hex (one byte swap of the GUID text) and build the GUID text of the
     # ConsistencyGuid only for the few rows that differ.
-    object_guid_le = j.swap_guid_byte_order(
-        pl.col("object_guid").str.replace_all("-", "", literal=True).str.to_lowercase()
-    )
+    object_guid_le = j.guid_text_to_le_hex(pl.col("object_guid"))
     rows = cg.filter(pl.col("cg_bytes").bin.encode("hex") != object_guid_le)
     if rows.is_empty():
         return _EMPTY

@@ -277,16 +277,21 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
     # A pair whose anchor several AD users share, or whose identities agree on nothing, is two
     # different people (anchor-duplicate-ad, anchor-held-by-other): their UPNs differ for that
     # reason, not because a UPN drifted.
-    pairs = ctx.hard_matches.filter(
+    hard_matches = ctx.hard_matches
+    pairs = hard_matches.filter(
         pl.col("upn").is_not_null()
         & pl.col("cloud_upn").is_not_null()
         & (pl.col("upn") != pl.col("cloud_upn"))
-        & ~pl.col("anchor").is_duplicated()
     )
     pairs = pairs.filter(
         pl.col("upn").str.strip_chars().str.to_lowercase()
         != pl.col("cloud_upn").str.strip_chars().str.to_lowercase()
     ).filter(joins.same_person())
+    # shared anchors among the few drifting pairs only (is_duplicated over all pairs is costly)
+    drifting = pairs["anchor"].implode()
+    anchors = hard_matches.select("anchor").filter(pl.col("anchor").is_in(drifting))
+    shared = anchors.filter(pl.col("anchor").is_duplicated())["anchor"]
+    pairs = pairs.filter(~pl.col("anchor").is_in(shared.implode()))
     if not pairs.height:
         return pl.DataFrame()
     verified = tenant.verified_domains()

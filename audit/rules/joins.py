@@ -124,6 +124,12 @@ def swap_guid_byte_order(hex32: pl.Expr) -> pl.Expr:
     return pl.concat_str([hex32.str.slice(o, n) for o, n in parts])
 
 
+def guid_text_to_le_hex(guid: pl.Expr) -> pl.Expr:
+    """Canonical lower-case GUID text -> 32 hex chars of its bytes in bytes_le order."""
+    spans = [(6, 2), (4, 2), (2, 2), (0, 2), (11, 2), (9, 2), (16, 2), (14, 2), (19, 4), (24, 12)]
+    return pl.concat_str([guid.str.slice(o, n) for o, n in spans])
+
+
 def guid_text_from_hex(hex32: pl.Expr) -> pl.Expr:
     """32 hex chars in RFC order -> canonical lower-case GUID text."""
     h = hex32.str.to_lowercase()
