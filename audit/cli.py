@@ -114,11 +114,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--config", type=Path, help="override the config stored in the run")
     p.add_argument("--fail-on", help="exit 1 at or above this severity (default: config, high)")
+    p.add_argument(
+        "--redact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="mask UPNs, names and DNs in report.html/.pdf and findings.xlsx "
+        "(default: config report.redact)",
+    )
     p.set_defaults(handler=cmd_analyze)
 
     p = sub.add_parser("demo", help="import and analyze the built-in demo estate")
     p.add_argument("--out", type=Path, default=Path("syncaudit-demo"), help="output directory")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser(
+        "hardmatch",
+        help="guided hard match of one AD user to one cloud user: checks + a small script",
+    )
+    p.add_argument("--ad", required=True, metavar="SAM|UPN|DN", help="the AD user")
+    p.add_argument("--cloud", required=True, metavar="UPN|ID", help="the cloud user")
+    p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="run directory")
+    p.add_argument("--out", type=Path, help="script path (default: RUN_DIR/hardmatch-*.ps1)")
+    p.add_argument("--config", type=Path, help="override the config stored in the run")
+    p.set_defaults(handler=cmd_hardmatch)
     return parser
 
 
@@ -233,7 +251,7 @@ def import_to_run(
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     settings = load_settings(args.config) if args.config else None
-    result = analyze_run(args.run_dir, settings)
+    result = analyze_run(args.run_dir, settings, redact=args.redact)
     fail_on = _fail_on(args.fail_on, result, settings)
     print_summary(result)
     return exit_code(result, fail_on)
@@ -269,6 +287,9 @@ def print_summary(result: AnalyzeResult) -> None:
     for reason in result.suppressed:
         print(f"  note: {reason}")
     print(f"  findings: {result.run_dir / 'findings.csv'} (also .json, .parquet)")
+    report = result.run_dir / "report.html"
+    if report.exists():
+        print(f"  report: {report} (also report.pdf, findings.xlsx)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -299,6 +320,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print_summary(result)
     print(f"demo exports: {out / 'exports'} (config: {inputs.config_path})")
     return EXIT_OK
+
+
+def cmd_hardmatch(args: argparse.Namespace) -> int:
+    """Exit 0: script ready; 1: written, but blockers remain (manual steps); 2: lookup error."""
+    from audit.classify import effective_features
+    from audit.hardmatch import (
+        HardMatchLookupError,
+        SnapshotDirectory,
+        default_script_path,
+        explanation,
+        hardmatch_script,
+        plan_hardmatch,
+        write_script,
+    )
+    from audit.pipeline import now_iso, settings_for_run
+    from audit.remediate import options_from_settings
+    from audit.store import read_manifest, read_snapshot
+
+    run_dir: Path = args.run
+    manifest = read_manifest(run_dir)
+    settings = settings_for_run(run_dir, load_settings(args.config) if args.config else None)
+    snapshot = read_snapshot(run_dir)
+    directory = SnapshotDirectory(snapshot, effective_features(snapshot, settings))
+    try:
+        result = plan_hardmatch(directory, args.ad, args.cloud, options_from_settings(settings))
+    except HardMatchLookupError as exc:
+        print("syncaudit: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return EXIT_ERROR
+    for line in explanation(result):
+        print(line)
+    text = hardmatch_script(
+        result,
+        run_id=str(manifest.get("run_id") or run_dir.name),
+        tenant=snapshot.tenant,
+        taken_at=snapshot.taken_at,
+        generated=now_iso(),
+    )
+    path = write_script(args.out or default_script_path(run_dir, result), text)
+    print(f"script: {path} (review it; run it without -Apply first, then with -Apply)")
+    return EXIT_FINDINGS if result.blocked else EXIT_OK
 
 
 def progress(message: str) -> None:

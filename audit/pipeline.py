@@ -21,6 +21,8 @@ import polars as pl
 from audit.classify import classify
 from audit.config import Settings, settings_from_dict
 from audit.model import Severity, Snapshot
+from audit.remediate import write_remediation
+from audit.render import render_reports
 from audit.store import (
     read_manifest,
     read_snapshot,
@@ -123,8 +125,12 @@ def absence_suppressions(snapshot: Snapshot) -> list[str]:
     return reasons
 
 
-def analyze_run(run_dir: Path, settings: Settings | None = None) -> AnalyzeResult:
-    """Classify a run's snapshot and write findings.{parquet,json,csv} into the run."""
+def analyze_run(
+    run_dir: Path, settings: Settings | None = None, redact: bool | None = None
+) -> AnalyzeResult:
+    """Classify a run's snapshot and write findings.{parquet,json,csv} into the run, then the
+    reports (report.html, report.pdf, findings.xlsx; masked when `redact`, default
+    settings.report.redact)."""
     run_dir = run_dir.resolve()
     manifest = read_manifest(run_dir)
     settings = settings_for_run(run_dir, settings)
@@ -160,12 +166,31 @@ def analyze_run(run_dir: Path, settings: Settings | None = None) -> AnalyzeResul
     }
     write_findings(run_dir, findings, header)
     # Human-facing outputs are views of the same findings: reports, then remediation.ps1.
+    report_info = render_reports(
+        run_dir,
+        findings,
+        snapshot,
+        settings,
+        manifest,
+        redact=settings.report.redact if redact is None else redact,
+        notes=absence_suppressions(snapshot),
+    )
+    write_remediation(
+        run_dir,
+        findings,
+        settings,
+        tenant=snapshot.tenant,
+        run_id=str(manifest.get("run_id") or run_dir.name),
+        taken_at=snapshot.taken_at,
+        generated=str(header["generated"]),
+    )
     manifest["analyzed"] = {
         "at": header["generated"],
         "findings": findings.height,
         "counts_by_severity": by_severity,
         "classify_s": classify_s,
         "config_digest": config_digest(settings),
+        **report_info,
     }
     write_manifest(run_dir, manifest)
     return AnalyzeResult(

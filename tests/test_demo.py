@@ -48,7 +48,6 @@ DESIGN_CODES = frozenset(
 )
 
 
-
 def _run(directory: Path) -> tuple[DemoInputs, object]:
     inputs = write_demo_inputs(directory)
     snapshot = import_files(

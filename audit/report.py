@@ -1,0 +1,500 @@
+"""The one report model every format (HTML, PDF, XLSX) renders from.
+
+``build_report`` is called once per analyze with the findings, the snapshot, the rule metadata
+(through the rule registry) and the run history; the renderers in ``audit.render`` only lay it
+out. Nothing here does I/O except ``load_history`` (reads sibling manifests) and the logo.
+
+Sync health
+    The share of in-scope, enabled AD users that are *cleanly matched*: hard-matched (their
+    effective sourceAnchor equals the onPremisesImmutableId of an active, not soft-deleted,
+    cloud user) AND named as the AD object (``ad_object_guid``) of no unwaived finding of
+    severity medium or above. The report shows the numerator and the denominator. Tenant-wide
+    findings (``tenant-sync-stale``...) name no AD user and do not lower it; they show in the
+    severity counts. Waived findings do not lower it either: a waiver is an accepted state.
+
+Trend
+    The history is the run directories beside this one (same parent directory, as
+    ``<data_dir>/runs/<run_id>``): each analyzed run's ``manifest.json`` has an ``analyzed``
+    section with ``counts_by_severity`` and, since reports exist, ``health``. Runs taken after
+    this run's snapshot are left out (re-analysing an old run shows the trend up to it), as are
+    hidden and unreadable directories. At most ``HISTORY_RUNS`` earlier runs are shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audit.config import Settings
+from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
+from audit.redact import Redactor, redact_findings
+from audit.rules import all_rules
+
+HISTORY_RUNS = 25
+TOP_ACTIONS = 8
+LOGO_MAX_BYTES = 2_000_000
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+}
+SEVERITIES = tuple(s.name for s in sorted(Severity, reverse=True))  # critical ... info
+HEALTH_SEVERITIES = tuple(s.name for s in Severity if s >= Severity.medium)
+FAMILY_LABELS = {
+    "anchor": "Source anchor",
+    "matching": "Matching",
+    "duplicates": "Duplicate values",
+    "drift": "Drift between AD and Entra ID",
+    "tenant": "Tenant and sync service",
+    "attributes": "Attribute validity (IdFix)",
+}
+ACTION_TEXT = {
+    "purge-deleted-holder": "purge the soft-deleted user holding the anchor",
+    "restore-deleted-holder": "restore the soft-deleted user holding the anchor",
+    "set-anchor": "set the cloud user's ImmutableId to the AD anchor",
+    "clear-anchor": "clear a cloud user's ImmutableId",
+    "fix-anchor-encoding": "rewrite the ImmutableId in the right encoding",
+    "merge-duplicate-cloud": "merge the duplicate cloud account",
+    "roles-detour": "remove admin roles, match, then re-assign them",
+    "clear-onprem-object-id": "clear onPremisesObjectIdentifier",
+    "ad-set-attribute": "correct the AD attribute",
+    "manual": "manual steps (see the finding's fix)",
+}
+# What to do, in a sentence a manager can read (the exact commands are in each code's fix).
+PLAIN_ACTIONS = {
+    "anchor-held-by-deleted": "Restore or purge the deleted cloud account that still holds "
+    "the user's anchor, then sync.",
+    "anchor-held-by-other": "Stop sync for these users and re-link each to the right cloud "
+    "account before it overwrites someone else's.",
+    "anchor-format-invalid": "Rewrite the prepared ImmutableId in the correct encoding.",
+    "anchor-duplicate-ad": "Decide which AD account is the real one and clear the copied "
+    "anchor on the others.",
+    "consistency-guid-invalid": "Correct or clear the malformed mS-DS-ConsistencyGuid in AD.",
+    "consistency-guid-differs": "No action; informational.",
+    "cloud-orphan": "Find the missing AD account or bring it into sync scope; otherwise "
+    "retire the cloud account.",
+    "soft-match-pending": "Confirm these cloud accounts should be taken over at the next sync.",
+    "soft-match-blocked": "Clear what blocks the match (admin role, existing anchor) so the "
+    "next sync links the accounts.",
+    "unmatched-ad": "Prepare a hard match if the person already has a cloud account; "
+    "otherwise nothing.",
+    "hard-match-blocked": "Clear onPremisesObjectIdentifier or take the admin roles off "
+    "before matching.",
+    "duplicate-cloud-account": "Merge each duplicate cloud account into the person's real one.",
+    "duplicate-ad-attribute": "Make the duplicated UPN / mail / proxy value unique in AD.",
+    "attribute-conflict-cloud": "Remove the clashing value from the cloud object, or change it "
+    "in AD.",
+    "provisioning-error": "Resolve the value conflict each error names, then sync.",
+    "upn-suffix-unverified": "Verify the domain in the tenant, or move the users to a "
+    "verified UPN suffix.",
+    "upn-drift": "Re-align the cloud UPN with AD (or fix the blocking conflict first).",
+    "enabled-drift": "Block sign-in for leavers now, then find why the change did not sync.",
+    "stale-sync-object": "Find why these accounts stopped syncing (scope, export errors).",
+    "tenant-sync-stale": "Restart directory synchronization on the Entra Connect server today.",
+    "tenant-matching-settings": "Record the tenant matching switches; informational.",
+    "invalid-attribute": "Correct the attribute values in AD (a proposed value is given).",
+}
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+
+
+@dataclass(frozen=True)
+class Health:
+    clean: int
+    total: int
+
+    @property
+    def percent(self) -> float | None:
+        return round(100.0 * self.clean / self.total, 1) if self.total else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"clean": self.clean, "total": self.total, "percent": self.percent}
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    run_id: str
+    taken_at: str  # ISO 8601
+    counts_by_severity: Mapping[str, int]
+    health_percent: float | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts_by_severity.values())
+
+
+@dataclass(frozen=True)
+class CodeSection:
+    """One finding code: its metadata, its counts and its rows (sorted like classify)."""
+
+    code: str
+    family: str
+    title: str
+    severity: str  # the worst severity among its findings
+    count: int
+    counts_by_severity: Mapping[str, int]
+    what: str  # first sentence of the explanation
+    why: str  # the rest of it
+    fix: str
+    references: tuple[str, ...]
+    actions: tuple[str, ...]  # remediation action ids (metadata, then any the rows name)
+    rows: pl.DataFrame  # this code's findings
+
+    def head(self, n: int) -> pl.DataFrame:
+        return self.rows.head(n)
+
+    @property
+    def anchor_id(self) -> str:
+        return f"code-{self.code}"
+
+
+@dataclass(frozen=True)
+class FamilySection:
+    family: str
+    label: str
+    codes: tuple[CodeSection, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(c.count for c in self.codes)
+
+
+@dataclass(frozen=True)
+class TopAction:
+    rank: int
+    code: str
+    title: str
+    severity: str
+    count: int
+    actions: tuple[str, ...]
+
+    @property
+    def action_text(self) -> str:
+        if self.code in PLAIN_ACTIONS:
+            return PLAIN_ACTIONS[self.code]
+        named = [ACTION_TEXT.get(a, a) for a in self.actions if a != "manual"]
+        return "; ".join(named).capitalize() if named else ACTION_TEXT["manual"].capitalize()
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    title: str
+    company: str
+    logo_data_uri: str | None
+    run_id: str
+    taken_at: str | None
+    generated: str
+    redacted: bool
+    health: Health
+    counts_by_severity: Mapping[str, int]  # all findings, waived included
+    total: int
+    waived: int
+    families: tuple[FamilySection, ...]
+    codes: tuple[CodeSection, ...]  # most severe first, then most findings
+    top_actions: tuple[TopAction, ...]
+    trend: tuple[TrendPoint, ...]  # earlier runs then this one; empty without history
+    estate: Mapping[str, int]
+    notes: tuple[str, ...]
+    findings: pl.DataFrame  # conformed to FINDINGS_SCHEMA; redacted when `redacted`
+    pdf_rows_per_code: int = 25
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def active(self) -> int:
+        return self.total - self.waived
+
+    @property
+    def taken_at_text(self) -> str:
+        return human_time(self.taken_at) if self.taken_at else "unknown"
+
+    @property
+    def generated_text(self) -> str:
+        return human_time(self.generated)
+
+    @property
+    def headline(self) -> str:
+        """One plain-English sentence for the top of the summary."""
+        urgent = [
+            f"{self.counts_by_severity.get(s, 0):,} {s}"
+            for s in ("critical", "high")
+            if self.counts_by_severity.get(s, 0)
+        ]
+        if not self.total:
+            return "No problems found: every check passed."
+        if urgent:
+            return f"{' and '.join(urgent)} finding(s) need action before the next sync cycle."
+        return "No critical or high findings; the remaining findings are housekeeping."
+
+
+def human_time(iso: str) -> str:
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%d %B %Y, %H:%M UTC").lstrip("0")
+
+
+def generation_time() -> str:
+    """Now, or $SOURCE_DATE_EPOCH (the reproducible-builds convention) so that regenerating
+    sample_reports/ from the same demo gives the same files."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else datetime.now(UTC)
+    return moment.isoformat(timespec="seconds")
+
+
+def compute_health(snapshot: Snapshot, findings: pl.DataFrame) -> Health:
+    """Cleanly matched in-scope enabled AD users (see the module docstring)."""
+    ad = snapshot.ad_users.lazy().filter(
+        pl.col("in_scope").fill_null(False) & pl.col("enabled").fill_null(False)
+    )
+    holders = (
+        snapshot.cloud_users.lazy()
+        .filter(pl.col("deleted_at").is_null() & pl.col("immutable_id").is_not_null())
+        .select(pl.col("immutable_id").alias("anchor"))
+    )
+    blocking = (
+        findings.lazy()
+        .filter(
+            ~pl.col("waived").fill_null(False)
+            & pl.col("severity").is_in(HEALTH_SEVERITIES)
+            & pl.col("ad_object_guid").is_not_null()
+        )
+        .select(pl.col("ad_object_guid").alias("object_guid"))
+        .unique()
+    )
+    total, clean = (
+        pl.concat(
+            [
+                ad.select(pl.len().alias("n")),
+                ad.filter(pl.col("anchor").is_not_null())
+                .join(holders.unique(), on="anchor", how="semi")
+                .join(blocking, on="object_guid", how="anti")
+                .select(pl.len().alias("n")),
+            ]
+        )
+        .collect()["n"]
+        .to_list()
+    )
+    return Health(clean=int(clean), total=int(total))
+
+
+def load_history(
+    run_dir: Path, taken_at: str | None, limit: int = HISTORY_RUNS
+) -> list[TrendPoint]:
+    """Earlier analyzed runs beside `run_dir` (see the module docstring), oldest first."""
+    points: list[TrendPoint] = []
+    parent = run_dir.resolve().parent
+    try:
+        siblings = [d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return []
+    for directory in siblings:
+        if directory.resolve() == run_dir.resolve():
+            continue
+        point = _trend_point(directory)
+        if point is not None and (taken_at is None or _before(point.taken_at, taken_at)):
+            points.append(point)
+    points.sort(key=lambda p: _sort_key(p.taken_at))
+    return points[-limit:]
+
+
+def _trend_point(directory: Path) -> TrendPoint | None:
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    analyzed = manifest.get("analyzed") if isinstance(manifest, dict) else None
+    if not isinstance(analyzed, dict) or not isinstance(analyzed.get("counts_by_severity"), dict):
+        return None
+    counts = {s: int(analyzed["counts_by_severity"].get(s, 0) or 0) for s in SEVERITIES}
+    health = analyzed.get("health")
+    percent = health.get("percent") if isinstance(health, dict) else None
+    taken = manifest.get("taken_at") or analyzed.get("at")
+    if not isinstance(taken, str):
+        return None
+    return TrendPoint(
+        run_id=str(manifest.get("run_id") or directory.name),
+        taken_at=taken,
+        counts_by_severity=counts,
+        health_percent=float(percent) if isinstance(percent, int | float) else None,
+    )
+
+
+def _sort_key(iso: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _before(iso: str, reference: str) -> bool:
+    return _sort_key(iso) <= _sort_key(reference)
+
+
+def load_logo(logo: str, base: Path | None) -> tuple[str | None, str | None]:
+    """(data URI, warning): the configured logo embedded, so the report stays self-contained."""
+    if not logo:
+        return None, None
+    path = Path(logo).expanduser()
+    if not path.is_absolute() and base is not None and not path.exists():
+        path = base / path
+    media = LOGO_TYPES.get(path.suffix.lower())
+    if media is None:
+        return None, f"logo {logo}: use a PNG, JPEG, GIF, SVG or WebP file"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"logo {logo}: {exc.strerror or exc}"
+    if len(data) > LOGO_MAX_BYTES:
+        return None, f"logo {logo}: larger than {LOGO_MAX_BYTES // 1_000_000} MB"
+    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}", None
+
+
+def _split_explanation(text: str) -> tuple[str, str]:
+    parts = _SENTENCE_END.split(text.strip(), maxsplit=1)
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def build_report(
+    findings: pl.DataFrame,
+    snapshot: Snapshot,
+    settings: Settings,
+    *,
+    run_id: str,
+    health: Health | None = None,
+    history: Sequence[TrendPoint] = (),
+    notes: Sequence[str] = (),
+    redactor: Redactor | None = None,
+    generated: str | None = None,
+) -> ReportModel:
+    """The report model. `health` is computed from the unredacted findings when not given;
+    a `redactor` masks the findings every format shows."""
+    findings = conform(findings, FINDINGS_SCHEMA)
+    if health is None:
+        health = compute_health(snapshot, findings)
+    if redactor is not None:
+        findings = redact_findings(findings, redactor, snapshot)
+    metas = {r.meta.code: r.meta for r in all_rules()}
+    family_order = list(dict.fromkeys(m.family for m in metas.values()))
+    counts_by_severity = {s: 0 for s in SEVERITIES}
+    for severity, n in findings.group_by("severity").len().iter_rows():
+        counts_by_severity[severity] = counts_by_severity.get(severity, 0) + int(n)
+
+    codes = _code_sections(findings, metas)
+    families = []
+    for family in family_order + sorted({c.family for c in codes} - set(family_order)):
+        members = tuple(c for c in codes if c.family == family)
+        if members:
+            label = FAMILY_LABELS.get(family, family.title())
+            families.append(FamilySection(family=family, label=label, codes=members))
+    top = sorted(
+        (c for c in codes if Severity[c.severity] >= Severity.low),
+        key=lambda c: (-Severity[c.severity].value, -c.count, c.code),
+    )[:TOP_ACTIONS]
+    top_actions = tuple(
+        TopAction(
+            rank=i + 1,
+            code=c.code,
+            title=c.title,
+            severity=c.severity,
+            count=c.count,
+            actions=c.actions,
+        )
+        for i, c in enumerate(top)
+    )
+    generated = generated or generation_time()
+    trend: tuple[TrendPoint, ...] = ()
+    if history:
+        current = TrendPoint(
+            run_id=run_id,
+            taken_at=snapshot.taken_at or generated,
+            counts_by_severity=counts_by_severity,
+            health_percent=health.percent,
+        )
+        trend = (*history, current)
+    base = Path(settings.source_path).parent if settings.source_path else None
+    logo, logo_warning = load_logo(settings.report.logo, base)
+    ad = snapshot.ad_users
+    estate = {
+        "ad_users": ad.height,
+        "ad_users_in_scope_enabled": health.total,
+        "cloud_users": int(snapshot.cloud_users["deleted_at"].is_null().sum()),
+        "cloud_users_deleted": int(snapshot.cloud_users["deleted_at"].is_not_null().sum()),
+    }
+    return ReportModel(
+        title=settings.report.title or "Hybrid identity sync audit",
+        company=settings.report.company,
+        logo_data_uri=logo,
+        run_id=run_id,
+        taken_at=snapshot.taken_at,
+        generated=generated,
+        redacted=redactor is not None,
+        health=health,
+        counts_by_severity=counts_by_severity,
+        total=findings.height,
+        waived=int(findings["waived"].fill_null(False).sum()),
+        families=tuple(families),
+        codes=tuple(codes),
+        top_actions=top_actions,
+        trend=trend,
+        estate=estate,
+        notes=tuple(notes),
+        findings=findings,
+        pdf_rows_per_code=max(0, settings.report.pdf_rows_per_code),
+        warnings=(logo_warning,) if logo_warning else (),
+    )
+
+
+def _code_sections(findings: pl.DataFrame, metas: Mapping[str, RuleMeta]) -> list[CodeSection]:
+    if findings.is_empty():
+        return []
+    sections = []
+    stats = findings.group_by("code").agg(
+        pl.len().alias("count"),
+        *[(pl.col("severity") == s).sum().alias(s) for s in SEVERITIES],
+        pl.col("remediation").drop_nulls().unique().sort().alias("used_actions"),
+        pl.col("family").first(),
+        pl.col("title").first(),
+    )
+    partitions = findings.partition_by("code", as_dict=True, maintain_order=True)
+    for row in stats.iter_rows(named=True):
+        code = row["code"]
+        meta = metas.get(code)
+        by_severity = {s: int(row[s]) for s in SEVERITIES if row[s]}
+        worst = next(iter(by_severity), "info")
+        what, why = _split_explanation(meta.explanation) if meta else (row["title"] or code, "")
+        actions = tuple(
+            dict.fromkeys([*(meta.remediation_actions if meta else ()), *row["used_actions"]])
+        )
+        sections.append(
+            CodeSection(
+                code=code,
+                family=meta.family if meta else row["family"] or "other",
+                title=meta.title if meta else row["title"] or code,
+                severity=worst,
+                count=int(row["count"]),
+                counts_by_severity=by_severity,
+                what=what,
+                why=why,
+                fix=meta.remediation if meta else "",
+                references=meta.references if meta else (),
+                actions=actions,
+                rows=partitions[(code,)],
+            )
+        )
+    sections.sort(key=lambda c: (-Severity[c.severity].value, -c.count, c.code))
+    return sections

@@ -1,0 +1,126 @@
+"""--redact: UPNs, names and DNs masked consistently in every format that leaves the team."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+import polars as pl
+import pytest
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+from audit.cli import main
+from audit.redact import KEY_ENV, KEY_FILE, Redactor, redact_findings, redaction_key
+from tests.report_fixtures import demo_run
+
+KEY = b"test-key"
+
+
+def test_masks_are_deterministic_keyed_and_keep_structure() -> None:
+    r = Redactor(KEY)
+    assert r.email("Anne.Dubois@Contoso.com") == r.email("anne.dubois@contoso.com")
+    assert r.email("anne.dubois@contoso.com").endswith("@contoso.com")
+    assert r.email("anne.dubois@contoso.com").startswith("user-")
+    assert r.email("anne.dubois@contoso.com") != r.email("anne.dupont@contoso.com")
+    assert Redactor(b"other").email("anne@contoso.com") != r.email("anne@contoso.com")
+    dn = "CN=Anne Dubois,OU=Staff,DC=corp,DC=contoso,DC=com"
+    masked = r.dn(dn)
+    assert masked == f"CN={r.name('Anne Dubois')},OU=Staff,DC=corp,DC=contoso,DC=com"
+    escaped = "Smith\\, John"
+    assert r.dn(f"CN={escaped},OU=Staff,DC=x") == f"CN={r.name(escaped)},OU=Staff,DC=x"
+    assert re.fullmatch(r"name-[0-9a-f]{12}", r.name("Anne Dubois"))
+    assert r.any(dn) == masked and r.any("a@b.c") == r.email("a@b.c")
+
+
+def demo_people(findings: pl.DataFrame) -> set[str]:
+    """The UPNs and CN values of the AD users the demo's findings name."""
+    upns = set(findings["ad_upn"].drop_nulls()) | set(findings["cloud_upn"].drop_nulls())
+    cns = {dn.split(",")[0][3:] for dn in findings["ad_dn"].drop_nulls()}
+    return {v for v in upns | cns if len(v) >= 4}
+
+
+def test_redacted_findings_name_nobody() -> None:
+    demo = demo_run()
+    redacted = redact_findings(demo.findings, Redactor(KEY), demo.snapshot)
+    assert redacted.height == demo.findings.height
+    people = demo_people(demo.findings)
+    text_columns = ["ad_upn", "cloud_upn", "ad_dn", "detail", "evidence", "value", "proposed_value"]
+    blob = "\n".join(
+        redacted.select(
+            pl.concat_str([pl.col(c).fill_null("") for c in text_columns], separator="\t")
+        )
+        .to_series()
+        .to_list()
+    )
+    leaked = sorted(p for p in people if p in blob)
+    assert not leaked, leaked[:5]
+    # Ids, codes and fingerprints stay: the admin can still act on a redacted report.
+    assert redacted["fingerprint"].to_list() == demo.findings["fingerprint"].to_list()
+    assert redacted["cloud_id"].to_list() == demo.findings["cloud_id"].to_list()
+
+
+def test_same_person_same_mask_across_columns() -> None:
+    demo = demo_run()
+    r = Redactor(KEY)
+    redacted = redact_findings(demo.findings, r, demo.snapshot)
+    for before, after in zip(
+        demo.findings.iter_rows(named=True), redacted.iter_rows(named=True), strict=True
+    ):
+        if before["ad_upn"]:
+            assert after["ad_upn"] == r.email(before["ad_upn"])
+            if before["ad_upn"] in before["detail"]:
+                assert r.email(before["ad_upn"]) in after["detail"]
+        if before["ad_dn"]:
+            assert after["ad_dn"] == r.dn(before["ad_dn"])
+            if before["ad_dn"] in before["detail"]:
+                assert r.dn(before["ad_dn"]) in after["detail"]
+
+
+def test_key_from_env_else_a_private_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    first = redaction_key(tmp_path)
+    assert redaction_key(tmp_path) == first  # reused: masks stable across runs
+    mode = stat.S_IMODE(os.stat(tmp_path / KEY_FILE).st_mode)
+    assert mode == 0o600
+    monkeypatch.setenv(KEY_ENV, "from-env")
+    assert redaction_key(tmp_path) == b"from-env"
+
+
+def test_analyze_redact_masks_html_pdf_xlsx_but_not_the_run_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    demo = demo_run()
+    run = tmp_path / "runs" / "demo-redacted"
+    shutil.copytree(demo.run_dir, run)
+    monkeypatch.setenv(KEY_ENV, "k")
+    assert main(["analyze", str(run), "--redact", "--fail-on", "critical"]) == 1
+    out = capsys.readouterr().out
+    assert f"report: {run.resolve() / 'report.html'}" in out
+    people = demo_people(demo.findings)
+    html = (run / "report.html").read_text(encoding="utf-8")
+    pdf_text = "\n".join(
+        (p.extract_text() or "") for p in PdfReader(run / "report.pdf").pages
+    ).replace("\u200b", "")
+    pdf_text = " ".join(pdf_text.split())
+    book = load_workbook(run / "findings.xlsx", read_only=True)
+    xlsx_text = "\n".join(
+        str(v) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for v in row if v
+    )
+    for name, text in (("html", html), ("pdf", pdf_text), ("xlsx", xlsx_text)):
+        leaked = sorted(p for p in people if p in text)
+        assert not leaked, (name, leaked[:5])
+    r = Redactor(b"k")
+    some_upn = demo.findings["ad_upn"].drop_nulls()[0]
+    assert r.email(some_upn) in html and r.email(some_upn) in xlsx_text
+    # The admin team's working data stays unredacted.
+    assert some_upn in (run / "findings.csv").read_text(encoding="utf-8-sig")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["analyzed"]["redacted"] is True

@@ -1,0 +1,219 @@
+"""The report model: sync health, counts per code and family, top actions, trend history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from audit.model import FINDINGS_SCHEMA, Severity, conform
+from audit.report import (
+    Health,
+    build_report,
+    compute_health,
+    human_time,
+    load_history,
+    load_logo,
+)
+from tests import factories as f
+from tests.report_fixtures import demo_run, settings_with
+
+
+def finding(code: str, severity: str, ad_name: str | None, **extra: object) -> dict[str, object]:
+    return {
+        "fingerprint": f"{code}-{ad_name}-{severity}",
+        "code": code,
+        "severity": severity,
+        "family": "drift",
+        "title": code,
+        "ad_object_guid": f.guid_for(ad_name) if ad_name else None,
+        "waived": False,
+        "status": "new",
+        **extra,
+    }
+
+
+def findings_frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema=FINDINGS_SCHEMA)
+    return conform(pl.DataFrame(rows, strict=False), FINDINGS_SCHEMA)
+
+
+def health_estate() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    ad = [
+        f.ad_user("clean"),
+        f.ad_user("info-only"),
+        f.ad_user("medium"),
+        f.ad_user("waived"),
+        f.ad_user("unsynced"),  # no cloud twin: not matched
+        f.ad_user("deleted-twin"),  # twin is soft-deleted: not matched to an ACTIVE user
+        f.ad_user("disabled", enabled=False),  # not in the denominator
+        f.ad_user("out", in_scope=False),  # not in the denominator
+    ]
+    cloud = [
+        f.cloud_user("clean"),
+        f.cloud_user("info-only"),
+        f.cloud_user("medium"),
+        f.cloud_user("waived"),
+        f.cloud_user("deleted-twin", deleted_at=f.NOW),
+        f.cloud_user("disabled"),
+        f.cloud_user("out"),
+    ]
+    return ad, cloud
+
+
+def test_health_counts_cleanly_matched_in_scope_enabled_users() -> None:
+    ad, cloud = health_estate()
+    snapshot = f.snapshot(ad, cloud)
+    findings = findings_frame(
+        [
+            finding("consistency-guid-differs", "info", "info-only"),
+            finding("soft-match-pending", "low", "info-only"),
+            finding("upn-drift", "medium", "medium"),
+            finding("enabled-drift", "high", "waived", waived=True),
+            finding("tenant-sync-stale", "critical", None),  # names nobody
+        ]
+    )
+    health = compute_health(snapshot, findings)
+    assert health == Health(clean=3, total=6)  # clean, info-only, waived of 6
+    assert health.percent == 50.0
+
+
+def test_health_of_an_empty_estate_is_unknown_not_zero() -> None:
+    health = compute_health(f.snapshot([], []), findings_frame([]))
+    assert health == Health(0, 0)
+    assert health.percent is None
+
+
+def test_demo_model_counts_equal_the_findings() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    assert model.total == demo.findings.height
+    expected = dict(demo.findings.group_by("code").len().iter_rows())
+    assert {c.code: c.count for c in model.codes} == expected
+    for code in model.codes:
+        assert code.rows.height == code.count
+        assert set(code.rows["code"]) == {code.code}
+        assert code.what and code.fix
+    by_severity = dict(demo.findings.group_by("severity").len().iter_rows())
+    assert {s: n for s, n in model.counts_by_severity.items() if n} == by_severity
+    # Families hold every code once; codes are listed most severe first.
+    assert sorted(c.code for fam in model.families for c in fam.codes) == sorted(expected)
+    ranks = [Severity[c.severity].value for c in model.codes]
+    assert ranks == sorted(ranks, reverse=True)
+    # Top actions: the most severe codes, numbered from 1, never info.
+    assert model.top_actions[0].code == "tenant-sync-stale"
+    assert [a.rank for a in model.top_actions] == list(range(1, len(model.top_actions) + 1))
+    assert all(a.severity != "info" for a in model.top_actions)
+    assert 0 < model.health.clean <= model.health.total
+    assert model.health.total == model.estate["ad_users_in_scope_enabled"]
+
+
+def test_code_sections_carry_rule_metadata_and_actions() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    held = next(c for c in model.codes if c.code == "anchor-held-by-deleted")
+    assert {"purge-deleted-holder", "restore-deleted-holder"} <= set(held.actions)
+    assert held.what.startswith("No active cloud user holds")
+    assert held.why  # the rest of the explanation
+    assert held.references
+    drift = next(c for c in model.codes if c.code == "enabled-drift")
+    assert drift.counts_by_severity == {"high": 2, "low": 2}
+    assert drift.severity == "high"
+
+
+def write_run(
+    parent: Path, name: str, taken_at: str, counts: dict[str, int], health: float
+) -> None:
+    run = parent / name
+    run.mkdir(parents=True)
+    manifest = {
+        "format_version": 1,
+        "run_id": name,
+        "taken_at": taken_at,
+        "analyzed": {
+            "at": taken_at,
+            "counts_by_severity": counts,
+            "health": {"clean": 1, "total": 2, "percent": health},
+        },
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_history_reads_sibling_runs_before_this_one(tmp_path: Path) -> None:
+    write_run(tmp_path, "w1", "2026-11-09T06:00:00+00:00", {"high": 5, "low": 1}, 90.0)
+    write_run(tmp_path, "w2", "2026-11-16T06:00:00+00:00", {"high": 3}, 95.5)
+    write_run(tmp_path, "w9", "2026-12-30T06:00:00+00:00", {"high": 1}, 99.0)  # later: skipped
+    write_run(tmp_path, ".w3.abc.partial", "2026-11-17T06:00:00+00:00", {"high": 1}, 1.0)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{not json")
+    (tmp_path / "not-analyzed").mkdir()
+    (tmp_path / "not-analyzed" / "manifest.json").write_text('{"run_id": "x"}')
+    current = tmp_path / "w4"
+    current.mkdir()
+    points = load_history(current, "2026-11-23T06:00:00+00:00")
+    assert [p.run_id for p in points] == ["w1", "w2"]
+    assert points[0].counts_by_severity["high"] == 5
+    assert points[0].total == 6
+    assert points[1].health_percent == 95.5
+
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="w4", history=points)
+    assert [p.run_id for p in model.trend] == ["w1", "w2", "w4"]
+    assert model.trend[-1].total == demo.findings.height
+    assert model.trend[-1].health_percent == model.health.percent
+
+
+def test_no_history_no_trend() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    assert model.trend == ()
+    # The demo's own run directory has no analyzed siblings.
+    assert load_history(demo.run_dir, demo.snapshot.taken_at) == []
+
+
+def test_analyze_records_health_and_render_timings_in_the_manifest() -> None:
+    manifest = json.loads((demo_run().run_dir / "manifest.json").read_text())
+    analyzed = manifest["analyzed"]
+    assert analyzed["health"]["total"] > 0
+    assert analyzed["redacted"] is False
+    assert set(analyzed["render_timings"]) == {
+        "report_model_s",
+        "render_html_s",
+        "render_pdf_s",
+        "render_xlsx_s",
+    }
+
+
+def test_config_supplies_company_title_and_logo(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.svg"
+    logo.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>')
+    settings = settings_with(company="Fabrikam", title="Quarterly sync audit", logo=str(logo))
+    snapshot = f.snapshot([f.ad_user("alice")], [f.cloud_user("alice")])
+    model = build_report(findings_frame([]), snapshot, settings, run_id="r1")
+    assert (model.company, model.title) == ("Fabrikam", "Quarterly sync audit")
+    assert model.logo_data_uri and model.logo_data_uri.startswith("data:image/svg+xml;base64,")
+    assert model.headline.startswith("No problems found")
+    assert model.health == Health(1, 1)
+
+
+def test_a_missing_or_unsupported_logo_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    assert load_logo("", None) == (None, None)
+    uri, warning = load_logo(str(tmp_path / "nope.png"), None)
+    assert uri is None and warning and "nope.png" in warning
+    (tmp_path / "logo.bmp").write_bytes(b"BM")
+    uri, warning = load_logo("logo.bmp", tmp_path)
+    assert uri is None and warning and "PNG" in warning
+
+
+def test_human_time() -> None:
+    assert human_time("2026-11-23T06:00:00+00:00") == "23 November 2026, 06:00 UTC"
+    assert human_time("garbage") == "garbage"
+
+
+def test_every_code_has_a_plain_english_action() -> None:
+    from audit.report import PLAIN_ACTIONS
+    from audit.rules import all_rules
+
+    assert {r.meta.code for r in all_rules()} <= set(PLAIN_ACTIONS)
