@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from audit.classify import classify
+from audit.classify import classify, prepared_for_rules
 from audit.config import Settings, settings_from_dict
 from audit.model import Severity, Snapshot
 from audit.remediate import write_remediation
@@ -134,7 +134,7 @@ def analyze_run(
     run_dir = run_dir.resolve()
     manifest = read_manifest(run_dir)
     settings = settings_for_run(run_dir, settings)
-    snapshot = read_snapshot(run_dir)
+    snapshot = prepared_for_rules(read_snapshot(run_dir))
     t0 = time.perf_counter()
     findings = classify(snapshot, settings)
     classify_s = round(time.perf_counter() - t0, 3)
