@@ -63,6 +63,8 @@ def now_iso() -> str:
 def save_run(out: Path, snapshot: Snapshot, settings: Settings, timings: dict[str, float]) -> Path:
     """Write a snapshot and its manifest as a new, complete run directory."""
     started = now_iso()
+    # Stored in the order the rules want it, so analyze reads it ready to use.
+    snapshot = prepared_for_rules(snapshot)
     with staged_directory(out) as staging:
         t0 = time.perf_counter()
         write_snapshot(staging, snapshot)

@@ -65,9 +65,11 @@ def child_generate(n: int, directory: Path) -> dict[str, float]:
     start = time.perf_counter()
     snapshot = generate_scale_estate(n, n, issue_rate=ISSUE_RATE, seed=0)
     seconds = time.perf_counter() - start
-    snapshot.ad_users.write_parquet(directory / "ad_users.parquet")
-    snapshot.cloud_users.write_parquet(directory / "cloud_users.parquet")
-    (directory / "tenant.json").write_text(snapshot.tenant.to_json(), encoding="utf-8")
+    # Stored the way `syncaudit import` stores a run's snapshot (store.write_snapshot).
+    from audit.classify import prepared_for_rules
+    from audit.store import write_snapshot
+
+    write_snapshot(directory, prepared_for_rules(snapshot))
     return {"generate_s": seconds, "peak_rss_gb": peak_rss_gb()}
 
 
@@ -77,10 +79,12 @@ def _load(directory: Path):  # type: ignore[no-untyped-def]
     from audit.model import Snapshot, SourceReport, Tenant
     from audit.scale import SCALE_TAKEN_AT
 
-    tenant = Tenant.from_dict(json.loads((directory / "tenant.json").read_text(encoding="utf-8")))
+    tenant = Tenant.from_dict(
+        json.loads((directory / "snapshot" / "tenant.json").read_text(encoding="utf-8"))
+    )
     return Snapshot(
-        ad_users=pl.read_parquet(directory / "ad_users.parquet"),
-        cloud_users=pl.read_parquet(directory / "cloud_users.parquet"),
+        ad_users=pl.read_parquet(directory / "snapshot" / "ad_users.parquet"),
+        cloud_users=pl.read_parquet(directory / "snapshot" / "cloud_users.parquet"),
         tenant=tenant,
         sources=tuple(
             SourceReport(name=k, kind=k, path=None, format="parquet", complete=True, rows=0)
@@ -195,7 +199,7 @@ def child_baseline(directory: Path, repeat: int) -> dict[str, object]:
 
 
 def _tenant_last_sync(directory: Path) -> str:
-    data = json.loads((directory / "tenant.json").read_text(encoding="utf-8"))
+    data = json.loads((directory / "snapshot" / "tenant.json").read_text(encoding="utf-8"))
     return str(data["last_dirsync"])
 
 
