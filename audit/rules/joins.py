@@ -266,20 +266,52 @@ def address_collisions(
         ],
         how="vertical",
     ).rename({"id": "owner_id"})
-    # Joined on a 64-bit hash of the address (much cheaper than hashing strings twice), then
-    # the strings are compared so a hash collision can never produce a finding.
-    return (
+    # Nearly every AD address is owned by the AD user's own anchor holder. The join and that
+    # first filter run on narrow frames of 64-bit hashes (address, holder id, owner id); only
+    # the few surviving pairs fetch their strings, which are then compared exactly so a hash
+    # collision can never produce a finding. Joining the string frames directly held ~0.6 GB
+    # more at 1M users.
+    claims = (
         ad_keys.lazy()
         .join(links.lazy().select(AD_KEY, "holder_id"), on=AD_KEY, how="left")
-        .with_columns(_h=pl.col("address").hash())
-        .join(owners.with_columns(_h=pl.col("address").hash()), on="_h", suffix="_owner")
-        .filter(
+        .select(AD_KEY, "address", "holder_id")
+        .collect()
+    )
+    owners = owners.collect()
+    survivors = (
+        claims.lazy()
+        .select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("_c"),
+            pl.col("address").hash().alias("_h"),
+            pl.col("holder_id").hash().alias("_holder_h"),
+            pl.col("holder_id").is_null().alias("_unheld"),
+        )
+        .join(
+            owners.lazy().select(
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("_o"),
+                pl.col("address").hash().alias("_h"),
+                pl.col("owner_id").hash().alias("_owner_h"),
+            ),
+            on="_h",
+        )
+        .filter(pl.col("_unheld") | (pl.col("_owner_h") != pl.col("_holder_h")))
+        .select("_c", "_o")
+        .collect()
+    )
+    pairs = pl.concat(
+        [
+            claims[survivors["_c"]],
+            owners[survivors["_o"]].rename({"address": "address_owner"}),
+        ],
+        how="horizontal",
+    )
+    return (
+        pairs.filter(
             (pl.col("address") == pl.col("address_owner"))
             & (pl.col("holder_id").is_null() | (pl.col("owner_id") != pl.col("holder_id")))
         )
         .select(AD_KEY, "address", "holder_id", "owner_id")
         .unique([AD_KEY, "address", "owner_id"])
-        .collect()
     )
 
 
