@@ -277,7 +277,7 @@ def address_collisions(
         .select(AD_KEY, "address", "holder_id")
         .collect()
     )
-    owners = owners.collect()
+    owner_keys = owners.collect()
     survivors = (
         claims.lazy()
         .select(
@@ -287,7 +287,7 @@ def address_collisions(
             pl.col("holder_id").is_null().alias("_unheld"),
         )
         .join(
-            owners.lazy().select(
+            owner_keys.lazy().select(
                 pl.int_range(pl.len(), dtype=pl.UInt32).alias("_o"),
                 pl.col("address").hash().alias("_h"),
                 pl.col("owner_id").hash().alias("_owner_h"),
@@ -301,7 +301,7 @@ def address_collisions(
     pairs = pl.concat(
         [
             claims[survivors["_c"]],
-            owners[survivors["_o"]].rename({"address": "address_owner"}),
+            owner_keys[survivors["_o"]].rename({"address": "address_owner"}),
         ],
         how="horizontal",
     )
