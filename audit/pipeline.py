@@ -23,6 +23,7 @@ from audit.config import Settings, settings_from_dict
 from audit.model import Severity, Snapshot
 from audit.remediate import write_remediation
 from audit.render import render_reports
+from audit.report import generation_time
 from audit.store import (
     read_manifest,
     read_snapshot,
@@ -163,7 +164,7 @@ def analyze_run(
     header = {
         "run_id": manifest.get("run_id"),
         "taken_at": snapshot.taken_at,
-        "generated": now_iso(),
+        "generated": generation_time(),
         "counts_by_severity": by_severity,
     }
     write_findings(run_dir, findings, header)

@@ -36,7 +36,7 @@ param(
 # Run:        demo
 # Tenant:     contoso.onmicrosoft.com / 6f1c3a52-8d4e-4b7a-9c21-5e0f7d3b9a10
 # Taken at:   2026-11-23T06:00:00Z
-# Generated:  2026-11-27T08:25:48+00:00
+# Generated:  2026-11-23T06:00:00+00:00
 #
 # What it fixes (one call per finding, labelled with the finding's fingerprint and code):
 #   1 x purge-deleted-holder: permanently delete the soft-deleted holder of the anchor (anchor-held-by-deleted x1)
