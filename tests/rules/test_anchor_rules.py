@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from datetime import timedelta
-from typing import Any
 
-import polars as pl
 import pytest
 
-from audit.classify import classify
-from audit.model import Snapshot
-from audit.rules import anchor, duplicates, matching
 from audit.rules.base import (
     FIX_ANCHOR_ENCODING,
     MANUAL,
@@ -28,43 +22,11 @@ from tests.factories import (
     cloud_only_user,
     cloud_user,
     guid_for,
-    settings,
     snapshot,
 )
+from tests.rules.helpers import dn, evidence, keys, one, run
 
 DELETED_ID = "0d0d0d0d-0000-4000-8000-000000000001"
-
-
-# Run exactly the anchor / matching / duplicates rules; compare findings as
-# (code, AD dn, cloud id, attribute, value).
-RULES = (*anchor.RULES, *matching.RULES, *duplicates.RULES)
-
-Key = tuple[str, str | None, str | None, str | None, str | None]
-
-
-def run(snap: Snapshot, **thresholds: float) -> pl.DataFrame:
-    return classify(snap, settings(**thresholds), rules=RULES)
-
-
-def keys(findings: pl.DataFrame) -> set[Key]:
-    return {
-        (r["code"], r["ad_dn"], r["cloud_id"], r["attribute"], r["value"])
-        for r in findings.iter_rows(named=True)
-    }
-
-
-def dn(name: str) -> str:
-    return f"CN={name},OU=Staff,DC=corp,DC=contoso,DC=com"
-
-
-def one(findings: pl.DataFrame, code: str) -> dict[str, Any]:
-    rows = findings.filter(pl.col("code") == code).to_dicts()
-    assert len(rows) == 1, rows
-    return rows[0]
-
-
-def evidence(row: dict[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(row["evidence"]))
 
 
 def deleted_twin(name: str, **overrides: object) -> dict[str, object]:

@@ -3,14 +3,6 @@ by another cloud object."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import polars as pl
-
-from audit.classify import classify
-from audit.model import Snapshot
-from audit.rules import anchor, duplicates, matching
 from audit.rules.base import MERGE_DUPLICATE_CLOUD
 from tests.factories import (
     ad_user,
@@ -19,44 +11,12 @@ from tests.factories import (
     cloud_only_user,
     cloud_user,
     guid_for,
-    settings,
     snapshot,
 )
+from tests.rules.helpers import dn, evidence, keys, one, run
 
 QUARANTINED_ID = "9a9a9a9a-0000-4000-8000-000000000009"
 GA = "Global Administrator"
-
-
-# Run exactly the anchor / matching / duplicates rules; compare findings as
-# (code, AD dn, cloud id, attribute, value).
-RULES = (*anchor.RULES, *matching.RULES, *duplicates.RULES)
-
-Key = tuple[str, str | None, str | None, str | None, str | None]
-
-
-def run(snap: Snapshot, **thresholds: float) -> pl.DataFrame:
-    return classify(snap, settings(**thresholds), rules=RULES)
-
-
-def keys(findings: pl.DataFrame) -> set[Key]:
-    return {
-        (r["code"], r["ad_dn"], r["cloud_id"], r["attribute"], r["value"])
-        for r in findings.iter_rows(named=True)
-    }
-
-
-def dn(name: str) -> str:
-    return f"CN={name},OU=Staff,DC=corp,DC=contoso,DC=com"
-
-
-def one(findings: pl.DataFrame, code: str) -> dict[str, Any]:
-    rows = findings.filter(pl.col("code") == code).to_dicts()
-    assert len(rows) == 1, rows
-    return rows[0]
-
-
-def evidence(row: dict[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(row["evidence"]))
 
 
 def quarantined_twin(name: str) -> dict[str, object]:
