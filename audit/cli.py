@@ -194,7 +194,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     run_dir = import_to_run(
-        settings,
+        settings=settings,
         ad=[parse_ad_argument(a) for a in args.ad],
         cloud=[Path(c) for c in args.cloud],
         deleted=args.deleted,
@@ -209,8 +209,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def import_to_run(
-    settings: Settings,
     *,
+    settings: Settings,
     ad: list[tuple[str | None, Path]],
     cloud: list[Path],
     deleted: Path | None,
@@ -304,17 +304,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (out / DEMO_MARKER).write_text("created by `syncaudit demo`; safe to delete\n")
     progress("writing the demo estate's exports")
     inputs = write_demo_inputs(out / "exports")
-    run_dir = import_to_run(
-        inputs.settings,
-        ad=inputs.ad_files,
-        cloud=inputs.cloud_files,
-        deleted=inputs.deleted,
-        domains=inputs.domains,
-        tenant=inputs.tenant,
-        roles=inputs.roles,
-        out=out / "runs" / "demo",
-        taken_at=inputs.taken_at,
-    )
+    run_dir = import_to_run(out=out / "runs" / "demo", **inputs.import_arguments())
     progress("analyzing")
     result = analyze_run(run_dir, inputs.settings)
     print_summary(result)

@@ -118,6 +118,19 @@ class DemoInputs:
     settings: Settings
     taken_at: str
 
+    def import_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of sources.files.import_files for these exports."""
+        return {
+            "ad": self.ad_files,
+            "cloud": self.cloud_files,
+            "deleted": self.deleted,
+            "domains": self.domains,
+            "tenant": self.tenant,
+            "roles": self.roles,
+            "settings": self.settings,
+            "taken_at": self.taken_at,
+        }
+
 
 @dataclass
 class AdEntry:

@@ -39,17 +39,7 @@ def demo_run() -> DemoRun:
     root = Path(tempfile.mkdtemp(prefix="syncaudit-report-tests-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     inputs = write_demo_inputs(root / "exports")
-    run_dir = import_to_run(
-        inputs.settings,
-        ad=inputs.ad_files,
-        cloud=inputs.cloud_files,
-        deleted=inputs.deleted,
-        domains=inputs.domains,
-        tenant=inputs.tenant,
-        roles=inputs.roles,
-        out=root / "runs" / "demo",
-        taken_at=inputs.taken_at,
-    )
+    run_dir = import_to_run(out=root / "runs" / "demo", **inputs.import_arguments())
     result = analyze_run(run_dir, inputs.settings)
     return DemoRun(
         run_dir=run_dir,

@@ -50,16 +50,7 @@ DESIGN_CODES = frozenset(
 
 def _run(directory: Path) -> tuple[DemoInputs, object]:
     inputs = write_demo_inputs(directory)
-    snapshot = import_files(
-        ad=inputs.ad_files,
-        cloud=inputs.cloud_files,
-        deleted=inputs.deleted,
-        domains=inputs.domains,
-        tenant=inputs.tenant,
-        roles=inputs.roles,
-        settings=inputs.settings,
-        taken_at=inputs.taken_at,
-    )
+    snapshot = import_files(**inputs.import_arguments())
     return inputs, classify(snapshot, inputs.settings)
 
 

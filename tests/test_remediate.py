@@ -47,16 +47,7 @@ ANCHOR = "8urlZo2x8ECH9y6b0x+Lbw=="
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     inputs = write_demo_inputs(tmp_path_factory.mktemp("remediation-demo"))
-    snapshot = import_files(
-        ad=inputs.ad_files,
-        cloud=inputs.cloud_files,
-        deleted=inputs.deleted,
-        domains=inputs.domains,
-        tenant=inputs.tenant,
-        roles=inputs.roles,
-        settings=inputs.settings,
-        taken_at=inputs.taken_at,
-    )
+    snapshot = import_files(**inputs.import_arguments())
     return inputs.settings, snapshot, classify(snapshot, inputs.settings)
 
 
