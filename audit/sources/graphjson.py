@@ -220,7 +220,9 @@ def add_user_objects(
             continue
         if kind in ("group", "contact"):
             _add_object(target, obj, kind, path, line, notes)
-            result.excluded[kind] = result.excluded.get(kind, 0) + 1
+            # not users, but kept: they own addresses (ObjectTypeMismatch, value conflicts)
+            routed = f"{kind} (kept as cloud object)"
+            result.excluded[routed] = result.excluded.get(routed, 0) + 1
             continue
         if kind != "user":
             result.excluded[kind] = result.excluded.get(kind, 0) + 1

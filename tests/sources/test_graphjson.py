@@ -143,7 +143,11 @@ def test_groups_contacts_and_delta_removals_are_routed(tmp_path: Path) -> None:
         ("c1", "contact"),
     ]
     assert snap.cloud_objects["proxy_addresses"].to_list()[0] == ["SMTP:sales@contoso.com"]
-    assert dict(snap.sources[0].excluded) == {"group": 1, "contact": 1, "removed (delta)": 1}
+    assert dict(snap.sources[0].excluded) == {
+        "group (kept as cloud object)": 1,
+        "contact (kept as cloud object)": 1,
+        "removed (delta)": 1,
+    }
 
 
 def test_deleted_users_file(tmp_path: Path) -> None:
