@@ -23,7 +23,7 @@ import re
 import struct
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,9 +159,31 @@ def import_files(
         cloud_users=cloud_frame,
         tenant=tenant_info,
         cloud_objects=cloud_objects_frame(users),
-        sources=tuple(reports),
+        sources=tuple(empty_side_is_incomplete(reports)),
         taken_at=taken.isoformat().replace("+00:00", "Z"),
     )
+
+
+def empty_side_is_incomplete(reports: list[SourceReport]) -> list[SourceReport]:
+    """An AD side without a single person, or a tenant without a single active user, is a
+    wrong or cut export, not an estate: judged as complete, it would make every object of the
+    other side an orphan or unmatched. Such sources are marked incomplete, with a warning."""
+    why = {
+        "ad": "no AD users at all: a wrong or cut export? treated as incomplete",
+        "cloud": "no cloud users at all (a tenant has at least its admin): treated as incomplete",
+    }
+    empty = {
+        kind
+        for kind in why
+        if any(r.kind == kind for r in reports)
+        and sum(r.rows for r in reports if r.kind == kind) == 0
+    }
+    return [
+        replace(r, complete=False, warnings=(*r.warnings, why[r.kind]))
+        if r.kind in empty
+        else r
+        for r in reports
+    ]
 
 
 def _taken_at(text: str | None) -> datetime:

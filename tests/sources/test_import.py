@@ -106,3 +106,33 @@ def test_no_input_at_all_gives_empty_frames() -> None:
     snap = import_files(ad=[], cloud=[], settings=Settings(), taken_at=TAKEN_AT)
     assert snap.ad_users.height == 0 and snap.cloud_users.height == 0
     assert snap.sources == ()
+
+
+def test_an_empty_side_is_incomplete_not_an_estate(tmp_path: Path) -> None:
+    """A tenant export without a single user (or an AD export without a single person) is a
+    wrong or cut export: it is marked incomplete so nobody on the other side becomes an
+    orphan. An empty soft-deleted file is normal and stays complete."""
+    ad = ldif_file(tmp_path / "ad.ldif", [person("Ann", str(uuid.uuid4()))])
+    empty = tmp_path / "users.json"
+    empty.write_text(graph_page([]), encoding="utf-8")
+    deleted = tmp_path / "deleted.json"
+    deleted.write_text(graph_page([]), encoding="utf-8")
+    snap = import_files(
+        ad=[(None, ad)], cloud=[empty], deleted=deleted, settings=Settings(), taken_at=TAKEN_AT
+    )
+    state = {r.kind: r.complete for r in snap.sources}
+    assert state == {"ad": True, "cloud": False, "deleted": True}
+    assert snap.complete("ad") and not snap.complete("cloud")
+    cloud_report = next(r for r in snap.sources if r.kind == "cloud")
+    assert any("no cloud users at all" in w for w in cloud_report.warnings)
+
+    computer_class = ["top", "person", "organizationalPerson", "user", "computer"]
+    no_people = ldif_file(
+        tmp_path / "none.ldif", [person("PC1", str(uuid.uuid4()), objectClass=computer_class)]
+    )
+    users = tmp_path / "one.json"
+    users.write_text(graph_page([cloud_user(str(uuid.uuid4()), "bo@contoso.com")]), "utf-8")
+    snap = import_files(
+        ad=[(None, no_people)], cloud=[users], settings=Settings(), taken_at=TAKEN_AT
+    )
+    assert {r.kind: r.complete for r in snap.sources} == {"ad": False, "cloud": True}
