@@ -179,9 +179,7 @@ def empty_side_is_incomplete(reports: list[SourceReport]) -> list[SourceReport]:
         and sum(r.rows for r in reports if r.kind == kind) == 0
     }
     return [
-        replace(r, complete=False, warnings=(*r.warnings, why[r.kind]))
-        if r.kind in empty
-        else r
+        replace(r, complete=False, warnings=(*r.warnings, why[r.kind])) if r.kind in empty else r
         for r in reports
     ]
 
