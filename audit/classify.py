@@ -120,7 +120,12 @@ def _run_rule(rule: Rule, context: RuleContext) -> pl.DataFrame:
 
 
 def _fingerprints(findings: pl.DataFrame) -> list[str]:
-    keys = findings.select(
-        pl.concat_str([pl.col(c).fill_null("") for c in _FINGERPRINT_PARTS], separator="\x1f")
-    ).to_series()
+    # The AD object is its objectGUID; its DN only stands in when the GUID is unknown.
+    parts = [
+        pl.coalesce("ad_object_guid", "ad_dn").fill_null("")
+        if c == "ad_object_guid"
+        else pl.col(c).fill_null("")
+        for c in _FINGERPRINT_PARTS
+    ]
+    keys = findings.select(pl.concat_str(parts, separator="\x1f")).to_series()
     return [hashlib.sha256(k.encode("utf-8")).hexdigest()[:20] for k in keys]

@@ -94,7 +94,10 @@ class RuleContext:
     @cached_property
     def unheld_ad(self) -> pl.DataFrame:
         """In-scope AD users (_ad, anchor, upn, primary_smtp) no active cloud user holds."""
-        keys = self.anchor_links.filter(pl.col("holder_id").is_null()).select(joins.AD_KEY)
+        # an AD user without an anchor (no objectGUID exported) is unknown, not unheld
+        keys = self.anchor_links.filter(
+            pl.col("holder_id").is_null() & pl.col("anchor").is_not_null()
+        ).select(joins.AD_KEY)
         return self.scoped_ad.select(joins.AD_KEY, "anchor", "upn", "primary_smtp").join(
             keys, on=joins.AD_KEY, how="semi"
         )

@@ -92,20 +92,22 @@ AD_ATTRIBUTES = frozenset(
         "name",
     }
 )
-# IdFix's skip list (src/IdFix: cn prefixes of built-in and Exchange system accounts).
+# IdFix's skip list (src/IdFix: built-in and Exchange system accounts), made exact: IdFix
+# matches bare cn prefixes ("guest", "iwam", "msol", "admini") only to quiet its own report,
+# but here a skipped object leaves the whole estate, and those prefixes also catch people
+# (Iwamoto, "Guest, Amanda", Msoliman, Adminian). The built-in Administrator, Guest and
+# krbtgt also carry isCriticalSystemObject.
+SYSTEM_CN_NAMES = frozenset({"administrator", "guest", "krbtgt"})
 SYSTEM_CN_PREFIXES = (
-    "admini",
     "cas_{",
     "discoverysearchmailbox",
-    "federatedemail",
-    "guest",
+    "federatedemail.",
     "httpconnector",
-    "krbtgt",
     "iusr_",
-    "iwam",
-    "msol",
+    "iwam_",
+    "msol_",
     "support_",
-    "systemmailbox",
+    "systemmailbox{",
     "wwioadmini",
     "healthmailbox",
 )
@@ -273,13 +275,18 @@ def read_ad_file(path: Path, name: str | None, settings: Settings, target: AdRow
             "converted (e.g. [Convert]::ToBase64String)"
         )
     if mapper.missing_guid:
-        notes.add(f"{mapper.missing_guid} users without objectGUID (an ldifde -m export?)")
+        # Without objectGUID nobody's anchor is known: judged complete, every synced cloud user
+        # would look orphaned and every AD user unmatched.
+        notes.add(
+            f"{mapper.missing_guid} users without objectGUID (an ldifde -m export?): their "
+            "anchors are unknown, so the source is treated as incomplete"
+        )
     return SourceReport(
         name=source_name,
         kind="ad",
         path=str(path),
         format=fmt,
-        complete=True,
+        complete=not mapper.missing_guid,
         rows=mapper.rows,
         excluded=dict(mapper.excluded),
         warnings=notes.lines(),
@@ -517,7 +524,7 @@ def exclusion_reason(record: Record) -> str | None:
     cn = (_first(attrs, "cn") or _first(attrs, "name") or _rdn_value(record.dn)).lower()
     if cn.endswith("$"):
         return "cn-ends-with-$"
-    if cn.startswith(SYSTEM_CN_PREFIXES):
+    if cn in SYSTEM_CN_NAMES or cn.startswith(SYSTEM_CN_PREFIXES):
         return "system-account"
     return None
 

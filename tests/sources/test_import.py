@@ -136,3 +136,40 @@ def test_an_empty_side_is_incomplete_not_an_estate(tmp_path: Path) -> None:
         ad=[(None, no_people)], cloud=[users], settings=Settings(), taken_at=TAKEN_AT
     )
     assert {r.kind: r.complete for r in snap.sources} == {"ad": False, "cloud": True}
+
+
+def test_people_whose_names_start_like_system_accounts_are_kept(tmp_path: Path) -> None:
+    """IdFix's bare cn prefixes would drop Iwamoto or 'Guest, Amanda' from the whole estate;
+    only the exact built-in names and the distinctive system-account prefixes are skipped."""
+    entries = [
+        person("Iwamoto Kenji", str(uuid.uuid4())),
+        person("Guest\\, Amanda", str(uuid.uuid4())),
+        person("Msoliman Omar", str(uuid.uuid4())),
+        person("Guest", str(uuid.uuid4())),
+        person("MSOL_0123456789ab", str(uuid.uuid4())),
+        person("IWAM_WEB01", str(uuid.uuid4())),
+    ]
+    snap = import_files(
+        ad=[(None, ldif_file(tmp_path / "ad.ldif", entries))],
+        cloud=[],
+        settings=Settings(),
+        taken_at=TAKEN_AT,
+    )
+    names = sorted(snap.ad_users["dn"].str.extract(r"^CN=(.*?),OU=").to_list())
+    assert names == ["Guest\\, Amanda", "Iwamoto Kenji", "Msoliman Omar"]
+    assert dict(snap.sources[0].excluded) == {"system-account": 3}
+
+
+def test_export_without_object_guid_is_incomplete(tmp_path: Path) -> None:
+    """ldifde -m drops objectGUID: nobody's anchor is known, so the AD side is incomplete
+    (otherwise every synced cloud user would look orphaned)."""
+    text = ldif_file(tmp_path / "ad.ldif", [person("Ann", str(uuid.uuid4()))]).read_text()
+    no_guid = tmp_path / "m.ldif"
+    no_guid.write_text(
+        "\n".join(line for line in text.splitlines() if not line.lower().startswith("objectguid"))
+        + "\n"
+    )
+    snap = import_files(ad=[(None, no_guid)], cloud=[], settings=Settings(), taken_at=TAKEN_AT)
+    report = snap.sources[0]
+    assert report.complete is False
+    assert any("without objectGUID" in w for w in report.warnings)
