@@ -44,11 +44,13 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
+from audit.config import ConfigError
 from audit.model import Snapshot
 
 KEY_ENV = "SYNCAUDIT_REDACT_KEY"
@@ -79,18 +81,38 @@ def redaction_key(runs_parent: Path | None) -> bytes:
     """The HMAC key: $SYNCAUDIT_REDACT_KEY, else a random key kept beside the run directories."""
     from_env = os.environ.get(KEY_ENV)
     if from_env:
-        return from_env.encode("utf-8")
+        return _long_enough(from_env.encode("utf-8"), f"${KEY_ENV}")
     if runs_parent is None:
         return secrets.token_bytes(32)
     path = runs_parent / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="ascii").strip().encode("ascii")
+    if path.exists():
+        return _long_enough(path.read_text(encoding="ascii").strip().encode("ascii"), str(path))
+    # Written to a private temporary file and linked into place, so the key file is never
+    # visible empty (an empty key would make every mask computable by anyone).
     key = secrets.token_hex(32)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(key + "\n")
+    fd, tmp = tempfile.mkstemp(prefix=".redact-key.", dir=runs_parent)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key + "\n")
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another run created it first: use theirs
+            return _long_enough(path.read_text(encoding="ascii").strip().encode("ascii"), str(path))
+    finally:
+        os.unlink(tmp)
     return key.encode("ascii")
+
+
+MIN_KEY_BYTES = 32
+
+
+def _long_enough(key: bytes, where: str) -> bytes:
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(
+            f"{where}: redaction key shorter than {MIN_KEY_BYTES} bytes; masks would be guessable"
+        )
+    return key
 
 
 class Redactor:
@@ -98,6 +120,11 @@ class Redactor:
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+
+    def fingerprint(self, value: str) -> str:
+        """A keyed stand-in for a finding's fingerprint: the plain one is a hash of the masked
+        value, so anyone could confirm a guess of it offline."""
+        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:20]
 
     def token(self, value: str) -> str:
         digest = hmac.new(self._key, value.strip().lower().encode("utf-8"), hashlib.sha256)
@@ -186,6 +213,7 @@ def redact_findings(
         if patterns:
             expr = expr.str.replace_many(patterns, replacements, leftmost=True)
         exprs.append(expr.alias(column))
+    exprs.append(pl.col("fingerprint").map_elements(redactor.fingerprint, return_dtype=pl.String))
     return findings.with_columns(exprs)
 
 

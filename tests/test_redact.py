@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from audit.cli import main
+from audit.config import ConfigError
 from audit.redact import KEY_ENV, KEY_FILE, Redactor, redact_findings, redaction_key
 from tests.report_fixtures import demo_run
 
@@ -58,8 +59,13 @@ def test_redacted_findings_name_nobody() -> None:
     )
     leaked = sorted(p for p in people if p in blob)
     assert not leaked, leaked[:5]
-    # Ids, codes and fingerprints stay: the admin can still act on a redacted report.
-    assert redacted["fingerprint"].to_list() == demo.findings["fingerprint"].to_list()
+    # Fingerprints are keyed: a plain one hashes the unmasked value, so a reader could confirm
+    # a guess offline. Keyed, they stay stable from one redacted report to the next.
+    plain = demo.findings["fingerprint"].to_list()
+    keyed = redacted["fingerprint"].to_list()
+    assert keyed == [Redactor(KEY).fingerprint(f) for f in plain]
+    assert not set(keyed) & set(plain)
+    assert len(set(keyed)) == len(set(plain))
     assert redacted["cloud_id"].to_list() == demo.findings["cloud_id"].to_list()
 
 
@@ -88,8 +94,11 @@ def test_key_from_env_else_a_private_key_file(
     assert redaction_key(tmp_path) == first  # reused: masks stable across runs
     mode = stat.S_IMODE(os.stat(tmp_path / KEY_FILE).st_mode)
     assert mode == 0o600
-    monkeypatch.setenv(KEY_ENV, "from-env")
-    assert redaction_key(tmp_path) == b"from-env"
+    monkeypatch.setenv(KEY_ENV, "from-env-" + "k" * 32)
+    assert redaction_key(tmp_path) == b"from-env-" + b"k" * 32
+    monkeypatch.setenv(KEY_ENV, "short")
+    with pytest.raises(ConfigError, match="shorter than 32 bytes"):
+        redaction_key(tmp_path)
 
 
 def test_analyze_redact_masks_html_pdf_xlsx_but_not_the_run_data(
@@ -100,7 +109,7 @@ def test_analyze_redact_masks_html_pdf_xlsx_but_not_the_run_data(
     demo = demo_run()
     run = tmp_path / "runs" / "demo-redacted"
     shutil.copytree(demo.run_dir, run)
-    monkeypatch.setenv(KEY_ENV, "k")
+    monkeypatch.setenv(KEY_ENV, "k" * 32)
     assert main(["analyze", str(run), "--redact", "--fail-on", "critical"]) == 1
     out = capsys.readouterr().out
     assert f"report: {run.resolve() / 'report.html'}" in out
@@ -117,7 +126,7 @@ def test_analyze_redact_masks_html_pdf_xlsx_but_not_the_run_data(
     for name, text in (("html", html), ("pdf", pdf_text), ("xlsx", xlsx_text)):
         leaked = sorted(p for p in people if p in text)
         assert not leaked, (name, leaked[:5])
-    r = Redactor(b"k")
+    r = Redactor(b"k" * 32)
     some_upn = demo.findings["ad_upn"].drop_nulls()[0]
     assert r.email(some_upn) in html and r.email(some_upn) in xlsx_text
     # The admin team's working data stays unredacted.
