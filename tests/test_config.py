@@ -67,3 +67,22 @@ def test_config_mistakes_name_the_key(tmp_path: Path, text: str, expected: str) 
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings("/nonexistent/syncaudit.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[smtp]\npass = 'hunter2'\n", "unknown tables ['smtp']"),
+        ("[run]\nsmtp_password_value = 'hunter2'\n", "[run] unknown keys"),
+        ("[[ad]]\nurl = 'ldaps://svc:hunter2@dc01.corp.example.com'\n", "ad[0].url: credentials"),
+    ],
+)
+def test_places_a_secret_could_hide_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    """The config is copied into every run's manifest: unknown tables, unknown [run] keys and
+    URLs with user:password are errors, and the message never repeats the secret."""
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert expected in str(info.value)
+    assert "hunter2" not in str(info.value)
