@@ -555,8 +555,15 @@ def hardmatch_script(
 
 
 def default_script_path(run_dir: Path, result: HardMatchResult) -> Path:
-    ad = (result.ad.object_guid or "ad")[:8]
-    return run_dir / f"hardmatch-{ad}-{result.cloud.id[:8]}.ps1"
+    # Ids come from the directory: only hex digits reach the file name, so no id can steer
+    # the script out of the run directory ('/../', '..\\', drive letters).
+    ad = _hex_prefix(result.ad.object_guid) or "ad"
+    cloud = _hex_prefix(result.cloud.id) or "cloud"
+    return run_dir / f"hardmatch-{ad}-{cloud}.ps1"
+
+
+def _hex_prefix(value: str | None) -> str:
+    return "".join(c for c in (value or "") if c in "0123456789abcdefABCDEF")[:8].lower()
 
 
 def write_script(path: Path, text: str) -> Path:

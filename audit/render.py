@@ -215,8 +215,19 @@ def render_pdf_html(model: ReportModel) -> str:
 def render_pdf(model: ReportModel, path: Path) -> None:
     from weasyprint import HTML  # type: ignore[import-untyped]  # lazily: loads Pango
 
-    document = HTML(string=render_pdf_html(model), base_url=str(templates_dir()))
+    document = HTML(
+        string=render_pdf_html(model), base_url=str(templates_dir()), url_fetcher=pdf_fetcher()
+    )
     document.write_pdf(str(path))
+
+
+def pdf_fetcher() -> Any:
+    """Everything the PDF shows is inline (CSS, SVG charts, the logo as a data: URI). Refusing
+    every other protocol means no value in the page, and no reference inside an SVG logo, can
+    make weasyprint read a local file or reach the network."""
+    from weasyprint.urls import URLFetcher  # type: ignore[import-untyped]
+
+    return URLFetcher(allowed_protocols={"data"})
 
 
 # -- XLSX ------------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ SNAPSHOT_DIR = "snapshot"
 FORMAT_VERSION = 1
 # Spreadsheet programs run a cell that starts with one of these as a formula (OWASP CSV
 # injection); directory values are attacker-controlled, so such cells get a leading quote.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+# Spreadsheet imports may trim these before deciding a cell is a formula (" =1+1").
+_IGNORABLE_LEAD = r"^[\s\u00a0\u200b-\u200f\u2060\ufeff]+"
 
 
 class RunDirError(ValueError):
@@ -145,8 +147,10 @@ def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     for name, dtype in frame.schema.items():
         if dtype == pl.String:
             col = pl.col(name)
+            lead = col.str.replace(_IGNORABLE_LEAD, "")
             starts_with_formula = pl.any_horizontal(
                 [col.str.starts_with(p) for p in FORMULA_PREFIXES]
+                + [lead.str.starts_with(p) for p in FORMULA_PREFIXES]
             )
             exprs.append(
                 pl.when(starts_with_formula).then(pl.lit("'") + col).otherwise(col).alias(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +243,17 @@ def test_cli_lookup_error_is_one_line_exit_2(run_dir, capsys):
     assert err.strip().splitlines() == [
         "syncaudit: error: no AD user with sAMAccountName, UPN or DN 'nobody'"
     ]
+
+
+def test_default_script_path_stays_in_the_run_directory(tmp_path: Path) -> None:
+    """Directory ids reach the file name only as hex digits: '/../' cannot move the script."""
+    from types import SimpleNamespace
+
+    from audit.hardmatch import default_script_path
+
+    result = SimpleNamespace(
+        ad=SimpleNamespace(object_guid="../../x"), cloud=SimpleNamespace(id="/../../e")
+    )
+    path = default_script_path(tmp_path, result)  # type: ignore[arg-type]
+    assert path.parent == tmp_path
+    assert path.name == "hardmatch-ad-e.ps1"

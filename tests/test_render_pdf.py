@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 from pypdf import PdfReader
 
 from audit.render import render_pdf
@@ -94,3 +95,15 @@ def test_hostile_values_are_text_in_the_pdf(tmp_path: Path) -> None:
     assert b"/JavaScript" not in raw and b"/JS " not in raw and b"/Launch" not in raw
     # A link annotation may only point inside the document (the "details" page references).
     assert b"http://x" not in raw or b"/URI (http://x" not in raw
+
+
+def test_pdf_fetches_nothing_but_inline_data() -> None:
+    """All the PDF needs is inline; refusing file: and network URLs means neither a directory
+    value nor a reference inside an SVG logo can make weasyprint read a file or the network."""
+    from audit.render import pdf_fetcher
+
+    fetcher = pdf_fetcher()
+    for url in ("file:///etc/hostname", "http://127.0.0.1:9/x.png", "https://example.com/a.css"):
+        with pytest.raises(ValueError, match="disallowed protocol"):
+            fetcher.fetch(url)
+    assert fetcher.fetch("data:text/plain;base64,aGk=") is not None

@@ -79,6 +79,14 @@ def test_formula_cells_are_neutralised() -> None:
     ]
 
 
+def test_formulas_behind_blanks_or_in_full_width_are_neutralised() -> None:
+    """Importers may trim leading blanks and zero-width characters, and full-width signs are
+    read as formula signs by some spreadsheet programs."""
+    values = [" =1+1", "\n=1+1", "\xa0=1+1", "\u200b=1+1", "＝1+1", "＋1", "a=b", " plain"]
+    out = neutralise_formulas(pl.DataFrame({"v": values}))["v"].to_list()
+    assert out == [f"'{v}" for v in values[:6]] + ["a=b", " plain"]
+
+
 def test_findings_files_are_written_and_inert(tmp_path: Path) -> None:
     findings = conform(
         pl.DataFrame(
