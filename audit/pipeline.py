@@ -29,6 +29,7 @@ from audit.store import (
     read_snapshot,
     source_reports_as_json,
     staged_directory,
+    staged_outputs,
     write_findings,
     write_manifest,
     write_snapshot,
@@ -167,26 +168,29 @@ def analyze_run(
         "generated": generation_time(),
         "counts_by_severity": by_severity,
     }
-    write_findings(run_dir, findings, header)
     # Human-facing outputs are views of the same findings: reports, then remediation.ps1.
-    report_info = render_reports(
-        run_dir,
-        findings,
-        snapshot,
-        settings,
-        manifest,
-        redact=settings.report.redact if redact is None else redact,
-        notes=absence_suppressions(snapshot),
-    )
-    write_remediation(
-        run_dir,
-        findings,
-        settings,
-        tenant=snapshot.tenant,
-        run_id=str(manifest.get("run_id") or run_dir.name),
-        taken_at=snapshot.taken_at,
-        generated=str(header["generated"]),
-    )
+    # All are staged and moved in together, so a failure leaves the previous analysis whole.
+    with staged_outputs(run_dir) as staging:
+        write_findings(staging, findings, header)
+        report_info = render_reports(
+            run_dir,
+            findings,
+            snapshot,
+            settings,
+            manifest,
+            redact=settings.report.redact if redact is None else redact,
+            notes=absence_suppressions(snapshot),
+            out_dir=staging,
+        )
+        write_remediation(
+            staging,
+            findings,
+            settings,
+            tenant=snapshot.tenant,
+            run_id=str(manifest.get("run_id") or run_dir.name),
+            taken_at=snapshot.taken_at,
+            generated=str(header["generated"]),
+        )
     manifest["analyzed"] = {
         "at": header["generated"],
         "findings": findings.height,

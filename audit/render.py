@@ -396,9 +396,11 @@ def render_reports(
     *,
     redact: bool = False,
     notes: Iterable[str] = (),
+    out_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Write report.html, report.pdf and findings.xlsx into the run; return what the manifest's
-    ``analyzed`` section records: health, redaction and timings."""
+    """Write report.html, report.pdf and findings.xlsx into the run (or `out_dir`, where
+    analyze stages its outputs); return what the manifest's ``analyzed`` section records:
+    health, redaction and timings."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     health = compute_health(snapshot, findings)
@@ -421,7 +423,7 @@ def render_reports(
     )
     for name, key, write in outputs:
         t0 = time.perf_counter()
-        write_file_atomically(run_dir / name, write)
+        write_file_atomically((out_dir or run_dir) / name, write)
         timings[key] = round(time.perf_counter() - t0, 3)
     return {
         "health": health.as_json(),

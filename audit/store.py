@@ -61,6 +61,23 @@ def staged_directory(final: Path) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def staged_outputs(run_dir: Path) -> Iterator[Path]:
+    """Yield a hidden directory inside the run; on success move every file in it into the run.
+
+    analyze writes findings, reports and the script here, so a failure halfway (a PDF that will
+    not render, a full disk) leaves the previous analysis whole instead of a mix of new and old
+    files; the manifest is written after this block, last.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".analyze.", suffix=".partial", dir=run_dir))
+    try:
+        yield staging
+        for produced in sorted(staging.iterdir()):
+            os.replace(produced, run_dir / produced.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_file_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """Call write(tmp) then rename tmp over `path`, so readers see the old or the new file."""
     tmp = path.with_name(f".{path.name}.partial")
