@@ -48,7 +48,14 @@ def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
     if rows.is_empty():
         return _EMPTY
     synced = pl.col("sync_enabled").fill_null(False)
-    kind = pl.when(synced).then(pl.lit("Synced")).otherwise(pl.lit("Cloud-only"))
+    # onPremisesSyncEnabled: true synced, false WAS synced (sync turned off), null never synced
+    kind = (
+        pl.when(synced)
+        .then(pl.lit("Synced"))
+        .when(pl.col("sync_enabled").is_not_null())
+        .then(pl.lit("Formerly synced"))
+        .otherwise(pl.lit("Cloud-only"))
+    )
     out_of_scope = pl.col("oos_dn").is_not_null()
     detail = (
         pl.when(out_of_scope)
@@ -373,7 +380,7 @@ def hard_match_blocked(ctx: RuleContext) -> pl.DataFrame:
                 "cloud_",
                 "sync-takeover",
                 j.say(
-                    "AD user {}'s anchor {} is held by cloud-only user {}, so the next sync "
+                    "AD user {}'s anchor {} is held by unsynced cloud user {}, so the next sync "
                     "takes that account over by hard match",
                     j.who(),
                     "anchor",
