@@ -274,6 +274,13 @@ def read_ad_file(path: Path, name: str | None, settings: Settings, target: AdRow
             f"{blanked[anchor_column]} users: their anchor{fallback} may be wrong; re-export it "
             "converted (e.g. [Convert]::ToBase64String)"
         )
+    if mapper.unknown_enabled:
+        # enabled-drift and unmatched-ad only judge users whose state is known
+        notes.add(
+            f"{mapper.unknown_enabled} users without userAccountControl (or Enabled): their "
+            "enabled state is unknown, so enabled-drift and unmatched-ad skip them; "
+            "export userAccountControl"
+        )
     if mapper.missing_guid:
         # Without objectGUID nobody's anchor is known: judged complete, every synced cloud user
         # would look orphaned and every AD user unmatched.
@@ -341,6 +348,7 @@ class AdMapper:
     scoped: bool = True
     rows: int = 0
     missing_guid: int = 0
+    unknown_enabled: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
 
     def add(self, record: Record) -> None:
@@ -369,6 +377,8 @@ class AdMapper:
         proxies: list[str] = get("proxyaddresses") or []  # type: ignore[assignment]
         uac = self.int_value(attrs, "useraccountcontrol")
         enabled = not uac & 2 if uac is not None else bool_from_text(_first(attrs, "enabled"))
+        if enabled is None:
+            self.unknown_enabled += 1
         reason = self.scope.out_of_scope_reason(record.dn, attrs) if self.scoped else None
         texts = [v[0] if (v := get(name)) else None for name in _TEXT_ATTRIBUTES]
         return (
