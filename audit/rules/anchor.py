@@ -387,22 +387,52 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
         return _EMPTY
     rows = rows.with_columns(
         cg_guid=j.guid_text_from_hex(j.swap_guid_byte_order(pl.col("cg_bytes").bin.encode("hex")))
-    )
+    ).join(ctx.objectguid_anchored.drop(j.AD_KEY), on="object_guid", how="left")
+    # Usually a harmless restamp (info). But when the user's cloud account still holds its
+    # objectGUID, Entra is sent the ConsistencyGuid and never matches that account again.
+    stranded = pl.col("og_cloud_id").is_not_null()
     return rows.select(
         *j.ad_output(rows),
         pl.col("anchor"),
-        pl.lit("none").alias("cloud_state"),
+        pl.col("og_cloud_id").alias("cloud_id"),
+        pl.col("og_cloud_upn").alias("cloud_upn"),
+        pl.when(stranded).then(pl.lit("active")).otherwise(pl.lit("none")).alias("cloud_state"),
+        pl.when(stranded).then(pl.lit("high")).otherwise(pl.lit("info")).alias("severity"),
         pl.lit("mS-DS-ConsistencyGuid").alias("attribute"),
         pl.col("consistency_guid").alias("value"),
-        j.say(
-            "AD user {} has mS-DS-ConsistencyGuid {} (GUID {}) that differs from its objectGUID "
-            "{}: the object was restamped or migrated; its anchor follows the ConsistencyGuid",
-            j.who(),
-            "consistency_guid",
-            "cg_guid",
-            "object_guid",
-        ).alias("detail"),
-        j.evidence(consistency_guid_as_guid=pl.col("cg_guid"), object_guid=pl.col("object_guid")),
+        pl.when(stranded)
+        .then(
+            j.say(
+                "AD user {} has mS-DS-ConsistencyGuid {} (GUID {}) but its cloud account {} "
+                "(id {}) is anchored on its objectGUID {}: Entra is sent the ConsistencyGuid "
+                "and will not match that account (a duplicate is created instead); set "
+                "mS-DS-ConsistencyGuid back to the objectGUID bytes",
+                j.who(),
+                "consistency_guid",
+                "cg_guid",
+                "og_cloud_upn",
+                "og_cloud_id",
+                "object_guid",
+            )
+        )
+        .otherwise(
+            j.say(
+                "AD user {} has mS-DS-ConsistencyGuid {} (GUID {}) that differs from its "
+                "objectGUID {}: the object was restamped or migrated; its anchor follows the "
+                "ConsistencyGuid",
+                j.who(),
+                "consistency_guid",
+                "cg_guid",
+                "object_guid",
+            )
+        )
+        .alias("detail"),
+        j.evidence(
+            consistency_guid_as_guid=pl.col("cg_guid"),
+            object_guid=pl.col("object_guid"),
+            cloud_holds_object_guid=stranded,
+        ),
+        pl.when(stranded).then(pl.lit(MANUAL)).alias("remediation"),
     )
 
 

@@ -94,10 +94,13 @@ class RuleContext:
     @cached_property
     def unheld_ad(self) -> pl.DataFrame:
         """In-scope AD users (_ad, anchor, upn, primary_smtp) no active cloud user holds."""
-        # an AD user without an anchor (no objectGUID exported) is unknown, not unheld
-        keys = self.anchor_links.filter(
-            pl.col("holder_id").is_null() & pl.col("anchor").is_not_null()
-        ).select(joins.AD_KEY)
+        # an AD user without an anchor (no objectGUID exported) is unknown, not unheld; one
+        # whose cloud account holds its objectGUID instead is consistency-guid-differs' case
+        keys = (
+            self.anchor_links.filter(pl.col("holder_id").is_null() & pl.col("anchor").is_not_null())
+            .select(joins.AD_KEY)
+            .join(self.objectguid_anchored.select(joins.AD_KEY), on=joins.AD_KEY, how="anti")
+        )
         return self.scoped_ad.select(joins.AD_KEY, "anchor", "upn", "primary_smtp").join(
             keys, on=joins.AD_KEY, how="semi"
         )
@@ -148,6 +151,12 @@ class RuleContext:
         """Cloud users (active and deleted) whose immutableId no in-scope AD user has (oos_*:
         the out-of-scope AD user that has it)."""
         return joins.cloud_anchors_without_ad(self.cloud, self.ad)
+
+    @cached_property
+    def objectguid_anchored(self) -> pl.DataFrame:
+        """Active cloud users holding an in-scope AD user's objectGUID while its effective
+        anchor is another value (a ConsistencyGuid set after the first sync)."""
+        return joins.objectguid_anchored(self.cloud_anchors_without_ad, self.scoped_ad)
 
     @cached_property
     def misencoded_anchors(self) -> pl.DataFrame:

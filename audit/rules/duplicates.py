@@ -169,11 +169,13 @@ def attribute_conflict_cloud(ctx: RuleContext) -> pl.DataFrame:
         return _EMPTY
     # Where the owner IS the AD user's soft-match candidate (pending, blocked, or waiting behind a
     # soft-deleted holder) or the original account of a duplicate-cloud-account, those findings
-    # describe the pair: it is a match (or a merge), not a conflict.
+    # describe the pair: it is a match (or a merge), not a conflict. So does the account that
+    # holds the AD user's objectGUID while it is sent its ConsistencyGuid.
     matched = pl.concat(
         [
             ctx.soft_candidates.select(j.AD_KEY, pl.col("cand_id").alias("owner_id")),
             ctx.duplicate_cloud_pairs.select(j.AD_KEY, "owner_id"),
+            ctx.objectguid_anchored.select(j.AD_KEY, pl.col("og_cloud_id").alias("owner_id")),
         ]
     )
     rows = collisions.join(matched, on=[j.AD_KEY, "owner_id"], how="anti")

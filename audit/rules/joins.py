@@ -495,6 +495,27 @@ def cloud_anchors_without_ad(cloud: pl.DataFrame, ad: pl.DataFrame) -> pl.DataFr
     return unheld.join(out_of_scope, left_on="immutable_id", right_on="anchor", how="left")
 
 
+def objectguid_anchored(unheld: pl.DataFrame, scoped_ad: pl.DataFrame) -> pl.DataFrame:
+    """(_ad, og_*): active cloud users whose immutableId is an in-scope AD user's objectGUID
+    while that user's effective anchor is something else (mS-DS-ConsistencyGuid restamped or
+    set after the first sync). Entra compares the anchor it is sent, so that account is never
+    matched again. Only the few cloud anchors no AD user has are decoded."""
+    decoded = unheld.filter(
+        pl.col("deleted_at").is_null() & pl.col("oos_dn").is_null() & is_canonical("immutable_id")
+    ).select(
+        pl.col("id").alias("og_cloud_id"),
+        pl.col("upn").alias("og_cloud_upn"),
+        pl.col("immutable_id").alias("og_immutable_id"),
+        guid_text_from_hex(swap_guid_byte_order(b64_to_hex("immutable_id"))).alias("object_guid"),
+    )
+    return (
+        scoped_ad.select(AD_KEY, "object_guid", "anchor")
+        .join(decoded, on="object_guid", how="inner")
+        .filter(pl.col("anchor") != pl.col("og_immutable_id"))
+        .drop("anchor")
+    )
+
+
 def anchors_are_guid_based(ad: pl.DataFrame) -> bool:
     """True unless some AD source uses a non-GUID anchor attribute (employeeID...)."""
     attrs = ad.select(pl.col("anchor_attribute").str.to_lowercase().drop_nulls().unique())

@@ -42,8 +42,12 @@ REF_UPN = "https://learn.microsoft.com/entra/identity/hybrid/connect/plan-connec
 def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
     if not ctx.ad_complete:  # absence of an AD user: only sound over a complete AD read
         return _EMPTY
-    rows = ctx.cloud_anchors_without_ad.filter(pl.col("deleted_at").is_null()).join(
-        ctx.misencoded_anchors.select("id"), on="id", how="anti"
+    rows = (
+        ctx.cloud_anchors_without_ad.filter(pl.col("deleted_at").is_null())
+        .join(ctx.misencoded_anchors.select("id"), on="id", how="anti")
+        .join(
+            ctx.objectguid_anchored.select(pl.col("og_cloud_id").alias("id")), on="id", how="anti"
+        )
     )
     if rows.is_empty():
         return _EMPTY

@@ -274,3 +274,27 @@ def test_consistency_guid_differs_is_info() -> None:
         ("consistency-guid-differs", dn("henry"), None, "mS-DS-ConsistencyGuid", migrated)
     }
     assert one(findings, "consistency-guid-differs")["severity"] == "info"
+
+
+def test_consistency_guid_set_after_sync_strands_the_objectguid_anchored_account() -> None:
+    """The cloud account still holds the user's objectGUID while a ConsistencyGuid set later is
+    what Entra is sent: one high finding naming both, no orphan, no soft-match noise."""
+    stamped = b64_anchor(guid_for("restamped-mia"))
+    mia = ad_user(
+        "mia", consistency_guid=stamped, anchor=stamped, anchor_attribute="mS-DS-ConsistencyGuid"
+    )
+    cloud = cloud_user("mia")  # immutableId = base64 of mia's objectGUID
+    findings = run(snapshot([mia], [cloud]))
+    assert keys(findings) == {
+        (
+            "consistency-guid-differs",
+            dn("mia"),
+            cloud_id_for("mia"),
+            "mS-DS-ConsistencyGuid",
+            stamped,
+        )
+    }
+    row = one(findings, "consistency-guid-differs")
+    assert row["severity"] == "high"
+    assert row["remediation"] == "manual"
+    assert evidence(row)["cloud_holds_object_guid"] is True
