@@ -710,10 +710,10 @@ if ($Section -in @('All', 'Cloud')) {
 
     # [4c677b4970c000371491] hard-match-blocked: clear onPremisesObjectIdentifier so Entra accepts the hard match
     #   AD user CN=Patti Fernandez,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-    #   (patti.fernandez@contoso.com)'s anchor yUGmD2gaJ0Ss40G8/ptYig== is held by cloud-only user
-    #   patti.fernandez@contoso.com, so the next sync takes that account over by hard match; Entra
-    #   will refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
-    #   hardening'): patti.fernandez@contoso.com has onPremisesObjectIdentifier
+    #   (patti.fernandez@contoso.com)'s anchor yUGmD2gaJ0Ss40G8/ptYig== is held by unsynced cloud
+    #   user patti.fernandez@contoso.com, so the next sync takes that account over by hard match;
+    #   Entra will refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to
+    #   security hardening'): patti.fernandez@contoso.com has onPremisesObjectIdentifier
     #   e6134239-f25b-48e4-9dd7-871e33a8f475 set (it was synced before). Recovery: clear
     #   onPremisesObjectIdentifier (Invoke-MgGraphRequest -Method PATCH -Uri
     #   'beta/users/cf5fae05-47d3-4aaf-991e-d2f18b4e991b' -Body
@@ -729,9 +729,9 @@ if ($Section -in @('All', 'Cloud')) {
     Invoke-SaClearOnPremObjectId @step
 
     # [86de4b0867e90096cdb4] cloud-orphan: clear the immutableId no AD user has, so the account can be matched again
-    #   Cloud-only cloud user omar.haddad@fabrikam.com (id 6d7d98cd-16ed-4856-afaf-1ca846616e60)
-    #   holds anchor lcDwuJxZm0eoncJVVeC2DA== that no AD user has: its AD object was deleted, or
-    #   lives outside the AD sources read (last known DN CN=Omar
+    #   Formerly synced cloud user omar.haddad@fabrikam.com (id
+    #   6d7d98cd-16ed-4856-afaf-1ca846616e60) holds anchor lcDwuJxZm0eoncJVVeC2DA== that no AD user
+    #   has: its AD object was deleted, or lives outside the AD sources read (last known DN CN=Omar
     #   Haddad,OU=Users,DC=fabrikam,DC=local)
     $step = @{
         Fingerprint = '86de4b0867e90096cdb4'
@@ -1310,7 +1310,7 @@ Complete-SaRun
 #   the role assignment/eligibility by hand, let the match happen (Start-ADSyncSyncCycle
 #   -PolicyType Delta), then add it back
 #   Finding: AD user CN=Adele Vance,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-#   (adele.vance@contoso.com)'s anchor hFfmrqEwDkC7sUzBTZ/s8g== is held by cloud-only user
+#   (adele.vance@contoso.com)'s anchor hFfmrqEwDkC7sUzBTZ/s8g== is held by unsynced cloud user
 #   adele.vance@contoso.com, so the next sync takes that account over by hard match; Entra will
 #   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
 #   hardening'): adele.vance@contoso.com is PIM-eligible for privileged role(s) Global
@@ -1328,7 +1328,7 @@ Complete-SaRun
 #   the role assignment/eligibility by hand, let the match happen (Start-ADSyncSyncCycle
 #   -PolicyType Delta), then add it back
 #   Finding: AD user CN=Ravi Shankar,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com
-#   (ravi.shankar@contoso.com)'s anchor wriiA9J93kWgyq1q8vY+XA== is held by cloud-only user
+#   (ravi.shankar@contoso.com)'s anchor wriiA9J93kWgyq1q8vY+XA== is held by unsynced cloud user
 #   ravi.shankar@contoso.com, so the next sync takes that account over by hard match; Entra will
 #   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
 #   hardening'): ravi.shankar@contoso.com has privileged role(s) Privileged Role Administrator
