@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import textwrap
@@ -52,7 +53,19 @@ def one_line(exc: BaseException) -> str:
         if isinstance(exc, known) or _is_input_error(exc)
         else (f"{type(exc).__name__}: {exc} (this is a bug; rerun with --debug and report it)")
     )
-    return " ".join(text.split())
+    return terminal_safe(" ".join(text.split()))
+
+
+# C0/C1 controls (ESC starts terminal sequences: OSC 52 writes the clipboard, others hide or
+# rewrite text), line and paragraph separators, and bidi overrides.
+_UNSAFE_FOR_TERMINAL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def terminal_safe(text: str) -> str:
+    """Text for the operator's terminal: directory values may carry control sequences."""
+    return _UNSAFE_FOR_TERMINAL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _is_input_error(exc: BaseException) -> bool:
@@ -336,10 +349,10 @@ def cmd_hardmatch(args: argparse.Namespace) -> int:
     try:
         result = plan_hardmatch(directory, args.ad, args.cloud, options_from_settings(settings))
     except HardMatchLookupError as exc:
-        print("syncaudit: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        print("syncaudit: error: " + terminal_safe(" ".join(str(exc).split())), file=sys.stderr)
         return EXIT_ERROR
     for line in explanation(result):
-        print(line)
+        print(terminal_safe(line))
     text = hardmatch_script(
         result,
         run_id=str(manifest.get("run_id") or run_dir.name),
@@ -353,7 +366,7 @@ def cmd_hardmatch(args: argparse.Namespace) -> int:
 
 
 def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -211,3 +211,13 @@ def test_console_script_runs_outside_the_repo(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "f7cc07d7-7c15-447d-876d-c01b0e5a9e38" in result.stdout
+
+
+def test_directory_values_cannot_drive_the_terminal() -> None:
+    """An escape sequence in a DN or a Graph error text (OSC 52 writes the clipboard) reaches
+    the operator's terminal only as visible text; tabs stay."""
+    from audit.cli import terminal_safe
+
+    assert terminal_safe("CN=x\x1b]52;c;ZXZpbA==\x07,DC=y\u202e\ttab") == (
+        "CN=x\\u001b]52;c;ZXZpbA==\\u0007,DC=y\\u202e\ttab"
+    )
