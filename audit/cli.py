@@ -337,8 +337,9 @@ def cmd_hardmatch(args: argparse.Namespace) -> int:
         plan_hardmatch,
         write_script,
     )
-    from audit.pipeline import now_iso, settings_for_run
+    from audit.pipeline import settings_for_run
     from audit.remediate import options_from_settings
+    from audit.report import generation_time
     from audit.store import read_manifest, read_snapshot
 
     run_dir: Path = args.run
@@ -358,7 +359,7 @@ def cmd_hardmatch(args: argparse.Namespace) -> int:
         run_id=str(manifest.get("run_id") or run_dir.name),
         tenant=snapshot.tenant,
         taken_at=snapshot.taken_at,
-        generated=now_iso(),
+        generated=generation_time(),
     )
     path = write_script(args.out or default_script_path(run_dir, result), text)
     print(f"script: {path} (review it; run it without -Apply first, then with -Apply)")

@@ -12,10 +12,6 @@ import polars as pl
 from audit.anchor import Encoding, decode_wrong_encodings, immutable_id_from_guid
 
 
-def active_cloud(cloud: pl.DataFrame) -> pl.DataFrame:
-    return cloud.filter(pl.col("deleted_at").is_null())
-
-
 def deleted_cloud(cloud: pl.DataFrame) -> pl.DataFrame:
     return cloud.filter(pl.col("deleted_at").is_not_null())
 
