@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import polars as pl
@@ -14,6 +14,7 @@ from audit.model import (
     FINDINGS_SCHEMA,
     RULE_OUTPUT_COLUMNS,
     Feature,
+    Need,
     Severity,
     Snapshot,
     TenantFeatures,
@@ -71,6 +72,64 @@ def prepared_for_rules(snapshot: Snapshot) -> Snapshot:
     return replace(snapshot, ad_users=ad, cloud_users=cloud)
 
 
+def rule_context(
+    snapshot: Snapshot, settings: Settings, now: datetime | None = None
+) -> RuleContext:
+    """What every rule of one classification sees (the snapshot must be prepared_for_rules)."""
+    return RuleContext(
+        snapshot=snapshot,
+        thresholds=settings.thresholds,
+        now=now or snapshot_time(snapshot),
+        features=effective_features(snapshot, settings),
+        unmet=snapshot.unmet_needs(),
+    )
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A rule, or one case of it, that was not checked (or was checked with a caveat) because
+    the snapshot could not meet what it needs: ScubaGear/Maester's "not checked", per rule."""
+
+    code: str
+    case: str | None  # None: the whole rule
+    status: str  # "held back" or "caveat"
+    needs: tuple[Need, ...]
+    reasons: tuple[str, ...]  # why each need is unmet, naming the sources
+    what: str = ""  # for a case: what is not checked
+
+    def sentence(self) -> str:
+        needs = " and ".join(n.value for n in self.needs)
+        why = "; ".join(self.reasons)
+        if self.status == "caveat":
+            return (
+                f"{self.code}: reported without {needs}, so its findings may miss a blocker ({why})"
+            )
+        if self.case is None:
+            return f"{self.code} held back: needs {needs} ({why})"
+        return f"{self.code} partly held back ({self.what}): needs {needs} ({why})"
+
+
+def coverage(rules: Iterable[Rule], unmet: Mapping[Need, str]) -> tuple[HeldBack, ...]:
+    """Which rules and cases the unmet needs hold back, and which run with a caveat."""
+    out: list[HeldBack] = []
+
+    def entry(code: str, case: str | None, status: str, needs: Iterable[Need], what: str) -> None:
+        missing = tuple(n for n in needs if n in unmet)
+        if missing:
+            reasons = tuple(dict.fromkeys(unmet[n] for n in missing))
+            out.append(HeldBack(code, case, status, missing, reasons, what))
+
+    for rule in rules:
+        meta = rule.meta
+        entry(meta.code, None, "held back", meta.requires, "")
+        if any(n in unmet for n in meta.requires):
+            continue
+        for case in meta.cases:
+            entry(meta.code, case.name, "held back", case.requires, case.what)
+        entry(meta.code, None, "caveat", meta.caveats, "")
+    return tuple(out)
+
+
 def classify(
     snapshot: Snapshot,
     settings: Settings,
@@ -78,13 +137,10 @@ def classify(
     now: datetime | None = None,
 ) -> pl.DataFrame:
     snapshot = prepared_for_rules(snapshot)
-    context = RuleContext(
-        snapshot=snapshot,
-        thresholds=settings.thresholds,
-        now=now or snapshot_time(snapshot),
-        features=effective_features(snapshot, settings),
-    )
-    frames = [_run_rule(rule, context) for rule in (rules if rules is not None else all_rules())]
+    context = rule_context(snapshot, settings, now)
+    chosen = rules if rules is not None else all_rules()
+    runnable = [r for r in chosen if context.met_all(r.meta.requires)]
+    frames = [_run_rule(rule, context) for rule in runnable]
     frames = [f for f in frames if f.height]
     if not frames:
         return empty_frame(FINDINGS_SCHEMA)

@@ -251,12 +251,18 @@ def import_to_run(
     )
     import_s = round(time.perf_counter() - t0, 3)
     for source in snapshot.sources:
-        state = "complete" if source.complete else "INCOMPLETE"
+        state = (
+            "complete"
+            if source.complete
+            else f"INCOMPLETE ({source.incomplete_reason or 'not read completely'})"
+        )
         excluded = ", ".join(f"{n} {why}" for why, n in source.excluded.items() if n)
         progress(
             f"  {source.kind:<8} {source.path or source.name}: {source.format}, "
             f"{source.rows} rows, {state}" + (f" (excluded: {excluded})" if excluded else "")
         )
+        for note in source.notes:
+            progress(f"    {note}")
         for warning in source.warnings:
             progress(f"    warning: {warning}")
     return save_run(out, snapshot, settings, {"import_s": import_s})
@@ -297,8 +303,8 @@ def print_summary(result: AnalyzeResult) -> None:
             print(f"  {severity:<9} {code:<{width}} {n:>7}")
     totals = ", ".join(f"{n} {s}" for s, n in result.counts_by_severity.items() if n)
     print(f"  by severity: {totals or 'none'}")
-    for reason in result.suppressed:
-        print(f"  note: {reason}")
+    for entry in result.held_back:
+        print(terminal_safe(f"  note: {entry.sentence()}"))
     print(f"  findings: {result.run_dir / 'findings.csv'} (also .json, .parquet)")
     report = result.run_dir / "report.html"
     if report.exists():

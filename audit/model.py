@@ -75,8 +75,13 @@ CLOUD_USERS_SCHEMA: dict[str, pl.DataType] = {
     "user_type": pl.String(),
     "employee_id": pl.String(),
     "provisioning_errors": pl.List(PROVISIONING_ERROR),
-    "admin_roles": pl.List(pl.String()),  # privileged roles assigned (display names or ids)
-    "eligible_roles": pl.List(pl.String()),  # privileged roles PIM-eligible
+    # every directory role assigned, directly or through a role-assignable group: any of them
+    # blocks a soft match ("Existing Admin Role Conflict")
+    "directory_roles": pl.List(pl.String()),
+    # the privileged ones among them (isPrivileged), and privileged roles PIM-eligible: both
+    # block a hard match since the 2026 hardening
+    "admin_roles": pl.List(pl.String()),
+    "eligible_roles": pl.List(pl.String()),
     "deleted_at": UTC_DATETIME,  # null for active users
 }
 
@@ -172,6 +177,30 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r} (use one of: {names})") from None
 
 
+class Need(enum.Enum):
+    """What a finding may rest on beyond the rows it names: a source read completely (an
+    absence is only evidence over a complete read), or a source supplied at all.
+
+    A rule declares its needs (RuleMeta.requires, Case.requires); classify holds back what rests
+    on an unmet need and says why (:func:`unmet_needs`), instead of reporting a guess."""
+
+    complete_ad = "every AD source read completely"
+    complete_cloud = "the cloud users read completely"
+    deleted_users = "the soft-deleted users (--deleted)"
+    tenant_domains = "the tenant's domains (--domains, or --tenant with verifiedDomains)"
+    tenant_organization = "the tenant's organization (--tenant)"
+    roles = "the directory role assignments (--roles)"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A part of a rule with needs of its own (the rest of the rule runs without them)."""
+
+    name: str
+    requires: tuple[Need, ...]
+    what: str  # what is not checked when the case is held back
+
+
 @dataclass(frozen=True)
 class RuleMeta:
     """What a finding code means; rendered into reports and `syncaudit explain`."""
@@ -184,6 +213,12 @@ class RuleMeta:
     remediation: str
     references: tuple[str, ...] = ()
     remediation_actions: tuple[str, ...] = ()
+    # Held back entirely while one of these is unmet.
+    requires: tuple[Need, ...] = ()
+    # Parts held back on their own.
+    cases: tuple[Case, ...] = ()
+    # Reported anyway while unmet; each finding then says what it could not rule out.
+    caveats: tuple[Need, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,6 +296,8 @@ class SourceReport:
     rows: int
     excluded: Mapping[str, int] = field(default_factory=dict)  # reason -> count
     warnings: Sequence[str] = ()
+    incomplete_reason: str | None = None  # why complete is False, in a few words
+    notes: Sequence[str] = ()  # how the input was read (pages joined...), not problems
 
 
 @dataclass(frozen=True)
@@ -276,3 +313,28 @@ class Snapshot:
         """True when every source of that kind was read completely (and at least one exists)."""
         of_kind = [s for s in self.sources if s.kind == kind]
         return bool(of_kind) and all(s.complete for s in of_kind)
+
+    def unmet_needs(self) -> dict[Need, str]:
+        """Each need this snapshot cannot meet, with why (naming the sources)."""
+        unmet: dict[Need, str] = {}
+        for need, kind, missing in (
+            (Need.complete_ad, "ad", "no AD export"),
+            (Need.complete_cloud, "cloud", "no cloud users export"),
+            (Need.deleted_users, "deleted", "no soft-deleted users export (--deleted)"),
+        ):
+            of_kind = [s for s in self.sources if s.kind == kind]
+            if not of_kind:
+                unmet[need] = missing
+            elif not all(s.complete for s in of_kind):
+                unmet[need] = "; ".join(
+                    f"{s.name}: {s.incomplete_reason or 'not read completely'}"
+                    for s in of_kind
+                    if not s.complete
+                )
+        if not self.tenant.domains:
+            unmet[Need.tenant_domains] = "no tenant domains (--domains, or --tenant)"
+        if not any(s.kind == "tenant" and "organization" in s.format for s in self.sources):
+            unmet[Need.tenant_organization] = "no organization export (--tenant)"
+        if not any(s.kind == "roles" for s in self.sources):
+            unmet[Need.roles] = "no role assignments (--roles)"
+        return unmet

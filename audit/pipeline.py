@@ -18,12 +18,13 @@ from typing import Any
 
 import polars as pl
 
-from audit.classify import classify, prepared_for_rules
+from audit.classify import HeldBack, classify, coverage, prepared_for_rules
 from audit.config import Settings, settings_from_dict
 from audit.model import Severity, Snapshot
 from audit.remediate import write_remediation
 from audit.render import render_reports
 from audit.report import generation_time
+from audit.rules import all_rules
 from audit.store import (
     read_manifest,
     read_snapshot,
@@ -43,7 +44,7 @@ class AnalyzeResult:
     counts_by_severity: dict[str, int]
     counts_by_code: list[tuple[str, str, int]]  # (code, severity, count), most severe first
     worst: Severity | None
-    suppressed: list[str]  # why absence-based findings were not produced
+    held_back: tuple[HeldBack, ...]  # rules not checked (or checked with a caveat), and why
 
 
 def syncaudit_version() -> str:
@@ -112,21 +113,20 @@ def settings_for_run(run_dir: Path, override: Settings | None) -> Settings:
     return settings_from_dict(manifest.get("config") or {}, f"{run_dir}/manifest.json")
 
 
-def absence_suppressions(snapshot: Snapshot) -> list[str]:
-    reasons = []
-    for kind, what in (
-        ("ad", "cloud-orphan / unmatched-ad / soft-match-pending"),
-        ("cloud", "unmatched-ad / soft-match-pending"),
-    ):
-        incomplete = [s.name for s in snapshot.sources if s.kind == kind and not s.complete]
-        if incomplete or not any(s.kind == kind for s in snapshot.sources):
-            reasons.append(
-                f"{kind} source incomplete ({', '.join(incomplete) or 'missing'}): "
-                f"{what} not reported"
-            )
-    if not any(s.kind == "deleted" for s in snapshot.sources):
-        reasons.append("no soft-deleted users supplied: anchor-held-by-deleted not checked")
-    return reasons
+def held_back(snapshot: Snapshot) -> tuple[HeldBack, ...]:
+    """The rules (and cases) this snapshot cannot support, and those reported with a caveat."""
+    return coverage(all_rules(), snapshot.unmet_needs())
+
+
+def held_back_json(entry: HeldBack) -> dict[str, Any]:
+    return {
+        "code": entry.code,
+        "case": entry.case,
+        "status": entry.status,
+        "needs": [n.name for n in entry.needs],
+        "reasons": list(entry.reasons),
+        "sentence": entry.sentence(),
+    }
 
 
 def analyze_run(
@@ -139,6 +139,7 @@ def analyze_run(
     manifest = read_manifest(run_dir)
     settings = settings_for_run(run_dir, settings)
     snapshot = prepared_for_rules(read_snapshot(run_dir))
+    not_checked = held_back(snapshot)
     t0 = time.perf_counter()
     findings = classify(snapshot, settings)
     classify_s = round(time.perf_counter() - t0, 3)
@@ -167,6 +168,8 @@ def analyze_run(
         "taken_at": snapshot.taken_at,
         "generated": generation_time(),
         "counts_by_severity": by_severity,
+        # what was not checked is part of the answer: an empty code is not a clean code
+        "held_back": [held_back_json(h) for h in not_checked],
     }
     # Human-facing outputs are views of the same findings: reports, then remediation.ps1.
     # All are staged and moved in together, so a failure leaves the previous analysis whole.
@@ -179,7 +182,7 @@ def analyze_run(
             settings,
             manifest,
             redact=settings.report.redact if redact is None else redact,
-            notes=absence_suppressions(snapshot),
+            notes=[h.sentence() for h in not_checked],
             out_dir=staging,
         )
         write_remediation(
@@ -196,6 +199,7 @@ def analyze_run(
         "findings": findings.height,
         "counts_by_severity": by_severity,
         "classify_s": classify_s,
+        "held_back": header["held_back"],
         "config_digest": config_digest(settings),
         **report_info,
     }
@@ -206,7 +210,7 @@ def analyze_run(
         counts_by_severity=by_severity,
         counts_by_code=by_code,
         worst=worst,
-        suppressed=absence_suppressions(snapshot),
+        held_back=not_checked,
     )
 
 

@@ -138,15 +138,10 @@ def shared_context_profile(snapshot, settings) -> list[tuple[str, float, float]]
     another one pays for it), then each rule's own work (rule.evaluate on the warm context)."""
     from functools import cached_property
 
-    from audit.classify import effective_features, snapshot_time
+    from audit.classify import rule_context
     from audit.rules import RuleContext, all_rules
 
-    context = RuleContext(
-        snapshot=snapshot,
-        thresholds=settings.thresholds,
-        now=snapshot_time(snapshot),
-        features=effective_features(snapshot, settings),
-    )
+    context = rule_context(snapshot, settings)
     steps: list[tuple[str, float, float]] = []
     for name, member in vars(RuleContext).items():
         if isinstance(member, cached_property):

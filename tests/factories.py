@@ -102,11 +102,15 @@ def cloud_user(name: str, **overrides: Any) -> dict[str, Any]:
         "user_type": "Member",
         "employee_id": None,
         "provisioning_errors": [],
+        "directory_roles": [],
         "admin_roles": [],
         "eligible_roles": [],
         "deleted_at": None,
     }
     row.update(overrides)
+    if "directory_roles" not in overrides:
+        # a privileged role assigned is a directory role too
+        row["directory_roles"] = list(row["admin_roles"])
     return row
 
 
@@ -170,9 +174,18 @@ def snapshot(
     *,
     objects: list[dict[str, Any]] = (),  # type: ignore[assignment]
     tenant_info: Tenant | None = None,
-    complete: Mapping[str, bool] | None = None,
+    complete: Mapping[str, bool | None] | None = None,
 ) -> Snapshot:
-    completeness = {"ad": True, "cloud": True, "deleted": True, "domains": True}
+    """A snapshot whose sources are all supplied and complete unless `complete` says otherwise
+    (a kind mapped to None is left out, as when its import flag was not given)."""
+    completeness: dict[str, bool | None] = {
+        "ad": True,
+        "cloud": True,
+        "deleted": True,
+        "domains": True,
+        "tenant": True,
+        "roles": True,
+    }
     completeness.update(complete or {})
     return Snapshot(
         ad_users=frame(list(ad), AD_USERS_SCHEMA),
@@ -180,8 +193,17 @@ def snapshot(
         cloud_objects=frame(list(objects), CLOUD_OBJECTS_SCHEMA),
         tenant=tenant_info or tenant(),
         sources=tuple(
-            SourceReport(name=k, kind=k, path=None, format="test", complete=v, rows=0)
+            SourceReport(
+                name=k,
+                kind=k,
+                path=None,
+                format="graph-json:organization" if k == "tenant" else "test",
+                complete=v,
+                rows=0,
+                incomplete_reason=None if v else "cut short (test)",
+            )
             for k, v in completeness.items()
+            if v is not None
         ),
         taken_at=NOW.isoformat(),
     )

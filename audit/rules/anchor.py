@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from audit.anchor import ascii_guid_bytes_guid, immutable_id_from_guid
-from audit.model import RuleMeta, Severity
+from audit.model import Need, RuleMeta, Severity
 from audit.rules import joins as j
 from audit.rules.base import (
     FIX_ANCHOR_ENCODING,
@@ -44,9 +44,10 @@ def ad_identity(ctx: RuleContext, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
-    # "No ACTIVE holder" is an absence: needs the whole cloud; the deleted holder needs the
-    # deleted-items read (a missing file is not "none deleted").
-    if not (ctx.cloud_complete and ctx.deleted_known) or ctx.deleted_links.is_empty():
+    # Needs only the deleted-items read (RuleMeta.requires): Entra keeps one object per
+    # onPremisesImmutableId, a soft-deleted one included, so an anchor a deleted user holds has
+    # no active holder even when the active users were not all read.
+    if ctx.deleted_links.is_empty():
         return _EMPTY
     tokens, phrases = j.soft_match_blockers(ctx.features.block_soft_match.value)
     candidates = ctx.soft_candidates.with_columns(cand_blockers=tokens, cand_blocker_text=phrases)
@@ -83,6 +84,12 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
                     pl.lit(
                         "; restore it if it is this person's old account (keeps mailbox and "
                         "licences), else purge it"
+                        + (
+                            ""
+                            if ctx.cloud_complete
+                            else " (the cloud users were not read completely: look for a "
+                            "cloud-only account waiting for this person before restoring)"
+                        )
                     ),
                 ]
             )
@@ -101,6 +108,7 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
             waiting_cloud_upn=pl.col("cand_upn"),
             waiting_matched_on=pl.col("matched_on"),
             waiting_blockers=pl.col("cand_blockers"),
+            cloud_read_complete=pl.lit(ctx.cloud_complete),
         ),
         pl.when(waiting)
         .then(pl.lit(PURGE_DELETED_HOLDER))
@@ -471,6 +479,9 @@ RULES: tuple[Rule, ...] = (
             ),
             references=(REF_EXISTING_TENANT, REF_DELETED_ITEMS, REF_SYNC_ERRORS),
             remediation_actions=(PURGE_DELETED_HOLDER, RESTORE_DELETED_HOLDER),
+            requires=(Need.deleted_users,),
+            # a cloud-only account waiting for the anchor is only known over a complete read
+            caveats=(Need.complete_cloud,),
         ),
         anchor_held_by_deleted,
     ),

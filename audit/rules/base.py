@@ -8,7 +8,7 @@ conforms them and adds the fingerprint, title, family and status.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -16,7 +16,7 @@ from functools import cached_property
 import polars as pl
 
 from audit.config import Thresholds
-from audit.model import RuleMeta, Snapshot, TenantFeatures
+from audit.model import Case, Need, RuleMeta, Snapshot, TenantFeatures
 from audit.rules import joins
 
 # Action ids implemented by remediation.ps1 (issue: remediation). Rules name them in the
@@ -39,6 +39,9 @@ class RuleContext:
     thresholds: Thresholds
     now: datetime  # tz-aware UTC: the snapshot's time, so re-analysis is reproducible
     features: TenantFeatures  # effective switches: Graph beats config beats unknown
+    # Needs the snapshot cannot meet (Snapshot.unmet_needs); classify does not run a rule whose
+    # `requires` is among them, and rules consult it for their cases and caveats.
+    unmet: Mapping[Need, str] = field(default_factory=dict)
 
     @property
     def ad(self) -> pl.DataFrame:
@@ -48,19 +51,24 @@ class RuleContext:
     def cloud(self) -> pl.DataFrame:
         return self.snapshot.cloud_users
 
-    @property
-    def ad_complete(self) -> bool:
-        """Absence-based findings (orphans, unmatched) need every AD source read completely."""
-        return self.snapshot.complete("ad")
+    def met(self, need: Need) -> bool:
+        return need not in self.unmet
+
+    def met_all(self, needs: tuple[Need, ...]) -> bool:
+        return all(self.met(need) for need in needs)
+
+    def allows(self, case: Case) -> bool:
+        """Whether a rule's case may run: every need it declares is met."""
+        return self.met_all(case.requires)
 
     @property
     def cloud_complete(self) -> bool:
-        return self.snapshot.complete("cloud")
+        return self.met(Need.complete_cloud)
 
     @property
     def deleted_known(self) -> bool:
         """Whether soft-deleted users were supplied (a missing file is not 'none deleted')."""
-        return self.snapshot.complete("deleted")
+        return self.met(Need.deleted_users)
 
     @cached_property
     def active_cloud(self) -> pl.DataFrame:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from audit.model import RuleMeta, Severity
+from audit.model import Case, Need, RuleMeta, Severity
 from audit.rules import joins as j
 from audit.rules.anchor import (
     REF_DUPLICATE_RESILIENCY,
@@ -29,6 +29,12 @@ from audit.rules.base import (
 )
 
 _EMPTY = pl.DataFrame()
+# "Only reachable by setting its anchor" rests on the AD user having no anchor holder at all.
+SET_ANCHOR_CASE = Case(
+    "remediation-set-anchor",
+    (Need.complete_cloud,),
+    "soft-match candidates only a set-anchor hard match can join",
+)
 REF_HARDENING = (
     "https://learn.microsoft.com/entra/fundamentals/whats-new "
     "(Entra Connect security hardening to prevent user account takeover)"
@@ -40,8 +46,6 @@ REF_UPN = "https://learn.microsoft.com/entra/identity/hybrid/connect/plan-connec
 
 
 def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
-    if not ctx.ad_complete:  # absence of an AD user: only sound over a complete AD read
-        return _EMPTY
     rows = (
         ctx.cloud_anchors_without_ad.filter(pl.col("deleted_at").is_null())
         .join(ctx.misencoded_anchors.select("id"), on="id", how="anti")
@@ -113,8 +117,6 @@ def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
 
 def _soft_rows(ctx: RuleContext) -> pl.DataFrame:
     """Unheld in-scope AD users (no active holder, no soft-deleted holder) with a candidate."""
-    if not ctx.cloud_complete:  # "no holder" is an absence
-        return _EMPTY
     cands = ctx.soft_candidates.join(ctx.deleted_links.select(j.AD_KEY), on=j.AD_KEY, how="anti")
     if cands.is_empty():
         return _EMPTY
@@ -137,6 +139,7 @@ def _soft_evidence(ctx: RuleContext) -> pl.Expr:
         candidate_immutable_id=pl.col("cand_immutable_id"),
         candidate_on_prem_object_id=pl.col("cand_on_prem_object_id"),
         deleted_users_known=pl.lit(ctx.deleted_known),
+        roles_known=pl.lit(ctx.met(Need.roles)),
     )
 
 
@@ -162,14 +165,18 @@ def soft_match_pending(ctx: RuleContext) -> pl.DataFrame:
     if rows.is_empty():
         return _EMPTY
     rows = rows.filter(pl.col("blockers").list.len() == 0)
-    caveat = (
-        ""
-        if ctx.deleted_known
-        else (
-            " (soft-deleted users were not supplied: a deleted holder of the anchor would "
-            "pre-empt this)"
+    caveats = []
+    if not ctx.deleted_known:
+        caveats.append(
+            "soft-deleted users were not supplied: a deleted holder of the anchor would "
+            "pre-empt this"
         )
-    )
+    if not ctx.met(Need.roles):
+        caveats.append(
+            "role assignments were not supplied: a directory role on the candidate would "
+            "block it (Existing Admin Role Conflict)"
+        )
+    caveat = f" ({'; '.join(caveats)})" if caveats else ""
     detail = j.say(
         "AD user {} has no cloud user holding its anchor {}; cloud-only user {} (id {}) has the "
         "same {} {} and an empty immutableId: the next sync soft-matches and takes it over"
@@ -226,8 +233,6 @@ def soft_match_blocked(ctx: RuleContext) -> pl.DataFrame:
 
 
 def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
-    if not ctx.cloud_complete:
-        return _EMPTY
     keys = (
         ctx.unheld_ad.select(j.AD_KEY)
         .join(ctx.deleted_links.select(j.AD_KEY), on=j.AD_KEY, how="anti")
@@ -276,6 +281,12 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
                 )
             )
             .otherwise(pl.lit("")),
+            pl.lit(
+                ""
+                if ctx.deleted_known
+                else " (soft-deleted users were not supplied: a soft-deleted holder of its "
+                "anchor would change this outcome)"
+            ),
         ]
     )
     return rows.select(
@@ -393,7 +404,7 @@ def hard_match_blocked(ctx: RuleContext) -> pl.DataFrame:
             )
         )
     # (b) remediation: the only way to join the AD user to the account is to set its anchor.
-    if ctx.cloud_complete and ctx.soft_candidates.height:
+    if ctx.allows(SET_ANCHOR_CASE) and ctx.soft_candidates.height:
         block_soft = ctx.features.block_soft_match.value is True
         needs_hard = (pl.col("cand_type") == "user") & (
             pl.lit(block_soft)
@@ -478,6 +489,7 @@ RULES: tuple[Rule, ...] = (
             ),
             references=(REF_EXISTING_TENANT, REF_GRAPH_USER),
             remediation_actions=(MANUAL, CLEAR_ANCHOR),
+            requires=(Need.complete_ad,),  # "no AD user has it" is an absence
         ),
         cloud_orphan,
     ),
@@ -501,6 +513,8 @@ RULES: tuple[Rule, ...] = (
                 "primary SMTP/UPN before the next Start-ADSyncSyncCycle."
             ),
             references=(REF_EXISTING_TENANT, REF_SYNC_FEATURES),
+            requires=(Need.complete_cloud,),  # "no cloud user holds its anchor" is an absence
+            caveats=(Need.deleted_users, Need.roles),
         ),
         soft_match_pending,
     ),
@@ -528,6 +542,7 @@ RULES: tuple[Rule, ...] = (
             ),
             references=(REF_EXISTING_TENANT, REF_SYNC_FEATURES, REF_SYNC_ERRORS),
             remediation_actions=(ROLES_DETOUR, SET_ANCHOR, MANUAL),
+            requires=(Need.complete_cloud,),
         ),
         soft_match_blocked,
     ),
@@ -551,6 +566,8 @@ RULES: tuple[Rule, ...] = (
                 "should have synced, check the connector's export errors."
             ),
             references=(REF_EXISTING_TENANT, REF_UPN),
+            requires=(Need.complete_cloud,),
+            caveats=(Need.deleted_users,),
         ),
         unmatched_ad,
     ),
@@ -584,6 +601,8 @@ RULES: tuple[Rule, ...] = (
             ),
             references=(REF_HARDENING, REF_EXISTING_TENANT, REF_DUPLICATE_RESILIENCY),
             remediation_actions=(CLEAR_ONPREM_OBJECT_ID, ROLES_DETOUR, MANUAL),
+            cases=(SET_ANCHOR_CASE,),
+            caveats=(Need.roles,),
         ),
         hard_match_blocked,
     ),

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from audit.model import UTC_DATETIME, Feature, RuleMeta, Severity
+from audit.model import UTC_DATETIME, Feature, Need, RuleMeta, Severity
 from audit.rules import joins
 from audit.rules.base import MANUAL, Rule, RuleContext
 
@@ -102,6 +102,7 @@ TENANT_SYNC_STALE = RuleMeta(
         "https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-sync-feature-scheduler",
     ),
     remediation_actions=(MANUAL,),
+    requires=(Need.tenant_organization,),
 )
 
 TENANT_MATCHING_SETTINGS = RuleMeta(
