@@ -339,6 +339,7 @@ def _cloud_frame(
     empty_list = pl.lit([], dtype=pl.List(pl.String()))
     return cloud.with_columns(
         provisioning_errors=pl.lit([], dtype=CLOUD_USERS_SCHEMA["provisioning_errors"]),
+        directory_roles=empty_list,
         admin_roles=empty_list,
         eligible_roles=empty_list,
     )

@@ -401,6 +401,7 @@ _CANDIDATE_COLUMNS = {
     "upn": "cand_upn",
     "immutable_id": "cand_immutable_id",
     "sync_enabled": "cand_sync_enabled",
+    "directory_roles": "cand_directory_roles",
     "admin_roles": "cand_admin_roles",
     "eligible_roles": "cand_eligible_roles",
     "on_prem_object_id": "cand_on_prem_object_id",
@@ -651,7 +652,7 @@ def soft_match_blockers(block_soft_match: bool | None) -> tuple[pl.Expr, pl.Expr
 
     Works on soft_match_candidates rows. Empty list = the next sync will soft-match it.
     """
-    roles = pl.col("cand_admin_roles").list.join(", ")
+    roles = pl.col("cand_directory_roles").list.join(", ")
     checks: list[tuple[pl.Expr, str, pl.Expr]] = [
         (
             pl.col("cand_type") != "user",
@@ -659,9 +660,9 @@ def soft_match_blockers(block_soft_match: bool | None) -> tuple[pl.Expr, pl.Expr
             say("the address belongs to {} {} (ObjectTypeMismatch)", "cand_type", "cand_upn"),
         ),
         (
-            non_empty("cand_admin_roles"),
+            non_empty("cand_directory_roles"),
             "admin-role",
-            say("{} holds privileged role(s) {} (Existing Admin Role Conflict)", "cand_upn", roles),
+            say("{} holds directory role(s) {} (Existing Admin Role Conflict)", "cand_upn", roles),
         ),
         (
             pl.lit(block_soft_match is True),

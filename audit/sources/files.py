@@ -22,7 +22,7 @@ import binascii
 import re
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from audit.model import (
     empty_frame,
 )
 from audit.scope import FilterError, Scope, scope_for
-from audit.sources import csvfile, graphjson
+from audit.sources import csvfile, entra_roles, graphjson
 from audit.sources.detect import (
     InputError,
     Notes,
@@ -146,10 +146,9 @@ def import_files(
     for name, path in ad:
         reports.append(read_ad_file(Path(path), name, settings, ad_rows))
     users = graphjson.CloudUsers()
-    for path in cloud:
-        reports.append(read_cloud_file(Path(path), users, taken, deleted=False))
+    reports.extend(read_cloud_files([Path(p) for p in cloud], users, taken, deleted=False))
     if deleted is not None:
-        reports.append(read_cloud_file(Path(deleted), users, taken, deleted=True))
+        reports.extend(read_cloud_files([Path(deleted)], users, taken, deleted=True))
     tenant_info, tenant_reports = read_tenant(domains, tenant, settings)
     reports.extend(tenant_reports)
     cloud_frame = cloud_users_frame(users)
@@ -583,69 +582,118 @@ def _b64(raw: bytes | None) -> str | None:
 # --- Entra ------------------------------------------------------------------------------------
 
 
-def read_cloud_file(
-    path: Path, users: graphjson.CloudUsers, taken: datetime, *, deleted: bool
-) -> SourceReport:
-    notes = Notes()
-    text = read_input(path, ("json", "csv"))
-    note_encoding(text, notes)
-    if text.format == "json":
-        items, fmt, complete = _json_user_items(text, notes)
-    else:
+def read_cloud_files(
+    paths: Sequence[Path], users: graphjson.CloudUsers, taken: datetime, *, deleted: bool
+) -> list[SourceReport]:
+    """The users of one import flag's files: one report per export, an export being a
+    Get-MgUser CSV or the Graph pages of one query, however many files they were saved in."""
+    reports: list[tuple[int, SourceReport]] = []  # (position of its first file, report)
+    json_pages: list[graphjson.Page] = []
+    file_notes: dict[Path, Notes] = {}
+    order = {path: i for i, path in enumerate(paths)}
+    for path in paths:
+        notes = file_notes.setdefault(path, Notes())
+        text = read_input(path, ("json", "csv"))
+        note_encoding(text, notes)
+        if text.format == "json":
+            for page in graphjson.pages(text.text, path):
+                _reject_wrong_response(page.context, path, page.line, deleted=deleted)
+                json_pages.append(page)
+            continue
         table = csvfile.csv_table(text.text, path)
         if table.kind != csvfile.GET_MGUSER:
             raise InputError(
                 path, "this is an AD export, not a Graph user export: pass it with --ad", line=1
             )
-        items = ((line, obj, "user") for line, obj in csvfile.graph_rows(table, path))
-        fmt, complete = table.kind, True
-    result = graphjson.add_user_objects(users, items, path, notes, deleted=deleted, taken_at=taken)
+        items = ((path, line, obj, "user") for line, obj in csvfile.graph_rows(table, path))
+        result = graphjson.add_user_objects(users, items, notes, deleted=deleted, taken_at=taken)
+        reports.append(
+            (order[path], _cloud_report([path], table.kind, result, notes, deleted=deleted))
+        )
+    for export in graphjson.exports(json_pages):
+        if deleted:
+            _reject_active_users_as_deleted(export)
+        notes = Notes()
+        for path in export.files:
+            for line in file_notes[path].lines():
+                notes.add(line)
+        items = (
+            (page.path, page.line, obj, graphjson.page_object_type(page.context))
+            for page in export.pages
+            for obj in page.items
+        )
+        result = graphjson.add_user_objects(users, items, notes, deleted=deleted, taken_at=taken)
+        report = _cloud_report(
+            list(export.files),
+            "graph-json" if export.enveloped or len(export.pages) == 1 else "graph-jsonl",
+            result,
+            notes,
+            deleted=deleted,
+            export=export,
+        )
+        reports.append((order[export.files[0]], report))
+    return [report for _, report in sorted(reports, key=lambda r: r[0])]
+
+
+def _cloud_report(
+    files: list[Path],
+    fmt: str,
+    result: graphjson.UserFileResult,
+    notes: Notes,
+    *,
+    deleted: bool,
+    export: graphjson.Export | None = None,
+) -> SourceReport:
+    complete = result.complete and (export is None or export.complete)
     return SourceReport(
-        name=path.name,
+        name=", ".join(p.name for p in files),
         kind="deleted" if deleted else "cloud",
-        path=str(path),
+        path=str(files[0]) if len(files) == 1 else None,
         format=fmt,
-        complete=complete and result.complete,
+        complete=complete,
         rows=result.rows,
         excluded=result.excluded,
         warnings=notes.lines(),
+        incomplete_reason=None if complete else (export.incomplete_reason if export else None),
+        notes=(export.note,) if export is not None and export.note else (),
     )
 
 
-def _json_user_items(
-    text: TextInput, notes: Notes
-) -> tuple[Iterator[tuple[int, dict[str, Any], str]], str, bool]:
-    """Objects of every page; incomplete when the last page still has an @odata.nextLink."""
-    pages = list(graphjson.pages(text.text, text.path))
-    for page in pages:
-        _reject_wrong_response(page.context, text.path, page.line)
-    complete = not pages or pages[-1].next_link is None
-    if not complete:
-        notes.add(
-            "the last page has an @odata.nextLink: the export stopped before the end, so "
-            "absence-based findings are unsafe for this source"
-        )
-    envelopes = sum(1 for p in pages if p.context or p.next_link)
-    fmt = "graph-json" if envelopes or len(pages) == 1 else "graph-jsonl"
-    items = (
-        (page.line, obj, graphjson.page_object_type(page.context))
-        for page in pages
-        for obj in page.items
-    )
-    return items, fmt, complete
-
-
-def _reject_wrong_response(context: str, path: Path, line: int) -> None:
+def _reject_wrong_response(context: str, path: Path, line: int, *, deleted: bool) -> None:
+    """A Graph response given to the wrong import flag is refused by what its context names."""
     lowered = context.lower()
-    for marker, option in (
-        ("#domains", "--domains"),
-        ("#organization", "--tenant"),
+    entity = lowered.rsplit("#", 1)[-1]
+    wrong = [
+        ("domains", "--domains"),
+        ("organization", "--tenant"),
+        ("directory/onpremisessynchronization", "--tenant"),
         ("rolemanagement", "--roles"),
-    ):
-        if marker in lowered:
+    ]
+    if not deleted:
+        wrong.append(("directory/deleteditems", "--deleted"))
+    for prefix, option in wrong:
+        if entity.startswith(prefix):
             raise InputError(
                 path, f"this is not a users response ({context}): pass it with {option}", line=line
             )
+
+
+def _reject_active_users_as_deleted(export: graphjson.Export) -> None:
+    """GET /users given to --deleted: its context names the users set and no object carries
+    deletedDateTime (a deleted-items export selected without it still names deletedItems)."""
+    first = export.pages[0]
+    entity = first.context.lower().rsplit("#", 1)[-1]
+    if not entity.startswith("users") or entity.startswith("users/delta"):
+        return
+    objects = [obj for page in export.pages for obj in page.items]
+    if not objects or any("deleteddatetime" in obj for obj in objects):
+        return
+    raise InputError(
+        first.path,
+        "this is GET /users (active users, no deletedDateTime): pass it with --cloud; soft-"
+        "deleted users come from GET /directory/deletedItems/microsoft.graph.user",
+        line=first.line,
+    )
 
 
 def cloud_users_frame(users: graphjson.CloudUsers) -> pl.DataFrame:
@@ -741,43 +789,83 @@ def read_domains(path: Path) -> tuple[list[Domain], SourceReport]:
 def with_roles(
     cloud: pl.DataFrame, paths: Sequence[Path]
 ) -> tuple[pl.DataFrame, list[SourceReport]]:
-    """cloud_users with admin_roles / eligible_roles filled from role responses."""
-    known = set(cloud.get_column("id").to_list())
-    assigned: dict[str, set[str]] = {}
-    eligible: dict[str, set[str]] = {}
+    """cloud_users with directory_roles (every role assigned, directly or through a
+    role-assignable group), admin_roles (the privileged ones) and eligible_roles (privileged
+    roles PIM-eligible) filled from the --roles files."""
+    facts = graphjson.RoleFacts()
     reports = []
     for path in paths:
-        notes = Notes()
         text = read_input(path, ("json",))
-        grants = graphjson.role_grants(text.text, path, notes)
-        unknown = {g.principal_id for g in grants if g.principal_id not in known}
-        if unknown:
-            notes.add(
-                f"{len(unknown)} principals with privileged roles are not users in the cloud "
-                "export (groups or service principals; group members need live Graph)"
-            )
-        for grant in grants:
-            (eligible if grant.eligible else assigned).setdefault(grant.principal_id, set()).add(
-                grant.role
-            )
+        before = (len(facts.grants), len(facts.definitions), len(facts.group_members))
+        kinds = graphjson.read_roles(text.text, path, facts)
+        after = (len(facts.grants), len(facts.definitions), len(facts.group_members))
         reports.append(
             SourceReport(
                 name=path.name,
                 kind="roles",
                 path=str(path),
-                format="graph-json",
+                format="graph-json:" + "+".join(kinds or ["empty"]),
                 complete=True,
-                rows=len(grants),
-                warnings=notes.lines(),
+                rows=sum(a - b for a, b in zip(after, before, strict=True)),
             )
         )
+    known = set(cloud.get_column("id").to_list())
+    assigned: dict[str, set[str]] = {}
+    privileged: dict[str, set[str]] = {}
+    eligible: dict[str, set[str]] = {}
+    unresolved: dict[Path | None, set[str]] = {}
+    unknown_privilege: set[str] = set()
+    for grant in facts.grants:
+        name, is_privileged = facts.role(grant)
+        if is_privileged is None:
+            unknown_privilege.add(name)
+        if grant.principal_id in known:
+            principals = {grant.principal_id}
+        elif grant.principal_id in facts.group_members:
+            # role-assignable groups cannot contain groups (groups-concept.md): one level
+            principals = facts.group_members[grant.principal_id] & known
+        else:
+            unresolved.setdefault(grant.path, set()).add(grant.principal_id)
+            continue
+        for principal in principals:
+            if grant.eligible:
+                if is_privileged:
+                    eligible.setdefault(principal, set()).add(name)
+                continue  # an eligibility is not an assignment: it does not block soft match
+            assigned.setdefault(principal, set()).add(name)
+            if is_privileged:
+                privileged.setdefault(principal, set()).add(name)
+    warnings: dict[str, list[str]] = {r.name: [] for r in reports}
+    for origin, principals in unresolved.items():
+        warnings[origin.name if origin else reports[0].name].append(
+            f"{len(principals)} principals with roles are neither users of the cloud export nor "
+            "role-assignable groups whose members --roles lists (service principals, or groups: "
+            "add their members): their roles are not counted"
+        )
+    if unknown_privilege:
+        shown = ", ".join(sorted(unknown_privilege)[:5])
+        warnings[reports[0].name].append(
+            f"{len(unknown_privilege)} roles of unknown privilege ({shown}"
+            f"{'...' if len(unknown_privilege) > 5 else ''}; custom, or newer than the built-in "
+            f"table of {entra_roles.AS_OF}): they block soft match but are not counted as "
+            "privileged; add GET /beta/roleManagement/directory/roleDefinitions to --roles to let "
+            "isPrivileged decide"
+        )
+    if facts.groups_maybe_cut:
+        warnings[reports[0].name].append(
+            f"{len(facts.groups_maybe_cut)} role-assignable groups list exactly "
+            f"{graphjson.EXPAND_LIMIT} members, the most $expand returns: export their members "
+            "with Get-MgGroupMember -All instead"
+        )
+    reports = [replace(r, warnings=tuple(warnings[r.name])) for r in reports]
     ids = cloud.get_column("id").to_list()
+
+    def column(name: str, roles: dict[str, set[str]]) -> pl.Series:
+        return pl.Series(name, [sorted(roles.get(i, ())) for i in ids], dtype=pl.List(pl.String()))
+
     cloud = cloud.with_columns(
-        pl.Series(
-            "admin_roles", [sorted(assigned.get(i, ())) for i in ids], dtype=pl.List(pl.String())
-        ),
-        pl.Series(
-            "eligible_roles", [sorted(eligible.get(i, ())) for i in ids], dtype=pl.List(pl.String())
-        ),
+        column("directory_roles", assigned),
+        column("admin_roles", privileged),
+        column("eligible_roles", eligible),
     )
     return conform(cloud, CLOUD_USERS_SCHEMA), reports

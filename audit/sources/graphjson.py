@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,52 +18,13 @@ from typing import Any
 from audit.model import Domain, Feature, TenantFeatures
 from audit.sources.csvfile import TYPE_NAME_CELLS, split_multi
 from audit.sources.detect import InputError, Notes, bool_from_text, datetime_from_text
+from audit.sources.entra_roles import BUILT_IN_ROLES
 
 _WHITESPACE_RE = re.compile(r"[ \t\r\n]*")
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _INITIAL_DOMAIN_RE = re.compile(r"^[^.]+\.onmicrosoft\.com$", re.IGNORECASE)
 
 GROUP_TYPES = {"#microsoft.graph.group": "group", "#microsoft.graph.orgcontact": "contact"}
-
-# Privileged built-in roles by template id (= roleDefinitionId of built-in roles), verified
-# against the "Microsoft Entra built-in roles" reference (entra-docs permissions-reference.md,
-# ms.date 01/20/2026). Used only when the response lacks the expanded roleDefinition.isPrivileged.
-# Exchange, SharePoint and Billing Administrator carry no "privileged" label there but are admin
-# roles that block a soft match ("Existing Admin Role Conflict", FACTS.md section 1).
-PRIVILEGED_ROLES: Mapping[str, str] = {
-    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
-    "e8611ab8-c189-46e8-94e1-60213ab1f814": "Privileged Role Administrator",
-    "7be44c8a-adaf-4e2a-84d6-ab2649e08a13": "Privileged Authentication Administrator",
-    "fe930be7-5e62-47db-91af-98c3a49a38b1": "User Administrator",
-    "8ac3fc64-6eca-42ea-9e69-59f4c7b60eb2": "Hybrid Identity Administrator",
-    "29232cdf-9323-42fd-ade2-1d097af3e4de": "Exchange Administrator",
-    "f28a1f50-f6e7-4571-818b-6a12f2af6b6c": "SharePoint Administrator",
-    "194ae4cb-b126-40b2-bd5b-6091b380977d": "Security Administrator",
-    "c4e39bd9-1100-46d3-8c65-fb160da0071f": "Authentication Administrator",
-    "729827e3-9c14-49f7-bb1b-9608f156bbb8": "Helpdesk Administrator",
-    "966707d0-3269-4727-9be2-8c3a10f19b9d": "Password Administrator",
-    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
-    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
-    "b1be1c3e-b65d-4f19-8427-f6fa0d97feb9": "Conditional Access Administrator",
-    "3a2c62db-5318-420d-8d74-23affee5d9d5": "Intune Administrator",
-    "b0f54661-2d74-4c50-afa3-1ec803f12efe": "Billing Administrator",
-    "8329153b-31d0-4727-b945-745eb3bc5f31": "Domain Name Administrator",
-    "be2f45a1-457d-42af-a067-6ec1fa63bc45": "External Identity Provider Administrator",
-    "9360feb5-f418-4baa-8175-e2a00bac4301": "Directory Writers",
-    "7698a772-787b-4ac8-901f-60d6b08affd2": "Cloud Device Administrator",
-    "25a516ed-2fa0-40ea-a2d0-12923a21473a": "Authentication Extensibility Administrator",
-    "aaf43236-0c0d-4d5f-883a-6955382ac081": "B2C IEF Keyset Administrator",
-    "59d46f88-662b-457b-bceb-5c3809e5908f": "Lifecycle Workflows Administrator",
-    "5f2222b1-57c3-48ba-8ad5-d4759f1fde6f": "Security Operator",
-    "cf1c38e5-3621-4004-a7cb-879624dced7c": "Application Developer",
-    "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
-    "5d6b6bb7-de71-4623-b4af-96380a352509": "Security Reader",
-    "db506228-d27e-4b7d-95e5-295956d6615f": "Agent ID Administrator",
-    "ecb2c6bf-0ab6-418e-bd87-7986f8d63bbe": "Attribute Provisioning Administrator",
-    "422218e4-db15-4ef9-bbe0-8afb41546d79": "Attribute Provisioning Reader",
-    "4ba39ca4-527c-499a-b93d-d9b492c50246": "Partner Tier1 Support",
-    "e00e864a-17c5-4a4b-9c06-f5b95a8d5bd8": "Partner Tier2 Support",
-}
 
 
 @dataclass(frozen=True)
@@ -100,37 +61,175 @@ class Page:
     context: str
     next_link: str | None
     line: int
+    path: Path
+    delta_link: str | None = None  # /users/delta ends with @odata.deltaLink instead
+    count: int | None = None  # @odata.count, when the export asked for $count=true
+
+    @property
+    def final(self) -> bool:
+        """The last page of its export: Graph leaves out @odata.nextLink only there."""
+        return self.next_link is None
 
 
 def pages(text: str, path: Path) -> Iterator[Page]:
-    """Documents as pages of lower-cased objects; a Graph error response is an InputError."""
+    """Documents as pages of lower-cased objects; a Graph error response is an InputError.
+
+    A JSON array is either a bare list of objects or a list of saved response pages (what
+    PowerShell's ConvertTo-Json makes of responses collected in an array).
+    """
     for doc in json_documents(text, path):
         if isinstance(doc.value, list):
+            if doc.value and all(_is_envelope(x) for x in doc.value):
+                for envelope in doc.value:
+                    yield _envelope_page(lower_keys(envelope), path, doc.line)
+                continue
             items = [_object(x, path, doc.line) for x in doc.value]
-            yield Page(items=items, context="", next_link=None, line=doc.line)
+            yield Page(items=items, context="", next_link=None, line=doc.line, path=path)
             continue
         if not isinstance(doc.value, dict):
             raise InputError(path, "expected a JSON object or array", line=doc.line)
-        envelope = lower_keys(doc.value)
-        if "error" in envelope and "value" not in envelope:
-            raise InputError(
-                path,
-                f"the file holds a Graph error response: {_error_text(envelope)}",
-                line=doc.line,
-            )
-        context = str(envelope.get("@odata.context") or "")
-        values = envelope.get("value")
-        if isinstance(values, list):
-            items = [_object(x, path, doc.line) for x in values]
-            next_link = envelope.get("@odata.nextlink")
-            yield Page(
-                items=items,
-                context=context,
-                next_link=str(next_link) if next_link else None,
-                line=doc.line,
-            )
-        else:  # JSON Lines row, or a single-object response (GET /organization/{id})
-            yield Page(items=[envelope], context=context, next_link=None, line=doc.line)
+        yield _envelope_page(lower_keys(doc.value), path, doc.line)
+
+
+def _is_envelope(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(lower_keys(value).get("value"), list)
+
+
+def _envelope_page(envelope: dict[str, Any], path: Path, line: int) -> Page:
+    if "error" in envelope and "value" not in envelope:
+        raise InputError(
+            path, f"the file holds a Graph error response: {_error_text(envelope)}", line=line
+        )
+    context = str(envelope.get("@odata.context") or "")
+    values = envelope.get("value")
+    if not isinstance(values, list):  # JSON Lines row, or a single-object response
+        return Page(items=[envelope], context=context, next_link=None, line=line, path=path)
+    next_link = envelope.get("@odata.nextlink")
+    delta_link = envelope.get("@odata.deltalink")
+    count = envelope.get("@odata.count")
+    return Page(
+        items=[_object(x, path, line) for x in values],
+        context=context,
+        next_link=str(next_link) if next_link else None,
+        line=line,
+        path=path,
+        delta_link=str(delta_link) if delta_link else None,
+        count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Export:
+    """The pages that answer one Graph query, from one file or several (Graph Explorer shows
+    one page at a time, so people save `users-0.json users-1.json ...`)."""
+
+    pages: tuple[Page, ...]
+    complete: bool
+    incomplete_reason: str | None = None
+    note: str | None = None  # how the pages were put together
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return tuple(dict.fromkeys(page.path for page in self.pages))
+
+    @property
+    def enveloped(self) -> bool:
+        """Saved as response pages (@odata.context / nextLink), not as bare objects."""
+        return any(page.context or page.next_link or page.delta_link for page in self.pages)
+
+
+def exports(pages: Sequence[Page]) -> list[Export]:
+    """Group pages into the queries they answer and judge whether each query is complete.
+
+    Pages of one query share their @odata.context (it names the entity set and the $select),
+    whatever file they were saved in; pages without one (bare arrays, JSON Lines) are their
+    file's own export. A query is complete when its pages form a chain: Graph puts an
+    @odata.nextLink on every page but the last (paging.md), so exactly one page lacks it, no
+    two pages carry the same nextLink (a page saved twice), no object id is on two pages, and
+    the object count equals @odata.count when the export asked for it. The order of the pages
+    is not needed: a nextLink is opaque, and the page it leads to does not repeat it.
+    """
+    groups: dict[tuple[str, str], list[Page]] = {}
+    for page in pages:
+        key = (
+            ("context", page.context.strip().lower()) if page.context else ("file", str(page.path))
+        )
+        groups.setdefault(key, []).append(page)
+    return [_judged(tuple(group)) for group in groups.values()]
+
+
+def _judged(pages: tuple[Page, ...]) -> Export:
+    if not any(page.context or page.next_link for page in pages):
+        return Export(pages, complete=True)  # bare objects: nothing says more pages exist
+    delta = any(p.delta_link for p in pages) or any("@removed" in o for p in pages for o in p.items)
+    finals = [p for p in pages if p.final]
+    objects = sum(len(p.items) for p in pages)
+
+    def where(page: Page) -> str:
+        return f"{page.path.name}:{page.line}"
+
+    problem: str | None = None
+    if not finals:
+        last = "the page" if len(pages) == 1 else "every page"
+        problem = (
+            f"{last} has an @odata.nextLink: the export stopped before the end "
+            "(save the page that nextLink returns too, up to one without it)"
+        )
+    elif len(finals) > 1:
+        problem = (
+            f"{len(finals)} pages without @odata.nextLink ({', '.join(map(where, finals[:4]))}): "
+            "pages of more than one export of the same query"
+        )
+    else:
+        links: dict[str, Page] = {}
+        for page in pages:
+            if page.next_link is not None:
+                if page.next_link in links:
+                    first = links[page.next_link]
+                    problem = f"{where(first)} and {where(page)} are the same page saved twice"
+                    break
+                links[page.next_link] = page
+    if problem is None and not delta:
+        problem = _repeated_id(pages)
+    counts = {p.count for p in pages if p.count is not None}
+    if problem is None and counts and counts != {objects}:
+        problem = f"@odata.count says {min(counts):,} objects, the pages hold {objects:,}"
+    note = None
+    if len(pages) > 1:
+        files = tuple(dict.fromkeys(p.path.name for p in pages))
+        spread = f"{len(files)} files" if len(files) > 1 else files[0]
+        note = (
+            f"{len(pages)} pages from {spread} read as one export of "
+            f"{_query_name(pages[0].context)}: {len(pages) - len(finals)} with @odata.nextLink, "
+            f"{len(finals)} without; {objects:,} objects"
+            + ("" if delta else ", no id on two pages")
+            + (", as @odata.count says" if counts == {objects} else "")
+        )
+    if problem is not None:
+        return Export(pages, complete=False, incomplete_reason=problem, note=note)
+    return Export(pages, complete=True, note=note)
+
+
+def _repeated_id(pages: tuple[Page, ...]) -> str | None:
+    seen: dict[str, Page] = {}
+    for page in pages:
+        for obj in page.items:
+            object_id = obj.get("id")
+            if not isinstance(object_id, str):
+                continue
+            first = seen.setdefault(object_id, page)
+            if first is not page:
+                return (
+                    f"id {object_id} is on two pages ({first.path.name}:{first.line} and "
+                    f"{page.path.name}:{page.line}): a page saved twice, or pages of two exports"
+                )
+    return None
+
+
+def _query_name(context: str) -> str:
+    """`$metadata#users(id,...)` -> users; for the import summary."""
+    name = context.rsplit("#", 1)[-1].split("(", 1)[0]
+    return name or "the same query"
 
 
 def _object(value: Any, path: Path, line: int) -> dict[str, Any]:
@@ -201,10 +300,13 @@ class UserFileResult:
     excluded: dict[str, int] = field(default_factory=dict)
 
 
+# (file, line, object, the object type its page's @odata.context names)
+UserItem = tuple[Path, int, dict[str, Any], str]
+
+
 def add_user_objects(
     target: CloudUsers,
-    items: Iterator[tuple[int, dict[str, Any], str]],
-    path: Path,
+    items: Iterable[UserItem],
     notes: Notes,
     *,
     deleted: bool,
@@ -213,7 +315,7 @@ def add_user_objects(
     """Users -> cloud_users columns, groups/contacts -> cloud_objects; counts what was skipped."""
     result = UserFileResult()
     seen_keys: set[str] = set()
-    for line, obj, page_type in items:
+    for path, line, obj, page_type in items:
         kind = object_kind(obj, page_type)
         if kind == "removed":
             result.excluded["removed (delta)"] = result.excluded.get("removed (delta)", 0) + 1
@@ -510,59 +612,156 @@ def tenant_features(
 
 
 # --- roles ------------------------------------------------------------------------------------
+#
+# Entra refuses to soft-match a cloud user holding ANY directory role ("Existing Admin Role
+# Conflict"; entra-docs how-to-connect-install-existing-tenant.md: "won't match on-premises users
+# with cloud users that have an admin role"; tshoot-connect-sync-errors.md: "remove the account
+# from all admin roles"), while the 2026 hard-match hardening blocks only targets that are
+# assigned or eligible for a PRIVILEGED role (same page, "Hard match security protections").
+# So every assignment is kept, and each role is judged privileged or not separately.
 
 
 @dataclass(frozen=True)
 class RoleGrant:
-    principal_id: str
-    role: str  # display name, or the id of an unnamed privileged role
-    eligible: bool
+    principal_id: str  # a user, or a role-assignable group
+    role_id: str  # roleDefinitionId (= template id for built-in roles)
+    eligible: bool  # PIM eligibility, not an active assignment
+    name: str | None = None  # from an expanded roleDefinition
+    privileged: bool | None = None  # from an expanded roleDefinition's isPrivileged (beta)
+    template_id: str | None = None
+    path: Path | None = None  # the file it came from
 
 
-def role_grants(text: str, path: Path, notes: Notes) -> list[RoleGrant]:
-    """Privileged roles from roleAssignments / roleEligibilityScheduleInstances responses."""
-    grants: list[RoleGrant] = []
+@dataclass(frozen=True)
+class RoleDefinition:
+    id: str
+    template_id: str | None
+    name: str | None
+    privileged: bool | None  # isPrivileged: Graph beta only; v1.0 leaves it out
+
+
+@dataclass
+class RoleFacts:
+    """Everything --roles files said: assignments, eligibilities, role definitions and the
+    members of role-assignable groups."""
+
+    grants: list[RoleGrant] = field(default_factory=list)
+    definitions: dict[str, RoleDefinition] = field(default_factory=dict)  # by id and template
+    group_members: dict[str, set[str]] = field(default_factory=dict)
+    groups_maybe_cut: set[str] = field(default_factory=set)
+
+    def role(self, grant: RoleGrant) -> tuple[str, bool | None]:
+        """(display name, privileged or None when unknown) of a grant's role."""
+        definition = self.definitions.get(grant.role_id.lower())
+        template = (
+            grant.template_id or (definition.template_id if definition else None) or grant.role_id
+        ).lower()
+        built_in = BUILT_IN_ROLES.get(template)
+        name = (
+            grant.name
+            or (definition.name if definition else None)
+            or (built_in[0] if built_in else grant.role_id)
+        )
+        privileged = grant.privileged
+        if privileged is None and definition is not None:
+            privileged = definition.privileged
+        if privileged is None and built_in is not None:
+            privileged = built_in[1]
+        return name, privileged
+
+
+# Graph's $expand returns at most 20 directory objects and no nextLink (known-issues.md,
+# "$expand: For directory objects, returns a maximum of 20 objects").
+EXPAND_LIMIT = 20
+
+
+def read_roles(text: str, path: Path, facts: RoleFacts) -> list[str]:
+    """Add one --roles file to `facts`; returns what it held (roleAssignments, ...).
+
+    Accepted: GET /roleManagement/directory/roleAssignments and
+    /roleEligibilityScheduleInstances (optionally with $expand=roleDefinition),
+    /roleManagement/directory/roleDefinitions (v1.0, or beta with isPrivileged), and the
+    role-assignable groups with their members (GET /groups?$filter=isAssignableToRole eq true
+    &$expand=members, or one object {id, members: [...]} per group from Get-MgGroupMember).
+    """
+    kinds: list[str] = []
     for page in pages(text, path):
-        page_eligible = _eligible_context(page.context)
+        context = page.context.lower()
         for item in page.items:
-            principal = _text(item.get("principalid"))
-            role_id = _text(item.get("roledefinitionid"))
-            if principal is None or role_id is None:
+            kind = _role_item_kind(item, context)
+            if kind is None:
                 raise InputError(
-                    path, "role entry without principalId and roleDefinitionId", line=page.line
+                    path,
+                    "not a role assignment, eligibility, role definition or role-assignable "
+                    "group with members: pass users with --cloud, domains with --domains",
+                    line=page.line,
                 )
-            eligible = (
-                page_eligible if page_eligible is not None else "roleeligibilityscheduleid" in item
-            )
-            role = privileged_role_name(item, role_id, notes)
-            if role is not None:
-                grants.append(RoleGrant(principal, role, eligible))
-    return grants
+            if kind not in kinds:
+                kinds.append(kind)
+            if kind == "roleDefinitions":
+                definition = _role_definition(item, path, page.line)
+                facts.definitions[definition.id] = definition
+                if definition.template_id:
+                    facts.definitions.setdefault(definition.template_id, definition)
+            elif kind == "groups":
+                group_id = _text(item.get("id"))
+                members = item.get("members")
+                if group_id is None or not isinstance(members, list):
+                    raise InputError(path, "group without id or members", line=page.line)
+                ids = {
+                    str(lower_keys(m).get("id"))
+                    for m in members
+                    if isinstance(m, dict) and lower_keys(m).get("id")
+                }
+                facts.group_members.setdefault(group_id, set()).update(ids)
+                if len(members) == EXPAND_LIMIT and "members" in context:
+                    facts.groups_maybe_cut.add(group_id)
+            else:
+                facts.grants.append(
+                    _role_grant(item, path, page.line, eligible=kind == "roleEligibility")
+                )
+    return kinds
 
 
-def _eligible_context(context: str) -> bool | None:
-    lowered = context.lower()
-    if "roleeligibility" in lowered:
-        return True
-    if "roleassignment" in lowered:
-        return False
+def _role_item_kind(item: Mapping[str, Any], context: str) -> str | None:
+    if "principalid" in item and "roledefinitionid" in item:
+        if "roleeligibility" in context or "roleeligibilityscheduleid" in item:
+            return "roleEligibility"
+        return "roleAssignments"
+    if "roledefinitions" in context or "rolepermissions" in item or "isbuiltin" in item:
+        return "roleDefinitions"
+    if "members" in item:
+        return "groups"
     return None
 
 
-def privileged_role_name(item: Mapping[str, Any], role_id: str, notes: Notes) -> str | None:
-    """The role's name when it is privileged: the expanded isPrivileged flag, else the table."""
-    definition = item.get("roledefinition")
-    if isinstance(definition, dict):
-        rd = lower_keys(definition)
-        template = _text(rd.get("templateid")) or role_id
-        name = _text(rd.get("displayname")) or PRIVILEGED_ROLES.get(template.lower()) or role_id
-        if "isprivileged" in rd:
-            return name if bool_from_text(rd.get("isprivileged")) else None
-        return name if template.lower() in PRIVILEGED_ROLES else None
-    known = PRIVILEGED_ROLES.get(role_id.lower())
-    if known is None:
-        notes.add(
-            "role assignments of roles outside the built-in privileged list were not counted "
-            "(custom or non-privileged roles; $expand=roleDefinition lets isPrivileged decide)"
-        )
-    return known
+def _role_definition(item: Mapping[str, Any], path: Path, line: int) -> RoleDefinition:
+    role_id = _text(item.get("id"))
+    if role_id is None:
+        raise InputError(path, "role definition without an id", line=line)
+    template = _text(item.get("templateid"))
+    return RoleDefinition(
+        id=role_id.lower(),
+        template_id=template.lower() if template else None,
+        name=_text(item.get("displayname")),
+        privileged=bool_from_text(item.get("isprivileged")),
+    )
+
+
+def _role_grant(item: Mapping[str, Any], path: Path, line: int, *, eligible: bool) -> RoleGrant:
+    principal = _text(item.get("principalid"))
+    role_id = _text(item.get("roledefinitionid"))
+    if principal is None or role_id is None:
+        raise InputError(path, "role entry without principalId and roleDefinitionId", line=line)
+    expanded = item.get("roledefinition")
+    definition = lower_keys(expanded) if isinstance(expanded, dict) else {}
+    template = _text(definition.get("templateid"))
+    return RoleGrant(
+        principal_id=principal,
+        role_id=role_id.lower(),
+        eligible=eligible,
+        name=_text(definition.get("displayname")),
+        privileged=bool_from_text(definition.get("isprivileged")),
+        template_id=template.lower() if template else None,
+        path=path,
+    )

@@ -114,7 +114,8 @@ def test_next_link_on_the_last_page_marks_the_source_incomplete(tmp_path: Path) 
     snap = cloud_import([path])
     report = snap.sources[0]
     assert report.complete is False
-    assert any("@odata.nextLink" in w for w in report.warnings)
+    assert report.incomplete_reason is not None
+    assert "@odata.nextLink" in report.incomplete_reason
     assert snap.complete("cloud") is False
     assert snap.cloud_users.height == 1
 
@@ -380,10 +381,17 @@ def test_roles_assigned_and_eligible(tmp_path: Path) -> None:
         ["Tier0 Custom"],
     ]
     assert frame["eligible_roles"].to_list() == [[], ["Global Administrator"], []]
+    # every role assigned blocks a soft match, privileged or not
+    assert frame["directory_roles"].to_list() == [
+        ["Global Administrator", "User Administrator"],
+        ["Directory Readers"],
+        ["Tier0 Custom"],
+    ]
     role_reports = [s for s in snap.sources if s.kind == "roles"]
-    assert [r.rows for r in role_reports] == [4, 1]
+    assert [r.rows for r in role_reports] == [5, 1]
     assert any(
-        "1 principals with privileged roles are not users" in w for w in role_reports[0].warnings
+        "1 principals with roles are neither users of the cloud export" in w
+        for w in role_reports[0].warnings
     )
 
 
