@@ -111,6 +111,33 @@ SYSTEM_CN_PREFIXES = (
     "wwioadmini",
     "healthmailbox",
 )
+# Attributes the rules judge by that an export may leave out (a hand-made ldifde -l list, a
+# Get-ADUser -Properties without them): when no user at all has one, the import says what
+# cannot be judged instead of reporting everyone as clean. The README's ldifde command asks for
+# all of them.
+NOT_EXPORTED = {
+    "mail": (
+        "no user has mail: if the export left it out, mail duplicates and conflicts with cloud "
+        "objects and the mail checks of invalid-attribute cannot be judged; export mail"
+    ),
+    "proxyaddresses": (
+        "no user has proxyAddresses: if the export left it out, soft match on the primary SMTP "
+        "address (soft-match-pending/-blocked, unmatched-ad), address duplicates and conflicts, "
+        "and the proxyAddresses checks of invalid-attribute cannot be judged; export "
+        "proxyAddresses"
+    ),
+    "ms-ds-consistencyguid": (
+        "no user has mS-DS-ConsistencyGuid: if the export left it out, every anchor falls back "
+        "to objectGUID, so users whose ConsistencyGuid differs (migrated, restamped) are matched "
+        "wrongly and consistency-guid-invalid/-differs cannot be judged; export "
+        "mS-DS-ConsistencyGuid"
+    ),
+    "useraccountcontrol": (
+        "no user has userAccountControl: enabled states are unknown, so enabled-drift and "
+        "unmatched-ad judge nobody; export userAccountControl"
+    ),
+}
+_ALSO_ACCEPTED = {"useraccountcontrol": "enabled"}  # Get-ADUser's Enabled property
 _GUID_TEXT_RE = re.compile(
     r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$"
 )
@@ -263,6 +290,12 @@ def read_ad_file(path: Path, name: str | None, settings: Settings, target: AdRow
     )
     for record in records:
         mapper.add(record)
+    if mapper.rows:
+        for attribute in (a for a in NOT_EXPORTED if a in mapper.never_seen):
+            if attribute != "ms-ds-consistencyguid" or (
+                config.anchor_attribute.lower() == "ms-ds-consistencyguid"
+            ):
+                notes.add(NOT_EXPORTED[attribute])
     anchor_column = config.anchor_attribute.lower()
     if blanked.get(anchor_column):
         fallback = (
@@ -273,7 +306,7 @@ def read_ad_file(path: Path, name: str | None, settings: Settings, target: AdRow
             f"{blanked[anchor_column]} users: their anchor{fallback} may be wrong; re-export it "
             "converted (e.g. [Convert]::ToBase64String)"
         )
-    if mapper.unknown_enabled:
+    if mapper.unknown_enabled and "useraccountcontrol" not in mapper.never_seen:
         # enabled-drift and unmatched-ad only judge users whose state is known
         notes.add(
             f"{mapper.unknown_enabled} users without userAccountControl (or Enabled): their "
@@ -349,6 +382,8 @@ class AdMapper:
     missing_guid: int = 0
     unknown_enabled: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
+    # rule-relevant attributes no user has had so far (NOT_EXPORTED says what that costs)
+    never_seen: set[str] = field(default_factory=lambda: set(NOT_EXPORTED))
 
     def add(self, record: Record) -> None:
         key = (self.source, record.dn.lower())
@@ -366,6 +401,11 @@ class AdMapper:
             return
         self.target.rows.append(self.row(record))
         self.rows += 1
+        if self.never_seen:
+            attrs = record.attrs
+            self.never_seen = {
+                a for a in self.never_seen if a not in attrs and _ALSO_ACCEPTED.get(a) not in attrs
+            }
 
     def row(self, record: Record) -> tuple[Any, ...]:
         attrs = record.attrs

@@ -487,14 +487,73 @@ def _provisioning_errors(value: Any, notes: Notes) -> list[dict[str, Any]] | Non
 # --- domains and tenant -----------------------------------------------------------------------
 
 
+_DOMAIN_PROPERTIES = frozenset({"isverified", "isinitial", "isdefault", "authenticationtype"})
+# Properties only an organization object has (GET /organization), so a bare object saved
+# without @odata.context is still recognised (Get-MgOrganization | ConvertTo-Json).
+_ORGANIZATION_PROPERTIES = frozenset(
+    {
+        "verifieddomains",
+        "tenanttype",
+        "directorysizequota",
+        "technicalnotificationmails",
+        "securitycompliancenotificationmails",
+        "marketingnotificationemails",
+        "countrylettercode",
+        "privacyprofile",
+    }
+)
+
+
+def _entity_of(item: Mapping[str, Any]) -> str:
+    """What kind of Graph object an item looks like, for the hint in an error."""
+    if "userprincipalname" in item:
+        return "users"
+    if "principalid" in item:
+        return "rolemanagement"
+    if _ORGANIZATION_PROPERTIES & item.keys():
+        return "organization"
+    return ""
+
+
+def _flag_for(entity: str) -> str:
+    """`: pass it with --cloud` for a response that belongs to another import flag."""
+    for prefix, flag in (
+        ("users", "--cloud"),
+        ("directory/deleteditems", "--deleted"),
+        ("domains", "--domains"),
+        ("organization", "--tenant"),
+        ("directory/onpremisessynchronization", "--tenant"),
+        ("rolemanagement", "--roles"),
+    ):
+        if entity.startswith(prefix):
+            return f": pass it with {flag}"
+    return ""
+
+
 def domains_from_json(text: str, path: Path) -> list[Domain]:
     """GET /domains: id, isVerified, isInitial, isDefault, authenticationType."""
     found: list[Domain] = []
     for page in pages(text, path):
+        entity = page.context.lower().rsplit("#", 1)[-1]
+        if page.context and not entity.startswith("domains"):
+            raise InputError(
+                path,
+                f"this is not a GET /domains response ({page.context}){_flag_for(entity)}",
+                line=page.line,
+            )
         for item in page.items:
             name = _text(item.get("id"))
             if name is None:
                 raise InputError(path, "domain without an id", line=page.line)
+            # a domain object is named by its DNS name and says whether it is verified; a user
+            # or role export given to --domains would otherwise become domains named by GUIDs
+            if not _DOMAIN_RE.match(name) or not _DOMAIN_PROPERTIES & item.keys():
+                raise InputError(
+                    path,
+                    f"not a domain: {name[:60]!r} (GET /domains objects have a domain name as id "
+                    "and isVerified)" + _flag_for(_entity_of(item)),
+                    line=page.line,
+                )
             found.append(
                 Domain(
                     name=name,
@@ -571,7 +630,8 @@ def _tenant_item(
                     facts.features[name] = bool_from_text(flags[key])
         facts.kinds.append("onPremisesSynchronization")
         return
-    if "verifieddomains" in item or "#organization" in context:
+    organization = _ORGANIZATION_PROPERTIES & item.keys() and "userprincipalname" not in item
+    if organization or "#organization" in context:
         facts.tenant_id = _text(item.get("id"))
         facts.dirsync_enabled = bool_from_text(item.get("onpremisessyncenabled"))
         last = item.get("onpremiseslastsyncdatetime")
@@ -591,7 +651,8 @@ def _tenant_item(
         return
     raise InputError(
         path,
-        "not a GET /organization or GET /directory/onPremisesSynchronization response",
+        "not a GET /organization or GET /directory/onPremisesSynchronization response"
+        + _flag_for(context.rsplit("#", 1)[-1] or _entity_of(item)),
         line=line,
     )
 

@@ -179,13 +179,15 @@ def test_users_without_user_account_control_are_counted_in_a_warning(tmp_path: P
     """A custom ldifde -l list without userAccountControl leaves the enabled state unknown;
     the rules that need it skip those users, so the source says so."""
     text = ldif_file(tmp_path / "ad.ldif", [person("Ann", str(uuid.uuid4()))]).read_text()
+    bo = ldif_file(tmp_path / "bo.ldif", [person("Bo", str(uuid.uuid4()))]).read_text()
     no_uac = tmp_path / "no-uac.ldif"
     no_uac.write_text(
         "\n".join(
             line for line in text.splitlines() if not line.lower().startswith("useraccountcontrol")
         )
-        + "\n"
+        + "\n\n"
+        + bo
     )
     snap = import_files(ad=[(None, no_uac)], cloud=[], settings=Settings(), taken_at=TAKEN_AT)
-    assert snap.ad_users["enabled"].to_list() == [None]
+    assert snap.ad_users["enabled"].to_list() == [None, True]
     assert any("1 users without userAccountControl" in w for w in snap.sources[0].warnings)
