@@ -40,3 +40,38 @@ def test_failed_reanalysis_leaves_the_previous_analysis_whole(
         analyze_run(run, redact=True)
     assert {name: (run / name).read_bytes() for name in OUTPUTS} == before
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
+
+
+def test_tenant_switches_from_config_apply_at_analyze_time(tmp_path: Path) -> None:
+    """The snapshot keeps only what Graph said (here: nothing, the call was denied); the
+    config's [entra.features] is applied when the run is analysed, so a later
+    `analyze --config` can change it."""
+    from audit.config import settings_from_dict
+    from audit.pipeline import save_run
+    from audit.sources.files import import_files
+    from tests.sources.helpers import TAKEN_AT, cloud_user, graph_page
+
+    users = tmp_path / "users.json"
+    users.write_text(graph_page([cloud_user("u1", "admin@contoso.onmicrosoft.com")]))
+    imported_with = settings_from_dict({"entra": {"features": {"block_soft_match": True}}})
+    snapshot = import_files(ad=[], cloud=[users], settings=imported_with, taken_at=TAKEN_AT)
+    run = save_run(tmp_path / "run", snapshot, imported_with, {})
+
+    def switch(result: object) -> tuple[str, str]:
+        findings = result.findings  # type: ignore[attr-defined]
+        row = findings.filter(findings["attribute"] == "blockSoftMatchEnabled").row(0, named=True)
+        return row["value"], row["detail"].split(":", 1)[0]
+
+    assert switch(analyze_run(run)) == (
+        "true",
+        "Tenant switch blockSoftMatchEnabled is true (from config)",
+    )
+    later = settings_from_dict({"entra": {"features": {"block_soft_match": False}}})
+    assert switch(analyze_run(run, later)) == (
+        "false",
+        "Tenant switch blockSoftMatchEnabled is false (from config)",
+    )
+    assert switch(analyze_run(run, settings_from_dict({}))) == (
+        "unknown",
+        "Tenant switch blockSoftMatchEnabled is unknown (from unknown)",
+    )

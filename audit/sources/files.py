@@ -762,9 +762,10 @@ def read_tenant(
     domains: Path | None, tenant: Path | None, settings: Settings
 ) -> tuple[Tenant, list[SourceReport]]:
     """Tenant facts; Tenant.known is False when neither file was given."""
-    config_features = settings.entra.features
+    # The snapshot holds only what Graph said; [entra.features] is applied when the run is
+    # analysed (classify.effective_features), so `analyze --config` can still change it.
     if domains is None and tenant is None:
-        return Tenant(known=False, features=graphjson.tenant_features({}, config_features)), []
+        return Tenant(known=False), []
     reports: list[SourceReport] = []
     domain_list: list[Domain] = []
     if domains is not None:
@@ -797,7 +798,7 @@ def read_tenant(
             last_dirsync=facts.last_dirsync.isoformat().replace("+00:00", "Z")
             if facts.last_dirsync
             else None,
-            features=graphjson.tenant_features(facts.features, config_features),
+            features=graphjson.tenant_features(facts.features),
             known=True,
         ),
         reports,

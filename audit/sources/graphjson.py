@@ -657,19 +657,16 @@ def _tenant_item(
     )
 
 
-def tenant_features(
-    facts: Mapping[str, bool | None], config: Mapping[str, Feature]
-) -> TenantFeatures:
-    """Graph's value when it was read, else the config's, else unknown."""
-    chosen: dict[str, Feature] = {}
-    for name in ("block_soft_match", "block_hard_match_takeover", "soft_match_on_upn"):
-        if facts.get(name) is not None:
-            chosen[name] = Feature(value=facts[name], source="graph")
-        elif name in config:
-            chosen[name] = config[name]
-        else:
-            chosen[name] = Feature()
-    return TenantFeatures(**chosen)
+def tenant_features(facts: Mapping[str, bool | None]) -> TenantFeatures:
+    """The switches GET /directory/onPremisesSynchronization returned; unknown otherwise."""
+    return TenantFeatures(
+        **{
+            name: Feature(value=facts[name], source="graph")
+            if facts.get(name) is not None
+            else Feature()
+            for name in ("block_soft_match", "block_hard_match_takeover", "soft_match_on_upn")
+        }
+    )
 
 
 # --- roles ------------------------------------------------------------------------------------

@@ -294,14 +294,15 @@ def test_tenant_organization_and_sync_features_in_one_file(tmp_path: Path) -> No
     assert tenant.features.soft_match_on_upn == Feature(True, "graph")
 
 
-def test_forbidden_sync_features_fall_back_to_config(tmp_path: Path) -> None:
+def test_forbidden_sync_features_stay_unknown_in_the_snapshot(tmp_path: Path) -> None:
+    """The snapshot holds what Graph said; [entra.features] applies at analyze time."""
     denied = {
         "error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges"}
     }
     path = write(tmp_path / "tenant.json", json.dumps(ORGANIZATION) + json.dumps(denied))
     config = settings_from_dict({"entra": {"features": {"soft_match_on_upn": True}}})
     snap = import_files(ad=[], cloud=[], tenant=path, settings=config, taken_at=TAKEN_AT)
-    assert snap.tenant.features.soft_match_on_upn == Feature(True, "config")
+    assert snap.tenant.features.soft_match_on_upn == Feature(None, "unknown")
     assert snap.tenant.features.block_soft_match == Feature(None, "unknown")
     assert any("Authorization_RequestDenied" in w for w in snap.sources[0].warnings)
 
