@@ -323,23 +323,99 @@ def _consistency(ctx: RuleContext) -> pl.DataFrame:
     )
 
 
+# 16 bytes that are all GUID-text characters (0-9 a-f A-F - { }): the first 16 characters of a
+# GUID's text, written by a script that cut the text to the attribute's usual size. Matched on
+# the hex of the bytes, two hex digits per byte: 30-39, 41-46, 61-66, 2d, 7b, 7d. Random GUID
+# bytes fall in that set with a chance of (22/256)^16, about 1e-17.
+_GUID_TEXT_BYTES_HEX = r"^(?:3[0-9]|4[1-6]|6[1-6]|2d|7b|7d){16}$"
+
+
+def _text_prefix_guids(prefixes: pl.DataFrame, ad: pl.DataFrame) -> pl.DataFrame:
+    """(prefix, spelled_guid): the AD objectGUID whose text each 16-character prefix starts
+    (with or without dashes or a leading brace), when exactly one AD user has it."""
+    if prefixes.is_empty():
+        return pl.DataFrame(schema={"prefix": pl.String, "spelled_guid": pl.String})
+    guid = pl.col("object_guid")
+    keys = pl.concat(
+        [
+            ad.select(guid.alias("spelled_guid"), guid.str.slice(0, 16).alias("prefix")),
+            ad.select(guid.alias("spelled_guid"), guid.str.slice(0, 15).alias("prefix")),
+            ad.select(
+                guid.alias("spelled_guid"),
+                guid.str.replace_all("-", "", literal=True).str.slice(0, 16).alias("prefix"),
+            ),
+        ]
+    ).join(prefixes, on="prefix", how="semi")
+    return keys.unique().filter(pl.len().over("prefix") == 1)
+
+
+def _guid_text_bytes() -> pl.Expr:
+    """16 bytes that are text, not a GUID (see _GUID_TEXT_BYTES_HEX)."""
+    hexed = pl.col("cg_bytes").bin.encode("hex")
+    return ((pl.col("cg_size") == 16) & hexed.str.contains(_GUID_TEXT_BYTES_HEX)).fill_null(False)
+
+
 def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
-    bad = _consistency(ctx).filter(pl.col("cg_size").fill_null(0) != 16)
+    cg = _consistency(ctx)
+    bad = cg.filter((pl.col("cg_size").fill_null(0) != 16) | _guid_text_bytes())
     if bad.is_empty():
         return _EMPTY
-    # The few invalid values, after the Polars filter: is the ASCII text a GUID?
-    text_guids = [
-        ascii_guid_bytes_guid(raw) if raw is not None else None
-        for raw in bad.get_column("cg_bytes").to_list()
+    # The few invalid values, after the Polars filter: is the ASCII text a (cut) GUID?
+    raws = bad.get_column("cg_bytes").to_list()
+    text_guids = [ascii_guid_bytes_guid(raw) if raw is not None else None for raw in raws]
+    prefixes = [
+        raw.decode("ascii").lstrip("{").lower() if raw is not None and len(raw) == 16 else None
+        for raw in raws
     ]
     bad = bad.with_columns(
         text_guid=pl.Series(text_guids, dtype=pl.String),
         proposed=pl.Series(
             [immutable_id_from_guid(g) if g else None for g in text_guids], dtype=pl.String
         ),
+        prefix=pl.Series(prefixes, dtype=pl.String),
+    )
+    spelled = _text_prefix_guids(
+        bad.select(pl.col("prefix").drop_nulls().unique()), ctx.ad.select("object_guid")
+    )
+    bad = bad.join(spelled, on="prefix", how="left").with_columns(
+        # the cut text of a GUID: name the GUID it begins when an AD user has it
+        text_guid=pl.coalesce("text_guid", "spelled_guid"),
+        proposed=pl.coalesce(
+            "proposed",
+            pl.when(pl.col("spelled_guid").is_not_null()).then(
+                j.hex_to_b64(j.guid_text_to_le_hex(pl.col("spelled_guid")))
+            ),
+        ),
     )
     detail = (
-        pl.when(pl.col("text_guid").is_not_null())
+        pl.when(pl.col("prefix").is_not_null() & pl.col("text_guid").is_not_null())
+        .then(
+            j.say(
+                "AD user {} has mS-DS-ConsistencyGuid {}: 16 characters of text ('{}'), the "
+                "start of the text of GUID {}{}, not GUID bytes; the anchor Entra sees is that "
+                "text; the right value is {}",
+                j.who(),
+                "consistency_guid",
+                pl.col("cg_bytes").cast(pl.String),
+                "text_guid",
+                pl.when(pl.col("text_guid") == pl.col("object_guid"))
+                .then(pl.lit(" (its own objectGUID)"))
+                .otherwise(pl.lit(" (another AD user's objectGUID)")),
+                "proposed",
+            )
+        )
+        .when(pl.col("prefix").is_not_null())
+        .then(
+            j.say(
+                "AD user {} has mS-DS-ConsistencyGuid {}: 16 characters of text ('{}'), the "
+                "start of a GUID's text that no AD user has, not GUID bytes; the anchor Entra "
+                "sees is that text",
+                j.who(),
+                "consistency_guid",
+                pl.col("cg_bytes").cast(pl.String),
+            )
+        )
+        .when(pl.col("text_guid").is_not_null())
         .then(
             j.say(
                 "AD user {} has mS-DS-ConsistencyGuid {}: the ASCII text of GUID {} instead of "
@@ -378,6 +454,7 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
         detail.alias("detail"),
         j.evidence(
             size=pl.col("cg_size"),
+            ascii_text=pl.col("prefix").is_not_null() | pl.col("text_guid").is_not_null(),
             ascii_guid=pl.col("text_guid"),
             matches_object_guid=(pl.col("text_guid") == pl.col("object_guid")),
         ),
@@ -386,7 +463,7 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
 
 
 def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
-    cg = _consistency(ctx).filter(pl.col("cg_size") == 16)
+    cg = _consistency(ctx).filter((pl.col("cg_size") == 16) & ~_guid_text_bytes())
     # Compare in bytes_le hex (one byte swap of the GUID text) and build the GUID text of the
     # ConsistencyGuid only for the few rows that differ.
     object_guid_le = j.guid_text_to_le_hex(pl.col("object_guid"))

@@ -298,3 +298,50 @@ def test_consistency_guid_set_after_sync_strands_the_objectguid_anchored_account
     assert row["severity"] == "high"
     assert row["remediation"] == "manual"
     assert evidence(row)["cloud_holds_object_guid"] is True
+
+
+def test_consistency_guid_of_16_text_characters_names_the_guid_it_begins() -> None:
+    """16 bytes that are the first 16 characters of the user's own objectGUID text: invalid
+    (not also consistency-guid-differs), with the GUID named and its right base64."""
+    guid = guid_for("ivy")
+    text = base64.b64encode(guid[:16].encode("ascii")).decode()
+    ivy = ad_user(
+        "ivy", consistency_guid=text, anchor=text, anchor_attribute="mS-DS-ConsistencyGuid"
+    )
+    findings = run(snapshot([ivy], [cloud_user("ivy", immutable_id=text)]))
+    assert keys(findings) == {
+        ("consistency-guid-invalid", dn("ivy"), None, "mS-DS-ConsistencyGuid", text)
+    }
+    row = one(findings, "consistency-guid-invalid")
+    assert row["proposed_value"] == b64_anchor(guid)
+    assert row["detail"] == (
+        f"AD user {dn('ivy')} (ivy@contoso.com) has mS-DS-ConsistencyGuid {text}: 16 "
+        f"characters of text ('{guid[:16]}'), the start of the text of GUID {guid} (its own "
+        f"objectGUID), not GUID bytes; the anchor Entra sees is that text; the right value is "
+        f"{b64_anchor(guid)}"
+    )
+    assert evidence(row) == {
+        "size": 16,
+        "ascii_text": True,
+        "ascii_guid": guid,
+        "matches_object_guid": True,
+    }
+
+
+def test_consistency_guid_of_16_braced_upper_case_text_characters() -> None:
+    """'{' + the first 15 characters, upper-case, as [guid].ToString('B').ToUpper() cut."""
+    guid = guid_for("jon")
+    raw = ("{" + guid.upper())[:16].encode("ascii")
+    text = base64.b64encode(raw).decode()
+    jon = ad_user("jon", consistency_guid=text, anchor=text)
+    row = one(run(snapshot([jon], [])), "consistency-guid-invalid")
+    assert (row["proposed_value"], evidence(row)["ascii_guid"]) == (b64_anchor(guid), guid)
+
+
+def test_consistency_guid_of_16_text_characters_of_no_known_guid() -> None:
+    text = base64.b64encode(b"0123abcd-4567-ef").decode()
+    kim = ad_user("kim", consistency_guid=text, anchor=text)
+    row = one(run(snapshot([kim], [])), "consistency-guid-invalid")
+    assert row["proposed_value"] is None
+    assert "the start of a GUID's text that no AD user has" in row["detail"]
+    assert evidence(row)["ascii_text"] is True
