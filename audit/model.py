@@ -38,6 +38,7 @@ AD_USERS_SCHEMA: dict[str, pl.DataType] = {
     "mail_nickname": pl.String(),
     "proxy_addresses": pl.List(pl.String()),
     "primary_smtp": pl.String(),  # address of the `SMTP:` value, without prefix
+    "target_address": pl.String(),  # as stored, with its prefix (SMTP:user@tenant.mail...)
     "display_name": pl.String(),
     "given_name": pl.String(),
     "surname": pl.String(),

@@ -136,8 +136,12 @@ class RuleContext:
 
     @cached_property
     def ad_address_keys(self) -> pl.DataFrame:
-        """(_ad, address): UPN, mail and smtp proxies of in-scope AD users, lower-cased."""
-        return joins.address_keys(self.scoped_ad, joins.AD_KEY, ("upn", "mail")).collect()
+        """(_ad, address): UPN, mail, smtp proxies and SMTP targetAddress of in-scope AD users,
+        lower-cased: one uniqueness space."""
+        users = self.scoped_ad.select(
+            joins.AD_KEY, "upn", "mail", "proxy_addresses", joins.target_smtp().alias("_target")
+        )
+        return joins.address_keys(users, joins.AD_KEY, ("upn", "mail", "_target")).collect()
 
     @cached_property
     def address_collisions(self) -> pl.DataFrame:

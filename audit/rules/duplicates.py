@@ -123,7 +123,23 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
             space=pl.lit("mailNickname"),
         )
     )
-    per_party = pl.concat([addresses, nicknames.select(addresses.columns)], how="vertical")
+    # With no UPN, the cloud UPN is built from sAMAccountName (IdFix checks sAMAccountName
+    # duplicates only then, SamAccountNameDuplicateRule): two such users collide.
+    no_upn = pl.col("upn").is_null() | (pl.col("upn").str.strip_chars() == "")
+    sams = (
+        ctx.scoped_ad.filter(no_upn)
+        .select(j.AD_KEY, j.lower("sam_account_name").alias("address"))
+        .filter(pl.col("address").is_not_null() & (pl.col("address") != ""))
+        .filter(pl.col("address").is_duplicated())
+        .with_columns(
+            attribute=pl.lit(["sAMAccountName"], dtype=pl.List(pl.String)),
+            space=pl.lit("sAMAccountName"),
+        )
+    )
+    per_party = pl.concat(
+        [addresses, nicknames.select(addresses.columns), sams.select(addresses.columns)],
+        how="vertical",
+    )
     if per_party.is_empty():
         return _EMPTY
     rows = ad_identity(ctx, per_party)
@@ -250,13 +266,17 @@ RULES: tuple[Rule, ...] = (
             family="duplicates",
             title="Value shared by several AD objects",
             explanation=(
-                "A UPN, mail, mailNickname or smtp proxyAddresses value (case-insensitive) that "
-                "more than one in-scope AD object has. UPN, mail and smtp proxies share one "
-                "uniqueness space (Entra refuses a value any other object owns in any of them), "
+                "A UPN, mail, mailNickname, smtp proxyAddresses or SMTP targetAddress value "
+                "(case-insensitive) that "
+                "more than one in-scope AD object has. UPN, mail, smtp proxies and targetAddress "
+                "share one uniqueness space (Entra refuses a value any other object owns in any "
+                "of them; Microsoft's prep doc requires targetAddress to be unique too), "
                 "so alice@contoso.com as one user's UPN and another's secondary smtp counts; "
                 "mailNickname is compared only with mailNickname. Distinct objects are counted, "
                 "so a user's own mail equal to its own SMTP proxy is not a duplicate. Every "
-                "party is listed, one finding each (IdFix's 'duplicate')."
+                "party is listed, one finding each (IdFix's 'duplicate'). A sAMAccountName "
+                "is compared only among users without a UPN: the cloud UPN is then built from "
+                "it."
             ),
             remediation=(
                 "Decide which object keeps the value and change it on the others in AD "

@@ -1,4 +1,4 @@
-"""IdFix's multi-tenant rules (FACTS.md 4) as vectorised Polars checks: ``invalid-attribute``.
+r"""IdFix's multi-tenant rules (FACTS.md 4) as vectorised Polars checks: ``invalid-attribute``.
 
 One finding per (in-scope AD user, attribute, value, error kind). Every value is checked with
 Polars string expressions over whole columns; only the values that fail go on to the (more
@@ -7,30 +7,44 @@ expensive) proposal step, so a clean estate costs one pass per attribute.
 Decisions, chosen to keep false positives (IdFix users' main complaint) down:
 
 * userPrincipalName: max 113 characters, 64 before the ``@`` and 48 after; invalid characters
-  ``\\s \\ % & * + / = ? ' { } | < > ( ) ; : , [ ] "`` and any non-ASCII character (diacritics);
-  the RFC 2822 shape is checked on the value with those characters removed, so a space is
-  reported once (character), not also as localpart/format. A blank UPN is not flagged: Entra
-  Connect then uses ``sAMAccountName@<domain>``.
-* Non-routable top-level domains: a compact deny-list (:data:`NON_ROUTABLE_TLDS`), NOT IANA's
-  list of delegated TLDs. It is checked for the UPN and the primary ``SMTP:`` proxy only:
-  Exchange Online silently drops secondary ``smtp:`` addresses in unverified domains (the
-  ubiquitous ``smtp:user@corp.local``), so flagging them would be noise.
-* proxyAddresses: ``smtp:`` values: invalid ``\\s < > ( ) ; , [ ] "`` (an apostrophe is valid in
-  an SMTP local part) and the RFC 2822 shape; X400/X500: invalid ``\\f \\n \\r \\t \\v [ ] " '``
-  (spaces and parentheses are normal in X500 DNs); any prefix: a ``:`` after the prefix's colon.
-  Other prefixes (SIP, EUM...) are only length-checked.
-* sAMAccountName is checked only when the user's UPN is blank or itself fails a rule: with a
-  valid UPN sync works whatever the sAMAccountName (IdFix does the same).
+  ``\s \ % & * + / = ? { } | < > ( ) ; : , [ ] "`` and any non-ASCII character (diacritics);
+  the apostrophe is valid (Microsoft lists ``'`` among the allowed characters; IdFix still
+  flags it). The RFC 2822 shape is checked on the value with those characters removed, so a
+  space is reported once (character), not also as localpart/format. A blank UPN is not flagged:
+  Entra Connect then uses ``sAMAccountName@<domain>``.
+* Top-level domains: an allow-list of the TLDs IANA has delegated (:mod:`audit.tlds`, bundled
+  with its date), so every internal suffix (.local, .lan, .lab, .loc, .corp, .internal...) is
+  caught and every real one (.app, .dev, .online...) passes. Checked for the UPN, the primary
+  ``SMTP:`` proxy and an SMTP targetAddress: Exchange Online drops secondary ``smtp:`` addresses
+  in unverified domains (the ubiquitous ``smtp:user@corp.local``), so flagging them would be
+  noise (IdFix checks every smtp value).
+* proxyAddresses: ``smtp:`` values: invalid ``\s < > ( ) ; , [ ] "`` (an apostrophe is valid in
+  an SMTP local part) and the RFC 2822 shape; X400/X500: invalid ``\f \n \r \t \v [ ] " '``
+  (spaces and parentheses are normal in X500 DNs); any other prefix (SIP:, EUM:) or none:
+  invalid ``\s < > ( ) , [ ] "``; any prefix: a ``:`` after the prefix's colon.
+* targetAddress: max 256; ``SMTP:`` values: invalid ``\s \ < > ( ) ; , [ ] "`` and the RFC 2822
+  shape with the TLD; other prefixes ``\s \ < > ( ) , [ ] "``; a ``:`` after the prefix's
+  colon. Its address shares the uniqueness space of UPN, mail and proxyAddresses (rules.joins).
+* sAMAccountName (invalid ``\ " | , / [ ] : < > + = ; ? * '``, max 20) is checked only when the
+  user's UPN is blank or itself fails a rule: Microsoft's prep doc ("If a user has an invalid
+  sAMAccountName attribute but has a valid userPrincipalName attribute, the user account is
+  created"); IdFix checks it always, and without the apostrophe.
 * displayName blank is flagged only when the snapshot carries displayName at all (an export
   without the column would otherwise make every user a finding). Blank givenName, mail,
   mailNickname are fine.
-* Skipped like IdFix: cn ending in ``$``, cn starting with a well-known system prefix,
-  replication-conflict DNs (``\\0ACNF:``), isCriticalSystemObject.
+* Which objects are checked is decided once, at import (sources.files: computers, critical
+  system objects, replication conflicts, Exchange system mailboxes, and what Entra Connect's
+  default sync rules leave out of scope): the rule checks every in-scope user. IdFix's own skip
+  list matches bare cn prefixes (Guest, iwam, msol, Admini) that also catch people (Guestrin,
+  Iwamoto), so it is not repeated here.
 * Proposed value: one cumulative fix per value (transliterate diacritics, strip invalid
   characters, clean the local/domain parts, truncate the local part or the text), shown on a
   finding only when the fixed value passes every rule of its attribute except the top-level
-  domain (which no string edit can fix: that needs a verified routable suffix, a human choice).
-  The fix is idempotent; without a proposal the remediation is manual.
+  domain (which no string edit can fix: that needs a verified routable suffix, a human choice),
+  and when no other object already has it: a UPN, mail, proxy or targetAddress fix must not take
+  an address another AD or cloud object owns (the next sync could soft-match or quarantine onto
+  it), nor a mailNickname or sAMAccountName fix another user's. Such a fix becomes a manual step
+  that names the collision. The fix is idempotent; without a proposal the remediation is manual.
 """
 
 from __future__ import annotations
@@ -40,50 +54,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from audit import tlds
 from audit.model import RuleMeta, Severity
+from audit.rules import joins
 from audit.rules.base import AD_SET_ATTRIBUTE, MANUAL, Rule, RuleContext
 
 FAMILY = "attributes"
 
 KINDS = ("blank", "length", "character", "format", "localpart", "domainpart", "topleveldomain")
-
-# Well-known suffixes that are not routable on the Internet (RFC 2606 / 6761 / 6762, ICANN's
-# indefinitely deferred name-collision strings corp/home/mail, and common internal names).
-# Deliberately short and conservative: a suffix missing here is at worst not flagged.
-NON_ROUTABLE_TLDS = (
-    "local",
-    "lan",
-    "internal",
-    "localdomain",
-    "localhost",
-    "corp",
-    "home",
-    "mail",
-    "intranet",
-    "private",
-    "test",
-    "example",
-    "invalid",
-)
-
-# IdFix's well-known exclusions: objects whose cn starts with one of these are not checked.
-SKIPPED_CN_PREFIXES = (
-    "Admini",
-    "CAS_{",
-    "DiscoverySearchMailbox",
-    "FederatedEmail",
-    "Guest",
-    "HTTPConnector",
-    "krbtgt",
-    "iusr_",
-    "iwam",
-    "msol",
-    "support_",
-    "SystemMailbox",
-    "WWIOadmini",
-    "HealthMailbox",
-    "Exchange Online-ApplicationAccount",
-)
 
 _ATEXT = r"a-zA-Z0-9!#$%&'*+/=?^_`{|}~-"
 _LOCAL_RE = rf"^[{_ATEXT}]+(?:\.[{_ATEXT}]+)*$"
@@ -91,20 +69,37 @@ _DOMAIN_RE = r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z]{2,17}$"
 _NOT_LOCAL_CHAR = rf"[^.{_ATEXT}]"
 _NOT_DOMAIN_CHAR = r"[^a-zA-Z0-9.-]"
 NON_ASCII = r"[^\x00-\x7F]"
-UPN_INVALID = r"""[\s\\%&*+/=?'{}|<>();:,\[\]"]"""
+# Microsoft: "Invalid characters: \ % & * + / = ? { } | < > ( ) ; : , [ ] \"" and "Characters
+# allowed: A - Z, a - z, 0 - 9, ' . - _ ! # ^ ~" (prepare-for-directory-synchronization.md;
+# concept-sspr-policy.md lists the same allowed set). No apostrophe here.
+UPN_INVALID = r"""[\s\\%&*+/=?{}|<>();:,\[\]"]"""
 _SMTP_INVALID = r"""[\s<>();,\[\]"]"""
 _X400_X500_INVALID = r"""[\f\n\r\t\v\[\]"']"""
-_SAM_INVALID = r"""[\\"|,/\[\]:<>+=;?*]"""
-_NON_ROUTABLE_RE = r"(?i)\.(?:" + "|".join(NON_ROUTABLE_TLDS) + r")$"
+_OTHER_PROXY_INVALID = r"""[\s<>(),\[\]"]"""
+_TARGET_SMTP_INVALID = r"""[\s\\<>();,\[\]"]"""
+_TARGET_OTHER_INVALID = r"""[\s\\<>(),\[\]"]"""
+_SAM_INVALID = r"""[\\"|,/\[\]:<>+=;?*']"""
 
 # Fast pre-filters: a value matching one of these passes every rule of its attribute, so only
 # the (rare) others are evaluated in detail. Each is a strict subset of the valid values.
-_UPN_ATEXT = r"A-Za-z0-9!#$^_`~-"  # atext minus the UPN-invalid characters
+_UPN_ATEXT = r"A-Za-z0-9!#$^_`~'-"  # atext minus the UPN-invalid characters
 _CLEAN_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,17}"
 _CLEAN_UPN_RE = rf"^[{_UPN_ATEXT}]+(?:\.[{_UPN_ATEXT}]+)*@{_CLEAN_DOMAIN}$"
 _CLEAN_SMTP_RE = rf"^(?i:smtp):[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@{_CLEAN_DOMAIN}$"
-_CLEAN_OTHER_PROXY_RE = r"^[^:]*:[^:\f\n\r\t\v\[\]\"']*$"
+_CLEAN_X_PROXY_RE = r"^[^:]*:[^:\f\n\r\t\v\[\]\"']*$"
+_CLEAN_OTHER_PROXY_RE = r"^[^:]*:[^:\s<>(),\[\]\"]*$"
 _SMTP_PREFIX_RE = r"^(?i:smtp):"
+_X_PREFIX_RE = r"^(?i:x\.?[45]00):"
+
+
+def _tld(value: pl.Expr) -> pl.Expr:
+    """Lower-case last label of the part after the last '@' (null without '@' or '.')."""
+    return value.str.extract(r"@[^@]*\.([^.@]*)$").str.to_lowercase()
+
+
+def _tld_delegated(value: pl.Expr) -> pl.Expr:
+    return _tld(value).is_in(sorted(tlds.delegated_tlds()))
+
 
 INVALID_ATTRIBUTE = RuleMeta(
     code="invalid-attribute",
@@ -190,12 +185,15 @@ def _address_shape(
     has_at = clean.str.contains("@", literal=True)
     local = _local(clean)
     domain = _domain(clean)
-    tld = domain.str.replace(r"^.*\.", "").str.to_lowercase()
     kinds: Kinds = {
         "localpart": has_at
         & (~local.str.contains(_LOCAL_RE) | (clean.str.count_matches("@", literal=True) > 1)),
         "domainpart": has_at & ~domain.str.contains(_DOMAIN_RE),
-        "topleveldomain": has_at & tld.is_in(NON_ROUTABLE_TLDS) & check_tld,
+        # a domain without a dot has no TLD to judge (domainpart already says it is wrong)
+        "topleveldomain": has_at
+        & _tld(clean).is_not_null()
+        & ~_tld_delegated(clean).fill_null(True)
+        & check_tld,
     }
     if check_format:
         kinds["format"] = ~has_at
@@ -256,7 +254,7 @@ def _upn_suspect(value: pl.Expr) -> pl.Expr:
     clean = (
         value.str.contains(_CLEAN_UPN_RE)
         & (value.str.len_bytes() <= 48)
-        & ~value.str.contains(_NON_ROUTABLE_RE)
+        & _tld_delegated(value).fill_null(False)
     )
     return ~clean
 
@@ -321,6 +319,7 @@ def _given_fix(value: pl.Expr) -> pl.Expr:
 
 
 def _proxy_parts(value: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(prefix or null, the text after it, is smtp, is the primary SMTP, is X400/X500)."""
     prefix = value.str.extract(r"^([^:]*):")
     rest = pl.when(prefix.is_not_null()).then(value.str.replace(r"^[^:]*:", "")).otherwise(value)
     is_smtp = (prefix.str.to_lowercase() == "smtp").fill_null(False)
@@ -333,43 +332,76 @@ def _proxy_kinds(value: pl.Expr) -> Kinds:
     _, rest, is_smtp, is_primary, is_x = _proxy_parts(value)
     address = rest.str.replace_all(_SMTP_INVALID, "").str.replace_all(":", "", literal=True)
     shape = _address_shape(address, check_tld=is_primary)
+    is_other = ~is_smtp & ~is_x  # SIP:, EUM:, no prefix
     return {
         "length": value.str.len_chars() > 256,
         "character": rest.str.contains(":", literal=True)
         | (is_smtp & rest.str.contains(_SMTP_INVALID))
-        | (is_x & rest.str.contains(_X400_X500_INVALID)),
+        | (is_x & rest.str.contains(_X400_X500_INVALID))
+        | (is_other & rest.str.contains(_OTHER_PROXY_INVALID)),
         **{kind: is_smtp & failed for kind, failed in shape.items()},
     }
 
 
 def _proxy_suspect(value: pl.Expr) -> pl.Expr:
-    smtp = value.str.contains(_SMTP_PREFIX_RE)
-    clean_smtp = value.str.contains(_CLEAN_SMTP_RE) & ~(
-        value.str.starts_with("SMTP:") & value.str.contains(_NON_ROUTABLE_RE)
+    clean_smtp = value.str.contains(_CLEAN_SMTP_RE) & (
+        ~value.str.starts_with("SMTP:") | _tld_delegated(value).fill_null(False)
     )
     clean = (
-        pl.when(smtp).then(clean_smtp).otherwise(value.str.contains(_CLEAN_OTHER_PROXY_RE))
+        pl.when(value.str.contains(_SMTP_PREFIX_RE))
+        .then(clean_smtp)
+        .when(value.str.contains(_X_PREFIX_RE))
+        .then(value.str.contains(_CLEAN_X_PROXY_RE))
+        .otherwise(value.str.contains(_CLEAN_OTHER_PROXY_RE))
     ) & (value.str.len_bytes() <= 256)
     return ~clean
 
 
-def _proxy_fix(value: pl.Expr) -> pl.Expr:
+def _prefixed_fix(
+    value: pl.Expr, smtp_invalid: str, x_invalid: str, other_invalid: str, max_total: int
+) -> pl.Expr:
+    """Fix of a `prefix:address` value: no second colon, invalid characters of its kind out."""
     prefix, rest, is_smtp, _, is_x = _proxy_parts(value)
     no_colon = rest.str.replace_all(":", "", literal=True)
     smtp = _address_fix(
-        no_colon, _SMTP_INVALID, max_total=255 - prefix.str.len_chars(), max_local=256
+        no_colon, smtp_invalid, max_total=max_total - 1 - prefix.str.len_chars(), max_local=256
     )
     fixed_rest = (
         pl.when(is_smtp)
         .then(smtp)
         .when(is_x)
-        .then(no_colon.str.replace_all(_X400_X500_INVALID, ""))
-        .otherwise(no_colon)
+        .then(no_colon.str.replace_all(x_invalid, ""))
+        .otherwise(no_colon.str.replace_all(other_invalid, ""))
     )
     return (
         pl.when(prefix.is_not_null())
         .then(pl.concat_str([prefix, pl.lit(":"), fixed_rest]))
-        .otherwise(value)
+        .otherwise(value.str.replace_all(other_invalid, ""))
+    )
+
+
+def _proxy_fix(value: pl.Expr) -> pl.Expr:
+    return _prefixed_fix(value, _SMTP_INVALID, _X400_X500_INVALID, _OTHER_PROXY_INVALID, 256)
+
+
+def _target_kinds(value: pl.Expr) -> Kinds:
+    """targetAddress (Microsoft's prep doc: max 256, no space, invalid \\ < > ( ) ; , [ ] \",
+    an SMTP address that routes): like a proxy value, and the TLD is checked for SMTP ones."""
+    _, rest, is_smtp, _, _ = _proxy_parts(value)
+    address = rest.str.replace_all(_TARGET_SMTP_INVALID, "").str.replace_all(":", "", literal=True)
+    shape = _address_shape(address, check_tld=True)
+    return {
+        "length": value.str.len_chars() > 256,
+        "character": rest.str.contains(":", literal=True)
+        | (is_smtp & rest.str.contains(_TARGET_SMTP_INVALID))
+        | (~is_smtp & rest.str.contains(_TARGET_OTHER_INVALID)),
+        **{kind: is_smtp & failed for kind, failed in shape.items()},
+    }
+
+
+def _target_fix(value: pl.Expr) -> pl.Expr:
+    return _prefixed_fix(
+        value, _TARGET_SMTP_INVALID, _TARGET_OTHER_INVALID, _TARGET_OTHER_INVALID, 256
     )
 
 
@@ -404,6 +436,7 @@ SPECS: dict[str, _Spec] = {
             check_null=True,
         ),
         _Spec("givenName", "given_name", "64 characters", _given_kinds, _given_fix),
+        _Spec("targetAddress", "target_address", "256 characters", _target_kinds, _target_fix),
     )
 }
 
@@ -411,7 +444,7 @@ SPECS: dict[str, _Spec] = {
 # --- the generic engine --------------------------------------------------------------------
 
 _ID_COLUMNS = ("source", "dn", "object_guid", "upn", "anchor")
-_CONTEXT_COLUMNS = (*_ID_COLUMNS, "given_name", "surname", "is_critical_system_object")
+_CONTEXT_COLUMNS = (*_ID_COLUMNS, "given_name", "surname")
 
 
 def _cn() -> pl.Expr:
@@ -421,20 +454,6 @@ def _cn() -> pl.Expr:
         .str.extract(r"(?i)^cn=((?:\\.|[^,\\])*)")
         .str.replace_all(r"\\(.)", "${1}")
         .alias("_cn")
-    )
-
-
-def _not_skipped() -> pl.Expr:
-    cn = pl.col("_cn")
-    system = cn.str.to_lowercase().str.starts_with(SKIPPED_CN_PREFIXES[0].lower())
-    for prefix in SKIPPED_CN_PREFIXES[1:]:
-        system = system | cn.str.to_lowercase().str.starts_with(prefix.lower())
-    conflict = pl.col("dn").str.contains(r"\\0ACNF:|\nCNF:")
-    return ~(
-        cn.str.ends_with("$").fill_null(False)
-        | system.fill_null(False)
-        | conflict.fill_null(False)
-        | pl.col("is_critical_system_object").fill_null(False)
     )
 
 
@@ -457,7 +476,6 @@ def _failures(spec: _Spec, values: pl.DataFrame, *, blank_known: bool = True) ->
         )
     if "_cn" not in flagged.columns:
         flagged = flagged.with_columns(_cn())
-    flagged = flagged.filter(_not_skipped())
     fixed = pl.col("_fixed")
     still_failing = [
         failed.fill_null(True)
@@ -490,14 +508,12 @@ def _values_frame(values: list[str | None]) -> pl.DataFrame:
             "dn": [f"CN=check{i},DC=example,DC=com" for i in range(n)],
             "given_name": [None] * n,
             "surname": [None] * n,
-            "is_critical_system_object": [False] * n,
         },
         schema={
             "value": pl.String,
             "dn": pl.String,
             "given_name": pl.String,
             "surname": pl.String,
-            "is_critical_system_object": pl.Boolean,
         },
     )
 
@@ -559,6 +575,7 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
     )
     if not findings.height:
         return pl.DataFrame()
+    findings = _without_taken_proposals(ctx, findings)
     message = pl.col("kind").replace_strict(_KIND_TEXT, return_dtype=pl.String)
     message = (
         pl.when(pl.col("kind") == "length")
@@ -570,6 +587,16 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
     detail = (
         pl.when(pl.col("proposed").is_not_null())
         .then(pl.format("{}; proposed '{}'.", base, "proposed"))
+        .when(pl.col("_taken_by").is_not_null())
+        .then(
+            pl.format(
+                "{}; the fix '{}' is not proposed: {} already has it, so the value needs a "
+                "human choice.",
+                base,
+                "_rejected",
+                "_taken_by",
+            )
+        )
         .otherwise(pl.format("{}.", base))
     )
     return findings.select(
@@ -589,6 +616,8 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
             attribute=pl.col("attribute"),
             limits=pl.when(pl.col("kind") == "length").then(pl.col("_limits")),
             reason=message,
+            rejected_proposal=pl.col("_rejected"),
+            proposal_taken_by=pl.col("_taken_by"),
         )
         .struct.json_encode()
         .alias("evidence"),
@@ -596,6 +625,183 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
         .then(pl.lit(AD_SET_ATTRIBUTE))
         .otherwise(pl.lit(MANUAL))
         .alias("remediation"),
+    )
+
+
+# --- proposals that would take someone else's value ----------------------------------------
+
+# Attributes whose values share Entra's uniqueness space (UPN, mail, smtp proxies,
+# targetAddress): a fix must not take an address another object owns.
+_ADDRESS_ATTRIBUTES = ("userPrincipalName", "mail", "proxyAddresses", "targetAddress")
+
+
+def _proposal_key() -> pl.Expr:
+    """What a proposed value claims: its lower-cased address (smtp proxies and targetAddress
+    without the prefix), the nickname or the sAMAccountName; null when it claims nothing."""
+    proposed = pl.col("proposed")
+    attribute = pl.col("attribute")
+    smtp = proposed.str.contains(_SMTP_PREFIX_RE)
+    return (
+        pl.when(attribute.is_in(["userPrincipalName", "mail"]))
+        .then(proposed.str.to_lowercase())
+        .when(attribute.is_in(["proxyAddresses", "targetAddress"]) & smtp)
+        .then(proposed.str.slice(5).str.to_lowercase())
+        .when(attribute.is_in(["mailNickname", "sAMAccountName"]))
+        .then(proposed.str.to_lowercase())
+    )
+
+
+def _owners(ctx: RuleContext, keys: list[str]) -> pl.DataFrame:
+    """(space, key, owner_source, owner_dn, owner_cloud_id, owner): every AD user (in scope or
+    not) and active cloud object holding one of `keys`."""
+    ad = ctx.ad.select(
+        "source",
+        "dn",
+        "upn",
+        "mail",
+        "mail_nickname",
+        "sam_account_name",
+        "proxy_addresses",
+        "target_address",
+    )
+    lowered = {c: pl.col(c).str.to_lowercase() for c in ("upn", "mail", "target_address")}
+    ad_addresses = pl.concat(
+        [
+            ad.select("source", "dn", lowered["upn"].alias("key")),
+            ad.select("source", "dn", lowered["mail"].alias("key")),
+            ad.select(
+                "source",
+                "dn",
+                pl.when(lowered["target_address"].str.starts_with("smtp:"))
+                .then(lowered["target_address"].str.slice(5))
+                .alias("key"),
+            ),
+            ad.select("source", "dn", "proxy_addresses")
+            .explode("proxy_addresses")
+            .filter(pl.col("proxy_addresses").str.to_lowercase().str.starts_with("smtp:"))
+            .select(
+                "source",
+                "dn",
+                pl.col("proxy_addresses").str.slice(5).str.to_lowercase().alias("key"),
+            ),
+        ]
+    ).with_columns(space=pl.lit("address"))
+    ad_names = pl.concat(
+        [
+            ad.select(
+                "source",
+                "dn",
+                pl.col("mail_nickname").str.to_lowercase().alias("key"),
+                space=pl.lit("mailNickname"),
+            ),
+            ad.select(
+                "source",
+                "dn",
+                pl.col("sam_account_name").str.to_lowercase().alias("key"),
+                space=pl.lit("sAMAccountName"),
+            ),
+        ]
+    )
+    from_ad = (
+        pl.concat([ad_addresses, ad_names], how="diagonal")
+        .filter(pl.col("key").is_in(keys))
+        .select(
+            "space",
+            "key",
+            pl.col("source").alias("owner_source"),
+            pl.col("dn").alias("owner_dn"),
+            pl.lit(None, pl.String).alias("owner_cloud_id"),
+            pl.format("AD user {}", "dn").alias("owner"),
+        )
+    )
+    cloud = ctx.active_cloud
+    objects = ctx.snapshot.cloud_objects
+    names = pl.concat(
+        [
+            cloud.select("id", pl.format("cloud user {} (id {})", "upn", "id").alias("owner")),
+            objects.select(
+                "id",
+                pl.format(
+                    "cloud {} {} (id {})", "object_type", pl.coalesce("mail", "display_name"), "id"
+                ).alias("owner"),
+            ),
+        ]
+    )
+    cloud_addresses = (
+        pl.concat(
+            [
+                joins.address_keys(cloud, "id", ("upn", "mail")),
+                joins.address_keys(objects, "id", ("mail",)),
+            ]
+        )
+        .collect()
+        .rename({"address": "key"})
+        .with_columns(space=pl.lit("address"))
+    )
+    cloud_nicknames = cloud.select(
+        "id", pl.col("mail_nickname").str.to_lowercase().alias("key"), space=pl.lit("mailNickname")
+    )
+    from_cloud = (
+        pl.concat([cloud_addresses, cloud_nicknames], how="diagonal")
+        .filter(pl.col("key").is_in(keys))
+        .join(names, on="id")
+        .select(
+            "space",
+            "key",
+            pl.lit(None, pl.String).alias("owner_source"),
+            pl.lit(None, pl.String).alias("owner_dn"),
+            pl.col("id").alias("owner_cloud_id"),
+            "owner",
+        )
+    )
+    return pl.concat([from_ad, from_cloud])
+
+
+def _without_taken_proposals(ctx: RuleContext, findings: pl.DataFrame) -> pl.DataFrame:
+    """Withdraw a proposed value another object already has (its own values and its own
+    cloud account's do not count): ``_rejected`` keeps the fix, ``_taken_by`` names the owner.
+
+    Without this a fix of `SMTP:cfö@contoso.com` would be `SMTP:cfo@contoso.com`, the CFO's
+    address, which the next sync could soft-match onto the CFO's account."""
+    findings = findings.with_columns(
+        _key=_proposal_key(),
+        _space=pl.when(pl.col("attribute").is_in(_ADDRESS_ATTRIBUTES))
+        .then(pl.lit("address"))
+        .otherwise(pl.col("attribute")),
+    )
+    keys = findings.get_column("_key").drop_nulls().unique().to_list()
+    none = findings.with_columns(
+        _rejected=pl.lit(None, pl.String), _taken_by=pl.lit(None, pl.String)
+    ).drop("_key", "_space")
+    if not keys:
+        return none
+    holders = ctx.active_cloud.select(
+        pl.col("immutable_id").alias("anchor"), pl.col("id").alias("_own_cloud_id")
+    ).filter(pl.col("anchor").is_not_null())
+    owners = _owners(ctx, keys)
+    same_domain = pl.col("_space") != "sAMAccountName"  # sAMAccountName: unique per domain
+    taken = (
+        findings.select("source", "dn", "anchor", "attribute", "value", "kind", "_key", "_space")
+        .filter(pl.col("_key").is_not_null())
+        .join(holders, on="anchor", how="left")
+        .join(owners, left_on=["_space", "_key"], right_on=["space", "key"])
+        .filter(
+            ~(
+                (pl.col("owner_source") == pl.col("source")) & (pl.col("owner_dn") == pl.col("dn"))
+            ).fill_null(False)
+            & ~(pl.col("owner_cloud_id") == pl.col("_own_cloud_id")).fill_null(False)
+            & (same_domain | (pl.col("owner_source") == pl.col("source")).fill_null(False))
+        )
+        .group_by("source", "dn", "attribute", "value", "kind")
+        .agg(pl.col("owner").sort().first().alias("_taken_by"))
+    )
+    return (
+        findings.drop("_key", "_space")
+        .join(taken, on=["source", "dn", "attribute", "value", "kind"], how="left")
+        .with_columns(
+            _rejected=pl.when(pl.col("_taken_by").is_not_null()).then(pl.col("proposed")),
+            proposed=pl.when(pl.col("_taken_by").is_null()).then(pl.col("proposed")),
+        )
     )
 
 

@@ -337,10 +337,21 @@ def _proxy_hit() -> pl.Expr:
     return lowered.list.contains(pl.lit("smtp:") + pl.col("address"))
 
 
+def target_smtp(column: str = "target_address") -> pl.Expr:
+    """The address of an `SMTP:` targetAddress (null for X400 and other kinds): it is in the
+    uniqueness space of UPN, mail and proxyAddresses (Microsoft's prep doc: "must be unique
+    within the directory")."""
+    value = pl.col(column).str.strip_chars()
+    return pl.when(value.str.to_lowercase().str.starts_with("smtp:")).then(value.str.slice(5))
+
+
 def ad_attributes(rows: pl.DataFrame, scoped_ad: pl.DataFrame) -> pl.DataFrame:
     """Add ``attribute`` (list): which of the AD user's attributes hold ``address``
-    (userPrincipalName, mail, primarySmtp, proxyAddresses). For the few finding rows only."""
-    detail = scoped_ad.select(AD_KEY, "upn", "mail", "primary_smtp", "proxy_addresses")
+    (userPrincipalName, mail, primarySmtp, proxyAddresses, targetAddress). For the few finding
+    rows only."""
+    detail = scoped_ad.select(
+        AD_KEY, "upn", "mail", "primary_smtp", "proxy_addresses", target_smtp().alias("_target")
+    )
     address = pl.col("address")
     primary = lower("primary_smtp") == address
     return (
@@ -352,10 +363,11 @@ def ad_attributes(rows: pl.DataFrame, scoped_ad: pl.DataFrame) -> pl.DataFrame:
                     ("mail", lower("mail") == address),
                     ("primarySmtp", primary),
                     ("proxyAddresses", _proxy_hit() & ~primary.fill_null(False)),
+                    ("targetAddress", lower("_target") == address),
                 ]
             )
         )
-        .drop("upn", "mail", "primary_smtp", "proxy_addresses")
+        .drop("upn", "mail", "primary_smtp", "proxy_addresses", "_target")
     )
 
 

@@ -73,6 +73,8 @@ AD_ATTRIBUTES = frozenset(
         "mail",
         "mailnickname",
         "proxyaddresses",
+        "targetaddress",
+        "msexchrecipienttypedetails",
         "displayname",
         "givenname",
         "sn",
@@ -418,8 +420,11 @@ class AdMapper:
         enabled = not uac & 2 if uac is not None else bool_from_text(_first(attrs, "enabled"))
         if enabled is None:
             self.unknown_enabled += 1
-        reason = self.scope.out_of_scope_reason(record.dn, attrs) if self.scoped else None
+        reason = default_rule_exclusion(attrs) or (
+            self.scope.out_of_scope_reason(record.dn, attrs) if self.scoped else None
+        )
         texts = [v[0] if (v := get(name)) else None for name in _TEXT_ATTRIBUTES]
+        target = _first(attrs, "targetaddress")
         return (
             self.source,
             record.dn,
@@ -430,6 +435,7 @@ class AdMapper:
             *texts[:4],
             joined_list(proxies),
             graphjson.primary_smtp(proxies),
+            target,
             *texts[4:],
             enabled,
             uac,
@@ -554,6 +560,39 @@ class AdMapper:
         if found:
             return max(found)
         return self.time(attrs, "lastlogondate")  # Get-ADUser's converted property
+
+
+# Entra Connect's out-of-box sync rules do not synchronize these users ("The following user
+# objects are not synchronized to Microsoft Entra ID", entra-docs
+# concept-azure-ad-connect-sync-default-configuration.md, ms.date 04/09/2025). They stay in the
+# snapshot, out of scope with the reason, so an orphaned cloud account can still name them.
+# (The page's `IsPresent([sAMAccountName]) = False` rule is left out: an export without the
+# column would put everyone out of scope, and the page says it only happens in NT4-upgraded
+# domains. Its `displayName "(MSOL)"` + hidden rule is for contacts, not users.) The rules are
+# matched without case: the wizard names its accounts MSOL_<hex> and AAD_<hex>.
+_EXCHANGE_SYSTEM_RECIPIENTS = 0x21C07000  # msExchRecipientTypeDetails bits the rules exclude
+
+
+def default_rule_exclusion(attrs: dict[str, list[Value]]) -> str | None:
+    """Why Entra Connect's default sync rules leave this user out, or None."""
+    sam = (_first(attrs, "samaccountname") or "").upper()
+    nickname = (_first(attrs, "mailnickname") or "").upper()
+    prefix = "Entra Connect default sync rules"
+    if sam.startswith(("MSOL_", "AAD_")):
+        return (
+            f"{prefix}: sAMAccountName starts with {sam[: sam.index('_') + 1]} (the sync account)"
+        )
+    if sam == "SUPPORT_388945A0":
+        return f"{prefix}: sAMAccountName is SUPPORT_388945a0"
+    if nickname.startswith("SYSTEMMAILBOX{"):
+        return f"{prefix}: mailNickname starts with SystemMailbox{{"
+    for name, value in (("mailNickname", nickname), ("sAMAccountName", sam)):
+        if value.startswith("CAS_") and "}" in value:
+            return f"{prefix}: {name} is an Exchange CAS_{{...}} system mailbox"
+    details = _first(attrs, "msexchrecipienttypedetails")
+    if details and details.isdigit() and int(details) & _EXCHANGE_SYSTEM_RECIPIENTS:
+        return f"{prefix}: msExchRecipientTypeDetails {details} is an Exchange system recipient"
+    return None
 
 
 def exclusion_reason(record: Record) -> str | None:

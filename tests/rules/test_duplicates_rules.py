@@ -202,3 +202,86 @@ def test_pending_candidate_is_not_a_conflict() -> None:
     assert {k[0] for k in keys(run(snapshot([ad_user("alice")], [cloud_only_user("alice")])))} == {
         "soft-match-pending"
     }
+
+
+def test_target_address_shares_the_address_uniqueness_space() -> None:
+    """An SMTP targetAddress equal to another AD user's proxy is a duplicate; one owned by an
+    unrelated cloud user is a conflict. A user's own targetAddress equal to its own proxy (the
+    remote-mailbox routing address) is neither."""
+    routing = "smtp:carol@contoso.mail.onmicrosoft.com"
+    carol = ad_user("carol", proxy_addresses=["SMTP:carol@contoso.com", routing])
+    carol["target_address"] = "SMTP:carol@contoso.mail.onmicrosoft.com"
+    dave = ad_user("dave", target_address="SMTP:carol@contoso.mail.onmicrosoft.com")
+    erin = ad_user("erin", target_address="SMTP:shared@contoso.com")
+    shared = cloud_only_user("shared", upn="shared@contoso.com")
+    findings = run(
+        snapshot(
+            [carol, dave, erin],
+            [
+                cloud_user("carol", proxy_addresses=["SMTP:carol@contoso.com", routing]),
+                cloud_user("dave"),
+                cloud_user("erin"),
+                shared,
+            ],
+        )
+    )
+    assert keys(findings) == {
+        (
+            "duplicate-ad-attribute",
+            dn("carol"),
+            None,
+            "proxyAddresses,targetAddress",
+            "carol@contoso.mail.onmicrosoft.com",
+        ),
+        (
+            "duplicate-ad-attribute",
+            dn("dave"),
+            None,
+            "targetAddress",
+            "carol@contoso.mail.onmicrosoft.com",
+        ),
+        (
+            "attribute-conflict-cloud",
+            dn("erin"),
+            cloud_id_for("shared"),
+            "targetAddress",
+            "shared@contoso.com",
+        ),
+        (
+            # carol's cloud account owns the routing address, and dave is not its match
+            "attribute-conflict-cloud",
+            dn("dave"),
+            cloud_id_for("carol"),
+            "targetAddress",
+            "carol@contoso.mail.onmicrosoft.com",
+        ),
+    }
+
+
+def test_duplicate_sam_account_name_only_between_users_without_upn() -> None:
+    """Two users without a UPN share a sAMAccountName (two forests): a duplicate, since the
+    cloud UPN is built from it. With UPNs, the same sAMAccountName is no finding."""
+
+    def no_upn(name: str, sam: str, source: str) -> dict[str, object]:
+        address = f"{name}@contoso.com"
+        return ad_user(
+            name,
+            upn=None,
+            mail=address,
+            proxy_addresses=[f"SMTP:{address}"],
+            primary_smtp=address,
+            sam_account_name=sam,
+            source=source,
+        )
+
+    frank = no_upn("frank", "jdoe", "corp")
+    gina = no_upn("gina", "JDoe", "fabrikam")
+    hank = ad_user("hank", sam_account_name="jdoe")  # has a UPN
+    findings = run(snapshot([frank, gina, hank], [cloud_user("hank")]))
+    dupes = {k for k in keys(findings) if k[0] == "duplicate-ad-attribute"}
+    assert dupes == {
+        ("duplicate-ad-attribute", dn("frank"), None, "sAMAccountName", "jdoe"),
+        ("duplicate-ad-attribute", dn("gina"), None, "sAMAccountName", "jdoe"),
+    }
+    row = one(findings.filter(findings["ad_dn"] == dn("frank")), "duplicate-ad-attribute")
+    assert evidence(row)["uniqueness_space"] == "sAMAccountName"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from audit.classify import classify
 from audit.rules import idfix
-from tests.factories import ad_user, settings, snapshot
+from tests.factories import ad_user, cloud_only_user, settings, snapshot
 
 CODE = "invalid-attribute"
 
@@ -78,8 +78,9 @@ def test_upn_diacritics_are_character_errors_transliterated_in_the_proposal() ->
     }
 
 
-def test_apostrophe_is_invalid_in_upn_but_valid_in_smtp_addresses() -> None:
-    """O'Brien's UPN is flagged (IdFix table) but his SMTP proxy and mail are not."""
+def test_apostrophe_is_valid_in_upn_and_smtp_addresses() -> None:
+    """O'Brien's UPN is valid: Microsoft lists ' among the UPN's allowed characters
+    (prepare-for-directory-synchronization.md, concept-sspr-policy.md); IdFix flags it."""
     user = person(
         "obrien",
         upn="o'brien@contoso.com",
@@ -87,8 +88,17 @@ def test_apostrophe_is_invalid_in_upn_but_valid_in_smtp_addresses() -> None:
         proxy_addresses=["SMTP:o'brien@contoso.com"],
         primary_smtp="o'brien@contoso.com",
     )
-    assert found(user) == {
-        finding("obrien", "userPrincipalName", "o'brien@contoso.com", "obrien@contoso.com")
+    assert found(user) == set()
+
+
+def test_internal_suffixes_fail_and_newer_real_tlds_pass() -> None:
+    """The TLD is judged against IANA's delegated list: .lab, .loc, .lcl, .priv, .pvt,
+    .domain, .localnet are not delegated (a deny-list missed them); .app and .online are."""
+    internal = ["lab", "loc", "lcl", "priv", "pvt", "domain", "localnet", "local", "corp"]
+    users = [person(f"u{tld}", upn=f"u{tld}@corp.{tld}") for tld in internal]
+    users += [person("uapp", upn="uapp@contoso.app"), person("uonl", upn="uonl@contoso.online")]
+    assert found(*users) == {
+        finding(f"u{tld}", "userPrincipalName", f"u{tld}@corp.{tld}", None) for tld in internal
     }
 
 
@@ -224,21 +234,111 @@ def test_display_and_given_name_length() -> None:
     }
 
 
-def test_system_objects_and_out_of_scope_users_are_skipped() -> None:
-    """krbtgt-like cn prefixes, cn ending in $, critical system objects, replication conflicts
-    and out-of-scope users are not checked, like IdFix."""
+def test_every_in_scope_user_is_checked_whatever_its_name() -> None:
+    """The rule has no skip list of its own: which objects sync is decided once, at import
+    (sources.files). IdFix skips cn prefixes such as iwam, Guest or msol, which also catch
+    people: Iwamoto's invalid UPN is reported. Out-of-scope users are not checked."""
     users = [
-        person("krbtgt", upn="krbtgt@corp.local"),
-        person("svc$", upn="svc$@corp.local"),
-        person("crit", upn="crit@corp.local", is_critical_system_object=True),
-        person("oos", upn="oos@corp.local", in_scope=False),
-        person(
-            "cnf",
-            upn="cnf@corp.local",
-            dn="CN=cnf\\0ACNF:1234,OU=Staff,DC=corp,DC=contoso,DC=com",
-        ),
+        person("iwamoto", upn="iwamoto ken@contoso.com"),
+        person("guestrin", upn="guestrin@corp.local"),
+        person("oos", upn="oos@corp.local", in_scope=False, out_of_scope_reason="excluded OU"),
     ]
-    assert found(*users) == set()
+    assert found(*users) == {
+        finding(
+            "iwamoto", "userPrincipalName", "iwamoto ken@contoso.com", "iwamotoken@contoso.com"
+        ),
+        finding("guestrin", "userPrincipalName", "guestrin@corp.local", None),
+    }
+
+
+def test_other_proxy_prefixes_are_checked_for_spaces_and_brackets() -> None:
+    """SIP:, EUM: and prefix-less values: whitespace and < > ( ) , [ ] " are invalid, the ;
+    and = of an EUM address are not."""
+    good_eum = "EUM:4711;phone-context=dialplan.contoso.com"
+    user = person(
+        "sip",
+        proxy_addresses=[
+            "SMTP:sip@contoso.com",
+            good_eum,
+            "SIP:sip user@contoso.com",
+            "sip:<sip@contoso.com>",
+            "sip@contoso.com (old)",
+        ],
+    )
+    assert found(user) == {
+        finding("sip", "proxyAddresses", "SIP:sip user@contoso.com", "SIP:sipuser@contoso.com"),
+        finding("sip", "proxyAddresses", "sip:<sip@contoso.com>", "sip:sip@contoso.com"),
+        finding("sip", "proxyAddresses", "sip@contoso.com (old)", "sip@contoso.comold"),
+    }
+
+
+def test_target_address_is_checked_like_an_smtp_address() -> None:
+    """targetAddress: characters as smtp plus the backslash, the RFC 2822 shape with the TLD,
+    a second colon, and 256 characters."""
+    users = [
+        person("t1", target_address="SMTP:t1@contoso.mail.onmicrosoft.com"),
+        person("t2", target_address="SMTP:t 2@contoso.mail.onmicrosoft.com"),
+        person("t3", target_address="SMTP:t3@exchange.corp.local"),
+        person("t4", target_address="smtp:t4:x@contoso.com"),
+        person("t5", target_address="SMTP:" + "t" * 260 + "@contoso.com"),
+    ]
+    assert found(*users) == {
+        finding(
+            "t2",
+            "targetAddress",
+            "SMTP:t 2@contoso.mail.onmicrosoft.com",
+            "SMTP:t2@contoso.mail.onmicrosoft.com",
+        ),
+        finding("t3", "targetAddress", "SMTP:t3@exchange.corp.local", None),
+        finding("t4", "targetAddress", "smtp:t4:x@contoso.com", "smtp:t4x@contoso.com"),
+        finding(
+            "t5",
+            "targetAddress",
+            "SMTP:" + "t" * 260 + "@contoso.com",
+            "SMTP:" + "t" * 239 + "@contoso.com",
+        ),
+    }
+
+
+def test_a_fix_never_takes_an_address_another_object_has() -> None:
+    """SMTP:cfö@ would be fixed to SMTP:cfo@contoso.com, the CFO's address: the next sync could
+    soft-match it onto the CFO's account. The finding stays, as a manual step naming the CFO;
+    a fix that collides only with the user's own values is still proposed."""
+    cfo = person("cfo")
+    clerk = person(
+        "clerk",
+        proxy_addresses=[
+            "SMTP:clerk@contoso.com",
+            "smtp:cfö@contoso.com",
+            "smtp:cl erk@contoso.com",
+        ],
+    )
+    frame = classify(snapshot([cfo, clerk]), settings(), rules=idfix.RULES)
+    rows = {r["value"]: r for r in frame.iter_rows(named=True)}
+    taken = rows["smtp:cfö@contoso.com"]
+    assert (taken["proposed_value"], taken["remediation"]) == (None, "manual")
+    assert taken["detail"].endswith(
+        "the fix 'smtp:cfo@contoso.com' is not proposed: AD user "
+        "CN=cfo,OU=Staff,DC=corp,DC=contoso,DC=com already has it, so the value needs a human "
+        "choice."
+    )
+    assert json.loads(taken["evidence"])["rejected_proposal"] == "smtp:cfo@contoso.com"
+    own = rows["smtp:cl erk@contoso.com"]  # becomes clerk@contoso.com: its own primary address
+    assert own["proposed_value"] == "smtp:clerk@contoso.com"
+
+
+def test_a_fix_taking_a_cloud_address_or_a_nickname_is_withdrawn() -> None:
+    """Cloud users and groups own addresses too; a mailNickname fix must not take another
+    user's nickname."""
+    user = person("zoe", upn="zoë@contoso.com", mail_nickname=".team")
+    other = person("other", mail_nickname="team")
+    cloud = cloud_only_user("zoe-cloud", upn="zoe@contoso.com")
+    frame = classify(snapshot([user, other], [cloud]), settings(), rules=idfix.RULES)
+    rows = {r["attribute"]: r for r in frame.iter_rows(named=True)}
+    assert rows["userPrincipalName"]["proposed_value"] is None
+    assert "cloud user zoe@contoso.com (id " in rows["userPrincipalName"]["detail"]
+    assert rows["mailNickname"]["proposed_value"] is None
+    assert "AD user CN=other,OU=Staff" in rows["mailNickname"]["detail"]
 
 
 def test_findings_carry_kind_evidence_and_set_attribute_remediation() -> None:
@@ -262,7 +362,7 @@ _ADDRESS = st.builds(
 )
 _PREFIXED = st.builds(
     lambda prefix, rest: f"{prefix}:{rest}",
-    st.sampled_from(["SMTP", "smtp", "X500", "x400", "sip"]),
+    st.sampled_from(["SMTP", "smtp", "X500", "x400", "sip", "EUM"]),
     st.one_of(_ADDRESS, _TEXT),
 )
 _VALUES: dict[str, st.SearchStrategy[str]] = {
@@ -273,6 +373,7 @@ _VALUES: dict[str, st.SearchStrategy[str]] = {
     "sAMAccountName": st.text(alphabet=st.sampled_from(list('ab*/"|:.')), max_size=30),
     "displayName": st.one_of(st.just(" "), st.text(max_size=300)),
     "givenName": st.text(max_size=100),
+    "targetAddress": _PREFIXED,
 }
 
 

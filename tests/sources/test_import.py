@@ -191,3 +191,66 @@ def test_users_without_user_account_control_are_counted_in_a_warning(tmp_path: P
     snap = import_files(ad=[(None, no_uac)], cloud=[], settings=Settings(), taken_at=TAKEN_AT)
     assert snap.ad_users["enabled"].to_list() == [None, True]
     assert any("1 users without userAccountControl" in w for w in snap.sources[0].warnings)
+
+
+def test_entra_connect_default_rules_put_their_users_out_of_scope(tmp_path: Path) -> None:
+    """The users Entra Connect's out-of-box rules never sync (concept-azure-ad-connect-sync-
+    default-configuration.md) are kept, out of scope with the rule as reason; people whose
+    names only look like it (IdFix's broader SUPPORT_ and CAS_ prefixes) stay in scope."""
+    entries = [
+        person("Sync", str(uuid.uuid4()), sAMAccountName="MSOL_0a1b2c3d4e5f"),
+        person("Sync2", str(uuid.uuid4()), sAMAccountName="AAD_0a1b2c3d4e5f"),
+        person("Support", str(uuid.uuid4()), sAMAccountName="SUPPORT_388945a0"),
+        person("Sysmbx", str(uuid.uuid4()), mailNickname="SystemMailbox{1f05a927-0000}"),
+        person("Cas", str(uuid.uuid4()), mailNickname="CAS_{0a1b2c3d}"),
+        person("Discovery", str(uuid.uuid4()), msExchRecipientTypeDetails="536870912"),
+        person("Remote", str(uuid.uuid4()), msExchRecipientTypeDetails="2147483648"),
+        person("Desk", str(uuid.uuid4()), sAMAccountName="support_desk"),
+        person("Cassie", str(uuid.uuid4()), sAMAccountName="cas_smith"),
+        person("Msoliman", str(uuid.uuid4()), sAMAccountName="msoliman"),
+    ]
+    snap = import_files(
+        ad=[(None, ldif_file(tmp_path / "ad.ldif", entries))],
+        cloud=[],
+        settings=Settings(),
+        taken_at=TAKEN_AT,
+    )
+    scope = {
+        r["dn"].split(",")[0][3:]: r["out_of_scope_reason"]
+        for r in snap.ad_users.iter_rows(named=True)
+    }
+    rules = "Entra Connect default sync rules"
+    assert scope == {
+        "Sync": f"{rules}: sAMAccountName starts with MSOL_ (the sync account)",
+        "Sync2": f"{rules}: sAMAccountName starts with AAD_ (the sync account)",
+        "Support": f"{rules}: sAMAccountName is SUPPORT_388945a0",
+        "Sysmbx": f"{rules}: mailNickname starts with SystemMailbox{{",
+        "Cas": f"{rules}: mailNickname is an Exchange CAS_{{...}} system mailbox",
+        "Discovery": f"{rules}: msExchRecipientTypeDetails 536870912 is an Exchange system "
+        "recipient",
+        "Remote": None,  # a remote mailbox (0x80000000) syncs
+        "Desk": None,
+        "Cassie": None,
+        "Msoliman": None,
+    }
+
+
+def test_target_address_is_imported_from_ldif_and_csv(tmp_path: Path) -> None:
+    ldif = ldif_file(
+        tmp_path / "ad.ldif",
+        [person("Ann", str(uuid.uuid4()), targetAddress="SMTP:ann@contoso.mail.onmicrosoft.com")],
+    )
+    csv = tmp_path / "ad.csv"
+    csv.write_text(
+        '"DistinguishedName","ObjectGUID","SamAccountName","UserPrincipalName","targetAddress"\n'
+        f'"CN=Bo,OU=Staff,{CORP}","{uuid.uuid4()}","bo","bo@contoso.com",'
+        '"SMTP:bo@contoso.mail.onmicrosoft.com"\n',
+        encoding="utf-8",
+    )
+    snap = import_files(
+        ad=[(None, ldif), (None, csv)], cloud=[], settings=Settings(), taken_at=TAKEN_AT
+    )
+    assert snap.ad_users["target_address"].to_list() == [
+        "SMTP:ann@contoso.mail.onmicrosoft.com",
+        "SMTP:bo@contoso.mail.onmicrosoft.com",
+    ]
