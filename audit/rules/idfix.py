@@ -15,9 +15,10 @@ Decisions, chosen to keep false positives (IdFix users' main complaint) down:
 * Top-level domains: an allow-list of the TLDs IANA has delegated (:mod:`audit.tlds`, bundled
   with its date), so every internal suffix (.local, .lan, .lab, .loc, .corp, .internal...) is
   caught and every real one (.app, .dev, .online...) passes. Checked for the UPN, the primary
-  ``SMTP:`` proxy and an SMTP targetAddress: Exchange Online drops secondary ``smtp:`` addresses
-  in unverified domains (the ubiquitous ``smtp:user@corp.local``), so flagging them would be
-  noise (IdFix checks every smtp value).
+  ``SMTP:`` proxy and an SMTP targetAddress: Entra drops secondary ``smtp:`` addresses in
+  domains that are not verified ("only values for verified domains appear", ProxyCalc,
+  entra-docs how-to-connect-syncservice-shadow-attributes.md), so the ubiquitous
+  ``smtp:user@corp.local`` is no error (IdFix checks every smtp value).
 * proxyAddresses: ``smtp:`` values: invalid ``\s < > ( ) ; , [ ] "`` (an apostrophe is valid in
   an SMTP local part) and the RFC 2822 shape; X400/X500: invalid ``\f \n \r \t \v [ ] " '``
   (spaces and parentheses are normal in X500 DNs); any other prefix (SIP:, EUM:) or none:
@@ -94,7 +95,7 @@ _X_PREFIX_RE = r"^(?i:x\.?[45]00):"
 
 def _tld(value: pl.Expr) -> pl.Expr:
     """Lower-case last label of the part after the last '@' (null without '@' or '.')."""
-    return value.str.extract(r"@[^@]*\.([^.@]*)$").str.to_lowercase()
+    return value.str.extract(r"@[^@]*\.([^.@]+)$").str.to_lowercase()
 
 
 def _tld_delegated(value: pl.Expr) -> pl.Expr:
