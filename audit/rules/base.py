@@ -119,6 +119,17 @@ class RuleContext:
         soft-deleted cloud user keeps (empty when deleted users were not supplied)."""
         return joins.deleted_links(self.unheld_ad, self.deleted_cloud)
 
+    @cached_property
+    def initial_domain(self) -> tuple[str | None, str | None]:
+        """(<tenant>.onmicrosoft.com, where it came from): the domains export, else the cloud
+        users' UPNs, else unknown."""
+        tenant = self.snapshot.tenant
+        named = tenant.initial_domain or next((d.name for d in tenant.domains if d.initial), None)
+        if named:
+            return named.lower(), "tenant domains"
+        inferred = joins.inferred_initial_domain(self.active_cloud)
+        return (inferred, "cloud users' UPNs") if inferred else (None, None)
+
     @property
     def upn_soft_match(self) -> bool:
         """softMatchOnUpnEnabled, unknown taken as on (the default for tenants since 2016)."""

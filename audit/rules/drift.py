@@ -21,7 +21,7 @@ import re
 
 import polars as pl
 
-from audit.model import RuleMeta, Severity
+from audit.model import Case, Need, RuleMeta, Severity
 from audit.rules import idfix, joins
 from audit.rules.base import MANUAL, Rule, RuleContext
 
@@ -31,6 +31,15 @@ _REFERENCES = (
     "https://learn.microsoft.com/entra/identity/hybrid/connect/plan-connect-userprincipalname",
     "https://learn.microsoft.com/microsoft-365/enterprise/prepare-a-non-routable-domain-for-directory-synchronization",
 )
+
+# Whether a suffix is verified needs the tenant's domains; that a .local suffix never can be
+# needs nothing but the TLD list.
+VERIFIED_DOMAINS_CASE = Case(
+    "not-a-verified-domain",
+    (Need.tenant_domains,),
+    "UPN suffixes that exist in DNS but are not verified in the tenant",
+)
+
 
 UPN_SUFFIX_UNVERIFIED = RuleMeta(
     code="upn-suffix-unverified",
@@ -58,6 +67,7 @@ UPN_SUFFIX_UNVERIFIED = RuleMeta(
     ),
     references=_REFERENCES,
     remediation_actions=(MANUAL,),
+    cases=(VERIFIED_DOMAINS_CASE,),
 )
 
 UPN_DRIFT = RuleMeta(
@@ -126,20 +136,6 @@ ENABLED_DRIFT = RuleMeta(
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _non_empty(expr: pl.Expr) -> pl.Expr:
-    return pl.when(expr.str.strip_chars() != "").then(expr.str.strip_chars())
-
-
-def _prefix(column: str) -> pl.Expr:
-    """Part before the first '@' (the whole value when there is none)."""
-    return _non_empty(pl.col(column).str.replace(r"@.*$", ""))
-
-
-def _suffix(column: str) -> pl.Expr:
-    """Lower-case part after the last '@'; null when the value has no '@'."""
-    return pl.col(column).str.extract(r"@([^@]*)$").str.strip_chars().str.to_lowercase()
-
-
 def _in_domains(column: str, domains: list[str]) -> pl.Expr:
     """Whether the value's part after the last '@' is one of the domains (case-insensitive).
 
@@ -151,36 +147,8 @@ def _in_domains(column: str, domains: list[str]) -> pl.Expr:
     return pl.col(column).str.contains(rf"(?i)@(?:{alternatives})\s*$").fill_null(False)
 
 
-def _initial_domain(ctx: RuleContext) -> str | None:
-    tenant = ctx.snapshot.tenant
-    if tenant.initial_domain:
-        return tenant.initial_domain.lower()
-    return next((d.name.lower() for d in tenant.domains if d.initial), None)
-
-
 def _text(value: pl.Expr) -> pl.Expr:
     return pl.when(value).then(pl.lit("true")).when(~value).then(pl.lit("false"))
-
-
-def predicted_mail_nickname() -> tuple[pl.Expr, pl.Expr]:
-    """(nickname, where it came from) the way Entra derives mailNickname on first sync."""
-    secondary = (
-        pl.col("proxy_addresses")
-        .list.eval(pl.element().filter(pl.element().str.starts_with("smtp:")).str.slice(5))
-        .list.first()
-    )
-    candidates = [
-        ("mailNickname", _non_empty(pl.col("mail_nickname"))),
-        ("primary SMTP", _prefix("primary_smtp")),
-        ("mail", _prefix("mail")),
-        ("userPrincipalName", _prefix("upn")),
-        ("secondary smtp", _non_empty(secondary.str.replace(r"@.*$", ""))),
-    ]
-    nickname = pl.coalesce([expr for _, expr in candidates])
-    source: pl.Expr = pl.lit(None, dtype=pl.String)
-    for name, expr in reversed(candidates):
-        source = pl.when(expr.is_not_null()).then(pl.lit(name)).otherwise(source)
-    return nickname, source
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -188,13 +156,14 @@ def predicted_mail_nickname() -> tuple[pl.Expr, pl.Expr]:
 
 def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
     tenant = ctx.snapshot.tenant
-    if not tenant.known:
-        return pl.DataFrame()
-    verified = tenant.verified_domains()
-    initial = _initial_domain(ctx)
-    suspects = ctx.in_scope_ad.filter(
-        pl.col("upn").is_not_null() & ~_in_domains("upn", verified)
-    ).filter(pl.col("upn").str.strip_chars() != "")
+    domains_known = ctx.allows(VERIFIED_DOMAINS_CASE)
+    verified = tenant.verified_domains() if domains_known else []
+    initial, initial_from = ctx.initial_domain
+    never = joins.suffix_never_verifiable("upn")
+    unverified = never | (pl.lit(domains_known) & ~_in_domains("upn", verified))
+    suspects = ctx.in_scope_ad.filter(pl.col("upn").is_not_null() & unverified).filter(
+        pl.col("upn").str.strip_chars() != ""
+    )
     if not suspects.height:
         return pl.DataFrame()
     # the hard match of just these users: one hash join against the cloud anchors
@@ -203,9 +172,10 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
         .select("source", "dn", "cloud_id", "cloud_upn")
         .unique(subset=["source", "dn"], keep="first", maintain_order=True)
     )
-    nickname, nickname_source = predicted_mail_nickname()
+    nickname, nickname_source = joins.predicted_mail_nickname()
     rows = suspects.join(matched, on=["source", "dn"], how="left").with_columns(
-        _ad_suffix=_suffix("upn"),
+        _ad_suffix=joins.upn_suffix("upn"),
+        _never=never,
         _predicted=(
             pl.concat_str([nickname, pl.lit(f"@{initial}")]) if initial else pl.lit(None, pl.String)
         ),
@@ -213,25 +183,48 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
     )
     suffix_text = pl.coalesce(pl.col("_ad_suffix"), pl.lit("(none)"))
     predicted_text = pl.coalesce(pl.col("_predicted"), pl.lit("<mailNickname>@<initial domain>"))
-    detail = (
-        pl.when(pl.col("cloud_id").is_not_null())
+    why = (
+        pl.when(pl.col("_never"))
         .then(
             pl.format(
-                "AD user {} has UPN {} whose suffix {} is not a verified tenant domain; its "
-                "matched cloud user has UPN {}.",
+                "can never be a verified tenant domain (.{} is not a delegated top-level domain)",
+                pl.col("_ad_suffix").str.extract(r"([^.]+)$"),
+            )
+        )
+        .otherwise(pl.lit("is not a verified tenant domain"))
+    )
+    fallback = pl.col("cloud_upn").str.to_lowercase().str.ends_with(".onmicrosoft.com")
+    detail = (
+        pl.when(pl.col("cloud_id").is_not_null() & fallback.fill_null(False))
+        .then(
+            pl.format(
+                "AD user {} has UPN {} whose suffix {} {}; its matched cloud user has UPN {}, the "
+                "<mailNickname>@<initial domain> fallback Entra gives such a UPN.",
                 "dn",
                 "upn",
                 suffix_text,
+                why,
+                "cloud_upn",
+            )
+        )
+        .when(pl.col("cloud_id").is_not_null())
+        .then(
+            pl.format(
+                "AD user {} has UPN {} whose suffix {} {}; its matched cloud user has UPN {}.",
+                "dn",
+                "upn",
+                suffix_text,
+                why,
                 "cloud_upn",
             )
         )
         .otherwise(
             pl.format(
-                "AD user {} has UPN {} whose suffix {} is not a verified tenant domain; Entra "
-                "will give it the UPN {}.",
+                "AD user {} has UPN {} whose suffix {} {}; Entra will give it the UPN {}.",
                 "dn",
                 "upn",
                 suffix_text,
+                why,
                 predicted_text,
             )
         )
@@ -254,8 +247,10 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
         pl.coalesce("cloud_upn", "_predicted").alias("proposed_value"),
         pl.struct(
             suffix=pl.col("_ad_suffix"),
-            verified_domains=pl.lit(verified, dtype=pl.List(pl.String)),
+            suffix_never_verifiable=pl.col("_never"),
+            verified_domains=pl.lit(verified if domains_known else None, dtype=pl.List(pl.String)),
             initial_domain=pl.lit(initial, dtype=pl.String),
+            initial_domain_from=pl.lit(initial_from, dtype=pl.String),
             predicted_cloud_upn=pl.col("_predicted"),
             mail_nickname_from=pl.col("_nickname_source"),
             matched=pl.col("cloud_id").is_not_null(),
@@ -296,16 +291,19 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
         return pl.DataFrame()
     verified = tenant.verified_domains()
     federated = tenant.federated_domains()
-    ad_suffix = _suffix("upn")
-    cloud_suffix = _suffix("cloud_upn")
-    ad_prefix = _prefix("upn").str.to_lowercase()
+    ad_suffix = joins.upn_suffix("upn")
+    cloud_suffix = joins.upn_suffix("cloud_upn")
+    ad_prefix = joins.local_part("upn").str.to_lowercase()
     twin_prefix = pl.col("cloud_upn").str.to_lowercase().str.extract(_QUARANTINE)
     quarantined = twin_prefix.is_not_null() & (
         (twin_prefix == ad_prefix)
         | (twin_prefix == pl.col("mail_nickname").str.to_lowercase()).fill_null(False)
     ).fill_null(False)
     fallback = cloud_suffix.str.ends_with(".onmicrosoft.com").fill_null(False)
-    unverified = ~ad_suffix.is_in(verified).fill_null(False) if tenant.known else pl.lit(False)
+    # a suffix whose TLD is not delegated can never be verified, whatever the domains export
+    unverified = joins.suffix_never_verifiable("upn") | (
+        ~ad_suffix.is_in(verified).fill_null(False) if tenant.domains else pl.lit(False)
+    )
     federated_change = (ad_suffix != cloud_suffix).fill_null(False) & (
         ad_suffix.is_in(federated).fill_null(False) | cloud_suffix.is_in(federated).fill_null(False)
     )

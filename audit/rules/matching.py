@@ -27,6 +27,7 @@ from audit.rules.base import (
     Rule,
     RuleContext,
 )
+from audit.rules.idfix import NON_ASCII, UPN_INVALID
 
 _EMPTY = pl.DataFrame()
 # "Only reachable by setting its anchor" rests on the AD user having no anchor holder at all.
@@ -245,17 +246,30 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
         return _EMPTY
     tenant = ctx.snapshot.tenant
     verified = tenant.verified_domains()
-    suffix = pl.col("upn").str.extract(r"@([^@]+)$").str.to_lowercase()
-    nickname = pl.coalesce(
-        pl.col("mail_nickname").str.strip_chars().replace("", None),
-        *[pl.col(c).str.extract(r"^([^@]+)@") for c in ("primary_smtp", "mail", "upn")],
+    suffix = j.upn_suffix("upn")
+    # Entra gives <mailNickname>@<initial domain> to a UPN whose suffix is not verified (or
+    # never can be) or that has characters it refuses (plan-connect-userprincipalname.md).
+    not_verified = j.suffix_never_verifiable("upn") | (
+        pl.lit(ctx.met(Need.tenant_domains)) & ~suffix.is_in(verified).fill_null(False)
     )
-    unverified = pl.lit(bool(tenant.known and verified)) & ~suffix.is_in(verified).fill_null(False)
+    refused = pl.col("upn").str.contains(f"{UPN_INVALID}|{NON_ASCII}").fill_null(False)
+    nickname, _ = j.predicted_mail_nickname()
+    initial, _ = ctx.initial_domain
     predicted = (
-        pl.when(unverified & pl.lit(tenant.initial_domain is not None))
-        .then(pl.format("{}@{}", nickname, pl.lit(tenant.initial_domain or "")))
+        pl.when(not_verified | refused)
+        .then(pl.format("{}@{}", nickname, pl.lit(initial or "<initial domain>")))
         .otherwise(pl.col("upn"))
     )
+    fallback_why = (
+        pl.when(j.suffix_never_verifiable("upn"))
+        .then(j.say(" (UPN suffix {} can never be a verified tenant domain)", suffix))
+        .when(not_verified)
+        .then(j.say(" (UPN suffix {} is not a verified tenant domain)", suffix))
+        .when(refused)
+        .then(pl.lit(" (its UPN has characters Entra ID does not accept)"))
+        .otherwise(pl.lit(""))
+    )
+    unverified = not_verified
     grace = ctx.now - timedelta(days=ctx.thresholds.unmatched_grace_days)
     overdue = pl.lit(tenant.dirsync_enabled is True) & (pl.col("when_created") < grace).fill_null(
         False
@@ -270,9 +284,7 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
                 "anchor",
                 "predicted_upn",
             ),
-            pl.when(pl.col("unverified"))
-            .then(j.say(" (UPN suffix {} is not a verified tenant domain)", suffix))
-            .otherwise(pl.lit("")),
+            fallback_why,
             pl.when(pl.col("overdue"))
             .then(
                 j.say(

@@ -158,11 +158,44 @@ def test_subdomain_of_verified_domain_counts_only_when_listed() -> None:
     assert found(run(snapshot(users, tenant_info=listed))) == set()
 
 
-def test_no_suffix_findings_without_tenant_data_or_for_out_of_scope_users() -> None:
-    """Unknown tenant domains give no finding; out-of-scope users are never judged."""
+def test_without_tenant_domains_only_suffixes_that_can_never_be_verified_are_reported() -> None:
+    """No domains export: a .local, .lab or single-label suffix can never be verified in any
+    tenant and is reported, with the fallback UPN on the initial domain the cloud users show;
+    a real domain (fabrikam.com) cannot be judged and is not. Out-of-scope users never are."""
     unknown = Tenant(known=False)
-    assert (
-        found(run(snapshot([ad_user("dan", upn="dan@corp.local")], tenant_info=unknown))) == set()
+    users = [
+        ad_user("dan", upn="dan@corp.local"),
+        ad_user("lab", upn="lab@contoso.lab"),
+        ad_user("one", upn="one@corp"),
+        ad_user("fab", upn="fab@fabrikam.com"),
+    ]
+    admin = cloud_only_user("admin", upn="admin@contoso.onmicrosoft.com")
+    frame = run(snapshot(users, [admin], tenant_info=unknown))
+    assert found(frame) == {
+        (
+            "upn-suffix-unverified",
+            dn(name),
+            "userPrincipalName",
+            upn,
+            f"{name}@contoso.onmicrosoft.com",
+            "medium",
+        )
+        for name, upn in (
+            ("dan", "dan@corp.local"),
+            ("lab", "lab@contoso.lab"),
+            ("one", "one@corp"),
+        )
+    }
+    row = frame.filter(pl.col("ad_dn") == dn("dan")).row(0, named=True)
+    assert row["detail"] == (
+        f"AD user {dn('dan')} has UPN dan@corp.local whose suffix corp.local can never be a "
+        "verified tenant domain (.local is not a delegated top-level domain); Entra will give "
+        "it the UPN dan@contoso.onmicrosoft.com."
+    )
+    ev = json.loads(row["evidence"])
+    assert (ev["initial_domain"], ev["initial_domain_from"]) == (
+        "contoso.onmicrosoft.com",
+        "cloud users' UPNs",
     )
     out = ad_user("eli", upn="eli@corp.local", in_scope=False)
     assert found(run(snapshot([out]))) == set()
@@ -326,3 +359,27 @@ def test_invalid_characters_are_named_as_the_cause_of_the_fallback_upn() -> None
         )
     }
     assert evidence(frame, "upn-drift")["cause"] == "ad-upn-invalid-characters"
+
+
+def test_never_verifiable_suffix_with_fallback_cloud_upn_is_not_upn_drift() -> None:
+    """Without a domains export, a .local user whose cloud UPN is the onmicrosoft fallback is
+    upn-suffix-unverified (naming the fallback), not upn-drift blaming an unapplied update."""
+    user = ad_user("mo", upn="mo@corp.local")
+    twin = cloud_user("mo", upn="mo@contoso.onmicrosoft.com", on_prem_upn="mo@corp.local")
+    frame = run(snapshot([user], [twin], tenant_info=Tenant(known=False)))
+    assert found(frame) == {
+        (
+            "upn-suffix-unverified",
+            dn("mo"),
+            "userPrincipalName",
+            "mo@corp.local",
+            "mo@contoso.onmicrosoft.com",
+            "medium",
+        )
+    }
+    assert frame.item(0, "detail") == (
+        f"AD user {dn('mo')} has UPN mo@corp.local whose suffix corp.local can never be a "
+        "verified tenant domain (.local is not a delegated top-level domain); its matched cloud "
+        "user has UPN mo@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback "
+        "Entra gives such a UPN."
+    )

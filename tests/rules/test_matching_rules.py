@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from audit.model import Tenant
 from audit.rules.base import (
     CLEAR_ANCHOR,
     CLEAR_ONPREM_OBJECT_ID,
@@ -318,3 +319,26 @@ def test_incomplete_ad_source_gives_no_orphans() -> None:
         [ad_user("alice")], [cloud_user("alice"), cloud_user("ghost")], complete={"ad": False}
     )
     assert keys(run(snap)) == set()
+
+
+def test_unmatched_ad_predicts_the_fallback_upn_without_a_domains_export() -> None:
+    """No domains export: a .lab suffix can never be verified, so the predicted cloud UPN is
+    <mailNickname>@<initial domain>, the initial domain read off the cloud users' UPNs."""
+    user = ad_user("kim", upn="kim@corp.lab", mail_nickname="kim.l")
+    admin = cloud_only_user("admin", upn="admin@contoso.onmicrosoft.com")
+    snap = snapshot([user], [admin], tenant_info=Tenant(known=False))
+    row = one(run(snap), "unmatched-ad")
+    assert evidence(row)["predicted_cloud_upn"] == "kim.l@contoso.onmicrosoft.com"
+    assert row["detail"].startswith(
+        f"In-scope enabled AD user {dn('kim')} (kim@corp.lab) has no cloud user holding its "
+        f"anchor {user['anchor']} and no soft-match candidate: the next sync creates a new cloud "
+        "user kim.l@contoso.onmicrosoft.com (UPN suffix corp.lab can never be a verified tenant "
+        "domain)"
+    )
+
+
+def test_unmatched_ad_with_refused_upn_characters_predicts_the_fallback() -> None:
+    user = ad_user("lou", upn="lou lee@contoso.com", mail_nickname="lou")
+    row = one(run(snapshot([user], [])), "unmatched-ad")
+    assert evidence(row)["predicted_cloud_upn"] == "lou@contoso.onmicrosoft.com"
+    assert "(its UPN has characters Entra ID does not accept)" in row["detail"]
