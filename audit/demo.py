@@ -2,7 +2,8 @@
 
 ``write_demo_inputs`` writes what a consultant is handed for a readiness assessment: an ldifde
 export of the ``corp.contoso.com`` forest, Graph JSON pages of the tenant's users (paged with
-``@odata.nextLink`` like the real API), the soft-deleted users, ``/domains``, ``/organization``
+``@odata.nextLink`` like the real API, one file per page as Graph Explorer saves them), the
+soft-deleted users, ``/domains``, ``/organization``
 with ``/directory/onPremisesSynchronization``, the role assignments and PIM eligibilities, and a
 config TOML. ``expected_findings`` is the ground truth: every finding code of the design's
 table is planted on purpose, each in a few realistic variants, together with the secondary
@@ -52,12 +53,15 @@ DOMAIN_SID = "S-1-5-21-3623811015-3361044348-30300820"
 OLD_FOREST_DN = "DC=fabrikam,DC=local"
 GRAPH = "https://graph.microsoft.com/v1.0"
 
-# Directory role template ids (public, identical in every tenant).
+# Directory role template ids (public, identical in every tenant) and Microsoft's PRIVILEGED
+# label (permissions-reference, 2026-01-20): Exchange Administrator does not carry it.
 GLOBAL_ADMIN = ("62e90394-69f5-4237-9190-012177145e10", "Global Administrator", True)
-EXCHANGE_ADMIN = ("29232cdf-9323-42fd-ade2-1d097af3e4de", "Exchange Administrator", True)
+EXCHANGE_ADMIN = ("29232cdf-9323-42fd-ade2-1d097af3e4de", "Exchange Administrator", False)
 PRIV_ROLE_ADMIN = ("e8611ab8-c189-46e8-94e1-60213ab1f814", "Privileged Role Administrator", True)
 HELPDESK_ADMIN = ("729827e3-9c14-49f7-bb1b-9608f156bbb8", "Helpdesk Administrator", True)
 USER_ADMIN = ("fe930be7-5e62-47db-91af-98c3a49a38b1", "User Administrator", True)
+# A custom role: only the beta roleDefinitions export says whether it is privileged.
+MAILBOX_AUDITOR = ("7d3c9b2a-5e41-4f08-9a6b-2c1d0e9f8a71", "Contoso Mailbox Auditor", False)
 
 USERS_PAGE_SIZE = 999  # Graph's $top maximum
 USER_SELECT = (
@@ -151,6 +155,7 @@ class AdEntry:
     employee_id: str | None = None
     uac: int = 512
     consistency_guid: bytes | None = None
+    target_address: str | None = None
     when_created: datetime = TAKEN - timedelta(days=900)
     when_changed: datetime = TAKEN - timedelta(days=30)
     last_logon: datetime | None = TAKEN - timedelta(days=2)
@@ -181,6 +186,7 @@ class Estate:
     objects: list[dict[str, Any]] = field(default_factory=list)
     assignments: list[dict[str, Any]] = field(default_factory=list)
     eligibilities: list[dict[str, Any]] = field(default_factory=list)
+    role_groups: list[dict[str, Any]] = field(default_factory=list)  # role-assignable, members
     expected: set[tuple[str, str]] = field(default_factory=set)
     used: set[str] = field(default_factory=set)
     next_rid: int = 1105
@@ -330,19 +336,23 @@ class Estate:
         user["accountEnabled"] = False
         self.deleted.append(user)
 
-    def role(self, user: dict[str, Any], role: tuple[str, str, bool], *, eligible: bool) -> None:
-        template, name, privileged = role
+    def role(
+        self, principal: dict[str, Any], role: tuple[str, str, bool], *, eligible: bool
+    ) -> None:
+        """An assignment as GET /v1.0/roleManagement/directory/roleAssignments?$expand=
+        roleDefinition returns it: v1.0 has no isPrivileged (beta only), so the importer takes
+        the flag from its built-in table or the beta roleDefinitions export."""
+        template, name, _privileged = role
         item: dict[str, Any] = {
-            "id": f"{template[:8]}-{user['id']}",
-            "principalId": user["id"],
+            "id": f"{template[:8]}-{principal['id']}",
+            "principalId": principal["id"],
             "roleDefinitionId": template,
             "directoryScopeId": "/",
             "roleDefinition": {
                 "id": template,
                 "templateId": template,
                 "displayName": name,
-                "isBuiltIn": True,
-                "isPrivileged": privileged,
+                "isBuiltIn": template != MAILBOX_AUDITOR[0],
             },
         }
         if eligible:
@@ -463,6 +473,11 @@ def _background(estate: Estate) -> None:
             if rng.random() < 0.5:
                 # Half the users have been through Entra Connect's write-back of the anchor.
                 entry.consistency_guid = entry.guid.bytes_le
+            if entry.rid % 3 == 0:
+                # Remote mailboxes (hybrid Exchange): targetAddress is the routing address,
+                # which the user's own proxies hold too; not a duplicate of anyone. (Chosen by
+                # RID, not by the generator, so the estate's other values stay as they were.)
+                entry.target_address = f"SMTP:{entry.mail_nickname}@{MAIL_ROUTING}"
             estate.twin(entry)
     ou = f"OU=Staff,OU=Users,{BASE_DN}"
     for first, last, alias in ACCENTED_PEOPLE:
@@ -629,6 +644,12 @@ def _plant_anchor_cases(estate: Estate) -> None:
         entry.consistency_guid = guid_text.encode("ascii")
         estate.twin(entry)
         estate.expect("consistency-guid-invalid", entry.dn)
+    # ...the first 16 characters of the GUID's text, cut to the size of a GUID by the script:
+    # 16 bytes like a real value, but text.
+    yara = estate.person("Yara", "Haddad", eng)
+    yara.consistency_guid = str(yara.guid)[:16].encode("ascii")
+    estate.twin(yara)
+    estate.expect("consistency-guid-invalid", yara.dn)
     # ...and a 15-byte value (a script that dropped the last byte), on a new hire not yet synced.
     raul = estate.person("Raul", "Razo", eng, created_days=1)
     raul.consistency_guid = raul.guid.bytes_le[:15]
@@ -680,13 +701,25 @@ def _plant_matching_cases(estate: Estate) -> None:
     estate.cloud_only(kaito.upn or "", "Kaito Nakamura", created_days=20)
     estate.expect("soft-match-pending", kaito.dn)
 
-    # soft-match-blocked: the candidate holds an admin role ("Existing Admin Role Conflict");
-    # Microsoft's fix (remove the role, sync, re-add) is a hard match the 2026 hardening also
-    # refuses while the role is there.
+    # soft-match-blocked: the candidate holds an admin role ("Existing Admin Role Conflict":
+    # any directory role, privileged or not); Exchange Administrator is not privileged, so
+    # Microsoft's fix (remove the role, sync, re-add) is not refused by the 2026 hardening.
     bianca = estate.person("Bianca", "Pisani", staff, created_days=2)
     admin = estate.cloud_only(bianca.upn or "", "Bianca Pisani", created_days=300)
     estate.role(admin, EXCHANGE_ADMIN, eligible=False)
     estate.expect("soft-match-blocked", bianca.dn)
+    # ...a custom role no built-in table knows: still a directory role, so still blocked.
+    wendy = estate.person("Wendy", "Tran", sales, created_days=2)
+    auditor = estate.cloud_only(wendy.upn or "", "Wendy Tran", created_days=250)
+    estate.role(auditor, MAILBOX_AUDITOR, eligible=False)
+    estate.expect("soft-match-blocked", wendy.dn)
+    # A non-privileged admin is NOT a hardening target: the anchor pre-stamped on Nadia's
+    # Exchange Administrator account is taken over by the next sync. No finding.
+    nadia = estate.person("Nadia", "Okafor", staff, created_days=2)
+    exchange_admin = estate.cloud_only(
+        nadia.upn or "", "Nadia Okafor", created_days=650, onPremisesImmutableId=nadia.anchor
+    )
+    estate.role(exchange_admin, EXCHANGE_ADMIN, eligible=False)
     # ...the candidate holds another immutableId: synced from the decommissioned fabrikam.local
     # forest, sync stopped, anchor left behind. That anchor is an orphan too.
     omar = estate.person("Omar", "Haddad", _ou("Finance"), domain=FEDERATED, created_days=5)
@@ -756,6 +789,21 @@ def _plant_matching_cases(estate: Estate) -> None:
     )
     estate.role(target, PRIV_ROLE_ADMIN, eligible=False)
     estate.expect("hard-match-blocked", ravi.dn)
+    # ...a privileged role through a role-assignable group: Ezra's account is a member of
+    # "Tier1 Helpdesk", which holds Helpdesk Administrator.
+    ezra = estate.person("Ezra", "Klein", staff, created_days=2)
+    member = estate.cloud_only(
+        ezra.upn or "", "Ezra Klein", created_days=420, onPremisesImmutableId=ezra.anchor
+    )
+    group = {
+        "id": str(estate.guid()),
+        "displayName": "Tier1 Helpdesk",
+        "isAssignableToRole": True,
+        "members": [{"@odata.type": "#microsoft.graph.user", "id": member["id"]}],
+    }
+    estate.role_groups.append(group)
+    estate.role(group, HELPDESK_ADMIN, eligible=False)
+    estate.expect("hard-match-blocked", ezra.dn)
 
 
 def _plant_duplicate_cases(estate: Estate) -> None:
@@ -855,6 +903,12 @@ def _plant_duplicate_cases(estate: Estate) -> None:
     )
     estate.expect("attribute-conflict-cloud", carlos.dn)
     estate.expect("provisioning-error", carlos.dn)
+    # ...a targetAddress pointed at the cloud-only room mailbox by hand: targetAddress is in
+    # the same uniqueness space as UPN, mail and proxyAddresses.
+    ursula = estate.person("Ursula", "Meyer", sales)
+    ursula.target_address = f"SMTP:conf-room-a@{DOMAIN}"
+    estate.twin(ursula)
+    estate.expect("attribute-conflict-cloud", ursula.dn)
 
     # provisioning-error on its own: a conflict that was resolved in AD; the error stays on the
     # cloud user until Entra re-evaluates it.
@@ -883,6 +937,12 @@ def _plant_drift_cases(estate: Estate) -> None:
     for entry in (kevin, olivia):
         estate.expect("upn-suffix-unverified", entry.dn)
     estate.expect("invalid-attribute", kevin.dn)  # topleveldomain
+    # ...a lab suffix no deny-list knew: .lab is not a delegated top-level domain.
+    quinn = estate.person("Quinn", "Harper", eng)
+    quinn.upn = "quinn.harper@contoso.lab"
+    estate.twin(quinn, userPrincipalName=f"quinn.harper@{INITIAL}")
+    estate.expect("upn-suffix-unverified", quinn.dn)
+    estate.expect("invalid-attribute", quinn.dn)  # topleveldomain
     samir = estate.person("Samir", "Patel", eng, created_days=1)
     samir.upn = "samir.patel@contoso.local"
     estate.expect("upn-suffix-unverified", samir.dn)
@@ -948,6 +1008,23 @@ def _plant_idfix_cases(estate: Estate) -> None:
     peter.proxies.append(f"smtp:peter mueller@{DOMAIN}")
     estate.twin(peter, proxyAddresses=peter.proxies[:-1])
     estate.expect("invalid-attribute", peter.dn)
+    # A SIP address with a space, from an old Lync deployment (character).
+    sven = estate.person("Sven", "Lindberg", staff)
+    sven.proxies.append(f"SIP:sven lindberg@{DOMAIN}")
+    estate.twin(sven, proxyAddresses=sven.proxies[:-1])
+    estate.expect("invalid-attribute", sven.dn)
+    # Kenji Iwamoto (cn "Iwamoto Kenji"): IdFix skips any cn starting with "iwam", so his invalid
+    # UPN never showed up there; Entra gave his cloud account the fallback UPN.
+    kenji = estate.person("Kenji", "Iwamoto", staff, alias="kenji.iwamoto")
+    kenji.dn = f"CN=Iwamoto Kenji,{staff}"
+    kenji.upn = f"iwamoto kenji@{DOMAIN}"
+    estate.twin(kenji, userPrincipalName=f"kenji.iwamoto@{INITIAL}")
+    estate.expect("invalid-attribute", kenji.dn)
+    estate.expect("upn-drift", kenji.dn)
+    # O'Brien's UPN is valid (Microsoft allows the apostrophe; IdFix flags it): no finding.
+    aoife = estate.person("Aoife", "O'Brien", staff, alias="aoife.obrien")
+    aoife.upn = f"aoife.o'brien@{DOMAIN}"
+    estate.twin(aoife)
     # A mailNickname starting with a dot (format).
     ines = estate.person("Ines", "Ortega", staff)
     ines.mail_nickname = ".ines.ortega"
@@ -982,15 +1059,15 @@ def write_demo_inputs(directory: Path) -> DemoInputs:
     directory.mkdir(parents=True, exist_ok=True)
     ad_path = directory / "corp-ldifde.ldf"
     ad_path.write_text(_ldif(estate.ad), encoding="utf-8", newline="\r\n")
-    # Graph pages users in object-id order, not in the order they were created.
-    users = directory / "graph-users.json"
-    _write_user_pages(users, sorted(estate.cloud, key=lambda u: str(u["id"])))
+    # Graph pages users in object-id order, not in the order they were created; saved one page
+    # per file, as Graph Explorer shows them.
+    pages = _write_user_pages(directory, sorted(estate.cloud, key=lambda u: str(u["id"])))
     objects = directory / "graph-directory-objects.json"
     _write_json(
         objects,
         {"@odata.context": f"{GRAPH}/$metadata#directoryObjects", "value": estate.objects},
     )
-    cloud_files = [users, objects]
+    cloud_files = [*pages, objects]
     deleted = directory / "graph-deleted-users.json"
     _write_json(
         deleted,
@@ -1022,6 +1099,19 @@ def write_demo_inputs(directory: Path) -> DemoInputs:
             "value": estate.eligibilities,
         },
     )
+    # GET /beta/roleManagement/directory/roleDefinitions: v1.0 has no isPrivileged.
+    definitions = directory / "graph-role-definitions-beta.json"
+    _write_json(definitions, _role_definitions_page())
+    # GET /groups?$filter=isAssignableToRole eq true&$expand=members($select=id)
+    groups = directory / "graph-role-assignable-groups.json"
+    _write_json(
+        groups,
+        {
+            "@odata.context": f"{GRAPH}/$metadata#groups(id,displayName,isAssignableToRole,"
+            "members(id))",
+            "value": estate.role_groups,
+        },
+    )
     config_path = directory / "syncaudit-demo.toml"
     config_path.write_text(_config_toml(directory), encoding="utf-8")
     return DemoInputs(
@@ -1030,7 +1120,7 @@ def write_demo_inputs(directory: Path) -> DemoInputs:
         deleted=deleted,
         domains=domains,
         tenant=tenant,
-        roles=[assignments, eligibilities],
+        roles=[assignments, eligibilities, definitions, groups],
         config_path=config_path,
         settings=load_settings(config_path),
         taken_at=DEMO_TAKEN_AT,
@@ -1065,11 +1155,11 @@ def finding_keys(findings: pl.DataFrame) -> frozenset[tuple[str, str]]:
     return frozenset(keyed.iter_rows())
 
 
-def _write_user_pages(path: Path, users: list[dict[str, Any]]) -> None:
-    """The responses of a paged GET /users, one JSON document per page, as a collecting script
-    appends them; every page but the last carries @odata.nextLink."""
+def _write_user_pages(directory: Path, users: list[dict[str, Any]]) -> list[Path]:
+    """The responses of a paged GET /users, one file per page as Graph Explorer gives them
+    (graph-users-0.json, -1, -2...); every page but the last carries @odata.nextLink."""
     pages = [users[i : i + USERS_PAGE_SIZE] for i in range(0, len(users), USERS_PAGE_SIZE)]
-    documents = []
+    paths = []
     for number, page in enumerate(pages, start=1):
         body: dict[str, Any] = {"@odata.context": f"{GRAPH}/$metadata#users({USER_SELECT})"}
         if number < len(pages):
@@ -1078,8 +1168,45 @@ def _write_user_pages(path: Path, users: list[dict[str, Any]]) -> None:
                 f"{GRAPH}/users?$select={USER_SELECT}&$top={USERS_PAGE_SIZE}&$skiptoken={token}"
             )
         body["value"] = page
-        documents.append(body)
-    _write_json(path, *documents)
+        path = directory / f"graph-users-{number - 1}.json"
+        _write_json(path, body)
+        paths.append(path)
+    return paths
+
+
+def _role_definitions_page() -> dict[str, Any]:
+    """The roles the demo assigns, as Graph beta lists them (with isPrivileged)."""
+    roles = (GLOBAL_ADMIN, EXCHANGE_ADMIN, PRIV_ROLE_ADMIN, HELPDESK_ADMIN, USER_ADMIN)
+    value = [
+        {
+            "id": template,
+            "templateId": template,
+            "displayName": name,
+            "isBuiltIn": True,
+            "isEnabled": True,
+            "isPrivileged": privileged,
+        }
+        for template, name, privileged in roles
+    ]
+    template, name, privileged = MAILBOX_AUDITOR
+    value.append(
+        {
+            "id": template,
+            "templateId": template,
+            "displayName": name,
+            "isBuiltIn": False,
+            "isEnabled": True,
+            "isPrivileged": privileged,
+            "rolePermissions": [
+                {"allowedResourceActions": ["microsoft.directory/users/standard/read"]}
+            ],
+        }
+    )
+    return {
+        "@odata.context": "https://graph.microsoft.com/beta/$metadata#roleManagement/directory/"
+        "roleDefinitions",
+        "value": value,
+    }
 
 
 def _domains_page() -> dict[str, Any]:
@@ -1219,6 +1346,7 @@ def _ldif_record(entry: AdEntry) -> list[str]:
         ("isCriticalSystemObject", "TRUE" if entry.critical else None),
         ("mail", entry.mail),
         ("mailNickname", entry.mail_nickname),
+        ("targetAddress", entry.target_address),
         ("mS-DS-ConsistencyGuid", entry.consistency_guid),
     ]
     attrs += [("proxyAddresses", p) for p in entry.proxies]

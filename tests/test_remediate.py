@@ -103,10 +103,12 @@ def test_demo_calls_per_remediable_code(demo):
         "Invoke-SaSetAnchor",  # candidate holds a stale immutableId
         "Invoke-SaSetAnchor",
         "MANUAL:manual",  # the address belongs to a group
-        "MANUAL:roles-detour",  # admin role, role changes off
+        "MANUAL:roles-detour",  # directory roles (Exchange admin, a custom role), changes off
+        "MANUAL:roles-detour",
     ]
     assert got["hard-match-blocked"] == [
         "Invoke-SaClearOnPremObjectId",
+        "MANUAL:roles-detour",  # privileged: assigned, eligible, through a group
         "MANUAL:roles-detour",
         "MANUAL:roles-detour",
     ]
@@ -114,7 +116,8 @@ def test_demo_calls_per_remediable_code(demo):
         "Invoke-SaMergeDuplicateCloud",  # John Smith: the matched twin is quarantined
         "MANUAL:merge-duplicate-cloud",  # Sara Davis: which account to keep is a decision
     ]
-    assert got["invalid-attribute"] == ["Invoke-SaAdSetAttribute"] * 7 + ["MANUAL:manual"] * 2
+    # proposals for the character, length and blank cases; the .local/.lab suffixes need a human
+    assert got["invalid-attribute"] == ["Invoke-SaAdSetAttribute"] * 9 + ["MANUAL:manual"] * 3
     for code in ("anchor-held-by-other", "anchor-duplicate-ad", "provisioning-error"):
         assert set(got[code]) == {"MANUAL:manual"}
     # Informational findings need nothing and are only counted in the header.
@@ -135,6 +138,8 @@ def test_role_detour_only_when_enabled(demo):
     assert sorted((c.code, c.arg("Mode")) for c in detours) == [
         ("hard-match-blocked", "hard"),
         ("hard-match-blocked", "hard"),
+        ("hard-match-blocked", "hard"),
+        ("soft-match-blocked", "soft"),
         ("soft-match-blocked", "soft"),
     ]
     assert "RoleManagement.ReadWrite.Directory" in on.scopes
@@ -297,7 +302,7 @@ def test_header_names_run_tenant_modules_and_scopes(demo):
         "User.OnPremisesSync.ReadWrite.All" in head
     )
     assert "RoleManagement" not in head
-    assert "1 x purge-deleted-holder" in head and "7 x ad-set-attribute" in head
+    assert "1 x purge-deleted-holder" in head and "9 x ad-set-attribute" in head
     assert "param(\n    [switch]$Apply," in script
     assert "Start-ADSyncSyncCycle -PolicyType Delta | Out-Null" in script
     assert "'{\"onPremisesImmutableId\":null}'" in script

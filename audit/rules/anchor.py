@@ -363,16 +363,18 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
     # The few invalid values, after the Polars filter: is the ASCII text a (cut) GUID?
     raws = bad.get_column("cg_bytes").to_list()
     text_guids = [ascii_guid_bytes_guid(raw) if raw is not None else None for raw in raws]
-    prefixes = [
-        raw.decode("ascii").lstrip("{").lower() if raw is not None and len(raw) == 16 else None
+    texts = [
+        raw.decode("ascii") if raw is not None and len(raw) == 16 and raw.isascii() else None
         for raw in raws
     ]
+    prefixes = [text.lstrip("{").lower() if text is not None else None for text in texts]
     bad = bad.with_columns(
         text_guid=pl.Series(text_guids, dtype=pl.String),
         proposed=pl.Series(
             [immutable_id_from_guid(g) if g else None for g in text_guids], dtype=pl.String
         ),
         prefix=pl.Series(prefixes, dtype=pl.String),
+        cg_text=pl.Series(texts, dtype=pl.String),
     )
     spelled = _text_prefix_guids(
         bad.select(pl.col("prefix").drop_nulls().unique()), ctx.ad.select("object_guid")
@@ -396,7 +398,7 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
                 "text; the right value is {}",
                 j.who(),
                 "consistency_guid",
-                pl.col("cg_bytes").cast(pl.String),
+                "cg_text",
                 "text_guid",
                 pl.when(pl.col("text_guid") == pl.col("object_guid"))
                 .then(pl.lit(" (its own objectGUID)"))
@@ -412,7 +414,7 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
                 "sees is that text",
                 j.who(),
                 "consistency_guid",
-                pl.col("cg_bytes").cast(pl.String),
+                "cg_text",
             )
         )
         .when(pl.col("text_guid").is_not_null())

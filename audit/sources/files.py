@@ -894,11 +894,11 @@ def with_roles(
     privileged: dict[str, set[str]] = {}
     eligible: dict[str, set[str]] = {}
     unresolved: dict[Path | None, set[str]] = {}
-    unknown_privilege: set[str] = set()
+    unknown_privilege: dict[Path | None, set[str]] = {}
     for grant in facts.grants:
         name, is_privileged = facts.role(grant)
         if is_privileged is None:
-            unknown_privilege.add(name)
+            unknown_privilege.setdefault(grant.path, set()).add(name)
         if grant.principal_id in known:
             principals = {grant.principal_id}
         elif grant.principal_id in facts.group_members:
@@ -916,26 +916,34 @@ def with_roles(
             if is_privileged:
                 privileged.setdefault(principal, set()).add(name)
     warnings: dict[str, list[str]] = {r.name: [] for r in reports}
+
+    def warn(origin: Path | None, text: str) -> None:
+        warnings[origin.name if origin else reports[0].name].append(text)
+
     for origin, principals in unresolved.items():
-        warnings[origin.name if origin else reports[0].name].append(
+        warn(
+            origin,
             f"{len(principals)} principals with roles are neither users of the cloud export nor "
             "role-assignable groups whose members --roles lists (service principals, or groups: "
-            "add their members): their roles are not counted"
+            "add their members): their roles are not counted",
         )
-    if unknown_privilege:
-        shown = ", ".join(sorted(unknown_privilege)[:5])
-        warnings[reports[0].name].append(
-            f"{len(unknown_privilege)} roles of unknown privilege ({shown}"
-            f"{'...' if len(unknown_privilege) > 5 else ''}; custom, or newer than the built-in "
-            f"table of {entra_roles.AS_OF}): they block soft match but are not counted as "
-            "privileged; add GET /beta/roleManagement/directory/roleDefinitions to --roles to let "
-            "isPrivileged decide"
+    for origin, names in unknown_privilege.items():
+        shown = ", ".join(sorted(names)[:5])
+        warn(
+            origin,
+            f"{len(names)} roles of unknown privilege ({shown}{'...' if len(names) > 5 else ''}; "
+            f"custom, or newer than the built-in table of {entra_roles.AS_OF}): they block soft "
+            "match but are not counted as privileged; add GET "
+            "/beta/roleManagement/directory/roleDefinitions to --roles to let isPrivileged decide",
         )
-    if facts.groups_maybe_cut:
-        warnings[reports[0].name].append(
-            f"{len(facts.groups_maybe_cut)} role-assignable groups list exactly "
-            f"{graphjson.EXPAND_LIMIT} members, the most $expand returns: export their members "
-            "with Get-MgGroupMember -All instead"
+    cut: dict[Path, int] = {}
+    for origin in facts.groups_maybe_cut.values():
+        cut[origin] = cut.get(origin, 0) + 1
+    for origin, count in cut.items():
+        warn(
+            origin,
+            f"{count} role-assignable groups list exactly {graphjson.EXPAND_LIMIT} members, the "
+            "most $expand returns: export their members with Get-MgGroupMember -All instead",
         )
     reports = [replace(r, warnings=tuple(warnings[r.name])) for r in reports]
     ids = cloud.get_column("id").to_list()

@@ -706,7 +706,7 @@ class RoleFacts:
     grants: list[RoleGrant] = field(default_factory=list)
     definitions: dict[str, RoleDefinition] = field(default_factory=dict)  # by id and template
     group_members: dict[str, set[str]] = field(default_factory=dict)
-    groups_maybe_cut: set[str] = field(default_factory=set)
+    groups_maybe_cut: dict[str, Path] = field(default_factory=dict)  # group id -> its file
 
     def role(self, grant: RoleGrant) -> tuple[str, bool | None]:
         """(display name, privileged or None when unknown) of a grant's role."""
@@ -773,7 +773,7 @@ def read_roles(text: str, path: Path, facts: RoleFacts) -> list[str]:
                 }
                 facts.group_members.setdefault(group_id, set()).update(ids)
                 if len(members) == EXPAND_LIMIT and "members" in context:
-                    facts.groups_maybe_cut.add(group_id)
+                    facts.groups_maybe_cut[group_id] = path
             else:
                 facts.grants.append(
                     _role_grant(item, path, page.line, eligible=kind == "roleEligibility")
