@@ -196,6 +196,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if meta.remediation_actions:
         print()
         print("Remediation actions: " + ", ".join(meta.remediation_actions))
+    needs = []
+    if meta.requires:
+        needs.append(f"Held back without {' and '.join(n.value for n in meta.requires)}.")
+    needs += [
+        f"Without {' and '.join(n.value for n in c.requires)}: not checked for {c.what}."
+        for c in meta.cases
+    ]
+    if meta.caveats:
+        needs.append(
+            f"Reported without {' and '.join(n.value for n in meta.caveats)}, saying what it "
+            "could not rule out."
+        )
+    if needs:
+        print()
+        print("What it needs:")
+        for line in needs:
+            print(para(line))
     if meta.references:
         print()
         print("References:")

@@ -798,7 +798,6 @@ def _plant_matching_cases(estate: Estate) -> None:
     group = {
         "id": str(estate.guid()),
         "displayName": "Tier1 Helpdesk",
-        "isAssignableToRole": True,
         "members": [{"@odata.type": "#microsoft.graph.user", "id": member["id"]}],
     }
     estate.role_groups.append(group)
@@ -1102,13 +1101,12 @@ def write_demo_inputs(directory: Path) -> DemoInputs:
     # GET /beta/roleManagement/directory/roleDefinitions: v1.0 has no isPrivileged.
     definitions = directory / "graph-role-definitions-beta.json"
     _write_json(definitions, _role_definitions_page())
-    # GET /groups?$filter=isAssignableToRole eq true&$expand=members($select=id)
+    # GET /groups?$filter=isAssignableToRole eq true&$select=id,displayName&$expand=members
     groups = directory / "graph-role-assignable-groups.json"
     _write_json(
         groups,
         {
-            "@odata.context": f"{GRAPH}/$metadata#groups(id,displayName,isAssignableToRole,"
-            "members(id))",
+            "@odata.context": f"{GRAPH}/$metadata#groups(id,displayName,members())",
             "value": estate.role_groups,
         },
     )

@@ -83,6 +83,15 @@ class RuleContext:
         return _leading_rows(self.ad, pl.col("in_scope").fill_null(False))
 
     @cached_property
+    def out_of_scope_ad(self) -> pl.DataFrame:
+        """The AD users outside sync scope: the tail of the snapshot as classify orders it."""
+        in_scope = self.in_scope_ad.height
+        tail = self.ad.slice(in_scope)
+        if not tail.select(pl.col("in_scope").fill_null(False).any()).item():
+            return tail
+        return self.ad.filter(~pl.col("in_scope").fill_null(False))
+
+    @cached_property
     def hard_matches(self) -> pl.DataFrame:
         """In-scope AD users joined to the ACTIVE cloud user holding their anchor."""
         return joins.hard_matches(self.in_scope_ad, self.active_cloud)
@@ -159,8 +168,13 @@ class RuleContext:
         """(_ad, address, holder_id, owner_id): an in-scope AD user's UPN/mail/smtp value owned
         by an active cloud object other than the one holding its anchor."""
         return joins.address_collisions(
-            self.ad_address_keys, self.anchor_links, self.active_cloud, self.snapshot.cloud_objects
+            self.ad_address_keys, self.anchor_links, self.cloud_address_keys
         )
+
+    @cached_property
+    def cloud_address_keys(self) -> pl.DataFrame:
+        """(id, address): every address an active cloud user, group or contact owns."""
+        return joins.cloud_address_keys(self.active_cloud, self.snapshot.cloud_objects)
 
     @cached_property
     def duplicate_cloud_pairs(self) -> pl.DataFrame:

@@ -99,7 +99,7 @@ def _tld(value: pl.Expr) -> pl.Expr:
 
 
 def _tld_delegated(value: pl.Expr) -> pl.Expr:
-    return _tld(value).is_in(sorted(tlds.delegated_tlds()))
+    return value.str.contains(tlds.delegated_suffix_pattern())
 
 
 INVALID_ATTRIBUTE = RuleMeta(
@@ -652,108 +652,90 @@ def _proposal_key() -> pl.Expr:
     )
 
 
-def _owners(ctx: RuleContext, keys: list[str]) -> pl.DataFrame:
+def _owners(ctx: RuleContext, keys: dict[str, list[str]]) -> pl.DataFrame:
     """(space, key, owner_source, owner_dn, owner_cloud_id, owner): every AD user (in scope or
-    not) and active cloud object holding one of `keys`."""
-    ad = ctx.ad.select(
-        "source",
-        "dn",
-        "upn",
-        "mail",
-        "mail_nickname",
-        "sam_account_name",
-        "proxy_addresses",
-        "target_address",
+    not) and active cloud object holding one of `keys` (space -> keys). The address keys the
+    duplicate and conflict rules already built are reused; only the few matching rows are
+    widened, and a space without proposals is not searched."""
+    addresses = keys.get("address", [])
+    wanted = pl.col("key").is_in(addresses)
+    scoped = ctx.scoped_ad.select(joins.AD_KEY, "source", "dn")
+    in_scope = (
+        ctx.ad_address_keys.rename({"address": "key"})
+        .filter(wanted)
+        .join(scoped, on=joins.AD_KEY)
+        .select("source", "dn", "key")
     )
-    lowered = {c: pl.col(c).str.to_lowercase() for c in ("upn", "mail", "target_address")}
-    ad_addresses = pl.concat(
-        [
-            ad.select("source", "dn", lowered["upn"].alias("key")),
-            ad.select("source", "dn", lowered["mail"].alias("key")),
-            ad.select(
-                "source",
-                "dn",
-                pl.when(lowered["target_address"].str.starts_with("smtp:"))
-                .then(lowered["target_address"].str.slice(5))
-                .alias("key"),
-            ),
-            ad.select("source", "dn", "proxy_addresses")
-            .explode("proxy_addresses")
-            .filter(pl.col("proxy_addresses").str.to_lowercase().str.starts_with("smtp:"))
-            .select(
-                "source",
-                "dn",
-                pl.col("proxy_addresses").str.slice(5).str.to_lowercase().alias("key"),
-            ),
-        ]
-    ).with_columns(space=pl.lit("address"))
-    ad_names = pl.concat(
-        [
-            ad.select(
-                "source",
-                "dn",
-                pl.col("mail_nickname").str.to_lowercase().alias("key"),
-                space=pl.lit("mailNickname"),
-            ),
-            ad.select(
-                "source",
-                "dn",
-                pl.col("sam_account_name").str.to_lowercase().alias("key"),
-                space=pl.lit("sAMAccountName"),
-            ),
-        ]
+    outside = ctx.out_of_scope_ad.select(
+        "source", "dn", "upn", "mail", "proxy_addresses", joins.target_smtp().alias("_target")
     )
-    from_ad = (
-        pl.concat([ad_addresses, ad_names], how="diagonal")
-        .filter(pl.col("key").is_in(keys))
-        .select(
-            "space",
-            "key",
-            pl.col("source").alias("owner_source"),
-            pl.col("dn").alias("owner_dn"),
-            pl.lit(None, pl.String).alias("owner_cloud_id"),
-            pl.format("AD user {}", "dn").alias("owner"),
+    out_of_scope = (
+        joins.address_keys(outside.with_row_index("_o"), "_o", ("upn", "mail", "_target"))
+        .collect()
+        .rename({"address": "key"})
+        .filter(wanted)
+        .join(outside.with_row_index("_o").select("_o", "source", "dn"), on="_o")
+        .select("source", "dn", "key")
+    )
+    names = [
+        ctx.ad.select("source", "dn", pl.col(column).str.to_lowercase().alias("key"))
+        .filter(pl.col("key").is_in(keys[space]))
+        .with_columns(space=pl.lit(space))
+        for column, space in (
+            ("mail_nickname", "mailNickname"),
+            ("sam_account_name", "sAMAccountName"),
         )
+        if keys.get(space)
+    ]
+    from_ad = pl.concat(
+        [
+            pl.concat([in_scope, out_of_scope]).with_columns(space=pl.lit("address")),
+            *names,
+        ],
+        how="diagonal",
+    ).select(
+        "space",
+        "key",
+        pl.col("source").alias("owner_source"),
+        pl.col("dn").alias("owner_dn"),
+        pl.lit(None, pl.String).alias("owner_cloud_id"),
+        pl.format("AD user {}", "dn").alias("owner"),
     )
     cloud = ctx.active_cloud
     objects = ctx.snapshot.cloud_objects
-    names = pl.concat(
+    owned = pl.concat(
         [
-            cloud.select("id", pl.format("cloud user {} (id {})", "upn", "id").alias("owner")),
-            objects.select(
+            ctx.cloud_address_keys.rename({"address": "key"})
+            .filter(wanted)
+            .with_columns(space=pl.lit("address")),
+            cloud.select("id", pl.col("mail_nickname").str.to_lowercase().alias("key"))
+            .filter(pl.col("key").is_in(keys.get("mailNickname", [])))
+            .with_columns(space=pl.lit("mailNickname")),
+        ]
+    )
+    described = pl.concat(
+        [
+            cloud.join(owned.select("id").unique(), on="id", how="semi").select(
+                "id", pl.format("cloud user {} (id {})", "upn", "id").alias("owner")
+            ),
+            objects.join(owned.select("id").unique(), on="id", how="semi").select(
                 "id",
                 pl.format(
-                    "cloud {} {} (id {})", "object_type", pl.coalesce("mail", "display_name"), "id"
+                    "cloud {} {} (id {})",
+                    "object_type",
+                    pl.coalesce("mail", "display_name"),
+                    "id",
                 ).alias("owner"),
             ),
         ]
     )
-    cloud_addresses = (
-        pl.concat(
-            [
-                joins.address_keys(cloud, "id", ("upn", "mail")),
-                joins.address_keys(objects, "id", ("mail",)),
-            ]
-        )
-        .collect()
-        .rename({"address": "key"})
-        .with_columns(space=pl.lit("address"))
-    )
-    cloud_nicknames = cloud.select(
-        "id", pl.col("mail_nickname").str.to_lowercase().alias("key"), space=pl.lit("mailNickname")
-    )
-    from_cloud = (
-        pl.concat([cloud_addresses, cloud_nicknames], how="diagonal")
-        .filter(pl.col("key").is_in(keys))
-        .join(names, on="id")
-        .select(
-            "space",
-            "key",
-            pl.lit(None, pl.String).alias("owner_source"),
-            pl.lit(None, pl.String).alias("owner_dn"),
-            pl.col("id").alias("owner_cloud_id"),
-            "owner",
-        )
+    from_cloud = owned.join(described, on="id").select(
+        "space",
+        "key",
+        pl.lit(None, pl.String).alias("owner_source"),
+        pl.lit(None, pl.String).alias("owner_dn"),
+        pl.col("id").alias("owner_cloud_id"),
+        "owner",
     )
     return pl.concat([from_ad, from_cloud])
 
@@ -770,15 +752,19 @@ def _without_taken_proposals(ctx: RuleContext, findings: pl.DataFrame) -> pl.Dat
         .then(pl.lit("address"))
         .otherwise(pl.col("attribute")),
     )
-    keys = findings.get_column("_key").drop_nulls().unique().to_list()
+    claimed = findings.select("_space", "_key").drop_nulls().unique()
+    keys: dict[str, list[str]] = {}
+    for space, key in claimed.iter_rows():
+        keys.setdefault(space, []).append(key)
     none = findings.with_columns(
         _rejected=pl.lit(None, pl.String), _taken_by=pl.lit(None, pl.String)
     ).drop("_key", "_space")
     if not keys:
         return none
+    anchors = findings.get_column("anchor").drop_nulls().unique()
     holders = ctx.active_cloud.select(
         pl.col("immutable_id").alias("anchor"), pl.col("id").alias("_own_cloud_id")
-    ).filter(pl.col("anchor").is_not_null())
+    ).filter(pl.col("anchor").is_in(anchors.implode()))
     owners = _owners(ctx, keys)
     same_domain = pl.col("_space") != "sAMAccountName"  # sAMAccountName: unique per domain
     taken = (

@@ -261,23 +261,26 @@ def address_keys(frame: pl.DataFrame, id_column: str, single: tuple[str, ...]) -
     return pl.concat([*singles, proxies], how="vertical")
 
 
-def address_collisions(
-    ad_keys: pl.DataFrame,
-    links: pl.DataFrame,
-    active: pl.DataFrame,
-    objects: pl.DataFrame,
-) -> pl.DataFrame:
-    """(_ad, address, holder_id, owner_id): an in-scope AD user's UPN/mail/smtp value that an
-    active cloud user, group or contact other than its anchor holder owns (as UPN, mail or smtp
-    proxy). One uniqueness space: Entra refuses an export whose value any other object owns in
-    any of these attributes (AttributeValueMustBeUnique)."""
-    owners = pl.concat(
+def cloud_address_keys(active: pl.DataFrame, objects: pl.DataFrame) -> pl.DataFrame:
+    """(id, address): UPN, mail and smtp proxies of active cloud users, groups and contacts,
+    lower-cased: the addresses Entra already has."""
+    return pl.concat(
         [
             address_keys(active, "id", ("upn", "mail")),
             address_keys(objects, "id", ("mail",)),
         ],
         how="vertical",
-    ).rename({"id": "owner_id"})
+    ).collect()
+
+
+def address_collisions(
+    ad_keys: pl.DataFrame, links: pl.DataFrame, cloud_keys: pl.DataFrame
+) -> pl.DataFrame:
+    """(_ad, address, holder_id, owner_id): an in-scope AD user's UPN/mail/smtp value that an
+    active cloud user, group or contact other than its anchor holder owns (as UPN, mail or smtp
+    proxy). One uniqueness space: Entra refuses an export whose value any other object owns in
+    any of these attributes (AttributeValueMustBeUnique)."""
+    owners = cloud_keys.lazy().rename({"id": "owner_id"})
     # Nearly every AD address is owned by the AD user's own anchor holder. The join and that
     # first filter run on narrow frames of 64-bit hashes (address, holder id, owner id); only
     # the few surviving pairs fetch their strings, which are then compared exactly so a hash
@@ -796,13 +799,9 @@ def suffix_never_verifiable(column: str = "upn") -> pl.Expr:
     """The UPN suffix can never be a verified domain of any tenant: a single label, or a TLD
     IANA has not delegated (.local, .lan, .corp, .lab...). Entra then gives the user
     <mailNickname>@<initial domain> whatever the tenant's domains are."""
-    suffix = upn_suffix(column)
-    tld = suffix.str.extract(r"\.([^.]+)$")
-    return (
-        suffix.is_not_null()
-        & (suffix != "")
-        & (tld.is_null() | ~tld.is_in(sorted(tlds.delegated_tlds())))
-    ).fill_null(False)
+    value = pl.col(column)
+    has_suffix = value.str.contains(r"@[^@\s]")
+    return (has_suffix & ~value.str.contains(tlds.delegated_suffix_pattern())).fill_null(False)
 
 
 def non_blank(expr: pl.Expr) -> pl.Expr:
