@@ -125,9 +125,10 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
     )
     # With no UPN, the cloud UPN is built from sAMAccountName (IdFix checks sAMAccountName
     # duplicates only then, SamAccountNameDuplicateRule): two such users collide.
-    no_upn = pl.col("upn").is_null() | (pl.col("upn").str.strip_chars() == "")
+    no_upn = pl.col("upn").is_null() | ~pl.col("upn").str.contains(r"\S")
     sams = (
-        ctx.scoped_ad.filter(no_upn)
+        ctx.scoped_ad.select(j.AD_KEY, "upn", "sam_account_name")
+        .filter(no_upn)
         .select(j.AD_KEY, j.lower("sam_account_name").alias("address"))
         .filter(pl.col("address").is_not_null() & (pl.col("address") != ""))
         .filter(pl.col("address").is_duplicated())
