@@ -46,8 +46,8 @@ param(
 #   4 x fix-anchor-encoding: replace a wrongly encoded immutableId with the right value (anchor-format-invalid x4)
 #   2 x set-anchor: set the anchor on a cloud-only user (hard match) (soft-match-blocked x2)
 #   1 x merge-duplicate-cloud: delete and purge the quarantined twin, anchor the original account (duplicate-cloud-account x1)
-#   7 x ad-set-attribute: set an AD attribute to the IdFix-style proposed value (invalid-attribute x7)
-#   52 manual step(s), documented at the end of this script (comments only)
+#   9 x ad-set-attribute: set an AD attribute to the IdFix-style proposed value (invalid-attribute x9)
+#   59 manual step(s), documented at the end of this script (comments only)
 #   not in this script, no remediation needed: consistency-guid-differs x5, soft-match-pending x3, tenant-matching-settings x3, unmatched-ad x6
 #
 # Cloud section needs: PowerShell modules Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement
@@ -708,37 +708,37 @@ if ($Section -in @('All', 'Cloud')) {
     }
     Invoke-SaRestoreDeletedHolder @step
 
-    # [4c677b4970c000371491] hard-match-blocked: clear onPremisesObjectIdentifier so Entra accepts the hard match
+    # [8efdbc46db0cba406576] hard-match-blocked: clear onPremisesObjectIdentifier so Entra accepts the hard match
     #   AD user CN=Patti Fernandez,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-    #   (patti.fernandez@contoso.com)'s anchor yUGmD2gaJ0Ss40G8/ptYig== is held by unsynced cloud
+    #   (patti.fernandez@contoso.com)'s anchor 8DV8XK27WEC4ttr7unwszw== is held by unsynced cloud
     #   user patti.fernandez@contoso.com, so the next sync takes that account over by hard match;
     #   Entra will refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to
     #   security hardening'): patti.fernandez@contoso.com has onPremisesObjectIdentifier
-    #   e6134239-f25b-48e4-9dd7-871e33a8f475 set (it was synced before). Recovery: clear
+    #   49e96cda-5ca9-4b0e-bec4-344926b00805 set (it was synced before). Recovery: clear
     #   onPremisesObjectIdentifier (Invoke-MgGraphRequest -Method PATCH -Uri
-    #   'beta/users/cf5fae05-47d3-4aaf-991e-d2f18b4e991b' -Body
+    #   'beta/users/71f50868-71b0-471b-aad5-9ab926b5c491' -Body
     #   '{"onPremisesObjectIdentifier":null}'), then Start-ADSyncSyncCycle -PolicyType Delta
     $step = @{
-        Fingerprint = '4c677b4970c000371491'
+        Fingerprint = '8efdbc46db0cba406576'
         Code = 'hard-match-blocked'
-        UserId = 'cf5fae05-47d3-4aaf-991e-d2f18b4e991b'
+        UserId = '71f50868-71b0-471b-aad5-9ab926b5c491'
         Upn = 'patti.fernandez@contoso.com'
-        ExpectedObjectIdentifier = 'e6134239-f25b-48e4-9dd7-871e33a8f475'
+        ExpectedObjectIdentifier = '49e96cda-5ca9-4b0e-bec4-344926b00805'
         AdUser = 'CN=Patti Fernandez,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
     }
     Invoke-SaClearOnPremObjectId @step
 
-    # [86de4b0867e90096cdb4] cloud-orphan: clear the immutableId no AD user has, so the account can be matched again
+    # [29fb5491fc60c88f3221] cloud-orphan: clear the immutableId no AD user has, so the account can be matched again
     #   Formerly synced cloud user omar.haddad@fabrikam.com (id
-    #   6d7d98cd-16ed-4856-afaf-1ca846616e60) holds anchor lcDwuJxZm0eoncJVVeC2DA== that no AD user
+    #   0fa641c9-1a68-4427-ace3-41bcfe9b588a) holds anchor 3stBr2+aekmy0jcz2YB5Gw== that no AD user
     #   has: its AD object was deleted, or lives outside the AD sources read (last known DN CN=Omar
     #   Haddad,OU=Users,DC=fabrikam,DC=local)
     $step = @{
-        Fingerprint = '86de4b0867e90096cdb4'
+        Fingerprint = '29fb5491fc60c88f3221'
         Code = 'cloud-orphan'
-        UserId = '6d7d98cd-16ed-4856-afaf-1ca846616e60'
+        UserId = '0fa641c9-1a68-4427-ace3-41bcfe9b588a'
         Upn = 'omar.haddad@fabrikam.com'
-        ExpectedImmutableId = 'lcDwuJxZm0eoncJVVeC2DA=='
+        ExpectedImmutableId = '3stBr2+aekmy0jcz2YB5Gw=='
     }
     Invoke-SaClearAnchor @step
 
@@ -823,39 +823,39 @@ if ($Section -in @('All', 'Cloud')) {
     }
     Invoke-SaSetAnchor @step
 
-    # [b1880fa48bafdeb8e123] soft-match-blocked: set the AD user's anchor on its cloud-only account (hard match)
+    # [7bf094753f3b07b34d11] soft-match-blocked: set the AD user's anchor on its cloud-only account (hard match)
     #   AD user CN=Omar Haddad,OU=Finance,OU=Users,DC=corp,DC=contoso,DC=com
-    #   (omar.haddad@fabrikam.com) has no cloud user holding its anchor krt5RMqZ7ECzGEX59HAwBQ==;
-    #   its soft-match candidate omar.haddad@fabrikam.com (id 6d7d98cd-16ed-4856-afaf-1ca846616e60,
+    #   (omar.haddad@fabrikam.com) has no cloud user holding its anchor vm736K0cK0+8LjQsYfQyuw==;
+    #   its soft-match candidate omar.haddad@fabrikam.com (id 0fa641c9-1a68-4427-ace3-41bcfe9b588a,
     #   same primarySmtp omar.haddad@fabrikam.com) cannot be matched: omar.haddad@fabrikam.com
-    #   already holds immutableId lcDwuJxZm0eoncJVVeC2DA== (InvalidSoftMatch)
+    #   already holds immutableId 3stBr2+aekmy0jcz2YB5Gw== (InvalidSoftMatch)
     $step = @{
-        Fingerprint = 'b1880fa48bafdeb8e123'
+        Fingerprint = '7bf094753f3b07b34d11'
         Code = 'soft-match-blocked'
-        UserId = '6d7d98cd-16ed-4856-afaf-1ca846616e60'
+        UserId = '0fa641c9-1a68-4427-ace3-41bcfe9b588a'
         Upn = 'omar.haddad@fabrikam.com'
-        Anchor = 'krt5RMqZ7ECzGEX59HAwBQ=='
-        ExpectedImmutableId = 'lcDwuJxZm0eoncJVVeC2DA=='
+        Anchor = 'vm736K0cK0+8LjQsYfQyuw=='
+        ExpectedImmutableId = '3stBr2+aekmy0jcz2YB5Gw=='
         AdUser = 'CN=Omar Haddad,OU=Finance,OU=Users,DC=corp,DC=contoso,DC=com'
     }
     Invoke-SaSetAnchor @step
 
-    # [ae964339bf88ef369c53] duplicate-cloud-account: delete and purge the quarantined twin, then anchor the original account
+    # [25fb1c11b65100b00ed4] duplicate-cloud-account: delete and purge the quarantined twin, then anchor the original account
     #   AD user CN=John Smith,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com (john.smith@contoso.com)
     #   is matched to cloud user john.smith4821@contoso.onmicrosoft.com (id
-    #   60405b4c-183c-4239-a48c-08bd90fa6a53) while another active cloud user john.smith@contoso.com
-    #   (id 71f50868-71b0-471b-aad5-9ab926b5c491, not synced) also has its
+    #   450475d9-9534-4b17-997d-c10fc00142d1) while another active cloud user john.smith@contoso.com
+    #   (id 4b315878-aa3b-4cec-be2b-e1c499b8dd77, not synced) also has its
     #   mail,proxyAddresses,userPrincipalName john.smith@contoso.com: one person, two cloud
     #   accounts; john.smith4821@contoso.onmicrosoft.com is the quarantined twin sync created when
     #   the value collided
     $step = @{
-        Fingerprint = 'ae964339bf88ef369c53'
+        Fingerprint = '25fb1c11b65100b00ed4'
         Code = 'duplicate-cloud-account'
-        TwinId = '60405b4c-183c-4239-a48c-08bd90fa6a53'
+        TwinId = '450475d9-9534-4b17-997d-c10fc00142d1'
         TwinUpn = 'john.smith4821@contoso.onmicrosoft.com'
-        OriginalId = '71f50868-71b0-471b-aad5-9ab926b5c491'
+        OriginalId = '4b315878-aa3b-4cec-be2b-e1c499b8dd77'
         OriginalUpn = 'john.smith@contoso.com'
-        Anchor = 'LTatGPWF/k+ACV1OMyQFXQ=='
+        Anchor = 'C2aTODYPiUeelgmYGG/8ew=='
         ExpectedImmutableId = $null
         AdUser = 'CN=John Smith,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
     }
@@ -876,90 +876,29 @@ if ($Section -in @('All', 'OnPremises')) {
     }
     if ($adReady) {
 
-        # [239992c9890ee6262b34] invalid-attribute: set proxyAddresses of the AD user to the proposed value
-        #   proxyAddresses 'smtp:peter mueller@contoso.com' of AD user CN=Peter
-        #   Mueller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
-        #   accept; proposed 'smtp:petermueller@contoso.com'.
+        # [2918b0770a7fc0de49b2] invalid-attribute: set proxyAddresses of the AD user to the proposed value
+        #   proxyAddresses 'SIP:sven lindberg@contoso.com' of AD user CN=Sven
+        #   Lindberg,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
+        #   accept; proposed 'SIP:svenlindberg@contoso.com'.
         $step = @{
-            Fingerprint = '239992c9890ee6262b34'
+            Fingerprint = '2918b0770a7fc0de49b2'
             Code = 'invalid-attribute'
-            ObjectGuid = 'd8920f8d-8431-4f43-b1e2-6cefeab0dc79'
-            Dn = 'CN=Peter Mueller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+            ObjectGuid = 'c384e252-751d-4388-899d-44c06a344acf'
+            Dn = 'CN=Sven Lindberg,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
             Attribute = 'proxyAddresses'
-            Current = 'smtp:peter mueller@contoso.com'
-            Proposed = 'smtp:petermueller@contoso.com'
+            Current = 'SIP:sven lindberg@contoso.com'
+            Proposed = 'SIP:svenlindberg@contoso.com'
         }
         Invoke-SaAdSetAttribute @step
 
-        # [25a7683784158c8f6f9c] invalid-attribute: set mailNickname of the AD user to the proposed value
-        #   mailNickname '.ines.ortega' of AD user CN=Ines
-        #   Ortega,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
-        #   accept; proposed 'ines.ortega'.
-        $step = @{
-            Fingerprint = '25a7683784158c8f6f9c'
-            Code = 'invalid-attribute'
-            ObjectGuid = '21016d4f-d5c0-4836-b7bb-4fcd3ddcca15'
-            Dn = 'CN=Ines Ortega,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
-            Attribute = 'mailNickname'
-            Current = '.ines.ortega'
-            Proposed = 'ines.ortega'
-        }
-        Invoke-SaAdSetAttribute @step
-
-        # [316c7e6cc345e7f0d7f6] invalid-attribute: set displayName of the AD user to the proposed value
-        #   displayName ' ' of AD user CN=svc-print,OU=Service Accounts,DC=corp,DC=contoso,DC=com is
-        #   blank; proposed 'svc-print'.
-        $step = @{
-            Fingerprint = '316c7e6cc345e7f0d7f6'
-            Code = 'invalid-attribute'
-            ObjectGuid = '0938370f-abf6-4a4f-8905-ae516133867f'
-            Dn = 'CN=svc-print,OU=Service Accounts,DC=corp,DC=contoso,DC=com'
-            Attribute = 'displayName'
-            Current = ' '
-            Proposed = 'svc-print'
-        }
-        Invoke-SaAdSetAttribute @step
-
-        # [5bf416b25a415e5ea016] invalid-attribute: set sAMAccountName of the AD user to the proposed value
-        #   sAMAccountName 'svc-sharepoint-crawler01' of AD user CN=svc-sharepoint-crawler01,OU=Service
-        #   Accounts,DC=corp,DC=contoso,DC=com is too long (max 20 characters); proposed 'svc-
-        #   sharepoint-crawl'.
-        $step = @{
-            Fingerprint = '5bf416b25a415e5ea016'
-            Code = 'invalid-attribute'
-            ObjectGuid = '4527f786-c475-4884-9cad-570662dd8f9a'
-            Dn = 'CN=svc-sharepoint-crawler01,OU=Service Accounts,DC=corp,DC=contoso,DC=com'
-            Attribute = 'sAMAccountName'
-            Current = 'svc-sharepoint-crawler01'
-            Proposed = 'svc-sharepoint-crawl'
-        }
-        Invoke-SaAdSetAttribute @step
-
-        # [72159261e64fa2b3e679] invalid-attribute: set userPrincipalName of the AD user to the proposed value
-        #   userPrincipalName 'svc-sharepoint-search-crawler-content-source-full-crawl-
-        #   account-01@contoso.com' of AD user CN=svc-sharepoint-crawler01,OU=Service
-        #   Accounts,DC=corp,DC=contoso,DC=com is too long (max 113 characters, 64 before the @ and 48
-        #   after); proposed 'svc-sharepoint-search-crawler-content-source-full-crawl-
-        #   account-@contoso.com'.
-        $step = @{
-            Fingerprint = '72159261e64fa2b3e679'
-            Code = 'invalid-attribute'
-            ObjectGuid = '4527f786-c475-4884-9cad-570662dd8f9a'
-            Dn = 'CN=svc-sharepoint-crawler01,OU=Service Accounts,DC=corp,DC=contoso,DC=com'
-            Attribute = 'userPrincipalName'
-            Current = 'svc-sharepoint-search-crawler-content-source-full-crawl-account-01@contoso.com'
-            Proposed = 'svc-sharepoint-search-crawler-content-source-full-crawl-account-@contoso.com'
-        }
-        Invoke-SaAdSetAttribute @step
-
-        # [97e2b84d9067ddf427be] invalid-attribute: set userPrincipalName of the AD user to the proposed value
+        # [2c207016bc0169904ed5] invalid-attribute: set userPrincipalName of the AD user to the proposed value
         #   userPrincipalName 'zoë.müller@contoso.com' of AD user CN=Zoë
         #   Müller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
         #   accept; proposed 'zoe.muller@contoso.com'.
         $step = @{
-            Fingerprint = '97e2b84d9067ddf427be'
+            Fingerprint = '2c207016bc0169904ed5'
             Code = 'invalid-attribute'
-            ObjectGuid = 'cba51d24-fb2c-443f-bc3e-ddf8b85c5a3d'
+            ObjectGuid = '1f976ef8-6d3a-45c3-9b32-e512f1da0ee2'
             Dn = 'CN=Zoë Müller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
             Attribute = 'userPrincipalName'
             Current = 'zoë.müller@contoso.com'
@@ -967,18 +906,109 @@ if ($Section -in @('All', 'OnPremises')) {
         }
         Invoke-SaAdSetAttribute @step
 
-        # [f52e8bde461effe59ca3] invalid-attribute: set userPrincipalName of the AD user to the proposed value
+        # [37f997653f5b413e081b] invalid-attribute: set sAMAccountName of the AD user to the proposed value
+        #   sAMAccountName 'svc-sharepoint-crawler01' of AD user CN=svc-sharepoint-crawler01,OU=Service
+        #   Accounts,DC=corp,DC=contoso,DC=com is too long (max 20 characters); proposed 'svc-
+        #   sharepoint-crawl'.
+        $step = @{
+            Fingerprint = '37f997653f5b413e081b'
+            Code = 'invalid-attribute'
+            ObjectGuid = 'd3ab9a2e-127d-4dac-a986-62732fc2e1f7'
+            Dn = 'CN=svc-sharepoint-crawler01,OU=Service Accounts,DC=corp,DC=contoso,DC=com'
+            Attribute = 'sAMAccountName'
+            Current = 'svc-sharepoint-crawler01'
+            Proposed = 'svc-sharepoint-crawl'
+        }
+        Invoke-SaAdSetAttribute @step
+
+        # [5098107484511b4fe461] invalid-attribute: set proxyAddresses of the AD user to the proposed value
+        #   proxyAddresses 'smtp:peter mueller@contoso.com' of AD user CN=Peter
+        #   Mueller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
+        #   accept; proposed 'smtp:petermueller@contoso.com'.
+        $step = @{
+            Fingerprint = '5098107484511b4fe461'
+            Code = 'invalid-attribute'
+            ObjectGuid = '7bcedb68-46fe-4e76-aa59-ab3d5bab42ed'
+            Dn = 'CN=Peter Mueller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+            Attribute = 'proxyAddresses'
+            Current = 'smtp:peter mueller@contoso.com'
+            Proposed = 'smtp:petermueller@contoso.com'
+        }
+        Invoke-SaAdSetAttribute @step
+
+        # [53295dce7d92b87712e1] invalid-attribute: set userPrincipalName of the AD user to the proposed value
+        #   userPrincipalName 'svc-sharepoint-search-crawler-content-source-full-crawl-
+        #   account-01@contoso.com' of AD user CN=svc-sharepoint-crawler01,OU=Service
+        #   Accounts,DC=corp,DC=contoso,DC=com is too long (max 113 characters, 64 before the @ and 48
+        #   after); proposed 'svc-sharepoint-search-crawler-content-source-full-crawl-
+        #   account-@contoso.com'.
+        $step = @{
+            Fingerprint = '53295dce7d92b87712e1'
+            Code = 'invalid-attribute'
+            ObjectGuid = 'd3ab9a2e-127d-4dac-a986-62732fc2e1f7'
+            Dn = 'CN=svc-sharepoint-crawler01,OU=Service Accounts,DC=corp,DC=contoso,DC=com'
+            Attribute = 'userPrincipalName'
+            Current = 'svc-sharepoint-search-crawler-content-source-full-crawl-account-01@contoso.com'
+            Proposed = 'svc-sharepoint-search-crawler-content-source-full-crawl-account-@contoso.com'
+        }
+        Invoke-SaAdSetAttribute @step
+
+        # [973f416fa37533d0d25f] invalid-attribute: set userPrincipalName of the AD user to the proposed value
         #   userPrincipalName 'anne marie.dubois@contoso.com' of AD user CN=Anne Marie
         #   Dubois,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
         #   accept; proposed 'annemarie.dubois@contoso.com'.
         $step = @{
-            Fingerprint = 'f52e8bde461effe59ca3'
+            Fingerprint = '973f416fa37533d0d25f'
             Code = 'invalid-attribute'
-            ObjectGuid = '13ecbc49-ee3a-4fee-b8d2-9dc39a7b6c9c'
+            ObjectGuid = '4b9d7861-773f-4e1b-8b1b-608c4c8e0be8'
             Dn = 'CN=Anne Marie Dubois,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
             Attribute = 'userPrincipalName'
             Current = 'anne marie.dubois@contoso.com'
             Proposed = 'annemarie.dubois@contoso.com'
+        }
+        Invoke-SaAdSetAttribute @step
+
+        # [a5c43c11f62d7c77a267] invalid-attribute: set mailNickname of the AD user to the proposed value
+        #   mailNickname '.ines.ortega' of AD user CN=Ines
+        #   Ortega,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
+        #   accept; proposed 'ines.ortega'.
+        $step = @{
+            Fingerprint = 'a5c43c11f62d7c77a267'
+            Code = 'invalid-attribute'
+            ObjectGuid = 'f7ad5048-43cb-4f60-a112-f5a5a0540b6b'
+            Dn = 'CN=Ines Ortega,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+            Attribute = 'mailNickname'
+            Current = '.ines.ortega'
+            Proposed = 'ines.ortega'
+        }
+        Invoke-SaAdSetAttribute @step
+
+        # [ac20cb5e1ea60d113cfe] invalid-attribute: set displayName of the AD user to the proposed value
+        #   displayName ' ' of AD user CN=svc-print,OU=Service Accounts,DC=corp,DC=contoso,DC=com is
+        #   blank; proposed 'svc-print'.
+        $step = @{
+            Fingerprint = 'ac20cb5e1ea60d113cfe'
+            Code = 'invalid-attribute'
+            ObjectGuid = '3a5fc64d-59b6-4cc2-806c-0936d2b1cc64'
+            Dn = 'CN=svc-print,OU=Service Accounts,DC=corp,DC=contoso,DC=com'
+            Attribute = 'displayName'
+            Current = ' '
+            Proposed = 'svc-print'
+        }
+        Invoke-SaAdSetAttribute @step
+
+        # [af10c227af62ea343262] invalid-attribute: set userPrincipalName of the AD user to the proposed value
+        #   userPrincipalName 'iwamoto kenji@contoso.com' of AD user CN=Iwamoto
+        #   Kenji,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
+        #   accept; proposed 'iwamotokenji@contoso.com'.
+        $step = @{
+            Fingerprint = 'af10c227af62ea343262'
+            Code = 'invalid-attribute'
+            ObjectGuid = 'ab353f31-ae26-40c3-af90-5b29550f56de'
+            Dn = 'CN=Iwamoto Kenji,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+            Attribute = 'userPrincipalName'
+            Current = 'iwamoto kenji@contoso.com'
+            Proposed = 'iwamotokenji@contoso.com'
         }
         Invoke-SaAdSetAttribute @step
     }
@@ -987,7 +1017,7 @@ if ($Section -in @('All', 'OnPremises')) {
 Complete-SaRun
 
 # =============================================================================================
-# Manual steps: 52. Comments only: nothing below runs. Each names the
+# Manual steps: 59. Comments only: nothing below runs. Each names the
 # finding, why it is not automatic, and how to fix it.
 # =============================================================================================
 #
@@ -1102,29 +1132,7 @@ Complete-SaRun
 #   -OnPremisesImmutableId '<anchor>'. A synced holder needs the wrong AD object fixed on
 #   premises.
 #
-# MANUAL STEP [0ba9439173f7d6b50e5b] attribute-conflict-cloud: AD value owned by another cloud object
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
-#   (marcus.reed@contoso.com)'s proxyAddresses info@contoso.com is already owned by cloud user
-#   lynn.hart@contoso.com (id fcf67e70-645d-4ec2-8b63-29881ffda39f, its proxyAddresses), which
-#   is not its match: the export fails with AttributeValueMustBeUnique and the value is
-#   quarantined
-#   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
-#   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
-#   ADSyncSyncCycle -PolicyType Delta.
-#
-# MANUAL STEP [60614513de5160485a7a] attribute-conflict-cloud: AD value owned by another cloud object
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Lidia Holloway,OU=Finance,OU=Users,DC=corp,DC=contoso,DC=com
-#   (lidia.holloway@fabrikam.com)'s proxyAddresses lidia.holloway@contoso.com is already owned
-#   by cloud contact lidia.holloway@contoso.com (id 9604dffb-338e-4ea6-91f7-2edcbc714e1b, its
-#   mail,proxyAddresses), which is not its match: the export fails with
-#   AttributeValueMustBeUnique and the value is quarantined
-#   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
-#   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
-#   ADSyncSyncCycle -PolicyType Delta.
-#
-# MANUAL STEP [717a5f21dedbbfeb95e1] attribute-conflict-cloud: AD value owned by another cloud object
+# MANUAL STEP [4057309484eced066c12] attribute-conflict-cloud: AD value owned by another cloud object
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Carlos Ruiz,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
 #   (carlos.ruiz@contoso.com)'s proxyAddresses sales@contoso.com is already owned by cloud user
@@ -1135,10 +1143,55 @@ Complete-SaRun
 #   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
 #   ADSyncSyncCycle -PolicyType Delta.
 #
-# MANUAL STEP [76426d491666282234fc] cloud-orphan: Cloud user's anchor matches no AD user
+# MANUAL STEP [7ba1694e0b6add70988b] attribute-conflict-cloud: AD value owned by another cloud object
 #   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: Synced cloud user ben.walters@contoso.com (id 7e13e0fc-9bb6-4d65-855d-31ec2d339ae1)
-#   holds anchor +oSDYKjpwEucaW9xzo1iEg== that no AD user has: its AD object was deleted, or
+#   Finding: AD user CN=Lidia Holloway,OU=Finance,OU=Users,DC=corp,DC=contoso,DC=com
+#   (lidia.holloway@fabrikam.com)'s proxyAddresses lidia.holloway@contoso.com is already owned
+#   by cloud contact lidia.holloway@contoso.com (id 2b110bfa-8a9a-4566-83cc-cfd7262441df, its
+#   mail,proxyAddresses), which is not its match: the export fails with
+#   AttributeValueMustBeUnique and the value is quarantined
+#   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
+#   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
+#   ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [930eb612d3080d1a86f7] attribute-conflict-cloud: AD value owned by another cloud object
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
+#   (marcus.reed@contoso.com)'s proxyAddresses info@contoso.com is already owned by cloud user
+#   lynn.hart@contoso.com (id 3070b633-0621-4138-8edd-0bb12e895bb1, its proxyAddresses), which
+#   is not its match: the export fails with AttributeValueMustBeUnique and the value is
+#   quarantined
+#   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
+#   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
+#   ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [ea0ea1c8642544d0cb70] attribute-conflict-cloud: AD value owned by another cloud object
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Ursula Meyer,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
+#   (ursula.meyer@contoso.com)'s targetAddress conf-room-a@contoso.com is already owned by cloud
+#   user conf-room-a@contoso.com (id aed2eb6c-2960-426c-9c4a-d85c64c7b10f, its
+#   userPrincipalName,mail,proxyAddresses), which is not its match: the export fails with
+#   AttributeValueMustBeUnique and the value is quarantined
+#   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
+#   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
+#   ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [29fbbcb55fe2499f7d2b] cloud-orphan: Cloud user's anchor matches no AD user
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: Synced cloud user cameron.white@contoso.com (id 77a156f4-8dc5-453e-a9cb-
+#   ce071eaf292c) holds anchor DXJ8evNMd0G7d1rXhgSQfw== that no in-scope AD user has: AD user
+#   CN=Cameron White,OU=Disabled,DC=corp,DC=contoso,DC=com (cameron.white@contoso.com) holds
+#   this anchor but is out of sync scope (excluded OU OU=Disabled,DC=corp,DC=contoso,DC=com)
+#   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
+#   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
+#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>'
+#   -Body '{"onPremisesImmutableId":null}' and verify after (Update-MgUser with $null does not
+#   clear it).
+#
+# MANUAL STEP [374a47ecb2b6b86f32d9] cloud-orphan: Cloud user's anchor matches no AD user
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: Synced cloud user ben.walters@contoso.com (id 92502535-de5d-4b8f-8877-9a63961df409)
+#   holds anchor hhXszN+7xUiPbmP7ZL2KBA== that no AD user has: its AD object was deleted, or
 #   lives outside the AD sources read (last known DN CN=Ben
 #   Walters,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com)
 #   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
@@ -1147,25 +1200,12 @@ Complete-SaRun
 #   -Body '{"onPremisesImmutableId":null}' and verify after (Update-MgUser with $null does not
 #   clear it).
 #
-# MANUAL STEP [9ea9dcd75e48005c2119] cloud-orphan: Cloud user's anchor matches no AD user
+# MANUAL STEP [76426d491666282234fc] cloud-orphan: Cloud user's anchor matches no AD user
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user pavel.bansky@contoso.com (id
-#   5fc9b1a8-3a6d-4a69-bb53-d47b3e6a6d73) holds anchor d4P19yNX90Ocmo+s8HrKaA== that no AD user
+#   7e13e0fc-9bb6-4d65-855d-31ec2d339ae1) holds anchor +oSDYKjpwEucaW9xzo1iEg== that no AD user
 #   has: its AD object was deleted, or lives outside the AD sources read (last known DN CN=Pavel
 #   Bansky,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com)
-#   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
-#   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
-#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>'
-#   -Body '{"onPremisesImmutableId":null}' and verify after (Update-MgUser with $null does not
-#   clear it).
-#
-# MANUAL STEP [e96c1a25e9fd14e9257e] cloud-orphan: Cloud user's anchor matches no AD user
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: Synced cloud user cameron.white@contoso.com (id
-#   92502535-de5d-4b8f-8877-9a63961df409) holds anchor hhXszN+7xUiPbmP7ZL2KBA== that no in-scope
-#   AD user has: AD user CN=Cameron White,OU=Disabled,DC=corp,DC=contoso,DC=com
-#   (cameron.white@contoso.com) holds this anchor but is out of sync scope (excluded OU
-#   OU=Disabled,DC=corp,DC=contoso,DC=com)
 #   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
 #   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>'
@@ -1184,6 +1224,18 @@ Complete-SaRun
 #   first exported; for an already-synced object the cloud anchor must change too, so plan it
 #   with the hard-match procedure.
 #
+# MANUAL STEP [399de7defd9f9985ee83] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Yara Haddad,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com
+#   (yara.haddad@contoso.com) has mS-DS-ConsistencyGuid YTVkMjZmOWYtZTMzYS00NQ==: 16 characters
+#   of text ('a5d26f9f-e33a-45'), the start of the text of GUID
+#   a5d26f9f-e33a-45a5-bb15-fade90c13817 (its own objectGUID), not GUID bytes; the anchor Entra
+#   sees is that text; the right value is n2/SpTrjpUW7FfrekME4Fw==
+#   How to fix: Set-ADUser <user> -Replace @{'mS-DS-ConsistencyGuid' =
+#   ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID) before the object is
+#   first exported; for an already-synced object the cloud anchor must change too, so plan it
+#   with the hard-match procedure.
+#
 # MANUAL STEP [4c6b1911bf9f8ed7075f] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Allan Deyoung,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com
@@ -1196,37 +1248,17 @@ Complete-SaRun
 #   first exported; for an already-synced object the cloud anchor must change too, so plan it
 #   with the hard-match procedure.
 #
-# MANUAL STEP [80efaaef95049a0cb303] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
+# MANUAL STEP [4d5bc2bf8a832fb2e007] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Raul Razo,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com
-#   (raul.razo@contoso.com) has mS-DS-ConsistencyGuid n2/SpTrjpUW7FfrekME4 of 15 bytes, not the
+#   (raul.razo@contoso.com) has mS-DS-ConsistencyGuid Do9VPcTe00Kv2mDLcbrh of 15 bytes, not the
 #   16 bytes of a GUID
 #   How to fix: Set-ADUser <user> -Replace @{'mS-DS-ConsistencyGuid' =
 #   ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID) before the object is
 #   first exported; for an already-synced object the cloud anchor must change too, so plan it
 #   with the hard-match procedure.
 #
-# MANUAL STEP [2162a675d23439d95971] duplicate-ad-attribute: Value shared by several AD objects
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Lynn Hart,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
-#   (lynn.hart@contoso.com) has proxyAddresses info@contoso.com, which 1 other in-scope AD
-#   object(s) also have (CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com): Entra
-#   accepts it once, the other exports fail with AttributeValueMustBeUnique
-#   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
-#   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
-#   Start-ADSyncSyncCycle -PolicyType Delta.
-#
-# MANUAL STEP [50daa581b5b3434a4260] duplicate-ad-attribute: Value shared by several AD objects
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=John Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-#   (john.doe@contoso.com) has mailNickname jdoe, which 1 other in-scope AD object(s) also have
-#   (CN=Jane Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com): Entra accepts it once, the other
-#   exports fail with AttributeValueMustBeUnique
-#   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
-#   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
-#   Start-ADSyncSyncCycle -PolicyType Delta.
-#
-# MANUAL STEP [7c72b14455a8765f9f69] duplicate-ad-attribute: Value shared by several AD objects
+# MANUAL STEP [2e4577f29f22b42438ba] duplicate-ad-attribute: Value shared by several AD objects
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Jane Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
 #   (jane.doe@contoso.com) has mailNickname jdoe, which 1 other in-scope AD object(s) also have
@@ -1236,7 +1268,17 @@ Complete-SaRun
 #   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
 #   Start-ADSyncSyncCycle -PolicyType Delta.
 #
-# MANUAL STEP [f15296e5eef369c4cccb] duplicate-ad-attribute: Value shared by several AD objects
+# MANUAL STEP [6211594e3e3ede0212ba] duplicate-ad-attribute: Value shared by several AD objects
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Lynn Hart,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
+#   (lynn.hart@contoso.com) has proxyAddresses info@contoso.com, which 1 other in-scope AD
+#   object(s) also have (CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com): Entra
+#   accepts it once, the other exports fail with AttributeValueMustBeUnique
+#   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
+#   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
+#   Start-ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [b8f0bfab48debb88b8f4] duplicate-ad-attribute: Value shared by several AD objects
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
 #   (marcus.reed@contoso.com) has proxyAddresses info@contoso.com, which 1 other in-scope AD
@@ -1246,13 +1288,23 @@ Complete-SaRun
 #   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
 #   Start-ADSyncSyncCycle -PolicyType Delta.
 #
-# MANUAL STEP [ea34d29033f5465aebbc] duplicate-cloud-account: One person, two cloud accounts
+# MANUAL STEP [ce5fc1cfec276995380c] duplicate-ad-attribute: Value shared by several AD objects
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=John Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
+#   (john.doe@contoso.com) has mailNickname jdoe, which 1 other in-scope AD object(s) also have
+#   (CN=Jane Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com): Entra accepts it once, the other
+#   exports fail with AttributeValueMustBeUnique
+#   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
+#   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
+#   Start-ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [9c4dbdb7094e01a254f6] duplicate-cloud-account: One person, two cloud accounts
 #   Why manual: the matched account sara.davis@contoso.com does not look like a quarantined
 #   <name>1234@<tenant>.onmicrosoft.com twin: decide which of the two accounts to keep
 #   Finding: AD user CN=Sara Davis,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
 #   (sara.davis@contoso.com) is matched to cloud user sara.davis@contoso.com (id
-#   d1eaeac0-ca8e-4350-a00e-1767a6201dc7) while another active cloud user s.davis@contoso.com
-#   (id 235bff70-5d23-4b29-acf0-6681d12610f3, not synced) also has its
+#   7d4d24ab-0df8-4073-aaee-970dc097616c) while another active cloud user s.davis@contoso.com
+#   (id 4abda492-139b-4f30-904f-f767fdb9ebb3, not synced) also has its
 #   mail,proxyAddresses,userPrincipalName sara.davis@contoso.com: one person, two cloud accounts
 #   How to fix: Connect Health's 'orphaned object' fix by hand: take the AD user out of scope
 #   (or pause sync), delete A and purge it (Remove-MgUser, then Remove-MgDirectoryDeletedItem
@@ -1261,29 +1313,7 @@ Complete-SaRun
 #   -PolicyType Delta. See hard-match-blocked when B is privileged or has
 #   onPremisesObjectIdentifier set.
 #
-# MANUAL STEP [2c6ff20d7ca17374a3e3] enabled-drift: Account enabled state differs between AD and Entra ID
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Chris Green,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is enabled
-#   but its matched cloud user chris.green@contoso.com is blocked from sign-in.
-#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
-#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
-#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
-#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
-#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
-#   Disable-ADAccount if the block is intended.
-#
-# MANUAL STEP [4447d4f9684aad950aed] enabled-drift: Account enabled state differs between AD and Entra ID
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Greg Winston,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com is disabled but
-#   its matched cloud user greg.winston@contoso.com can still sign in.
-#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
-#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
-#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
-#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
-#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
-#   Disable-ADAccount if the block is intended.
-#
-# MANUAL STEP [9b71a62cf1bb1a10de2c] enabled-drift: Account enabled state differs between AD and Entra ID
+# MANUAL STEP [2e7b0df1f042e3187472] enabled-drift: Account enabled state differs between AD and Entra ID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Tara Singh,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is enabled
 #   but its matched cloud user tara.singh@contoso.com is blocked from sign-in.
@@ -1294,7 +1324,7 @@ Complete-SaRun
 #   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
 #   Disable-ADAccount if the block is intended.
 #
-# MANUAL STEP [d21914a30abb54532e8b] enabled-drift: Account enabled state differs between AD and Entra ID
+# MANUAL STEP [8623439d18a67f283787] enabled-drift: Account enabled state differs between AD and Entra ID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Leah Porter,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com is disabled but
 #   its matched cloud user leah.porter@contoso.com can still sign in.
@@ -1305,12 +1335,34 @@ Complete-SaRun
 #   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
 #   Disable-ADAccount if the block is intended.
 #
-# MANUAL STEP [3374b70f31ea1be337c8] hard-match-blocked: Hard match refused by the 2026 hardening
+# MANUAL STEP [9b87b99c3f80ae759c94] enabled-drift: Account enabled state differs between AD and Entra ID
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Chris Green,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is enabled
+#   but its matched cloud user chris.green@contoso.com is blocked from sign-in.
+#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
+#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
+#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
+#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
+#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
+#   Disable-ADAccount if the block is intended.
+#
+# MANUAL STEP [a0d2f5a6f358fa3121ec] enabled-drift: Account enabled state differs between AD and Entra ID
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Greg Winston,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com is disabled but
+#   its matched cloud user greg.winston@contoso.com can still sign in.
+#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
+#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
+#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
+#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
+#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
+#   Disable-ADAccount if the block is intended.
+#
+# MANUAL STEP [0213415401351cb52136] hard-match-blocked: Hard match refused by the 2026 hardening
 #   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
 #   the role assignment/eligibility by hand, let the match happen (Start-ADSyncSyncCycle
 #   -PolicyType Delta), then add it back
 #   Finding: AD user CN=Adele Vance,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-#   (adele.vance@contoso.com)'s anchor hFfmrqEwDkC7sUzBTZ/s8g== is held by unsynced cloud user
+#   (adele.vance@contoso.com)'s anchor vQiMJPqQU0q8gB/4Xc57vg== is held by unsynced cloud user
 #   adele.vance@contoso.com, so the next sync takes that account over by hard match; Entra will
 #   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
 #   hardening'): adele.vance@contoso.com is PIM-eligible for privileged role(s) Global
@@ -1323,12 +1375,12 @@ Complete-SaRun
 #   MgDirectoryOnPremiseSynchronization for the window only. Then Start-ADSyncSyncCycle
 #   -PolicyType Delta. Keep allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
 #
-# MANUAL STEP [4b241780628b22e56b5c] hard-match-blocked: Hard match refused by the 2026 hardening
+# MANUAL STEP [84cafc3b99df70550d79] hard-match-blocked: Hard match refused by the 2026 hardening
 #   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
 #   the role assignment/eligibility by hand, let the match happen (Start-ADSyncSyncCycle
 #   -PolicyType Delta), then add it back
 #   Finding: AD user CN=Ravi Shankar,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com
-#   (ravi.shankar@contoso.com)'s anchor wriiA9J93kWgyq1q8vY+XA== is held by unsynced cloud user
+#   (ravi.shankar@contoso.com)'s anchor cP9bIyNdKUus8GaB0SYQ8w== is held by unsynced cloud user
 #   ravi.shankar@contoso.com, so the next sync takes that account over by hard match; Entra will
 #   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
 #   hardening'): ravi.shankar@contoso.com has privileged role(s) Privileged Role Administrator
@@ -1341,7 +1393,48 @@ Complete-SaRun
 #   MgDirectoryOnPremiseSynchronization for the window only. Then Start-ADSyncSyncCycle
 #   -PolicyType Delta. Keep allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
 #
-# MANUAL STEP [0375566e45e161eb7df0] invalid-attribute: Attribute value fails an IdFix rule
+# MANUAL STEP [fb237d016c5317649773] hard-match-blocked: Hard match refused by the 2026 hardening
+#   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
+#   the role assignment/eligibility by hand, let the match happen (Start-ADSyncSyncCycle
+#   -PolicyType Delta), then add it back
+#   Finding: AD user CN=Ezra Klein,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
+#   (ezra.klein@contoso.com)'s anchor GdeLqZB9t0y6CDnEeNqYlA== is held by unsynced cloud user
+#   ezra.klein@contoso.com, so the next sync takes that account over by hard match; Entra will
+#   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
+#   hardening'): ezra.klein@contoso.com has privileged role(s) Helpdesk Administrator assigned.
+#   Recovery: remove the role assignment/eligibility, let the match happen, re-add it, then
+#   Start-ADSyncSyncCycle -PolicyType Delta
+#   How to fix: onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri
+#   'beta/users/<id>' -Body '{"onPremisesObjectIdentifier":null}' (needs
+#   User.OnPremisesSync.ReadWrite.All and Global or Hybrid Identity Administrator). Roles:
+#   remove the assignment/eligibility, match, re-add it. Tenant switch: Update-
+#   MgDirectoryOnPremiseSynchronization for the window only. Then Start-ADSyncSyncCycle
+#   -PolicyType Delta. Keep allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
+#
+# MANUAL STEP [0d32b5f0ff69dbfd0761] invalid-attribute: Attribute value fails an IdFix rule
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: userPrincipalName 'kevin.brooks@contoso.local' of AD user CN=Kevin
+#   Brooks,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level domain.
+#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity <dn>
+#   -UserPrincipalName <value> (or -Replace @{<attribute>='<value>'}; for one proxyAddresses
+#   value -Remove @{proxyAddresses='<old>'} -Add @{proxyAddresses='<new>'}), and run Start-
+#   ADSyncSyncCycle -PolicyType Delta. A non-routable suffix needs a routable UPN suffix added
+#   in Active Directory Domains and Trusts and verified in the tenant first. Keep the old values
+#   (the remediation script writes an undo file) in case an application depends on them.
+#
+# MANUAL STEP [863b1a2d2427f102ec9f] invalid-attribute: Attribute value fails an IdFix rule
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: userPrincipalName 'quinn.harper@contoso.lab' of AD user CN=Quinn
+#   Harper,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level
+#   domain.
+#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity <dn>
+#   -UserPrincipalName <value> (or -Replace @{<attribute>='<value>'}; for one proxyAddresses
+#   value -Remove @{proxyAddresses='<old>'} -Add @{proxyAddresses='<new>'}), and run Start-
+#   ADSyncSyncCycle -PolicyType Delta. A non-routable suffix needs a routable UPN suffix added
+#   in Active Directory Domains and Trusts and verified in the tenant first. Keep the old values
+#   (the remediation script writes an undo file) in case an application depends on them.
+#
+# MANUAL STEP [a6ffb9c738619747bab7] invalid-attribute: Attribute value fails an IdFix rule
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: userPrincipalName 'samir.patel@contoso.local' of AD user CN=Samir
 #   Patel,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level
@@ -1353,18 +1446,7 @@ Complete-SaRun
 #   in Active Directory Domains and Trusts and verified in the tenant first. Keep the old values
 #   (the remediation script writes an undo file) in case an application depends on them.
 #
-# MANUAL STEP [59104f3e4b5d324a0cba] invalid-attribute: Attribute value fails an IdFix rule
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: userPrincipalName 'kevin.brooks@contoso.local' of AD user CN=Kevin
-#   Brooks,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level domain.
-#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity <dn>
-#   -UserPrincipalName <value> (or -Replace @{<attribute>='<value>'}; for one proxyAddresses
-#   value -Remove @{proxyAddresses='<old>'} -Add @{proxyAddresses='<new>'}), and run Start-
-#   ADSyncSyncCycle -PolicyType Delta. A non-routable suffix needs a routable UPN suffix added
-#   in Active Directory Domains and Trusts and verified in the tenant first. Keep the old values
-#   (the remediation script writes an undo file) in case an application depends on them.
-#
-# MANUAL STEP [03aba3778902f5acdc62] provisioning-error: Cloud user carries an on-premises provisioning error
+# MANUAL STEP [63e2a0a852760b62718a] provisioning-error: Cloud user carries an on-premises provisioning error
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: active cloud user sara.davis@contoso.com has a provisioning error
 #   (PropertyConflict) on ProxyAddresses value 'SMTP:sara.davis@contoso.com'.
@@ -1375,10 +1457,10 @@ Complete-SaRun
 #   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
 #   error on the next successful export.
 #
-# MANUAL STEP [226c18f39ae361cbb874] provisioning-error: Cloud user carries an on-premises provisioning error
+# MANUAL STEP [699d14bab07e0b46655e] provisioning-error: Cloud user carries an on-premises provisioning error
 #   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: active cloud user grant.hughes@contoso.com has a provisioning error
-#   (PropertyConflict) on ProxyAddresses value 'smtp:grant@contoso.com'.
+#   Finding: active cloud user lidia.holloway@fabrikam.com has a provisioning error
+#   (PropertyConflict) on ProxyAddresses value 'smtp:lidia.holloway@contoso.com'.
 #   How to fix: Find the other object holding the value: Get-MgUser -Filter "userPrincipalName
 #   eq '<value>'" or Get-MgUser -Filter "proxyAddresses/any(p:p eq 'smtp:<value>')". Remove or
 #   change the value on the object that should not have it (Set-ADUser for a synced source,
@@ -1386,7 +1468,7 @@ Complete-SaRun
 #   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
 #   error on the next successful export.
 #
-# MANUAL STEP [311a74b739958162a0e3] provisioning-error: Cloud user carries an on-premises provisioning error
+# MANUAL STEP [7fcd95251b7e571e9a35] provisioning-error: Cloud user carries an on-premises provisioning error
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: active cloud user john.smith4821@contoso.onmicrosoft.com has a provisioning error
 #   (PropertyConflict) on UserPrincipalName value 'john.smith@contoso.com'.
@@ -1397,7 +1479,7 @@ Complete-SaRun
 #   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
 #   error on the next successful export.
 #
-# MANUAL STEP [315b9830c060286eb9f5] provisioning-error: Cloud user carries an on-premises provisioning error
+# MANUAL STEP [833b40732a59475a46dc] provisioning-error: Cloud user carries an on-premises provisioning error
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: active cloud user carlos.ruiz@contoso.com has a provisioning error
 #   (PropertyConflict) on ProxyAddresses value 'smtp:sales@contoso.com'.
@@ -1408,7 +1490,29 @@ Complete-SaRun
 #   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
 #   error on the next successful export.
 #
-# MANUAL STEP [cb2a0c23f9d4d1aed78e] provisioning-error: Cloud user carries an on-premises provisioning error
+# MANUAL STEP [97f669a0ac6207bad25a] provisioning-error: Cloud user carries an on-premises provisioning error
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: active cloud user john.smith4821@contoso.onmicrosoft.com has a provisioning error
+#   (PropertyConflict) on ProxyAddresses value 'SMTP:john.smith@contoso.com'.
+#   How to fix: Find the other object holding the value: Get-MgUser -Filter "userPrincipalName
+#   eq '<value>'" or Get-MgUser -Filter "proxyAddresses/any(p:p eq 'smtp:<value>')". Remove or
+#   change the value on the object that should not have it (Set-ADUser for a synced source,
+#   Update-MgUser for a cloud-only one; hard-delete a soft-deleted holder with Remove-
+#   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
+#   error on the next successful export.
+#
+# MANUAL STEP [c893df5fa17b4a6d587c] provisioning-error: Cloud user carries an on-premises provisioning error
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: active cloud user grant.hughes@contoso.com has a provisioning error
+#   (PropertyConflict) on ProxyAddresses value 'smtp:grant@contoso.com'.
+#   How to fix: Find the other object holding the value: Get-MgUser -Filter "userPrincipalName
+#   eq '<value>'" or Get-MgUser -Filter "proxyAddresses/any(p:p eq 'smtp:<value>')". Remove or
+#   change the value on the object that should not have it (Set-ADUser for a synced source,
+#   Update-MgUser for a cloud-only one; hard-delete a soft-deleted holder with Remove-
+#   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
+#   error on the next successful export.
+#
+# MANUAL STEP [e2e9c89eebd335138ec8] provisioning-error: Cloud user carries an on-premises provisioning error
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: active cloud user marcus.reed@contoso.com has a provisioning error
 #   (PropertyConflict) on ProxyAddresses value 'smtp:info@contoso.com'; the value also belongs
@@ -1420,33 +1524,26 @@ Complete-SaRun
 #   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
 #   error on the next successful export.
 #
-# MANUAL STEP [d5a95bc113c091c8ca3d] provisioning-error: Cloud user carries an on-premises provisioning error
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: active cloud user lidia.holloway@fabrikam.com has a provisioning error
-#   (PropertyConflict) on ProxyAddresses value 'smtp:lidia.holloway@contoso.com'.
-#   How to fix: Find the other object holding the value: Get-MgUser -Filter "userPrincipalName
-#   eq '<value>'" or Get-MgUser -Filter "proxyAddresses/any(p:p eq 'smtp:<value>')". Remove or
-#   change the value on the object that should not have it (Set-ADUser for a synced source,
-#   Update-MgUser for a cloud-only one; hard-delete a soft-deleted holder with Remove-
-#   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
-#   error on the next successful export.
+# MANUAL STEP [4f15fad4554f837e3204] soft-match-blocked: Soft match will fail
+#   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
+#   the role assignment/eligibility by hand, let the match happen (Start-ADSyncSyncCycle
+#   -PolicyType Delta), then add it back
+#   Finding: AD user CN=Bianca Pisani,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
+#   (bianca.pisani@contoso.com) has no cloud user holding its anchor 1NKERTl1U0uDuuvsR4g68w==;
+#   its soft-match candidate bianca.pisani@contoso.com (id 6d7d98cd-16ed-4856-afaf-1ca846616e60,
+#   same primarySmtp bianca.pisani@contoso.com) cannot be matched: bianca.pisani@contoso.com
+#   holds directory role(s) Exchange Administrator (Existing Admin Role Conflict)
+#   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
+#   MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale immutableId on a
+#   cloud-only candidate: hard match with Update-MgUser -UserId <id> -OnPremisesImmutableId
+#   '<anchor>'. Group/contact or a candidate synced to another AD user: change the address on
+#   one side.
 #
-# MANUAL STEP [ddbe66a2a94d02a9e905] provisioning-error: Cloud user carries an on-premises provisioning error
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: active cloud user john.smith4821@contoso.onmicrosoft.com has a provisioning error
-#   (PropertyConflict) on ProxyAddresses value 'SMTP:john.smith@contoso.com'.
-#   How to fix: Find the other object holding the value: Get-MgUser -Filter "userPrincipalName
-#   eq '<value>'" or Get-MgUser -Filter "proxyAddresses/any(p:p eq 'smtp:<value>')". Remove or
-#   change the value on the object that should not have it (Set-ADUser for a synced source,
-#   Update-MgUser for a cloud-only one; hard-delete a soft-deleted holder with Remove-
-#   MgDirectoryDeletedItem), then run Start-ADSyncSyncCycle -PolicyType Delta. Entra clears the
-#   error on the next successful export.
-#
-# MANUAL STEP [34ba8303cfc440a9598f] soft-match-blocked: Soft match will fail
+# MANUAL STEP [4f16acdf860c5ec6940e] soft-match-blocked: Soft match will fail
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Helpdesk,OU=Service Accounts,DC=corp,DC=contoso,DC=com
-#   (helpdesk@contoso.com) has no cloud user holding its anchor /5af+dYSFkC8nfwN+Esy1A==; its
-#   soft-match candidate helpdesk@contoso.com (id 0e5249d4-7e66-4b79-a3f6-7820e16d87ad, same
+#   (helpdesk@contoso.com) has no cloud user holding its anchor Unuw+FuPp0yEIhPJlnUYAw==; its
+#   soft-match candidate helpdesk@contoso.com (id cf5fae05-47d3-4aaf-991e-d2f18b4e991b, same
 #   primarySmtp helpdesk@contoso.com) cannot be matched: the address belongs to group
 #   helpdesk@contoso.com (ObjectTypeMismatch)
 #   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
@@ -1455,22 +1552,33 @@ Complete-SaRun
 #   '<anchor>'. Group/contact or a candidate synced to another AD user: change the address on
 #   one side.
 #
-# MANUAL STEP [5c52128609518e96ffea] soft-match-blocked: Soft match will fail
+# MANUAL STEP [81b41c3c602eb361bd13] soft-match-blocked: Soft match will fail
 #   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
 #   the role assignment/eligibility by hand, let the match happen (Start-ADSyncSyncCycle
 #   -PolicyType Delta), then add it back
-#   Finding: AD user CN=Bianca Pisani,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-#   (bianca.pisani@contoso.com) has no cloud user holding its anchor rwT5X98Hg0KNtPmMAQmMZQ==;
-#   its soft-match candidate bianca.pisani@contoso.com (id d6ba77f0-fb23-4715-8346-8e40dde5256d,
-#   same primarySmtp bianca.pisani@contoso.com) cannot be matched: bianca.pisani@contoso.com
-#   holds privileged role(s) Exchange Administrator (Existing Admin Role Conflict)
+#   Finding: AD user CN=Wendy Tran,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
+#   (wendy.tran@contoso.com) has no cloud user holding its anchor /5af+dYSFkC8nfwN+Esy1A==; its
+#   soft-match candidate wendy.tran@contoso.com (id 0e5249d4-7e66-4b79-a3f6-7820e16d87ad, same
+#   primarySmtp wendy.tran@contoso.com) cannot be matched: wendy.tran@contoso.com holds
+#   directory role(s) Contoso Mailbox Auditor (Existing Admin Role Conflict)
 #   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
 #   MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale immutableId on a
 #   cloud-only candidate: hard match with Update-MgUser -UserId <id> -OnPremisesImmutableId
 #   '<anchor>'. Group/contact or a candidate synced to another AD user: change the address on
 #   one side.
 #
-# MANUAL STEP [49f561569ba0d266b0d7] stale-sync-object: Synced cloud user no longer receives updates
+# MANUAL STEP [0f40aacd3ba428609f7b] stale-sync-object: Synced cloud user no longer receives updates
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: Synced cloud user victor.hale@contoso.com was last synced 2026-11-02T01:00:00Z
+#   (21.0 days before the tenant's last sync); its AD user CN=Victor
+#   Hale,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is in scope.
+#   How to fix: Find the source object by onPremisesImmutableId (Get-MgUser -Filter
+#   "onPremisesImmutableId eq '<anchor>'") and the on-premises DN, check the Entra Connect
+#   export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source
+#   is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-
+#   premises object.
+#
+# MANUAL STEP [bbcceb68c876053f0ba5] stale-sync-object: Synced cloud user no longer receives updates
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user ben.walters@contoso.com was last synced 2026-10-09T01:00:00Z
 #   (45.0 days before the tenant's last sync); no AD user in the snapshot holds its anchor.
@@ -1480,22 +1588,11 @@ Complete-SaRun
 #   is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-
 #   premises object.
 #
-# MANUAL STEP [60b8d9f4dfbbeb936e6a] stale-sync-object: Synced cloud user no longer receives updates
+# MANUAL STEP [eec1ef10dafff18137f5] stale-sync-object: Synced cloud user no longer receives updates
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user yuki.sato@contoso.com was last synced 2026-11-02T01:00:00Z (21.0
 #   days before the tenant's last sync); its AD user CN=Yuki
 #   Sato,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is in scope.
-#   How to fix: Find the source object by onPremisesImmutableId (Get-MgUser -Filter
-#   "onPremisesImmutableId eq '<anchor>'") and the on-premises DN, check the Entra Connect
-#   export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source
-#   is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-
-#   premises object.
-#
-# MANUAL STEP [f1c70f8fb3e9cf30ba6c] stale-sync-object: Synced cloud user no longer receives updates
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: Synced cloud user victor.hale@contoso.com was last synced 2026-11-02T01:00:00Z
-#   (21.0 days before the tenant's last sync); its AD user CN=Victor
-#   Hale,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is in scope.
 #   How to fix: Find the source object by onPremisesImmutableId (Get-MgUser -Filter
 #   "onPremisesImmutableId eq '<anchor>'") and the on-premises DN, check the Entra Connect
 #   export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source
@@ -1511,12 +1608,12 @@ Complete-SaRun
 #   application event log; then Start-ADSyncSyncCycle -PolicyType Delta. For Cloud Sync, check
 #   the provisioning agent and the configuration's quarantine status in the Entra admin center.
 #
-# MANUAL STEP [1cd3bb217285d60d5ace] upn-drift: Cloud UPN differs from the on-premises UPN
+# MANUAL STEP [78e8bda4867911bcb8e8] upn-drift: Cloud UPN differs from the on-premises UPN
 #   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Marco Rossi,OU=Finance,OU=Users,DC=corp,DC=contoso,DC=com has UPN
-#   marco.rossi@fabrikam.com but its matched cloud user has UPN m.rossi@fabrikam.com: likely
-#   sync delivered the new UPN but the cloud UPN was not updated
-#   (synchronizeUpnForManagedUsersEnabled off, or changed in the cloud).
+#   Finding: AD user CN=John Smith,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   john.smith@contoso.com but its matched cloud user has UPN
+#   john.smith4821@contoso.onmicrosoft.com: likely the cloud UPN is a quarantined duplicate
+#   (duplicate attribute resiliency).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
 #   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
@@ -1526,38 +1623,7 @@ Complete-SaRun
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
 #
-# MANUAL STEP [5fa40c6ef3fdb31aa4e2] upn-drift: Cloud UPN differs from the on-premises UPN
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Zoë Müller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
-#   zoë.müller@contoso.com but its matched cloud user has UPN
-#   zoe.mueller@contoso.onmicrosoft.com: likely the AD UPN has characters Entra ID does not
-#   accept, so the cloud UPN fell back to <mailNickname>@<initial domain> (see invalid-attribute
-#   for the fix).
-#   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
-#   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
-#   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
-#   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
-#   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
-#
-# MANUAL STEP [640e0973fda8bcfdd55b] upn-drift: Cloud UPN differs from the on-premises UPN
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Hannah Weber,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
-#   hannah.weber@contoso.com but its matched cloud user has UPN hannah.schmidt@contoso.com:
-#   likely sync delivered the new UPN but the cloud UPN was not updated
-#   (synchronizeUpnForManagedUsersEnabled off, or changed in the cloud).
-#   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
-#   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
-#   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
-#   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
-#   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
-#
-# MANUAL STEP [918869323893b48d5696] upn-drift: Cloud UPN differs from the on-premises UPN
+# MANUAL STEP [7d2b78f23ade5848fd99] upn-drift: Cloud UPN differs from the on-premises UPN
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Anne Marie Dubois,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
 #   anne marie.dubois@contoso.com but its matched cloud user has UPN
@@ -1573,12 +1639,13 @@ Complete-SaRun
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
 #
-# MANUAL STEP [b21fd0c7b32b35a1e8d0] upn-drift: Cloud UPN differs from the on-premises UPN
+# MANUAL STEP [7f373e4922af99c3d967] upn-drift: Cloud UPN differs from the on-premises UPN
 #   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=John Smith,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
-#   john.smith@contoso.com but its matched cloud user has UPN
-#   john.smith4821@contoso.onmicrosoft.com: likely the cloud UPN is a quarantined duplicate
-#   (duplicate attribute resiliency).
+#   Finding: AD user CN=Zoë Müller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   zoë.müller@contoso.com but its matched cloud user has UPN
+#   zoe.mueller@contoso.onmicrosoft.com: likely the AD UPN has characters Entra ID does not
+#   accept, so the cloud UPN fell back to <mailNickname>@<initial domain> (see invalid-attribute
+#   for the fix).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
 #   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
@@ -1588,33 +1655,96 @@ Complete-SaRun
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
 #
-# MANUAL STEP [15c9325543e3d13dbb30] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+# MANUAL STEP [957a957148ac5e378952] upn-drift: Cloud UPN differs from the on-premises UPN
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Marco Rossi,OU=Finance,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   marco.rossi@fabrikam.com but its matched cloud user has UPN m.rossi@fabrikam.com: likely
+#   sync delivered the new UPN but the cloud UPN was not updated
+#   (synchronizeUpnForManagedUsersEnabled off, or changed in the cloud).
+#   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
+#   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
+#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
+#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
+#   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
+#   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [98ed22fde6b97d5bf699] upn-drift: Cloud UPN differs from the on-premises UPN
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Iwamoto Kenji,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   iwamoto kenji@contoso.com but its matched cloud user has UPN
+#   kenji.iwamoto@contoso.onmicrosoft.com: likely the AD UPN has characters Entra ID does not
+#   accept, so the cloud UPN fell back to <mailNickname>@<initial domain> (see invalid-attribute
+#   for the fix).
+#   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
+#   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
+#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
+#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
+#   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
+#   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [ba78c0e6e5cbd57e6423] upn-drift: Cloud UPN differs from the on-premises UPN
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Hannah Weber,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   hannah.weber@contoso.com but its matched cloud user has UPN hannah.schmidt@contoso.com:
+#   likely sync delivered the new UPN but the cloud UPN was not updated
+#   (synchronizeUpnForManagedUsersEnabled off, or changed in the cloud).
+#   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
+#   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
+#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
+#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
+#   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
+#   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
+#
+# MANUAL STEP [04f183b0b39cbc652d14] upn-suffix-unverified: UPN suffix is not a verified tenant domain
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Olivia Chen,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
 #   olivia.chen@corp.contoso.com whose suffix corp.contoso.com is not a verified tenant domain;
-#   its matched cloud user has UPN olivia.chen@contoso.onmicrosoft.com.
+#   its matched cloud user has UPN olivia.chen@contoso.onmicrosoft.com, the
+#   <mailNickname>@<initial domain> fallback Entra gives such a UPN.
 #   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
 #   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
 #   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
 #   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
 #   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
 #
-# MANUAL STEP [5f8618dd2fbf7749ffb1] upn-suffix-unverified: UPN suffix is not a verified tenant domain
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Samir Patel,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com has UPN
-#   samir.patel@contoso.local whose suffix contoso.local is not a verified tenant domain; Entra
-#   will give it the UPN samir.patel@contoso.onmicrosoft.com.
-#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
-#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
-#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
-#   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
-#   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
-#
-# MANUAL STEP [cc4ca86ede3a824d4da1] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+# MANUAL STEP [cf981b318320ccc67610] upn-suffix-unverified: UPN suffix is not a verified tenant domain
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Kevin Brooks,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
-#   kevin.brooks@contoso.local whose suffix contoso.local is not a verified tenant domain; its
-#   matched cloud user has UPN kevin.brooks@contoso.onmicrosoft.com.
+#   kevin.brooks@contoso.local whose suffix contoso.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   kevin.brooks@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
+#   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
+#   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
+#
+# MANUAL STEP [de81d2013941fe2ab480] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Quinn Harper,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   quinn.harper@contoso.lab whose suffix contoso.lab can never be a verified tenant domain
+#   (.lab is not a delegated top-level domain); its matched cloud user has UPN
+#   quinn.harper@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
+#   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
+#   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
+#
+# MANUAL STEP [ec9a5bc940d8612c3965] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Samir Patel,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   samir.patel@contoso.local whose suffix contoso.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); Entra will give it the UPN
+#   samir.patel@contoso.onmicrosoft.com.
 #   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
 #   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
 #   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
