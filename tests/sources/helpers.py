@@ -11,7 +11,7 @@ from typing import Any
 
 from audit.config import AdSource, Settings
 
-REAL_WORLD = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real-world"
+REAL_WORLD = Path(__file__).resolve().parents[1] / "data"  # exports nobody here wrote
 TAKEN_AT = "2026-11-23T06:00:00Z"
 
 
