@@ -740,7 +740,9 @@ def read_roles(text: str, path: Path, facts: RoleFacts) -> list[str]:
     /roleEligibilityScheduleInstances (optionally with $expand=roleDefinition),
     /roleManagement/directory/roleDefinitions (v1.0, or beta with isPrivileged), and the
     role-assignable groups with their members (GET /groups?$filter=isAssignableToRole eq true
-    &$expand=members, or one object {id, members: [...]} per group from Get-MgGroupMember).
+    &$expand=members, or one object {id, members: [...]} per group from Get-MgGroupMember -All,
+    Microsoft.Graph.Groups: MicrosoftDocs/microsoftgraph-docs-powershell
+    graph-powershell-1.0/Microsoft.Graph.Groups/Get-MgGroupMember.md).
     """
     kinds: list[str] = []
     for page in pages(text, path):
