@@ -739,22 +739,14 @@ def _cloud_report(
 
 
 def _reject_wrong_response(context: str, path: Path, line: int, *, deleted: bool) -> None:
-    """A Graph response given to the wrong import flag is refused by what its context names."""
-    lowered = context.lower()
-    entity = lowered.rsplit("#", 1)[-1]
-    wrong = [
-        ("domains", "--domains"),
-        ("organization", "--tenant"),
-        ("directory/onpremisessynchronization", "--tenant"),
-        ("rolemanagement", "--roles"),
-    ]
-    if not deleted:
-        wrong.append(("directory/deleteditems", "--deleted"))
-    for prefix, option in wrong:
-        if entity.startswith(prefix):
-            raise InputError(
-                path, f"this is not a users response ({context}): pass it with {option}", line=line
-            )
+    """A Graph response given to the wrong import flag is refused by what its context names.
+    (Users given to --deleted carry a users context too: _reject_active_users_as_deleted.)"""
+    flag = graphjson.import_flag(context.lower().rsplit("#", 1)[-1])
+    right = ("--cloud", "--deleted") if deleted else ("--cloud",)
+    if flag is not None and flag not in right:
+        raise InputError(
+            path, f"this is not a users response ({context}): pass it with {flag}", line=line
+        )
 
 
 def _reject_active_users_as_deleted(export: graphjson.Export) -> None:
@@ -876,9 +868,7 @@ def with_roles(
     reports = []
     for path in paths:
         text = read_input(path, ("json",))
-        before = (len(facts.grants), len(facts.definitions), len(facts.group_members))
         kinds = graphjson.read_roles(text.text, path, facts)
-        after = (len(facts.grants), len(facts.definitions), len(facts.group_members))
         reports.append(
             SourceReport(
                 name=path.name,
@@ -886,7 +876,7 @@ def with_roles(
                 path=str(path),
                 format="graph-json:" + "+".join(kinds or ["empty"]),
                 complete=True,
-                rows=sum(a - b for a, b in zip(after, before, strict=True)),
+                rows=sum(kinds.values()),
             )
         )
     known = set(cloud.get_column("id").to_list())

@@ -515,19 +515,26 @@ def _entity_of(item: Mapping[str, Any]) -> str:
     return ""
 
 
-def _flag_for(entity: str) -> str:
-    """`: pass it with --cloud` for a response that belongs to another import flag."""
-    for prefix, flag in (
-        ("users", "--cloud"),
-        ("directory/deleteditems", "--deleted"),
-        ("domains", "--domains"),
-        ("organization", "--tenant"),
-        ("directory/onpremisessynchronization", "--tenant"),
-        ("rolemanagement", "--roles"),
-    ):
-        if entity.startswith(prefix):
-            return f": pass it with {flag}"
-    return ""
+# The entity set an @odata.context names (`$metadata#<entity>`) -> the import flag it belongs to.
+RESPONSE_FLAGS = (
+    ("users", "--cloud"),
+    ("directory/deleteditems", "--deleted"),
+    ("domains", "--domains"),
+    ("organization", "--tenant"),
+    ("directory/onpremisessynchronization", "--tenant"),
+    ("rolemanagement", "--roles"),
+)
+
+
+def import_flag(entity: str) -> str | None:
+    """The import flag for a response about `entity` (lower-cased, after the '#')."""
+    return next((flag for prefix, flag in RESPONSE_FLAGS if entity.startswith(prefix)), None)
+
+
+def flag_for(entity: str) -> str:
+    """`: pass it with --cloud` for a response that belongs to an import flag."""
+    flag = import_flag(entity)
+    return f": pass it with {flag}" if flag else ""
 
 
 def domains_from_json(text: str, path: Path) -> list[Domain]:
@@ -538,7 +545,7 @@ def domains_from_json(text: str, path: Path) -> list[Domain]:
         if page.context and not entity.startswith("domains"):
             raise InputError(
                 path,
-                f"this is not a GET /domains response ({page.context}){_flag_for(entity)}",
+                f"this is not a GET /domains response ({page.context}){flag_for(entity)}",
                 line=page.line,
             )
         for item in page.items:
@@ -551,7 +558,7 @@ def domains_from_json(text: str, path: Path) -> list[Domain]:
                 raise InputError(
                     path,
                     f"not a domain: {name[:60]!r} (GET /domains objects have a domain name as id "
-                    "and isVerified)" + _flag_for(_entity_of(item)),
+                    "and isVerified)" + flag_for(_entity_of(item)),
                     line=page.line,
                 )
             found.append(
@@ -652,7 +659,7 @@ def _tenant_item(
     raise InputError(
         path,
         "not a GET /organization or GET /directory/onPremisesSynchronization response"
-        + _flag_for(context.rsplit("#", 1)[-1] or _entity_of(item)),
+        + flag_for(context.rsplit("#", 1)[-1] or _entity_of(item)),
         line=line,
     )
 
@@ -733,8 +740,9 @@ class RoleFacts:
 EXPAND_LIMIT = 20
 
 
-def read_roles(text: str, path: Path, facts: RoleFacts) -> list[str]:
-    """Add one --roles file to `facts`; returns what it held (roleAssignments, ...).
+def read_roles(text: str, path: Path, facts: RoleFacts) -> dict[str, int]:
+    """Add one --roles file to `facts`; returns how many objects of each kind it held
+    (roleAssignments, roleEligibility, roleDefinitions, groups).
 
     Accepted: GET /roleManagement/directory/roleAssignments and
     /roleEligibilityScheduleInstances (optionally with $expand=roleDefinition),
@@ -744,7 +752,7 @@ def read_roles(text: str, path: Path, facts: RoleFacts) -> list[str]:
     Microsoft.Graph.Groups: MicrosoftDocs/microsoftgraph-docs-powershell
     graph-powershell-1.0/Microsoft.Graph.Groups/Get-MgGroupMember.md).
     """
-    kinds: list[str] = []
+    kinds: dict[str, int] = {}
     for page in pages(text, path):
         context = page.context.lower()
         for item in page.items:
@@ -756,8 +764,7 @@ def read_roles(text: str, path: Path, facts: RoleFacts) -> list[str]:
                     "group with members: pass users with --cloud, domains with --domains",
                     line=page.line,
                 )
-            if kind not in kinds:
-                kinds.append(kind)
+            kinds[kind] = kinds.get(kind, 0) + 1
             if kind == "roleDefinitions":
                 definition = _role_definition(item, path, page.line)
                 facts.definitions[definition.id] = definition
