@@ -342,3 +342,31 @@ def test_unmatched_ad_with_refused_upn_characters_predicts_the_fallback() -> Non
     row = one(run(snapshot([user], [])), "unmatched-ad")
     assert evidence(row)["predicted_cloud_upn"] == "lou@contoso.onmicrosoft.com"
     assert "(its UPN has characters Entra ID does not accept)" in row["detail"]
+
+
+def test_a_non_privileged_directory_role_blocks_soft_match_but_not_hard_match() -> None:
+    """Exchange Administrator (no PRIVILEGED label): its holder is never soft-matched
+    ("Existing Admin Role Conflict" names any admin role), but a hard match onto it is not
+    refused by the 2026 hardening, which targets privileged roles only."""
+    exchange = {"directory_roles": ["Exchange Administrator"], "admin_roles": []}
+    soft = cloud_only_user("nina", **exchange)
+    findings = run(snapshot([ad_user("nina")], [soft]))
+    assert keys(findings) == {
+        ("soft-match-blocked", dn("nina"), cloud_id_for("nina"), "primarySmtp", "nina@contoso.com")
+    }
+    assert (
+        "holds directory role(s) Exchange Administrator (Existing Admin Role Conflict)"
+        in (one(findings, "soft-match-blocked")["detail"])
+    )
+    otto = ad_user("otto")
+    prestamped = cloud_only_user("otto", immutable_id=otto["anchor"], **exchange)
+    assert keys(run(snapshot([otto], [prestamped]))) == set()
+    privileged = cloud_only_user(
+        "otto",
+        immutable_id=otto["anchor"],
+        directory_roles=["Global Administrator"],
+        admin_roles=["Global Administrator"],
+    )
+    assert keys(run(snapshot([otto], [privileged]))) == {
+        ("hard-match-blocked", dn("otto"), cloud_id_for("otto"), None, None)
+    }
