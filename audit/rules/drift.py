@@ -302,7 +302,9 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
     fallback = cloud_suffix.str.ends_with(".onmicrosoft.com").fill_null(False)
     # a suffix whose TLD is not delegated can never be verified, whatever the domains export
     unverified = joins.suffix_never_verifiable("upn") | (
-        ~ad_suffix.is_in(verified).fill_null(False) if tenant.domains else pl.lit(False)
+        ~ad_suffix.is_in(verified).fill_null(False)
+        if ctx.met(Need.tenant_domains)
+        else pl.lit(False)
     )
     federated_change = (ad_suffix != cloud_suffix).fill_null(False) & (
         ad_suffix.is_in(federated).fill_null(False) | cloud_suffix.is_in(federated).fill_null(False)

@@ -329,19 +329,30 @@ def _proxy_parts(value: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr, pl
     return prefix, rest, is_smtp, is_primary, is_x
 
 
-def _proxy_kinds(value: pl.Expr) -> Kinds:
+def _prefixed_kinds(
+    value: pl.Expr, smtp_invalid: str, x_invalid: str, other_invalid: str, *, tld_primary_only: bool
+) -> Kinds:
+    """Checks of a `prefix:address` value: a second colon, the invalid characters of its kind
+    (smtp, X400/X500, other), and for smtp the RFC 2822 shape; the TLD of every smtp value, or
+    only of the primary `SMTP:` one (Entra drops secondary ones in unverified domains)."""
     _, rest, is_smtp, is_primary, is_x = _proxy_parts(value)
-    address = rest.str.replace_all(_SMTP_INVALID, "").str.replace_all(":", "", literal=True)
-    shape = _address_shape(address, check_tld=is_primary)
+    address = rest.str.replace_all(smtp_invalid, "").str.replace_all(":", "", literal=True)
+    shape = _address_shape(address, check_tld=is_primary if tld_primary_only else True)
     is_other = ~is_smtp & ~is_x  # SIP:, EUM:, no prefix
     return {
         "length": value.str.len_chars() > 256,
         "character": rest.str.contains(":", literal=True)
-        | (is_smtp & rest.str.contains(_SMTP_INVALID))
-        | (is_x & rest.str.contains(_X400_X500_INVALID))
-        | (is_other & rest.str.contains(_OTHER_PROXY_INVALID)),
+        | (is_smtp & rest.str.contains(smtp_invalid))
+        | (is_x & rest.str.contains(x_invalid))
+        | (is_other & rest.str.contains(other_invalid)),
         **{kind: is_smtp & failed for kind, failed in shape.items()},
     }
+
+
+def _proxy_kinds(value: pl.Expr) -> Kinds:
+    return _prefixed_kinds(
+        value, _SMTP_INVALID, _X400_X500_INVALID, _OTHER_PROXY_INVALID, tld_primary_only=True
+    )
 
 
 def _proxy_suspect(value: pl.Expr) -> pl.Expr:
@@ -387,17 +398,14 @@ def _proxy_fix(value: pl.Expr) -> pl.Expr:
 
 def _target_kinds(value: pl.Expr) -> Kinds:
     """targetAddress (Microsoft's prep doc: max 256, no space, invalid \\ < > ( ) ; , [ ] \",
-    an SMTP address that routes): like a proxy value, and the TLD is checked for SMTP ones."""
-    _, rest, is_smtp, _, _ = _proxy_parts(value)
-    address = rest.str.replace_all(_TARGET_SMTP_INVALID, "").str.replace_all(":", "", literal=True)
-    shape = _address_shape(address, check_tld=True)
-    return {
-        "length": value.str.len_chars() > 256,
-        "character": rest.str.contains(":", literal=True)
-        | (is_smtp & rest.str.contains(_TARGET_SMTP_INVALID))
-        | (~is_smtp & rest.str.contains(_TARGET_OTHER_INVALID)),
-        **{kind: is_smtp & failed for kind, failed in shape.items()},
-    }
+    an SMTP address that routes): like a proxy value, the TLD checked for every SMTP one."""
+    return _prefixed_kinds(
+        value,
+        _TARGET_SMTP_INVALID,
+        _TARGET_OTHER_INVALID,
+        _TARGET_OTHER_INVALID,
+        tld_primary_only=False,
+    )
 
 
 def _target_fix(value: pl.Expr) -> pl.Expr:
@@ -641,14 +649,11 @@ def _proposal_key() -> pl.Expr:
     without the prefix), the nickname or the sAMAccountName; null when it claims nothing."""
     proposed = pl.col("proposed")
     attribute = pl.col("attribute")
-    smtp = proposed.str.contains(_SMTP_PREFIX_RE)
     return (
-        pl.when(attribute.is_in(["userPrincipalName", "mail"]))
+        pl.when(attribute.is_in(["userPrincipalName", "mail", "mailNickname", "sAMAccountName"]))
         .then(proposed.str.to_lowercase())
-        .when(attribute.is_in(["proxyAddresses", "targetAddress"]) & smtp)
-        .then(proposed.str.slice(5).str.to_lowercase())
-        .when(attribute.is_in(["mailNickname", "sAMAccountName"]))
-        .then(proposed.str.to_lowercase())
+        .when(attribute.is_in(["proxyAddresses", "targetAddress"]))
+        .then(joins.target_smtp("proposed").str.to_lowercase())
     )
 
 
@@ -668,13 +673,13 @@ def _owners(ctx: RuleContext, keys: dict[str, list[str]]) -> pl.DataFrame:
     )
     outside = ctx.out_of_scope_ad.select(
         "source", "dn", "upn", "mail", "proxy_addresses", joins.target_smtp().alias("_target")
-    )
+    ).with_row_index("_o")
     out_of_scope = (
-        joins.address_keys(outside.with_row_index("_o"), "_o", ("upn", "mail", "_target"))
+        joins.address_keys(outside, "_o", ("upn", "mail", "_target"))
         .collect()
         .rename({"address": "key"})
         .filter(wanted)
-        .join(outside.with_row_index("_o").select("_o", "source", "dn"), on="_o")
+        .join(outside.select("_o", "source", "dn"), on="_o")
         .select("source", "dn", "key")
     )
     names = [

@@ -269,12 +269,11 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
         .then(pl.lit(" (its UPN has characters Entra ID does not accept)"))
         .otherwise(pl.lit(""))
     )
-    unverified = not_verified
     grace = ctx.now - timedelta(days=ctx.thresholds.unmatched_grace_days)
     overdue = pl.lit(tenant.dirsync_enabled is True) & (pl.col("when_created") < grace).fill_null(
         False
     )
-    rows = rows.with_columns(predicted_upn=predicted, unverified=unverified, overdue=overdue)
+    rows = rows.with_columns(predicted_upn=predicted, unverified=not_verified, overdue=overdue)
     detail = pl.concat_str(
         [
             j.say(

@@ -723,7 +723,7 @@ def _cloud_report(
     deleted: bool,
     export: graphjson.Export | None = None,
 ) -> SourceReport:
-    complete = result.complete and (export is None or export.complete)
+    complete = export is None or export.complete
     return SourceReport(
         name=", ".join(p.name for p in files),
         kind="deleted" if deleted else "cloud",
@@ -733,7 +733,7 @@ def _cloud_report(
         rows=result.rows,
         excluded=result.excluded,
         warnings=notes.lines(),
-        incomplete_reason=None if complete else (export.incomplete_reason if export else None),
+        incomplete_reason=export.incomplete_reason if export is not None else None,
         notes=(export.note,) if export is not None and export.note else (),
     )
 
@@ -741,7 +741,7 @@ def _cloud_report(
 def _reject_wrong_response(context: str, path: Path, line: int, *, deleted: bool) -> None:
     """A Graph response given to the wrong import flag is refused by what its context names.
     (Users given to --deleted carry a users context too: _reject_active_users_as_deleted.)"""
-    flag = graphjson.import_flag(context.lower().rsplit("#", 1)[-1])
+    flag = graphjson.import_flag(graphjson.context_entity(context))
     right = ("--cloud", "--deleted") if deleted else ("--cloud",)
     if flag is not None and flag not in right:
         raise InputError(
@@ -753,7 +753,7 @@ def _reject_active_users_as_deleted(export: graphjson.Export) -> None:
     """GET /users given to --deleted: its context names the users set and no object carries
     deletedDateTime (a deleted-items export selected without it still names deletedItems)."""
     first = export.pages[0]
-    entity = first.context.lower().rsplit("#", 1)[-1]
+    entity = first.entity
     if not entity.startswith("users") or entity.startswith("users/delta"):
         return
     objects = [obj for page in export.pages for obj in page.items]

@@ -66,9 +66,19 @@ class Page:
     count: int | None = None  # @odata.count, when the export asked for $count=true
 
     @property
+    def entity(self) -> str:
+        """What the @odata.context names, lower-cased: `users(id,...)`, `domains`..."""
+        return context_entity(self.context)
+
+    @property
     def final(self) -> bool:
         """The last page of its export: Graph leaves out @odata.nextLink only there."""
         return self.next_link is None
+
+
+def context_entity(context: str) -> str:
+    """`https://graph.microsoft.com/v1.0/$metadata#users(id)` -> `users(id)` (lower-cased)."""
+    return context.lower().rsplit("#", 1)[-1]
 
 
 def pages(text: str, path: Path) -> Iterator[Page]:
@@ -296,7 +306,6 @@ class CloudUsers:
 @dataclass
 class UserFileResult:
     rows: int = 0
-    complete: bool = True
     excluded: dict[str, int] = field(default_factory=dict)
 
 
@@ -541,7 +550,7 @@ def domains_from_json(text: str, path: Path) -> list[Domain]:
     """GET /domains: id, isVerified, isInitial, isDefault, authenticationType."""
     found: list[Domain] = []
     for page in pages(text, path):
-        entity = page.context.lower().rsplit("#", 1)[-1]
+        entity = page.entity
         if page.context and not entity.startswith("domains"):
             raise InputError(
                 path,
@@ -659,7 +668,7 @@ def _tenant_item(
     raise InputError(
         path,
         "not a GET /organization or GET /directory/onPremisesSynchronization response"
-        + flag_for(context.rsplit("#", 1)[-1] or _entity_of(item)),
+        + flag_for(context_entity(context) or _entity_of(item)),
         line=line,
     )
 
