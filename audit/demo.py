@@ -380,6 +380,7 @@ def build_estate() -> Estate:
     _plant_drift_cases(estate)
     _plant_tenant_cases(estate)
     _plant_idfix_cases(estate)
+    _plant_late_cases(estate)
     return estate
 
 
@@ -1047,6 +1048,25 @@ def _plant_idfix_cases(estate: Estate) -> None:
     crawler.display_name = "SharePoint crawler"
     estate.expect("invalid-attribute", crawler.dn)
     estate.expect("unmatched-ad", crawler.dn)
+
+
+def _plant_late_cases(estate: Estate) -> None:
+    """Cases added after the rest (last, so the seeded ids of everything above stay put)."""
+    # A leftover of the fabrikam.local forest in a MANAGED domain: nobody on-premises has its
+    # anchor and it is cloud-only now, so remediation.ps1 clears the anchor (Omar Haddad's,
+    # in the federated fabrikam.com, is left to a manual step: a federated user needs one).
+    ingrid = estate.cloud_only(
+        f"ingrid.berg@{DOMAIN}",
+        "Ingrid Berg",
+        created_days=1500,
+        onPremisesImmutableId=base64.b64encode(estate.guid().bytes_le).decode(),
+        onPremisesSyncEnabled=False,
+        onPremisesLastSyncDateTime=_iso(TAKEN - timedelta(days=420)),
+        onPremisesDistinguishedName=f"CN=Ingrid Berg,OU=Users,{OLD_FOREST_DN}",
+        onPremisesSamAccountName="iberg",
+        onPremisesDomainName="fabrikam.local",
+    )
+    estate.expect("cloud-orphan", ingrid["id"])
 
 
 # -- writers ----------------------------------------------------------------------------------

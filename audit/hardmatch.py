@@ -28,6 +28,7 @@ from audit.remediate import (
     Plan,
     PlanOptions,
     ScriptHeader,
+    link_role_detours,
     render_plan,
     tenant_label,
 )
@@ -343,6 +344,7 @@ def plan_hardmatch(
         except UnsafeValue as exc:
             plan.calls.clear()
             steps.append(Step("Script", BLOCKER, [f"a value failed validation: {exc}"]))
+    plan.calls = link_role_detours(plan.calls)
     for step in steps:
         if step.status == BLOCKER:
             manual(step.title, "blocks the hard match", " ".join(step.lines))
@@ -432,7 +434,8 @@ def _hardening_step(cloud: CloudUser, options: PlanOptions) -> Step:
         lines.append(
             f"onPremisesObjectIdentifier is set ({cloud.on_prem_object_id}): since 2026-07 Entra "
             "refuses a hard match onto an account that was synced before; the script clears it "
-            "(beta PATCH, needs User.OnPremisesSync.ReadWrite.All)"
+            "(beta PATCH, needs User-OnPremisesSyncBehavior.ReadWrite.All and the Hybrid "
+            "Identity Administrator role)"
         )
     roles = [*cloud.admin_roles, *(f"{r} (PIM-eligible)" for r in cloud.eligible_roles)]
     if roles:
@@ -550,6 +553,7 @@ def hardmatch_script(
         generated=generated,
         kind="hardmatch",
         explanation=tuple(explanation(result)),
+        tenant_id=tenant.tenant_id,
     )
     return render_plan(result.plan, header)
 

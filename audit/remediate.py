@@ -21,7 +21,7 @@ import json
 import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -47,6 +47,7 @@ from audit.powershell import (
 )
 from audit.rules.base import (
     AD_SET_ATTRIBUTE,
+    BLOCK_SIGN_IN,
     CLEAR_ANCHOR,
     CLEAR_ONPREM_OBJECT_ID,
     FIX_ANCHOR_ENCODING,
@@ -68,13 +69,147 @@ GRAPH_MODULES = (
     "Microsoft.Graph.Identity.DirectoryManagement",
 )
 ROLES_MODULE = "Microsoft.Graph.Identity.Governance"
-BASE_SCOPES = ("User.ReadWrite.All", "Directory.ReadWrite.All")
-ROLES_SCOPE = "RoleManagement.ReadWrite.Directory"
-ONPREM_SYNC_SCOPE = "User.OnPremisesSync.ReadWrite.All"
-# Least-privileged permission for deleting/restoring users in deleted items (and Remove-MgUser);
-# Directory.ReadWrite.All explicitly excludes deletions.
-DELETE_RESTORE_SCOPE = "User.DeleteRestore.All"
 GUID_ANCHOR_ATTRIBUTES = frozenset({"objectguid", "ms-ds-consistencyguid"})
+
+_GRAPH_DOCS = "https://learn.microsoft.com/graph/api/"
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A delegated Microsoft Graph permission the script asks for, and the page that names it as
+    the least-privileged one for the call."""
+
+    name: str
+    used_for: str
+    reference: str
+    # broader permissions that grant this one: with one of them in the script it is redundant
+    implied_by: tuple[str, ...] = ()
+
+
+# The least-privileged delegated permission of every Graph call the script makes, each checked
+# against the call's permissions table (see docs/ARCHITECTURE.md, "Remediation actions").
+PERMISSIONS: dict[str, Permission] = {
+    p.name: p
+    for p in (
+        Permission(
+            "User.Read.All",
+            "read users by id, UPN and onPremisesImmutableId, the deleted users, and the beta "
+            "onPremisesObjectIdentifier",
+            _GRAPH_DOCS + "directory-deleteditems-list?view=graph-rest-1.0",
+            implied_by=("User.ReadUpdate.All", "User.ReadWrite.All"),
+        ),
+        Permission(
+            "User.ReadUpdate.All",
+            "write onPremisesImmutableId and userPrincipalName (least privileged for "
+            "PATCH /users/{id} since 2026; User.ReadWrite.All is the higher one)",
+            _GRAPH_DOCS + "user-update?view=graph-rest-1.0",
+            implied_by=("User.ReadWrite.All",),
+        ),
+        Permission(
+            "User.ReadWrite.All",
+            "-Undo of a restore only: delete the restored user again (DELETE /users/{id} names "
+            "no lower permission)",
+            _GRAPH_DOCS + "user-delete?view=graph-rest-1.0",
+        ),
+        Permission(
+            "Domain.Read.All",
+            "read a domain's authenticationType (federated or managed) and the initial domain",
+            _GRAPH_DOCS + "domain-get?view=graph-rest-1.0",
+        ),
+        Permission(
+            "User.DeleteRestore.All",
+            "restore and permanently delete soft-deleted users",
+            _GRAPH_DOCS + "directory-deleteditems-delete?view=graph-rest-1.0",
+        ),
+        Permission(
+            "User-OnPremisesSyncBehavior.ReadWrite.All",
+            "clear onPremisesObjectIdentifier (hard-match hardening recovery)",
+            "https://learn.microsoft.com/entra/identity/hybrid/connect/"
+            "how-to-connect-install-existing-tenant#hard-match-security-protections",
+            # tshoot-clear-on-premises-attributes names it "specifically for the
+            # onPremisesObjectIdentifier attribute"; Graph documents it only for
+            # onPremisesSyncBehavior, so the Entra pages are the reference.
+        ),
+        Permission(
+            "User.EnableDisableAccount.All",
+            "block sign-in (accountEnabled = false) and unblock on undo",
+            _GRAPH_DOCS + "user-update?view=graph-rest-1.0",
+        ),
+        Permission(
+            "RoleManagement.Read.Directory",
+            "read role definitions (which roles are privileged)",
+            _GRAPH_DOCS + "rbacapplication-list-roledefinitions?view=graph-rest-1.0",
+        ),
+        Permission(
+            "RoleAssignmentSchedule.Read.Directory",
+            "read active role assignments with their schedules (roleAssignmentScheduleInstances)",
+            _GRAPH_DOCS
+            + "rbacapplication-list-roleassignmentscheduleinstances?view=graph-rest-1.0",
+            implied_by=("RoleAssignmentSchedule.ReadWrite.Directory",),
+        ),
+        Permission(
+            "RoleEligibilitySchedule.Read.Directory",
+            "read role eligibilities with their schedules (roleEligibilityScheduleInstances)",
+            _GRAPH_DOCS
+            + "rbacapplication-list-roleeligibilityscheduleinstances?view=graph-rest-1.0",
+            implied_by=("RoleEligibilitySchedule.ReadWrite.Directory",),
+        ),
+        Permission(
+            "RoleAssignmentSchedule.ReadWrite.Directory",
+            "remove and restore active role assignments through roleAssignmentScheduleRequests",
+            _GRAPH_DOCS + "rbacapplication-post-roleassignmentschedulerequests?view=graph-rest-1.0",
+        ),
+        Permission(
+            "RoleEligibilitySchedule.ReadWrite.Directory",
+            "remove and restore role eligibilities through roleEligibilityScheduleRequests",
+            _GRAPH_DOCS
+            + "rbacapplication-post-roleeligibilityschedulerequests?view=graph-rest-1.0",
+        ),
+    )
+}
+
+# The hard-match hardening re-check (onPremisesObjectIdentifier, privileged roles assigned or
+# eligible) runs before every action that sets or fixes an anchor.
+_HARDENING_READS = (
+    "User.Read.All",
+    "RoleManagement.Read.Directory",
+    "RoleAssignmentSchedule.Read.Directory",
+    "RoleEligibilitySchedule.Read.Directory",
+)
+_ANCHOR_WRITE = ("User.ReadUpdate.All", "Domain.Read.All")
+_ROLE_WRITES = (
+    "User.Read.All",
+    "RoleManagement.Read.Directory",
+    "RoleAssignmentSchedule.ReadWrite.Directory",
+    "RoleEligibilitySchedule.ReadWrite.Directory",
+)
+
+USER_ADMIN = "User Administrator"
+# Reading role assignment/eligibility instances is open to Global Reader, Security Reader and up,
+# not to User Administrator: the hardening re-check needs one of them beside it.
+ANCHOR_ADMIN = "User Administrator + Global Reader"
+HYBRID_ADMIN = "Hybrid Identity Administrator (or Global Administrator)"
+ROLE_ADMIN = "Privileged Role Administrator"
+_PRIVILEGED_TARGET = (
+    "; a target that holds an admin role needs Privileged Authentication Administrator"
+)
+
+REF_EXISTING_TENANT = (
+    "https://learn.microsoft.com/entra/identity/hybrid/connect/"
+    "how-to-connect-install-existing-tenant"
+)
+REF_DELETED_ITEMS = _GRAPH_DOCS + "directory-deleteditems-delete?view=graph-rest-1.0"
+REF_RESTORE = _GRAPH_DOCS + "directory-deleteditems-restore?view=graph-rest-1.0"
+REF_USER_UPDATE = _GRAPH_DOCS + "user-update?view=graph-rest-1.0"
+REF_REVOKE = "https://learn.microsoft.com/entra/identity/users/users-revoke-access"
+REF_DUPLICATE = (
+    "https://learn.microsoft.com/entra/identity/hybrid/connect/"
+    "how-to-connect-syncservice-duplicate-attribute-resiliency"
+)
+REF_PIM_REQUESTS = (
+    _GRAPH_DOCS + "rbacapplication-post-roleassignmentschedulerequests?view=graph-rest-1.0"
+)
+REF_SET_ADUSER = "https://learn.microsoft.com/powershell/module/activedirectory/set-aduser"
 
 
 @dataclass(frozen=True)
@@ -89,6 +224,11 @@ class ActionSpec:
     checks: tuple[str, ...]  # cmdlets of the live precondition check
     changes: tuple[str, ...]  # cmdlets that change the directory, in the order they run
     undo: str
+    scopes: tuple[str, ...] = ()  # delegated Graph permissions (PERMISSIONS keys)
+    undo_scopes: tuple[str, ...] = ()  # what -Undo of its logged changes needs
+    role: str = ""  # the least-privileged Entra role (or AD right) the action needs
+    documented: str = ""  # the documented path the action follows
+    references: tuple[str, ...] = ()
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -100,9 +240,14 @@ ACTIONS: dict[str, ActionSpec] = {
             10,
             CLOUD,
             "restore the soft-deleted holder of the anchor",
-            ("Get-MgDirectoryDeletedItemAsUser", "Get-MgUser"),
+            ("Invoke-MgGraphRequest",),
             ("Restore-MgDirectoryDeletedItem",),
             "Remove-MgUser (back to deleted items)",
+            scopes=("User.DeleteRestore.All", "User.Read.All"),
+            undo_scopes=("User.ReadWrite.All",),
+            role=USER_ADMIN,
+            documented="restore the deleted user so the AD user matches it again",
+            references=(REF_RESTORE,),
         ),
         ActionSpec(
             PURGE_DELETED_HOLDER,
@@ -110,9 +255,13 @@ ACTIONS: dict[str, ActionSpec] = {
             10,
             CLOUD,
             "permanently delete the soft-deleted holder of the anchor",
-            ("Get-MgDirectoryDeletedItemAsUser", "Get-MgUser"),
+            ("Invoke-MgGraphRequest",),
             ("Remove-MgDirectoryDeletedItem",),
             "none (a purge is final)",
+            scopes=("User.DeleteRestore.All", "User.Read.All"),
+            role=USER_ADMIN,
+            documented="hard-delete the deleted holder so the waiting account can match",
+            references=(REF_DELETED_ITEMS,),
         ),
         ActionSpec(
             CLEAR_ONPREM_OBJECT_ID,
@@ -123,16 +272,30 @@ ACTIONS: dict[str, ActionSpec] = {
             ("Invoke-MgGraphRequest",),
             ("Invoke-MgGraphRequest",),
             "none (sync maintains the attribute)",
+            scopes=("User-OnPremisesSyncBehavior.ReadWrite.All", "User.Read.All"),
+            role=HYBRID_ADMIN,
+            documented=(
+                "validate the intended source object, clear onPremisesObjectIdentifier to null, "
+                "rerun synchronization"
+            ),
+            references=(REF_EXISTING_TENANT + "#hard-match-security-protections",),
         ),
         ActionSpec(
             CLEAR_ANCHOR,
             "Invoke-SaClearAnchor",
             30,
             CLOUD,
-            "clear a wrong immutableId, with read-back",
-            ("Get-MgUser",),
+            "clear a wrong immutableId, with read-back (never on a federated UPN)",
+            ("Invoke-MgGraphRequest", "Get-MgDomain"),
             ("Invoke-MgGraphRequest",),
             "immutableId set back",
+            scopes=_ANCHOR_WRITE,
+            undo_scopes=_ANCHOR_WRITE,
+            role=USER_ADMIN + _PRIVILEGED_TARGET,
+            documented=(
+                "PATCH onPremisesImmutableId to null on a cloud-only user in a managed domain"
+            ),
+            references=(REF_USER_UPDATE,),
         ),
         ActionSpec(
             FIX_ANCHOR_ENCODING,
@@ -140,9 +303,17 @@ ACTIONS: dict[str, ActionSpec] = {
             40,
             CLOUD,
             "replace a wrongly encoded immutableId with the right value",
-            ("Get-MgUser", "Get-MgDirectoryDeletedItemAsUser"),
+            ("Invoke-MgGraphRequest", "Get-MgDomain"),
             ("Update-MgUser",),
             "immutableId set back",
+            scopes=(*_ANCHOR_WRITE, *_HARDENING_READS),
+            undo_scopes=_ANCHOR_WRITE,
+            role=ANCHOR_ADMIN + _PRIVILEGED_TARGET,
+            documented=(
+                "set onPremisesImmutableId to the value Entra Connect sends (federated UPN: "
+                "through the onmicrosoft.com domain and back)"
+            ),
+            references=(REF_USER_UPDATE, REF_EXISTING_TENANT),
         ),
         ActionSpec(
             SET_ANCHOR,
@@ -150,39 +321,75 @@ ACTIONS: dict[str, ActionSpec] = {
             50,
             CLOUD,
             "set the anchor on a cloud-only user (hard match)",
-            ("Get-MgUser", "Get-MgDirectoryDeletedItemAsUser"),
+            ("Invoke-MgGraphRequest", "Get-MgDomain"),
             ("Update-MgUser",),
             "immutableId set back",
+            scopes=(*_ANCHOR_WRITE, *_HARDENING_READS),
+            undo_scopes=_ANCHOR_WRITE,
+            role=ANCHOR_ADMIN + _PRIVILEGED_TARGET,
+            documented=(
+                "hard match: set onPremisesImmutableId on the cloud-only user, then sync; the "
+                "2026 hardening is re-checked first"
+            ),
+            references=(REF_EXISTING_TENANT, REF_USER_UPDATE),
         ),
         ActionSpec(
             MERGE_DUPLICATE_CLOUD,
             "Invoke-SaMergeDuplicateCloud",
             60,
             CLOUD,
-            "delete and purge the quarantined twin, anchor the original account",
-            ("Get-MgUser", "Get-MgDirectoryDeletedItemAsUser"),
-            ("Remove-MgUser", "Remove-MgDirectoryDeletedItem", "Update-MgUser"),
+            "after the AD user left sync scope: purge the soft-deleted twin, anchor the "
+            "original account",
+            ("Invoke-MgGraphRequest",),
+            ("Remove-MgDirectoryDeletedItem", "Update-MgUser"),
             "immutableId of the original set back (the twin's purge is final)",
+            scopes=(*_ANCHOR_WRITE, "User.DeleteRestore.All", *_HARDENING_READS),
+            undo_scopes=_ANCHOR_WRITE,
+            role=ANCHOR_ADMIN + "; on-premises: move the AD user between OUs",
+            documented=(
+                "take the AD user out of sync scope, let sync soft-delete the twin, purge it, "
+                "set the anchor on the original account, bring the AD user back"
+            ),
+            references=(REF_DUPLICATE, REF_DELETED_ITEMS, REF_EXISTING_TENANT),
         ),
         ActionSpec(
             ROLES_DETOUR,
             "Invoke-SaRolesDetour",
             70,
             CLOUD,
-            "take privileged roles off around the match, then put them back",
+            "take the admin roles off around the match, then put them back with their "
+            "original schedules",
+            ("Invoke-MgGraphRequest",),
             (
-                "Get-MgUser",
-                "Get-MgRoleManagementDirectoryRoleAssignment",
-                "Get-MgRoleManagementDirectoryRoleEligibilityScheduleInstance",
-            ),
-            (
-                "Remove-MgRoleManagementDirectoryRoleAssignment",
                 "New-MgRoleManagementDirectoryRoleEligibilityScheduleRequest",
+                "New-MgRoleManagementDirectoryRoleAssignmentScheduleRequest",
                 "Start-ADSyncSyncCycle",
-                "New-MgRoleManagementDirectoryRoleAssignment",
                 "New-MgRoleManagementDirectoryRoleEligibilityScheduleRequest",
+                "New-MgRoleManagementDirectoryRoleAssignmentScheduleRequest",
             ),
-            "roles put back (the function does it itself, in a finally block)",
+            "roles put back with their schedules (the function does it itself, in a finally block)",
+            scopes=_ROLE_WRITES,
+            undo_scopes=_ROLE_WRITES,
+            role=ROLE_ADMIN,
+            documented=(
+                "temporarily remove the role or eligibility, complete the match, then reassign it"
+            ),
+            references=(REF_EXISTING_TENANT + "#hard-match-security-protections", REF_PIM_REQUESTS),
+        ),
+        ActionSpec(
+            BLOCK_SIGN_IN,
+            "Invoke-SaBlockSignIn",
+            80,
+            CLOUD,
+            "block sign-in of a cloud user whose AD account is disabled",
+            ("Invoke-MgGraphRequest",),
+            ("Update-MgUser",),
+            "accountEnabled set back to true",
+            scopes=("User.EnableDisableAccount.All", "User.Read.All"),
+            undo_scopes=("User.EnableDisableAccount.All", "User.Read.All"),
+            role=USER_ADMIN + _PRIVILEGED_TARGET,
+            documented="disable the user in Microsoft Entra ID (Update-MgUser -AccountEnabled)",
+            references=(REF_REVOKE, REF_USER_UPDATE),
         ),
         ActionSpec(
             AD_SET_ATTRIBUTE,
@@ -193,9 +400,27 @@ ACTIONS: dict[str, ActionSpec] = {
             ("Get-ADUser", "Get-ADObject"),
             ("Set-ADUser",),
             "Set-ADUser back to the old value",
+            role="write access to the AD user's attributes (no Graph permission)",
+            documented="Set-ADUser -Replace (proxyAddresses: -Remove the old, -Add the new)",
+            references=(REF_SET_ADUSER,),
         ),
     )
 }
+
+
+def least_scopes(actions: Iterable[str], *, undo: bool = False) -> list[str]:
+    """The delegated permissions the given actions (or the undo of their logged changes) need,
+    in catalogue order, without one that a broader permission in the same list grants."""
+    wanted = {
+        scope
+        for action in actions
+        for scope in (ACTIONS[action].undo_scopes if undo else ACTIONS[action].scopes)
+    }
+    return [
+        name
+        for name, permission in PERMISSIONS.items()
+        if name in wanted and not wanted.intersection(permission.implied_by)
+    ]
 
 
 @dataclass(frozen=True)
@@ -208,6 +433,9 @@ class Call:
     title: str
     args: tuple[tuple[str, str | bool | None], ...]
     notes: tuple[str, ...] = ()
+    # reviewed manual steps around the call (the on-premises half of a documented path), with
+    # the run's values in them; comments only
+    steps: tuple[str, ...] = ()
 
     @property
     def spec(self) -> ActionSpec:
@@ -257,16 +485,26 @@ class Plan:
         return any(c.action == ROLES_DETOUR for c in self.calls)
 
     @property
+    def actions(self) -> list[str]:
+        return sorted({c.action for c in self.calls}, key=lambda a: (ACTIONS[a].phase, a))
+
+    @property
     def scopes(self) -> list[str]:
-        scopes = list(BASE_SCOPES)
-        deleting = {PURGE_DELETED_HOLDER, RESTORE_DELETED_HOLDER, MERGE_DUPLICATE_CLOUD}
-        if any(c.action in deleting for c in self.calls):
-            scopes.append(DELETE_RESTORE_SCOPE)
-        if self.uses_roles:
-            scopes.append(ROLES_SCOPE)
-        if any(c.action == CLEAR_ONPREM_OBJECT_ID for c in self.calls):
-            scopes.append(ONPREM_SYNC_SCOPE)
-        return scopes
+        return least_scopes(self.actions)
+
+    @property
+    def undo_scopes(self) -> list[str]:
+        return least_scopes(self.actions, undo=True)
+
+    @property
+    def roles(self) -> list[tuple[str, str]]:
+        """(Entra role, actions needing it) for the header, in phase order."""
+        by_role: dict[str, list[str]] = {}
+        for action in self.actions:
+            spec = ACTIONS[action]
+            if spec.section == CLOUD:
+                by_role.setdefault(spec.role, []).append(action)
+        return [(role, ", ".join(actions)) for role, actions in by_role.items()]
 
     @property
     def modules(self) -> list[str]:
@@ -277,6 +515,10 @@ class Plan:
 class PlanOptions:
     allow_role_changes: bool = False
     text_anchors: bool = False  # a non-GUID anchor attribute is configured (employeeID...)
+    federated_domains: frozenset[str] = frozenset()  # from the run's domains export
+    # per AD source: OUs configured as excluded from sync, where a user can be parked out of
+    # scope (the duplicate-account path)
+    excluded_ous: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class NotAutomatic(Exception):
@@ -302,7 +544,29 @@ def plan_findings(findings: pl.DataFrame, options: PlanOptions | None = None) ->
             plan.calls.append(item)
         else:
             plan.manual.append(item)
+    plan.calls = link_role_detours(plan.calls)
     return plan
+
+
+_ANCHOR_TARGET = {
+    SET_ANCHOR: "UserId",
+    FIX_ANCHOR_ENCODING: "UserId",
+    MERGE_DUPLICATE_CLOUD: "OriginalId",
+}
+
+
+def link_role_detours(calls: list[Call]) -> list[Call]:
+    """An anchor write onto a user whose privileged roles a later roles-detour call takes off
+    may go ahead despite those roles (the detour completes the documented recovery); any other
+    hardening blocker still stops it. The flag tells the script which writes those are."""
+    detoured = {c.arg("UserId") for c in calls if c.action == ROLES_DETOUR}
+    linked = []
+    for c in calls:
+        target = _ANCHOR_TARGET.get(c.action)
+        if target is not None:
+            c = replace(c, args=(*c.args, ("RolesDetourFollows", c.arg(target) in detoured)))
+        linked.append(c)
+    return linked
 
 
 def plan_finding(row: Mapping[str, Any], options: PlanOptions) -> Call | ManualStep | None:
@@ -338,9 +602,36 @@ def manual_step(row: Mapping[str, Any], reason: str, intended: str = MANUAL) -> 
         title=str(row.get("title") or (meta.title if meta else "")),
         reason=reason,
         detail=str(row.get("detail") or ""),
-        how=meta.remediation if meta else "",
+        how=with_run_values(meta.remediation, row) if meta else "",
         intended=intended,
     )
+
+
+def with_run_values(text: str, row: Mapping[str, Any]) -> str:
+    """A rule's remediation text with the placeholders this finding knows filled in, so the
+    manual step names the real object: <id>/<B> the cloud user id, <dn>/<user> the AD user's
+    objectGUID (both bare: a GUID needs no quotes, and may sit inside a quoted URI), <anchor>
+    and <AD UPN> as PowerShell literals. A value that fails validation leaves the placeholder
+    (the text is a comment either way)."""
+    for placeholder, column in (
+        ("<id>", "cloud_id"),
+        ("<B>", "cloud_id"),
+        ("<dn>", "ad_object_guid"),
+        ("<user>", "ad_object_guid"),
+    ):
+        try:
+            text = text.replace(placeholder, valid_guid(row.get(column)))
+        except UnsafeValue:
+            continue
+    for placeholder, column in (("<anchor>", "anchor"), ("<AD UPN>", "ad_upn")):
+        try:
+            value = valid_text(row.get(column))
+        except UnsafeValue:
+            continue
+        if value:
+            literal = str(ps_literal(value))
+            text = text.replace(f"'{placeholder}'", literal).replace(placeholder, literal)
+    return text
 
 
 def _rule_meta(code: str) -> Any:
@@ -440,9 +731,18 @@ def _fix_encoding(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) ->
     )
 
 
-def _clear_anchor(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _clear_anchor(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     if ev.get("sync_enabled") is True:
         raise NotAutomatic("the cloud user is synced: its anchor can only change on-premises")
+    domain = str(row.get("cloud_upn") or "").rpartition("@")[2].lower()
+    if domain in o.federated_domains:
+        # A federated UPN needs an immutableId (user-update, onPremisesImmutableId): cleared, the
+        # user cannot keep or get back its UPN. The script re-checks the domain live too.
+        raise NotAutomatic(
+            f"{row.get('cloud_upn')} is in the federated domain {domain}: its immutableId is not "
+            "cleared (a federated user must have one); set the right anchor on it, or move it to "
+            "a managed domain first"
+        )
     return _call(
         row,
         CLEAR_ANCHOR,
@@ -457,22 +757,90 @@ def _merge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     if ev.get("matched_looks_quarantined") is not True:
         raise NotAutomatic(
             f"the matched account {ev.get('matched_cloud_upn')} does not look like a quarantined "
-            "<name>1234@<tenant>.onmicrosoft.com twin: decide which of the two accounts to keep"
+            "<name>1234@<tenant>.onmicrosoft.com twin: " + keep_advice(row, ev)
         )
     if ev.get("other_sync_enabled") is True:
         raise NotAutomatic("the original account is synced: merging would be wrong")
-    return _call(
+    twin_id = valid_guid(ev.get("matched_cloud_id"), "twin cloud user id")
+    twin_upn = valid_text(ev.get("matched_cloud_upn"), "twin UPN")
+    original_id = valid_guid(row.get("cloud_id"), "original cloud user id")
+    original_upn = _text(row, "cloud_upn")
+    ad_guid = valid_guid(row.get("ad_object_guid"), "AD objectGUID")
+    dn = _required(row, "ad_dn")
+    parent = parent_dn(dn)
+    if parent is None:
+        raise NotAutomatic(f"cannot tell the OU of {dn}, so its way back into scope is unknown")
+    excluded = o.excluded_ous.get(str(row.get("ad_source") or ""), ())
+    target = ps_literal(excluded[0]) if excluded else "'<an OU that is not synced>'"
+    where = (
+        f"the OU excluded from sync in the configuration ({excluded[0]})"
+        if excluded
+        else "an OU Entra Connect does not sync (Synchronization Service > Connectors > the AD "
+        "connector > Configure Directory Partitions > Containers; Cloud Sync: the scoping "
+        "filter)"
+    )
+    steps = (
+        f"MANUAL STEP 1 of 3, on-premises, before this call: take AD user {dn} out of sync scope "
+        f"by moving it to {where}: Move-ADObject -Identity {ps_literal(ad_guid)} -TargetPath "
+        f"{target}; then Start-ADSyncSyncCycle -PolicyType Delta. Sync soft-deletes the twin "
+        f"{twin_upn} ({twin_id}); a synced object is not deleted in the cloud.",
+        "STEP 2 of 3, this call: purges the soft-deleted twin and sets the anchor on "
+        f"{original_upn} ({original_id}), after the hardening re-check. Until step 1 is done it "
+        "skips and says so.",
+        "MANUAL STEP 3 of 3, on-premises, after this call: bring the AD user back: "
+        f"Move-ADObject -Identity {ps_literal(ad_guid)} -TargetPath {ps_literal(parent)}; then "
+        f"Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches {original_upn}.",
+    )
+    call = _call(
         row,
         MERGE_DUPLICATE_CLOUD,
-        "delete and purge the quarantined twin, then anchor the original account",
-        TwinId=valid_guid(ev.get("matched_cloud_id"), "twin cloud user id"),
-        TwinUpn=valid_text(ev.get("matched_cloud_upn"), "twin UPN"),
-        OriginalId=valid_guid(row.get("cloud_id"), "original cloud user id"),
-        OriginalUpn=_text(row, "cloud_upn"),
+        "after the AD user left sync scope: purge the soft-deleted twin, anchor the original",
+        TwinId=twin_id,
+        TwinUpn=twin_upn,
+        OriginalId=original_id,
+        OriginalUpn=original_upn,
         Anchor=valid_anchor(row.get("anchor"), text_anchors=o.text_anchors),
         ExpectedImmutableId=valid_text(ev.get("other_immutable_id"), "current immutableId"),
-        AdUser=_text(row, "ad_dn"),
+        AdUser=dn,
     )
+    return replace(call, steps=steps)
+
+
+def keep_advice(row: Mapping[str, Any], ev: dict[str, Any]) -> str:
+    """Which of two cloud accounts of one person to keep, when the run can tell: the older one
+    holds the mailbox and history (the other was created by sync or by hand later)."""
+    matched = f"{ev.get('matched_cloud_upn')} (id {ev.get('matched_cloud_id')})"
+    other = f"{row.get('cloud_upn')} (id {row.get('cloud_id')})"
+    matched_created, other_created = ev.get("matched_created"), ev.get("other_created")
+    if not matched_created or not other_created or matched_created == other_created:
+        return (
+            f"the run cannot tell which of {matched} and {other} to keep (creation dates "
+            "unknown): compare mailbox, licences and last sign-in, then merge by hand"
+        )
+    if str(other_created) < str(matched_created):
+        return (
+            f"keep {other}, created {other_created}, before the synced account {matched} "
+            f"({matched_created}): take the AD user out of scope, purge {matched}, set the "
+            f"anchor {row.get('anchor')} on {other}, bring the AD user back"
+        )
+    return (
+        f"keep the synced account {matched}, created {matched_created}, before {other} "
+        f"({other_created}): move what {other} holds (mailbox, licences) and delete it "
+        f"(Remove-MgUser -UserId '{row.get('cloud_id')}')"
+    )
+
+
+def parent_dn(dn: str) -> str | None:
+    """The DN of the container of `dn` (RDN separators escaped with a backslash are skipped)."""
+    escaped = False
+    for i, ch in enumerate(dn):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ",":
+            return dn[i + 1 :].strip() or None
+    return None
 
 
 def _roles(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
@@ -491,6 +859,20 @@ def _roles(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
         Upn=_text(row, "cloud_upn"),
         Anchor=_required(row, "anchor"),
         Mode=mode,
+        AdUser=_text(row, "ad_dn"),
+    )
+
+
+def _block_sign_in(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+    if ev.get("ad_enabled") is not False or ev.get("cloud_account_enabled") is not True:
+        raise NotAutomatic("the cloud account is not one that signs in while AD says disabled")
+    return _call(
+        row,
+        BLOCK_SIGN_IN,
+        "block sign-in of the cloud account of a disabled AD user",
+        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
+        Upn=_text(row, "cloud_upn"),
+        AdObjectGuid=valid_guid(row.get("ad_object_guid"), "AD objectGUID"),
         AdUser=_text(row, "ad_dn"),
     )
 
@@ -544,6 +926,7 @@ _BUILDERS: dict[str, _Builder] = {
     ROLES_DETOUR: _roles,
     CLEAR_ONPREM_OBJECT_ID: _clear_object_id,
     AD_SET_ATTRIBUTE: _ad_set,
+    BLOCK_SIGN_IN: _block_sign_in,
 }
 
 
@@ -601,6 +984,7 @@ class ScriptHeader:
     generated: str
     kind: str = "remediation"  # or "hardmatch"
     explanation: tuple[str, ...] = ()
+    tenant_id: str | None = None  # the script connects to this tenant only
 
 
 def render_plan(plan: Plan, header: ScriptHeader) -> str:
@@ -615,11 +999,15 @@ def render_plan(plan: Plan, header: ScriptHeader) -> str:
             ", ".join(f"{code} x{n}" for code, n in sorted(codes[a].items())),
             ACTIONS[a].summary,
         )
-        for a in sorted(counts, key=lambda a: ACTIONS[a].phase)
+        for a in sorted(counts, key=lambda a: (ACTIONS[a].phase, a))
     ]
     run_id = (
         header.run_id if literal_problem(header.run_id) is None else comment_text(header.run_id)
     )
+    try:
+        tenant_id = valid_guid(header.tenant_id, "tenant id") if header.tenant_id else ""
+    except UnsafeValue:
+        tenant_id = ""  # the script then asks for -TenantId instead of trusting the value
     template = ps_environment().get_template(TEMPLATE)
     return template.render(
         header=header,
@@ -630,7 +1018,11 @@ def render_plan(plan: Plan, header: ScriptHeader) -> str:
         cloud_calls=plan.ordered_calls(CLOUD),
         onprem_calls=plan.ordered_calls(ON_PREMISES),
         functions=plan.functions,
-        scopes=plan.scopes,
+        scopes=[PERMISSIONS[name] for name in plan.scopes],
+        undo_scopes=plan.undo_scopes,
+        roles=plan.roles,
+        uses_roles=plan.uses_roles,
+        tenant_id=tenant_id,
         modules=plan.modules,
         no_action=sorted(plan.no_action.items()),
     )
@@ -639,11 +1031,15 @@ def render_plan(plan: Plan, header: ScriptHeader) -> str:
 # --- wiring ---------------------------------------------------------------------------------------
 
 
-def options_from_settings(settings: Settings) -> PlanOptions:
+def options_from_settings(settings: Settings, tenant: Tenant | None = None) -> PlanOptions:
     attributes = {(s.anchor_attribute or DEFAULT_ANCHOR_ATTRIBUTE).lower() for s in settings.ad}
     return PlanOptions(
         allow_role_changes=settings.remediation.allow_role_changes,
         text_anchors=bool(attributes - GUID_ANCHOR_ATTRIBUTES),
+        federated_domains=frozenset(d.lower() for d in tenant.federated_domains())
+        if tenant
+        else frozenset(),
+        excluded_ous={s.name: s.exclude_ous for s in settings.ad if s.exclude_ous},
     )
 
 
@@ -661,12 +1057,13 @@ def remediation_script(
     taken_at: str | None,
     generated: str,
 ) -> str:
-    plan = plan_findings(findings, options_from_settings(settings))
+    plan = plan_findings(findings, options_from_settings(settings, tenant))
     header = ScriptHeader(
         run_id=run_id,
         tenant=tenant_label(tenant),
         taken_at=taken_at or "unknown",
         generated=generated,
+        tenant_id=tenant.tenant_id,
     )
     return render_plan(plan, header)
 
@@ -696,3 +1093,29 @@ def write_remediation(
 def calls_for(plan: Plan, codes: Iterable[str]) -> Sequence[Call]:
     wanted = set(codes)
     return [c for c in plan.calls if c.code in wanted]
+
+
+def markdown_tables() -> str:
+    """The action and permission catalogues as the Markdown tables in docs/ARCHITECTURE.md (a
+    test keeps the two equal)."""
+    lines = [
+        "| action | Graph permissions (delegated) | Entra role | documented path | source |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in sorted(ACTIONS.values(), key=lambda s: (s.phase, s.action)):
+        scopes = ", ".join(least_scopes([spec.action])) or "none (ActiveDirectory module)"
+        undo = least_scopes([spec.action], undo=True)
+        if undo and undo != least_scopes([spec.action]):
+            scopes += f"; -Undo: {', '.join(undo)}"
+        sources = " ".join(f"<{ref}>" for ref in spec.references)
+        lines.append(
+            f"| `{spec.action}` | {scopes} | {spec.role} | {spec.documented} | {sources} |"
+        )
+    lines += [
+        "",
+        "| permission | what the script does with it | least-privileged per |",
+        "|---|---|---|",
+    ]
+    for permission in PERMISSIONS.values():
+        lines.append(f"| `{permission.name}` | {permission.used_for} | <{permission.reference}> |")
+    return "\n".join(lines) + "\n"

@@ -35,8 +35,12 @@ def _plan(snapshot, ad="alice", cloud="alice@contoso.com", **options):
     return plan_hardmatch(SnapshotDirectory(snapshot), ad, cloud, PlanOptions(**options))
 
 
+def _step(result, title):
+    return next(s for s in result.steps if s.title == title)
+
+
 def _status(result, title):
-    return next(s.status for s in result.steps if s.title == title)
+    return _step(result, title).status
 
 
 def _script_calls(result):
@@ -112,7 +116,11 @@ def test_admin_roles_block_unless_role_changes_are_allowed(roles):
     assert not on.blocked
     assert [c.action for c in on.plan.calls] == ["set-anchor", "roles-detour"]
     assert on.plan.calls[1].arg("Mode") == "hard"
-    assert "RoleManagement.ReadWrite.Directory" in on.plan.scopes
+    # the set-anchor may go ahead despite the roles: the detour after it takes them off
+    assert on.plan.calls[0].arg("RolesDetourFollows") is True
+    assert off.plan.calls[0].arg("RolesDetourFollows") is False
+    assert "RoleAssignmentSchedule.ReadWrite.Directory" in on.plan.scopes
+    assert "RoleEligibilitySchedule.ReadWrite.Directory" in on.plan.scopes
 
 
 def test_on_prem_object_identifier_is_cleared_first():
@@ -120,7 +128,10 @@ def test_on_prem_object_identifier_is_cleared_first():
     result = _plan(_estate(cloud))
     assert not result.blocked and _status(result, "Hard-match hardening") == ACTION
     assert [c.action for c in result.plan.calls] == ["clear-onprem-object-id", "set-anchor"]
-    assert "User.OnPremisesSync.ReadWrite.All" in result.plan.scopes
+    assert "User-OnPremisesSyncBehavior.ReadWrite.All" in result.plan.scopes
+    assert "User-OnPremisesSyncBehavior.ReadWrite.All" in " ".join(
+        _step(result, "Hard-match hardening").lines
+    )
 
 
 def test_federated_domain_means_the_upn_detour():

@@ -22,10 +22,14 @@ from audit.model import FINDINGS_SCHEMA, conform
 from audit.powershell import UnsafeValue
 from audit.remediate import (
     ACTIONS,
+    PERMISSIONS,
     Call,
     ManualStep,
     PlanOptions,
     ScriptHeader,
+    least_scopes,
+    markdown_tables,
+    options_from_settings,
     plan_finding,
     plan_findings,
     ps_environment,
@@ -33,9 +37,17 @@ from audit.remediate import (
     render_plan,
     write_remediation,
 )
+from audit.rules.base import (
+    AD_SET_ATTRIBUTE,
+    BLOCK_SIGN_IN,
+    CLEAR_ONPREM_OBJECT_ID,
+    RESTORE_DELETED_HOLDER,
+    ROLES_DETOUR,
+    SET_ANCHOR,
+)
 from audit.sources.files import import_files
 from tests.psast import assert_values_confined as confined
-from tests.psast import calls, flattened_commands, functions, parse, walk
+from tests.psast import calls, command_names, functions, parse, walk
 
 REPO = Path(__file__).resolve().parent.parent
 GUID_A = "9c26d141-29dc-414b-bf2b-e245e9b67427"
@@ -78,8 +90,8 @@ def _by_code(items: list[Any]) -> dict[str, list[str]]:
 
 
 def test_demo_calls_per_remediable_code(demo):
-    _settings, _snapshot, findings = demo
-    plan = plan_findings(findings, PlanOptions())
+    settings, snapshot, findings = demo
+    plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
     got = _by_code([*plan.calls, *plan.manual])
     assert got["anchor-held-by-deleted"] == [
         "Invoke-SaPurgeDeletedHolder",  # Megan Bowen: a cloud-only account waits
@@ -94,9 +106,17 @@ def test_demo_calls_per_remediable_code(demo):
         "MANUAL:manual",  # 'System.Byte[]' decodes to no AD user
     ]
     assert got["cloud-orphan"] == [
-        "Invoke-SaClearAnchor",  # cloud-only Omar Haddad with a fabrikam.local anchor
+        "Invoke-SaClearAnchor",  # cloud-only Ingrid Berg (managed contoso.com), stale anchor
+        "MANUAL:clear-anchor",  # Omar Haddad: same, but fabrikam.com is federated
         "MANUAL:manual",  # synced orphans: fix on-premises
         "MANUAL:manual",
+        "MANUAL:manual",
+    ]
+    # a disabled leaver who can still sign in is blocked; the reverse needs a human
+    assert got["enabled-drift"] == [
+        "Invoke-SaBlockSignIn",  # Greg Winston, Leah Porter: disabled in AD
+        "Invoke-SaBlockSignIn",
+        "MANUAL:manual",  # Chris Green, Tara Singh: blocked in the cloud on purpose?
         "MANUAL:manual",
     ]
     assert got["soft-match-blocked"] == [
@@ -133,7 +153,7 @@ def test_role_detour_only_when_enabled(demo):
     settings, snapshot, findings = demo
     off = plan_findings(findings, PlanOptions(allow_role_changes=False))
     on = plan_findings(findings, PlanOptions(allow_role_changes=True))
-    assert not off.uses_roles and "RoleManagement.ReadWrite.Directory" not in off.scopes
+    assert not off.uses_roles and "RoleAssignmentSchedule.ReadWrite.Directory" not in off.scopes
     detours = [c for c in on.calls if c.action == "roles-detour"]
     assert sorted((c.code, c.arg("Mode")) for c in detours) == [
         ("hard-match-blocked", "hard"),
@@ -142,8 +162,14 @@ def test_role_detour_only_when_enabled(demo):
         ("soft-match-blocked", "soft"),
         ("soft-match-blocked", "soft"),
     ]
-    assert "RoleManagement.ReadWrite.Directory" in on.scopes
+    assert "RoleAssignmentSchedule.ReadWrite.Directory" in on.scopes
+    assert "RoleEligibilitySchedule.ReadWrite.Directory" in on.scopes
     assert "Microsoft.Graph.Identity.Governance" in on.modules
+    # a set-anchor onto a user whose roles a later detour takes off may go ahead
+    detoured = {c.arg("UserId") for c in detours}
+    for call in on.calls:
+        if call.action in ("set-anchor", "fix-anchor-encoding"):
+            assert call.arg("RolesDetourFollows") is (call.arg("UserId") in detoured)
     off_script = _script(findings, settings, snapshot)
     on_script = _script(findings, _with_roles(settings), snapshot)
     assert "function Invoke-SaRolesDetour" not in off_script
@@ -172,10 +198,14 @@ def test_script_calls_are_exactly_the_plan(demo):
     """Parsing the script back gives the plan's calls, argument for argument, in phase order."""
     settings, snapshot, findings = demo
     settings = _with_roles(settings)
-    plan = plan_findings(findings, PlanOptions(allow_role_changes=True))
+    plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
     parsed = parse(_script(findings, settings, snapshot))
+    shown = {True: "$true", False: "$false"}
     expected = [
-        (c.function, {k: v for k, v in c.args if v is not None})
+        (
+            c.function,
+            {k: shown.get(v, v) if isinstance(v, bool) else v for k, v in c.args if v is not None},
+        )
         for c in plan.ordered_calls("cloud") + plan.ordered_calls("on-premises")
     ]
     got = [(name, {k: v for k, v in args.items() if v != "$null"}) for name, args in calls(parsed)]
@@ -187,89 +217,177 @@ def test_script_calls_are_exactly_the_plan(demo):
 # --- the action functions: exact cmdlet sequences -------------------------------------------------
 
 
-def _graph_or_ad(cmdlet: str) -> bool:
-    return cmdlet.partition("-")[2].startswith(("Mg", "AD"))
+# Helpers whose calls only report or log; the sequences below leave them out.
+_REPORTING = {
+    "Write-SaPlan", "Write-SaDone", "Skip-SaStep", "Write-SaFailure", "Write-Host",
+    "Write-Warning", "Out-Null", "Where-Object", "ForEach-Object", "Select-Object",
+    "Get-Command", "Start-Sleep", "ConvertTo-Json", "Get-Date",
+}  # fmt: skip
 
 
-_DETOUR_AND_WRITE = [
-    # Get-SaDetourUpn: the user's domain, the initial domain, is the temporary UPN free?
-    "Get-MgDomain",
-    "Get-MgDomain",
-    "Get-MgUser",
-    "Update-MgUser",  # UPN -> temporary (federated only)
-    "Update-MgUser",  # UPN back (finally block; text order)
-    "Invoke-MgGraphRequest",  # Set-SaImmutableId: PATCH null to clear...
-    "Update-MgUser",  # ...or Update-MgUser -OnPremisesImmutableId to set
-    "Get-MgUser",  # read-back
-]
-_SET_ANCHOR_CHECKED = [
-    "Get-MgUser",  # the user: exists, cloud-only, immutableId as expected
-    "Get-MgUser",  # no other active holder of the anchor
-    "Get-MgDirectoryDeletedItemAsUser",  # no soft-deleted holder
-    *_DETOUR_AND_WRITE,
-]
+def _steps(parsed: Any, function: str) -> list[str]:
+    """The commands a function runs itself, in text order (helpers not inlined)."""
+    return [c for c in command_names(parsed, functions(parsed)[function]) if c not in _REPORTING]
+
+
+def _expanded(parsed: Any, function: str) -> list[str]:
+    """Commands in text order with the script's helpers inlined, helper names kept. The reader
+    Invoke-SaGraphGet stays one step, so an Invoke-MgGraphRequest left in the list writes."""
+    defined = functions(parsed)
+
+    def expand(name: str, seen: frozenset[str]) -> list[str]:
+        out: list[str] = []
+        for cmd in command_names(parsed, defined[name]):
+            out.append(cmd)
+            if cmd in defined and cmd not in seen and cmd != "Invoke-SaGraphGet":
+                out.extend(expand(cmd, seen | {cmd}))
+        return out
+
+    return expand(function, frozenset({function}))
+
+
+_LOGGED_WRITE = ["Confirm-SaChange", "Start-SaChange"]
 EXPECTED_SEQUENCES = {
     "Invoke-SaRestoreDeletedHolder": [
-        "Get-MgDirectoryDeletedItemAsUser",  # the deleted holder still holds the anchor
-        "Get-MgUser",  # no active user took the anchor
+        "Get-SaDeletedUser",  # the deleted holder still holds the anchor
+        "Get-SaActiveHolders",  # no active user took the anchor
+        *_LOGGED_WRITE,
         "Restore-MgDirectoryDeletedItem",
+        "Stop-SaChange",  # failed (the write raised)
+        "Get-SaUser",  # read-back: the restored user is active
+        "Stop-SaChange",  # done
+        "Stop-SaChange",  # unverified
     ],
     "Invoke-SaPurgeDeletedHolder": [
-        "Get-MgDirectoryDeletedItemAsUser",
-        "Get-MgUser",  # no active holder
-        "Get-MgUser",  # the waiting account is still there and cloud-only
+        "Get-SaDeletedUser",
+        "Get-SaActiveHolders",
+        "Get-SaUser",  # the waiting account is still there and cloud-only
+        *_LOGGED_WRITE,
         "Remove-MgDirectoryDeletedItem",
+        "Stop-SaChange",
+        "Stop-SaChange",
     ],
     "Invoke-SaClearOnPremObjectId": [
-        "Invoke-MgGraphRequest",  # GET beta: the identifier is still the audited one
+        "Invoke-SaGraphGet",  # GET beta: the identifier is still the audited one
+        *_LOGGED_WRITE,
         "Invoke-MgGraphRequest",  # PATCH beta {"onPremisesObjectIdentifier":null}
-        "Invoke-MgGraphRequest",  # read-back
+        "Stop-SaChange",
+        "Invoke-SaGraphGet",  # read-back
+        "Stop-SaChange",
+        "Stop-SaChange",
     ],
-    "Invoke-SaClearAnchor": ["Get-MgUser", *_DETOUR_AND_WRITE],
-    "Invoke-SaFixAnchorEncoding": _SET_ANCHOR_CHECKED,
-    "Invoke-SaSetAnchor": _SET_ANCHOR_CHECKED,
+    "Invoke-SaClearAnchor": [
+        "Get-SaUser",
+        "Test-SaFederatedUpn",  # never on a federated UPN
+        "Get-SaActiveHolders",  # -KnownHolder: the lookup must return the user itself
+        *_LOGGED_WRITE,
+        "Set-SaImmutableId",
+        "Stop-SaChange",
+        "Test-SaImmutableId",
+        "Stop-SaChange",
+        "Stop-SaChange",
+    ],
+    "Invoke-SaFixAnchorEncoding": ["Set-SaAnchorChecked"],
+    "Invoke-SaSetAnchor": ["Set-SaAnchorChecked"],
+    "Set-SaAnchorChecked": [
+        "Get-SaUser",
+        "Test-SaAnchorTarget",  # holders, deleted holders, the hardening
+        *_LOGGED_WRITE,
+        "Invoke-SaWithUpnDetour",
+        "Set-SaImmutableId",
+        "Stop-SaChange",
+        "Test-SaImmutableId",
+        "Stop-SaChange",  # done
+        "Stop-SaChange",  # unverified
+    ],
+    "Test-SaAnchorTarget": [
+        "Get-SaActiveHolders",
+        "Get-SaDeletedHolders",
+        "Get-SaHardMatchBlockers",
+    ],
     "Invoke-SaMergeDuplicateCloud": [
-        "Get-MgUser",  # the twin still holds the anchor
-        "Get-MgUser",  # the original is still cloud-only
-        "Get-MgDirectoryDeletedItemAsUser",  # no deleted holder
-        "Remove-MgUser",  # delete the twin
-        "Get-MgDirectoryDeletedItemAsUser",  # wait for it in deleted items
-        "Remove-MgDirectoryDeletedItem",  # purge it
-        *_SET_ANCHOR_CHECKED,  # anchor the original
+        "Get-SaUser",  # the twin: still active means the AD user is still in scope -> skip
+        "Get-SaDeletedUser",  # the twin soft-deleted by sync
+        "Get-SaUser",  # the original account
+        "Test-SaAnchorTarget",  # before the purge: the anchor can go on the original
+        *_LOGGED_WRITE,
+        "Remove-MgDirectoryDeletedItem",  # purge the twin (no Remove-MgUser of a synced user)
+        "Stop-SaChange",
+        "Stop-SaChange",
+        "Set-SaAnchorChecked",
     ],
     "Invoke-SaRolesDetour": [
-        "Get-MgUser",
-        "Get-MgRoleManagementDirectoryRoleAssignment",
-        "Get-MgRoleManagementDirectoryRoleEligibilityScheduleInstance",
-        "Remove-MgRoleManagementDirectoryRoleAssignment",
-        "New-MgRoleManagementDirectoryRoleEligibilityScheduleRequest",  # adminRemove
-        "Start-ADSyncSyncCycle",  # Wait-SaMatch: when this is the Entra Connect server...
-        "Get-MgUser",  # ...then polls until the user shows as synced
-        "New-MgRoleManagementDirectoryRoleAssignment",  # finally: put back
-        "New-MgRoleManagementDirectoryRoleEligibilityScheduleRequest",  # adminAssign
+        "Get-SaUser",
+        "Get-SaActiveHolders",  # -KnownHolder
+        "Get-SaHardMatchBlockers",  # onPremisesObjectIdentifier would still block
+        "Get-SaRoleSchedules",
+        *_LOGGED_WRITE,
+        "Remove-SaRoleSchedule",
+        "Stop-SaChange",
+        "Stop-SaChange",
+        "Wait-SaMatch",
+        "Start-SaChange",  # finally: restore, logged
+        "Restore-SaRoleSchedule",
+        "Stop-SaChange",
+        "Stop-SaChange",
+    ],
+    "Invoke-SaBlockSignIn": [
+        "Get-SaUser",
+        "Get-ADUser",  # the AD account is still disabled (when the module is there)
+        *_LOGGED_WRITE,
+        "Update-MgUser",  # -AccountEnabled:$false
+        "Stop-SaChange",
+        "Get-SaUser",  # read-back
+        "Stop-SaChange",
+        "Stop-SaChange",
     ],
     "Invoke-SaAdSetAttribute": [
         "Get-ADUser",  # the value is still the audited one
         "Get-ADObject",  # the proposed value is not taken
+        *_LOGGED_WRITE,
         "Set-ADUser",  # proxyAddresses: -Remove old -Add new
         "Set-ADUser",  # others: -Replace
+        "Stop-SaChange",
+        "Stop-SaChange",
     ],
+    "Remove-SaRoleSchedule": [
+        "New-MgRoleManagementDirectoryRoleEligibilityScheduleRequest",
+        "New-MgRoleManagementDirectoryRoleAssignmentScheduleRequest",
+    ],
+    "Invoke-SaGraphGet": ["Invoke-MgGraphRequest"],
+    "Write-SaLog": ["Export-Csv"],
 }
+_WRITES = (
+    "Invoke-MgGraphRequest", "Update-MgUser", "Remove-MgDirectoryDeletedItem",
+    "Restore-MgDirectoryDeletedItem", "Remove-MgUser", "Set-ADUser", "Set-SaImmutableId",
+    "Remove-SaRoleSchedule", "Restore-SaRoleSchedule",
+)  # fmt: skip
 
 
-def test_exact_cmdlet_sequence_of_every_action(demo):
+def test_exact_sequence_of_every_action(demo):
     settings, snapshot, findings = demo
     parsed = parse(_script(findings, _with_roles(settings), snapshot))
     defined = functions(parsed)
     for spec in ACTIONS.values():
         assert spec.function in defined, spec.function
-        sequence = [c for c in flattened_commands(parsed, spec.function) if _graph_or_ad(c)]
-        assert sequence == EXPECTED_SEQUENCES[spec.function], spec.function
-        # The catalogue's change cmdlets occur in that order, after a live check.
+    for function, expected in EXPECTED_SEQUENCES.items():
+        assert _steps(parsed, function) == expected, function
+    # The catalogue's change cmdlets occur in that order in the inlined sequence.
+    for spec in ACTIONS.values():
+        sequence = _expanded(parsed, spec.function)
         position = 0
         for cmdlet in spec.changes:
             position = sequence.index(cmdlet, position)
-        assert sequence[0].startswith(("Get-", "Invoke-MgGraphRequest"))
+
+
+def test_every_write_is_confirmed_and_logged_with_its_before_value_first(demo):
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    for spec in ACTIONS.values():
+        sequence = _expanded(parsed, spec.function)
+        first_write = min(sequence.index(w) for w in _WRITES if w in sequence)
+        assert "Confirm-SaChange" in sequence[:first_write], spec.function
+        assert "Start-SaChange" in sequence[:first_write], spec.function
 
 
 def test_every_change_honours_should_process(demo):
@@ -279,7 +397,6 @@ def test_every_change_honours_should_process(demo):
     for spec in ACTIONS.values():
         body = parsed.text(functions(parsed)[spec.function])
         assert "if (-not $script:Apply) { Write-SaPlan" in body, spec.function
-        assert "Confirm-SaChange" in body or "Set-SaAnchorChecked" in body, spec.function
     # Every changing cmdlet runs after our own ShouldProcess, so it must not prompt a second time.
     for node in walk(parsed.tree.root_node):
         if node.type == "command":
@@ -290,23 +407,177 @@ def test_every_change_honours_should_process(demo):
     assert "return $script:Cmdlet.ShouldProcess($Target, $Operation)" in script
 
 
-def test_header_names_run_tenant_modules_and_scopes(demo):
+def test_the_change_log_is_written_under_whatif_and_confirm(demo):
+    """Export-Csv honours ShouldProcess: without -WhatIf:$false nothing is logged under -WhatIf,
+    and under -Confirm every row asks."""
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    exports = [
+        parsed.text(node)
+        for node in walk(parsed.tree.root_node)
+        if node.type == "command" and parsed.text(node.children[0]) == "Export-Csv"
+    ]
+    assert exports and all("-WhatIf:$false -Confirm:$false" in e for e in exports)
+
+
+def test_unverified_and_interrupted_writes_are_undone_too(demo):
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    rows = parsed.text(functions(parsed)["Get-SaUndoRows"])
+    assert "@('started', 'done', 'unverified', 'failed') -contains $_.Result" in rows
+    assert "$last[$row.Operation] = $row" in rows  # the last state of each change counts
+    checked = parsed.text(functions(parsed)["Set-SaAnchorChecked"])
+    assert "Stop-SaChange -Change $change -Result 'unverified'" in checked
+    undo = parsed.text(functions(parsed)["Undo-SaRow"])
+    for kind in ("'immutable-id'", "'upn'", "'restore'", "'account-enabled'", "'role-schedule'"):
+        assert kind in undo
+
+
+def test_header_names_run_tenant_modules_and_what_it_fixes(demo):
     settings, snapshot, findings = demo
     script = _script(findings, settings, snapshot)
     head = script[: script.index("$ErrorActionPreference")]
     assert "# Run:        demo" in head
     assert "contoso.onmicrosoft.com / 6f1c3a52-8d4e-4b7a-9c21-5e0f7d3b9a10" in head
     assert "Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement" in head
-    assert (
-        "User.ReadWrite.All, Directory.ReadWrite.All, User.DeleteRestore.All, "
-        "User.OnPremisesSync.ReadWrite.All" in head
-    )
-    assert "RoleManagement" not in head
+    assert "RoleAssignmentSchedule.ReadWrite" not in head
     assert "1 x purge-deleted-holder" in head and "9 x ad-set-attribute" in head
+    assert "2 x block-sign-in" in head and "1 x clear-anchor" in head
     assert "param(\n    [switch]$Apply," in script
     assert "Start-ADSyncSyncCycle -PolicyType Delta | Out-Null" in script
     assert "'{\"onPremisesImmutableId\":null}'" in script
     assert "Set-MsolUser" not in script and "AzureAD" not in script
+
+
+# --- permissions, tenant, lookups ---------------------------------------------------------------
+
+
+def test_scopes_are_the_documented_minimum_for_the_actions_present(demo):
+    settings, snapshot, findings = demo
+    assert least_scopes([RESTORE_DELETED_HOLDER]) == ["User.Read.All", "User.DeleteRestore.All"]
+    assert least_scopes([SET_ANCHOR]) == [
+        "User.ReadUpdate.All",  # User.Read.All is part of it
+        "Domain.Read.All",
+        "RoleManagement.Read.Directory",  # the hardening re-check reads roles
+        "RoleAssignmentSchedule.Read.Directory",
+        "RoleEligibilitySchedule.Read.Directory",
+    ]
+    assert least_scopes([CLEAR_ONPREM_OBJECT_ID]) == [
+        "User.Read.All",
+        "User-OnPremisesSyncBehavior.ReadWrite.All",
+    ]
+    assert least_scopes([BLOCK_SIGN_IN]) == ["User.Read.All", "User.EnableDisableAccount.All"]
+    assert least_scopes([ROLES_DETOUR]) == [
+        "User.Read.All",
+        "RoleManagement.Read.Directory",
+        "RoleAssignmentSchedule.ReadWrite.Directory",
+        "RoleEligibilitySchedule.ReadWrite.Directory",
+    ]
+    assert least_scopes([AD_SET_ATTRIBUTE]) == []
+    assert least_scopes([RESTORE_DELETED_HOLDER], undo=True) == ["User.ReadWrite.All"]
+    for name, permission in PERMISSIONS.items():
+        assert permission.reference.startswith("https://learn.microsoft.com/"), name
+        assert all(broader in PERMISSIONS for broader in permission.implied_by)
+    for spec in ACTIONS.values():
+        assert set(spec.scopes) | set(spec.undo_scopes) <= set(PERMISSIONS), spec.action
+        assert spec.role and spec.documented and spec.references, spec.action
+    off = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
+    assert off.scopes == least_scopes(off.actions)
+    assert "RoleAssignmentSchedule.ReadWrite.Directory" not in off.scopes
+    script = _script(findings, settings, snapshot)
+    for wrong in ("Directory.ReadWrite.All", "User.OnPremisesSync.ReadWrite.All"):
+        assert wrong not in script
+    head = script[: script.index("$ErrorActionPreference")]
+    for scope in off.scopes:
+        assert f"#     {scope}: {PERMISSIONS[scope].used_for[:40]}" in head
+    assert (
+        "#     Hybrid Identity Administrator (or Global Administrator): clear-onprem-object-id"
+        in head
+    )
+    assert "#     User Administrator: purge-deleted-holder, restore-deleted-holder" in head
+    literal = "$script:GraphScopes = @(" + ", ".join(f"'{s}'" for s in off.scopes) + ")"
+    assert literal in script
+
+
+def test_connects_to_the_run_tenant_only(demo):
+    settings, snapshot, findings = demo
+    script = _script(findings, settings, snapshot)
+    assert f"$script:RunTenantId = '{snapshot.tenant.tenant_id}'" in script
+    parsed = parse(script)
+    connect = parsed.text(functions(parsed)["Connect-SaGraph"])
+    assert "Connect-MgGraph -TenantId $tenant -Scopes $Scopes -NoWelcome" in connect
+    assert "([string]$context.TenantId -ne $tenant)" in connect
+    assert "$context.Scopes -notcontains $_" in connect
+    unknown = replace(snapshot.tenant, tenant_id=None)
+    script = remediation_script(
+        findings, settings, tenant=unknown, run_id="r", taken_at=None, generated="now"
+    )
+    assert "$script:RunTenantId = ''" in script  # the script then requires -TenantId
+    assert "run again with -TenantId" in script
+
+
+def test_no_lookup_goes_through_an_unescaped_filter(demo):
+    """Get-MgUser -Filter sends '+' as a space (msgraph-sdk-powershell #2973, #3522): every
+    lookup is a GET built by Invoke-SaGraphGet, which escapes the filter."""
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    getter = parsed.text(functions(parsed)["Invoke-SaGraphGet"])
+    assert "[uri]::EscapeDataString($Filter)" in getter
+    for node in walk(parsed.tree.root_node):
+        if node.type != "command":
+            continue
+        text, name = parsed.text(node), parsed.text(node.children[0])
+        assert name not in ("Get-MgUser", "Get-MgDirectoryDeletedItemAsUser"), text
+        assert not (name.startswith("Get-Mg") and "-Filter" in text), text
+        if name == "Invoke-MgGraphRequest" and "-Method GET" in text:
+            enclosing = node.parent
+            while enclosing is not None and enclosing.type != "function_statement":
+                enclosing = enclosing.parent
+            assert enclosing is not None and "Invoke-SaGraphGet" in parsed.text(enclosing)
+    holders = parsed.text(functions(parsed)["Get-SaActiveHolders"])
+    assert "if ($KnownHolder -and (-not @($users" in holders and "throw" in holders
+
+
+def test_every_anchor_write_rechecks_the_hardening_first(demo):
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    for function in (
+        "Invoke-SaSetAnchor",
+        "Invoke-SaFixAnchorEncoding",
+        "Invoke-SaMergeDuplicateCloud",
+        "Invoke-SaRolesDetour",
+    ):
+        sequence = _expanded(parsed, function)
+        first_write = min(sequence.index(w) for w in _WRITES if w in sequence)
+        assert "Get-SaHardMatchBlockers" in sequence[:first_write], function
+    blockers = parsed.text(functions(parsed)["Get-SaHardMatchBlockers"])
+    assert "'beta/users/{0}' -f $UserId" in blockers and "onPremisesObjectIdentifier" in blockers
+    schedules = parsed.text(functions(parsed)["Get-SaRoleSchedules"])
+    assert "roleAssignmentScheduleInstances" in schedules
+    assert "roleEligibilityScheduleInstances" in schedules
+    assert "$privileged = $true  # a role the definitions do not list" in schedules
+    # without PIM (no Entra ID P2) the check still sees permanent assignments
+    assert "'v1.0/roleManagement/directory/roleAssignments' -Filter $filter" in schedules
+
+
+def test_role_detour_restores_the_original_schedule(demo):
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    restore = parsed.text(functions(parsed)["Restore-SaRoleSchedule"])
+    assert "if ($Schedule.AssignmentType -eq 'Activated') { return" in restore
+    assert "$expiration = @{ type = 'afterDateTime'; endDateTime = $end.ToString('o') }" in restore
+    assert "if ($end -le $now) { return" in restore  # an expired schedule is not re-created
+    assert "scheduleInfo     = @{ startDateTime = $start.ToString('o'); expiration" in restore
+    detour = parsed.text(functions(parsed)["Invoke-SaRolesDetour"])
+    assert "$json = $schedule | ConvertTo-Json -Compress" in detour
+    assert "-Before $json -After '' -Undo 'role-schedule'" in detour
+    assert "MemberType -ne 'Direct'" in detour  # a role through a group: a person acts
+    assert "Where-Object { $_.Api -ne 'pim' }" in detour  # no PIM APIs: a person acts
+    assert "MemberType -ne 'Direct'" in detour  # group-based roles: a manual step
+    names = {parsed.text(n.children[0]) for n in walk(parsed.tree.root_node) if n.type == "command"}
+    # the old calls created a permanent assignment whatever the original schedule was
+    assert "New-MgRoleManagementDirectoryRoleAssignment" not in names
+    assert "Remove-MgRoleManagementDirectoryRoleAssignment" not in names
 
 
 def test_manual_steps_are_comments_only(demo):
@@ -698,3 +969,156 @@ def test_hostile_but_printable_values_become_literals_not_manual_steps():
     assert confined(parsed, [("SNTL9999Q", nasty), ("SNTL9998Q", dn)]) == 2
     ((_name, args),) = calls(parsed)
     assert args["ExpectedImmutableId"] == nasty and args["AdUser"] == dn
+
+
+# --- documented paths on crafted findings ---------------------------------------------------------
+
+
+def _duplicate_row(**evidence: Any) -> dict[str, Any]:
+    ev = {
+        "matched_cloud_id": GUID_B,
+        "matched_cloud_upn": "pat.obrien4821@contoso.onmicrosoft.com",
+        "matched_looks_quarantined": True,
+        "other_sync_enabled": None,
+        "other_immutable_id": None,
+    }
+    ev.update(evidence)
+    return finding(
+        code="duplicate-cloud-account",
+        remediation="merge-duplicate-cloud",
+        ad_source="corp",
+        ad_object_guid=GUID_C,
+        ad_dn="CN=O'Brien\\, Pat,OU=Staff,DC=corp,DC=contoso,DC=com",
+        cloud_id=GUID_A,
+        cloud_upn="pat.obrien@contoso.com",
+        anchor=ANCHOR,
+        evidence=ev,
+    )
+
+
+def test_duplicate_account_follows_the_out_of_scope_path():
+    options = PlanOptions(excluded_ous={"corp": ("OU=NoSync,DC=corp,DC=contoso,DC=com",)})
+    call = plan_finding(_duplicate_row(), options)
+    assert isinstance(call, Call) and call.action == "merge-duplicate-cloud"
+    before, this, after = call.steps
+    assert before.startswith("MANUAL STEP 1 of 3, on-premises, before this call")
+    assert f"Move-ADObject -Identity '{GUID_C}' -TargetPath 'OU=NoSync,DC=corp,DC=contoso,DC=com'"
+    assert f"Move-ADObject -Identity '{GUID_C}' -TargetPath 'OU=NoSync" in before
+    assert "pat.obrien4821@contoso.onmicrosoft.com" in before and GUID_B in before
+    assert "STEP 2 of 3, this call" in this
+    # back to the OU it came from: the parent of a DN whose RDN holds an escaped comma
+    assert f"-Identity '{GUID_C}' -TargetPath 'OU=Staff,DC=corp,DC=contoso,DC=com'" in after
+    unconfigured = plan_finding(_duplicate_row(), PlanOptions())
+    assert isinstance(unconfigured, Call)
+    assert "-TargetPath '<an OU that is not synced>'" in unconfigured.steps[0]
+    script = render_plan(
+        plan_findings(conform(pl.DataFrame([_duplicate_row()]), FINDINGS_SCHEMA), options),
+        ScriptHeader("r", "t", "x", "y"),
+    )
+    parsed = parse(script)
+    merge = _steps(parsed, "Invoke-SaMergeDuplicateCloud")
+    assert "Remove-MgUser" not in _expanded(parsed, "Invoke-SaMergeDuplicateCloud")
+    assert merge.index("Get-SaUser") < merge.index("Remove-MgDirectoryDeletedItem")
+    body = parsed.text(functions(parsed)["Invoke-SaMergeDuplicateCloud"])
+    assert "the twin {0} is still active: take AD user {1} out of sync scope" in body
+    # the steps are comments above the call, in the order they are done
+    start = script.index("# [ffffffffffffffffffff] duplicate-cloud-account")
+    block = script[start : script.index("Invoke-SaMergeDuplicateCloud @step", start)]
+    assert block.index("MANUAL STEP 1 of 3") < block.index("STEP 2 of 3")
+    assert block.index("STEP 2 of 3") < block.index("MANUAL STEP 3 of 3")
+
+
+@pytest.mark.parametrize(
+    ("evidence", "advice"),
+    [
+        (
+            {"matched_created": "2026-11-20T00:00:00Z", "other_created": "2019-03-01T00:00:00Z"},
+            "keep pat.obrien@contoso.com (id 9c26d141-29dc-414b-bf2b-e245e9b67427), created "
+            "2019-03-01T00:00:00Z, before the synced account",
+        ),
+        (
+            {"matched_created": "2018-01-01T00:00:00Z", "other_created": "2026-11-20T00:00:00Z"},
+            "keep the synced account pat.obrien4821@contoso.onmicrosoft.com (id "
+            "a80517d2-e517-424e-b041-286b54a6ba58), created 2018-01-01T00:00:00Z",
+        ),
+        ({}, "the run cannot tell which of"),
+    ],
+)
+def test_a_duplicate_that_is_not_a_quarantined_twin_says_which_account_to_keep(evidence, advice):
+    row = _duplicate_row(matched_looks_quarantined=False, **evidence)
+    step = plan_finding(row, PlanOptions())
+    assert isinstance(step, ManualStep) and step.intended == "merge-duplicate-cloud"
+    assert advice in step.reason
+
+
+def test_no_anchor_is_cleared_on_a_federated_upn():
+    row = finding(
+        code="cloud-orphan",
+        remediation="clear-anchor",
+        cloud_id=GUID_A,
+        cloud_upn="omar@Fabrikam.com",
+        anchor=ANCHOR,
+        evidence={"sync_enabled": False},
+    )
+    federated = PlanOptions(federated_domains=frozenset({"fabrikam.com"}))
+    step = plan_finding(row, federated)
+    assert isinstance(step, ManualStep) and "federated domain fabrikam.com" in step.reason
+    assert isinstance(plan_finding(row, PlanOptions()), Call)  # managed: cleared, re-checked live
+    script = render_plan(
+        plan_findings(conform(pl.DataFrame([row]), FINDINGS_SCHEMA)),
+        ScriptHeader("r", "t", "x", "y"),
+    )
+    parsed = parse(script)
+    clear = _steps(parsed, "Invoke-SaClearAnchor")
+    assert clear.index("Test-SaFederatedUpn") < clear.index("Start-SaChange")
+    undo = parsed.text(functions(parsed)["Undo-SaRow"])
+    assert "if ((-not $before) -and (Test-SaFederatedUpn" in undo  # undo never clears one either
+
+
+def test_block_sign_in_only_for_a_disabled_ad_user_who_can_sign_in():
+    row = finding(
+        code="enabled-drift",
+        remediation="block-sign-in",
+        cloud_id=GUID_A,
+        cloud_upn="leaver@contoso.com",
+        ad_object_guid=GUID_C,
+        ad_dn="CN=Leaver,OU=Staff,DC=corp,DC=contoso,DC=com",
+        evidence={"ad_enabled": False, "cloud_account_enabled": True},
+    )
+    call = plan_finding(row, PlanOptions())
+    assert isinstance(call, Call) and call.function == "Invoke-SaBlockSignIn"
+    assert call.arg("AdObjectGuid") == GUID_C
+    row["evidence"] = json.dumps({"ad_enabled": True, "cloud_account_enabled": False})
+    assert isinstance(plan_finding(row, PlanOptions()), ManualStep)
+
+
+def test_manual_steps_carry_the_values_the_run_knows(demo):
+    settings, snapshot, findings = demo
+    plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
+    rows = {r["fingerprint"]: r for r in findings.iter_rows(named=True)}
+    checked = 0
+    for step in plan.manual:
+        row = rows[step.fingerprint]
+        if row["cloud_id"]:
+            assert "<id>" not in step.how and "<B>" not in step.how, step.code
+        if row["anchor"]:
+            assert "<anchor>" not in step.how, step.code
+        if row["ad_object_guid"]:
+            assert "<dn>" not in step.how and "<user>" not in step.how, step.code
+        checked += str(row["cloud_id"]) in step.how
+    assert checked >= 10
+    omar = next(s for s in plan.manual if "omar.haddad" in s.reason)
+    assert (
+        "Invoke-MgGraphRequest -Method PATCH -Uri "
+        "'v1.0/users/0fa641c9-1a68-4427-ace3-41bcfe9b588a' -Body" in omar.how
+    )
+
+
+def test_architecture_doc_lists_every_action_with_its_permissions_role_and_source():
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    begin = text.index("-->\n", text.index("<!-- remediation-tables:begin")) + 4
+    end = text.index("<!-- remediation-tables:end -->")
+    assert text[begin:end] == markdown_tables(), (
+        "docs/ARCHITECTURE.md is out of date: paste the output of "
+        "python -c 'from audit.remediate import markdown_tables; print(markdown_tables())'"
+    )

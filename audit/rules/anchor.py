@@ -524,7 +524,9 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
 
 
 _ANCHOR_REMEDIATION_HOLDER = (
-    "Find the holder: Get-MgUser -Filter \"onPremisesImmutableId eq '<anchor>'\" and "
+    "Find the holder: Invoke-MgGraphRequest -Uri ('v1.0/users?$filter=' + "
+    "[uri]::EscapeDataString(\"onPremisesImmutableId eq '<anchor>'\")) (not Get-MgUser -Filter: "
+    "it sends '+' as a space, msgraph-sdk-powershell #2973) and "
     "Get-MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId."
 )
 

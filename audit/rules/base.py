@@ -30,6 +30,7 @@ MERGE_DUPLICATE_CLOUD = "merge-duplicate-cloud"
 ROLES_DETOUR = "roles-detour"
 CLEAR_ONPREM_OBJECT_ID = "clear-onprem-object-id"
 AD_SET_ATTRIBUTE = "ad-set-attribute"
+BLOCK_SIGN_IN = "block-sign-in"
 MANUAL = "manual"
 
 

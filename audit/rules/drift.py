@@ -23,7 +23,7 @@ import polars as pl
 
 from audit.model import Case, Need, RuleMeta, Severity
 from audit.rules import idfix, joins
-from audit.rules.base import MANUAL, Rule, RuleContext
+from audit.rules.base import BLOCK_SIGN_IN, MANUAL, Rule, RuleContext
 
 FAMILY = "drift"
 
@@ -119,8 +119,9 @@ ENABLED_DRIFT = RuleMeta(
         "stopped, object filtered, export error) or the cloud value was changed by hand."
     ),
     remediation=(
-        "For a disabled leaver, block sign-in now: Update-MgUser -UserId <id> "
-        "-AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the "
+        "For a disabled leaver, block sign-in now (remediation.ps1 does, with a re-check and an "
+        "undo): Update-MgUser -UserId <id> -AccountEnabled:$false, and revoke its sessions with "
+        "Revoke-MgUserSignInSession -UserId <id>; then find why the "
         "change did not flow (Entra Connect export errors, sync scope) and run "
         "Start-ADSyncSyncCycle -PolicyType Delta. For the reverse, confirm who blocked the cloud "
         "account (audit log) before re-enabling it with Update-MgUser -AccountEnabled:$true, or "
@@ -128,8 +129,9 @@ ENABLED_DRIFT = RuleMeta(
     ),
     references=(
         "https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-sync-technical-concepts",
+        "https://learn.microsoft.com/entra/identity/users/users-revoke-access",
     ),
-    remediation_actions=(MANUAL,),
+    remediation_actions=(BLOCK_SIGN_IN, MANUAL),
 )
 
 
@@ -440,7 +442,12 @@ def enabled_drift(ctx: RuleContext) -> pl.DataFrame:
         )
         .struct.json_encode()
         .alias("evidence"),
-        pl.lit(MANUAL).alias("remediation"),
+        # A leaver who can still sign in is blocked by the script (the documented emergency
+        # step); the reverse needs a human to find out who blocked the account and why.
+        pl.when(ad_disabled & pl.col("cloud_account_enabled").fill_null(False))
+        .then(pl.lit(BLOCK_SIGN_IN))
+        .otherwise(pl.lit(MANUAL))
+        .alias("remediation"),
     )
 
 

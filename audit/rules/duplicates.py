@@ -45,12 +45,17 @@ def duplicate_cloud_account(ctx: RuleContext) -> pl.DataFrame:
     if pairs.is_empty():
         return _EMPTY
     cloud = ctx.active_cloud
-    holders = cloud.select(pl.col("id").alias("holder_id"), pl.col("upn").alias("holder_upn"))
+    holders = cloud.select(
+        pl.col("id").alias("holder_id"),
+        pl.col("upn").alias("holder_upn"),
+        pl.col("created").alias("holder_created"),
+    )
     others = cloud.select(
         pl.col("id").alias("owner_id"),
         pl.col("upn").alias("b_upn"),
         pl.col("sync_enabled").alias("b_sync_enabled"),
         pl.col("immutable_id").alias("b_immutable_id"),
+        pl.col("created").alias("b_created"),
     )
     rows = ad_identity(ctx, pairs).join(holders, on="holder_id").join(others, on="owner_id")
     quarantined = pl.col("holder_upn").str.contains(_QUARANTINED).fill_null(False)
@@ -92,6 +97,9 @@ def duplicate_cloud_account(ctx: RuleContext) -> pl.DataFrame:
             matched_looks_quarantined=quarantined,
             other_sync_enabled=pl.col("b_sync_enabled"),
             other_immutable_id=pl.col("b_immutable_id"),
+            # which account to keep when A is not a quarantined twin: the older one
+            matched_created=pl.col("holder_created").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            other_created=pl.col("b_created").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
         ),
         pl.lit(MERGE_DUPLICATE_CLOUD).alias("remediation"),
     )
@@ -248,12 +256,13 @@ RULES: tuple[Rule, ...] = (
                 "reported as attribute-conflict-cloud instead: merging would be wrong there."
             ),
             remediation=(
-                "Connect Health's 'orphaned object' fix by hand: take the AD user out of scope "
-                "(or pause sync), delete A and purge it (Remove-MgUser, then "
-                "Remove-MgDirectoryDeletedItem -DirectoryObjectId <A>), set the anchor on B "
+                "A is synced, so it is not deleted in the cloud: take the AD user out of sync "
+                "scope (move it to an OU that is not synced) and run a delta sync, which "
+                "soft-deletes A; purge A (Remove-MgDirectoryDeletedItem), set the anchor on B "
                 "(Update-MgUser -UserId <B> -OnPremisesImmutableId '<anchor>'), bring the AD "
-                "user back and Start-ADSyncSyncCycle -PolicyType Delta. See hard-match-blocked "
-                "when B is privileged or has onPremisesObjectIdentifier set."
+                "user back and Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches B. "
+                "remediation.ps1 writes these steps with the run's values. See "
+                "hard-match-blocked when B is privileged or has onPremisesObjectIdentifier set."
             ),
             references=(REF_DUPLICATE_RESILIENCY, REF_EXISTING_TENANT, REF_SYNC_ERRORS),
             remediation_actions=(MERGE_DUPLICATE_CLOUD,),

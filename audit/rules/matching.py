@@ -604,7 +604,8 @@ RULES: tuple[Rule, ...] = (
             remediation=(
                 "onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri "
                 "'beta/users/<id>' -Body '{\"onPremisesObjectIdentifier\":null}' (needs "
-                "User.OnPremisesSync.ReadWrite.All and Global or Hybrid Identity Administrator). "
+                "User-OnPremisesSyncBehavior.ReadWrite.All and Global or Hybrid Identity "
+                "Administrator). "
                 "Roles: remove the assignment/eligibility, match, re-add it. Tenant switch: "
                 "Update-MgDirectoryOnPremiseSynchronization for the window only. Then "
                 "Start-ADSyncSyncCycle -PolicyType Delta. Keep "
