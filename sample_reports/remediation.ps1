@@ -8,8 +8,9 @@
     section), re-checks every precondition live, skips a step whose precondition no longer
     holds, and asks before each change (ConfirmImpact High: add -Confirm:$false to run
     unattended, or -WhatIf to run every live check without changing anything).
-    Every change is logged to a CSV file beside this script with its before and after values;
-    -Undo <log.csv> reverses the logged changes that can be reversed, newest first.
+    Every change is logged to a CSV file beside this script before it is made (with the value
+    it replaces) and again after its read-back; -Undo <log.csv> reverses the logged changes
+    that can be reversed, newest first, including those whose read-back did not confirm them.
 .PARAMETER Apply
     Make the changes; each one still honours -WhatIf and -Confirm.
 .PARAMETER Section
@@ -18,6 +19,8 @@
     A change log written by this script: reverse its changes (with -Apply; plan only without).
 .PARAMETER LogPath
     Where to write the change log (default: beside this script, one file per run).
+.PARAMETER TenantId
+    Only when the audit did not record its tenant: the tenant id to connect to.
 .PARAMETER SyncWaitMinutes
     How long an admin-role detour waits for the match before it puts the roles back.
 #>
@@ -29,6 +32,8 @@ param(
     [string]$Section = 'All',
     [string]$Undo = '',
     [string]$LogPath = '',
+    [ValidatePattern('^$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')]
+    [string]$TenantId = '',
     [int]$SyncWaitMinutes = 40
 )
 
@@ -42,18 +47,40 @@ param(
 #   1 x purge-deleted-holder: permanently delete the soft-deleted holder of the anchor (anchor-held-by-deleted x1)
 #   2 x restore-deleted-holder: restore the soft-deleted holder of the anchor (anchor-held-by-deleted x2)
 #   1 x clear-onprem-object-id: clear onPremisesObjectIdentifier (2026 hard-match hardening recovery) (hard-match-blocked x1)
-#   1 x clear-anchor: clear a wrong immutableId, with read-back (cloud-orphan x1)
+#   1 x clear-anchor: clear a wrong immutableId, with read-back (never on a federated UPN) (cloud-orphan x1)
 #   4 x fix-anchor-encoding: replace a wrongly encoded immutableId with the right value (anchor-format-invalid x4)
 #   2 x set-anchor: set the anchor on a cloud-only user (hard match) (soft-match-blocked x2)
-#   1 x merge-duplicate-cloud: delete and purge the quarantined twin, anchor the original account (duplicate-cloud-account x1)
+#   1 x merge-duplicate-cloud: after the AD user left sync scope: purge the soft-deleted twin, anchor the original account (duplicate-cloud-account x1)
+#   2 x block-sign-in: block sign-in of a cloud user whose AD account is disabled (enabled-drift x2)
 #   9 x ad-set-attribute: set an AD attribute to the IdFix-style proposed value (invalid-attribute x9)
-#   59 manual step(s), documented at the end of this script (comments only)
+#   58 manual step(s), documented at the end of this script (comments only)
 #   not in this script, no remediation needed: consistency-guid-differs x5, soft-match-pending x3, tenant-matching-settings x3, unmatched-ad x6
 #
 # Cloud section needs: PowerShell modules Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement
-#   (Install-Module <name> -Scope CurrentUser); delegated Graph scopes
-#   User.ReadWrite.All, Directory.ReadWrite.All, User.DeleteRestore.All, User.OnPremisesSync.ReadWrite.All
-#   and a Global or Hybrid Identity Administrator.
+#   (Install-Module <name> -Scope CurrentUser), a session in tenant contoso.onmicrosoft.com / 6f1c3a52-8d4e-4b7a-9c21-5e0f7d3b9a10
+#   and only these delegated Graph permissions (least privilege for the actions present):
+#     User.ReadUpdate.All: write onPremisesImmutableId and userPrincipalName (least privileged for PATCH /users/{id} since 2026; User.ReadWrite.All is the higher one)
+#       https://learn.microsoft.com/graph/api/user-update?view=graph-rest-1.0
+#     Domain.Read.All: read a domain's authenticationType (federated or managed) and the initial domain
+#       https://learn.microsoft.com/graph/api/domain-get?view=graph-rest-1.0
+#     User.DeleteRestore.All: restore and permanently delete soft-deleted users
+#       https://learn.microsoft.com/graph/api/directory-deleteditems-delete?view=graph-rest-1.0
+#     User-OnPremisesSyncBehavior.ReadWrite.All: clear onPremisesObjectIdentifier (hard-match hardening recovery)
+#       https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-install-existing-tenant#hard-match-security-protections
+#     User.EnableDisableAccount.All: block sign-in (accountEnabled = false) and unblock on undo
+#       https://learn.microsoft.com/graph/api/user-update?view=graph-rest-1.0
+#     RoleManagement.Read.Directory: read role definitions (which roles are privileged)
+#       https://learn.microsoft.com/graph/api/rbacapplication-list-roledefinitions?view=graph-rest-1.0
+#     RoleAssignmentSchedule.Read.Directory: read active role assignments with their schedules (roleAssignmentScheduleInstances)
+#       https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignmentscheduleinstances?view=graph-rest-1.0
+#     RoleEligibilitySchedule.Read.Directory: read role eligibilities with their schedules (roleEligibilityScheduleInstances)
+#       https://learn.microsoft.com/graph/api/rbacapplication-list-roleeligibilityscheduleinstances?view=graph-rest-1.0
+#   Entra roles of the signed-in admin, per action:
+#     User Administrator: purge-deleted-holder, restore-deleted-holder
+#     Hybrid Identity Administrator (or Global Administrator): clear-onprem-object-id
+#     User Administrator; a target that holds an admin role needs Privileged Authentication Administrator: clear-anchor, block-sign-in
+#     User Administrator + Global Reader; a target that holds an admin role needs Privileged Authentication Administrator: fix-anchor-encoding, set-anchor
+#     User Administrator + Global Reader; on-premises: move the AD user between OUs: merge-duplicate-cloud
 # On-premises section needs: the ActiveDirectory module (RSAT) and write access to the users.
 # Then, on the Entra Connect server: Start-ADSyncSyncCycle -PolicyType Delta (this script runs
 # it when the ADSync module is present, else it tells you).
@@ -63,10 +90,14 @@ $ErrorActionPreference = 'Stop'
 $script:Cmdlet = $PSCmdlet
 $script:Apply = [bool]$Apply
 $script:RunId = 'demo'
+$script:RunTenantId = '6f1c3a52-8d4e-4b7a-9c21-5e0f7d3b9a10'
 $script:GraphModules = @('Microsoft.Graph.Authentication', 'Microsoft.Graph.Users', 'Microsoft.Graph.Identity.DirectoryManagement')
-$script:GraphScopes = @('User.ReadWrite.All', 'Directory.ReadWrite.All', 'User.DeleteRestore.All', 'User.OnPremisesSync.ReadWrite.All')
-$script:UserProperties = @('id', 'userPrincipalName', 'onPremisesImmutableId', 'onPremisesSyncEnabled', 'accountEnabled')
+$script:GraphScopes = @('User.ReadUpdate.All', 'Domain.Read.All', 'User.DeleteRestore.All', 'User-OnPremisesSyncBehavior.ReadWrite.All', 'User.EnableDisableAccount.All', 'RoleManagement.Read.Directory', 'RoleAssignmentSchedule.Read.Directory', 'RoleEligibilitySchedule.Read.Directory')
+$script:UndoScopes = @('User.ReadWrite.All', 'Domain.Read.All', 'User.EnableDisableAccount.All')
+$script:UserSelect = 'id,userPrincipalName,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled'
+$script:RoleDefinitions = $null
 $script:Changed = 0
+$script:Unverified = 0
 $script:Skipped = 0
 $script:Failed = 0
 if (-not $LogPath) {
@@ -89,16 +120,20 @@ function Write-SaDone {
 }
 
 function Write-SaLog {
-    # One row per change (or skip) in the CSV beside the script; -Undo reads it back.
+    # One row per event in the CSV beside the script; -Undo reads it back. Export-Csv honours
+    # ShouldProcess (it has -WhatIf and -Confirm), so the log switches both off: under -WhatIf
+    # the log must still be written, under -Confirm it must not ask for every row.
+    # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/export-csv
     param(
         [string]$Fingerprint, [string]$Code, [string]$Action, [string]$TargetId,
         [string]$Property = '', [AllowNull()][object]$Before = $null,
         [AllowNull()][object]$After = $null, [string]$Result = 'done',
-        [string]$Undo = 'none', [string]$Note = ''
+        [string]$Undo = 'none', [string]$Note = '', [string]$Operation = ''
     )
     $row = [pscustomobject]@{
         Time        = (Get-Date).ToUniversalTime().ToString('o')
         RunId       = $script:RunId
+        Operation   = $Operation
         Fingerprint = $Fingerprint
         Code        = $Code
         Action      = $Action
@@ -110,12 +145,37 @@ function Write-SaLog {
         Undo        = $Undo
         Note        = $Note
     }
-    $row | Export-Csv -LiteralPath $script:LogPath -Append -NoTypeInformation -Encoding UTF8
+    $row | Export-Csv -LiteralPath $script:LogPath -Append -NoTypeInformation -Encoding UTF8 -WhatIf:$false -Confirm:$false
     switch ($Result) {
         'done' { $script:Changed += 1 }
+        'unverified' { $script:Unverified += 1 }
         'skipped' { $script:Skipped += 1 }
         'failed' { $script:Failed += 1 }
     }
+}
+
+function Start-SaChange {
+    # Logs a write BEFORE it is made, with the value it replaces, so -Undo has the before-value
+    # even when the script stops half-way. Stop-SaChange logs how it ended.
+    param(
+        [string]$Fingerprint, [string]$Code, [string]$Action, [string]$TargetId,
+        [string]$Property, [AllowNull()][object]$Before, [AllowNull()][object]$After,
+        [string]$Undo = 'none'
+    )
+    $change = @{
+        Fingerprint = $Fingerprint; Code = $Code; Action = $Action; TargetId = $TargetId
+        Property = $Property; Before = [string]$Before; After = [string]$After; Undo = $Undo
+        Operation = [guid]::NewGuid().ToString()
+    }
+    Write-SaLog @change -Result 'started'
+    return $change
+}
+
+function Stop-SaChange {
+    # done: the read-back shows the new value; unverified: the read-back timed out (-Undo still
+    # reverses it, after checking the value); failed: the write raised an error.
+    param([hashtable]$Change, [ValidateSet('done', 'unverified', 'failed')][string]$Result, [string]$Note = '')
+    Write-SaLog @Change -Result $Result -Note $Note
 }
 
 function Skip-SaStep {
@@ -138,16 +198,33 @@ function Confirm-SaChange {
 }
 
 function Connect-SaGraph {
+    # Connects to the run's tenant with exactly the given scopes, then refuses to go on unless
+    # the session is in that tenant and holds every scope: Connect-MgGraph may reuse a cached
+    # session of another tenant.
+    # https://learn.microsoft.com/powershell/module/microsoft.graph.authentication/connect-mggraph
+    param([string[]]$Scopes)
     foreach ($name in $script:GraphModules) {
         if (-not (Get-Module -ListAvailable -Name $name)) {
             throw ('PowerShell module {0} is missing: Install-Module {0} -Scope CurrentUser' -f $name)
         }
         Import-Module $name
     }
+    $tenant = $script:RunTenantId
+    if ($tenant -and $TenantId -and ($TenantId -ne $tenant)) {
+        throw ('-TenantId {0} is not the tenant this audit ran against ({1})' -f $TenantId, $tenant)
+    }
+    if (-not $tenant) { $tenant = $TenantId }
+    if (-not $tenant) {
+        throw 'The audit did not record its tenant id: run again with -TenantId <the audited tenant id>.'
+    }
+    Connect-MgGraph -TenantId $tenant -Scopes $Scopes -NoWelcome
     $context = Get-MgContext
-    $missing = @($script:GraphScopes | Where-Object { (-not $context) -or ($context.Scopes -notcontains $_) })
+    if ((-not $context) -or ([string]$context.TenantId -ne $tenant)) {
+        throw ('The Graph session is in tenant {0}, not {1}: Disconnect-MgGraph, then run again.' -f $context.TenantId, $tenant)
+    }
+    $missing = @($Scopes | Where-Object { $context.Scopes -notcontains $_ })
     if ($missing.Count -gt 0) {
-        Connect-MgGraph -Scopes $script:GraphScopes -NoWelcome
+        throw ('The Graph session lacks the permission(s) {0}: consent to them, then run again.' -f ($missing -join ', '))
     }
 }
 
@@ -157,21 +234,65 @@ function Format-SaFilter {
     return ('{0} eq ''{1}''' -f $Property, $Value.Replace('''', ''''''))
 }
 
+function Invoke-SaGraphGet {
+    # GET one object or every page of a collection (following @odata.nextLink). The filter is
+    # escaped with [uri]::EscapeDataString: Get-MgUser -Filter sends a '+' unescaped and Graph
+    # reads it as a space, so a base64 anchor with '+' finds nobody (msgraph-sdk-powershell
+    # issues #2973 and #3522).
+    param([string]$Path, [string]$Filter = '', [string]$Select = '')
+    $query = @()
+    if ($Filter) { $query += ('$filter={0}' -f [uri]::EscapeDataString($Filter)) }
+    if ($Select) { $query += ('$select={0}' -f $Select) }
+    $uri = $Path
+    if ($query.Count -gt 0) { $uri = '{0}?{1}' -f $Path, ($query -join '&') }
+    $items = @()
+    while ($uri) {
+        $page = Invoke-MgGraphRequest -Method GET -Uri $uri -OutputType HashTable
+        if (-not $page.ContainsKey('value')) { return , $page }
+        $items += @($page['value'])
+        $uri = [string]$page['@odata.nextLink']
+    }
+    return $items
+}
+
+function ConvertTo-SaUser {
+    param([hashtable]$Item)
+    return [pscustomobject]@{
+        Id                    = [string]$Item['id']
+        UserPrincipalName     = [string]$Item['userPrincipalName']
+        OnPremisesImmutableId = [string]$Item['onPremisesImmutableId']
+        OnPremisesSyncEnabled = $Item['onPremisesSyncEnabled']
+        AccountEnabled        = $Item['accountEnabled']
+    }
+}
+
+function Get-SaUsers {
+    param([string]$Property, [string]$Value)
+    $filter = Format-SaFilter -Property $Property -Value $Value
+    return @(Invoke-SaGraphGet -Path 'v1.0/users' -Filter $filter -Select $script:UserSelect | ForEach-Object { ConvertTo-SaUser -Item $_ })
+}
+
 function Get-SaUser {
     # The active user with this id, or $null.
     param([string]$UserId)
-    return @(Get-MgUser -Filter (Format-SaFilter -Property 'id' -Value $UserId) -Property $script:UserProperties) | Select-Object -First 1
+    return @(Get-SaUsers -Property 'id' -Value $UserId) | Select-Object -First 1
 }
 
 function Get-SaActiveHolders {
-    # Active users whose onPremisesImmutableId is exactly this anchor (case-sensitive).
-    param([string]$Anchor)
-    $users = @(Get-MgUser -Filter (Format-SaFilter -Property 'onPremisesImmutableId' -Value $Anchor) -All -Property $script:UserProperties)
-    return @($users | Where-Object { $_.OnPremisesImmutableId -ceq $Anchor })
+    # Active users whose onPremisesImmutableId is exactly this anchor (case-sensitive). Fails
+    # closed: when the run saw a holder and the lookup does not return it, the lookup cannot be
+    # trusted and the action stops.
+    param([string]$Anchor, [string]$KnownHolder = '')
+    $users = @(Get-SaUsers -Property 'onPremisesImmutableId' -Value $Anchor | Where-Object { $_.OnPremisesImmutableId -ceq $Anchor })
+    if ($KnownHolder -and (-not @($users | Where-Object { $_.Id -eq $KnownHolder }))) {
+        throw ('the lookup of onPremisesImmutableId {0} did not return {1}, which holds it: stopping rather than trusting an empty answer' -f $Anchor, $KnownHolder)
+    }
+    return $users
 }
 
 function Get-SaDeletedUsers {
-    return @(Get-MgDirectoryDeletedItemAsUser -All -Property $script:UserProperties)
+    # https://learn.microsoft.com/graph/api/directory-deleteditems-list
+    return @(Invoke-SaGraphGet -Path 'v1.0/directory/deletedItems/microsoft.graph.user' -Select $script:UserSelect | ForEach-Object { ConvertTo-SaUser -Item $_ })
 }
 
 function Get-SaDeletedHolders {
@@ -182,6 +303,13 @@ function Get-SaDeletedHolders {
 function Get-SaDeletedUser {
     param([string]$Id)
     return @(Get-SaDeletedUsers | Where-Object { $_.Id -eq $Id }) | Select-Object -First 1
+}
+
+function Test-SaFederatedUpn {
+    # Whether the UPN's domain is federated (Get-MgDomain, Domain.Read.All).
+    param([string]$Upn)
+    $domain = Get-MgDomain -DomainId ($Upn.Split('@')[-1])
+    return ($domain.AuthenticationType -eq 'Federated')
 }
 
 function Set-SaImmutableId {
@@ -211,12 +339,10 @@ function Get-SaDetourUpn {
     # For a user whose UPN domain is federated: a free UPN on the initial *.onmicrosoft.com
     # domain to park it on while the anchor changes; $null for managed domains.
     param([object]$User)
-    $parts = $User.UserPrincipalName.Split('@')
-    $domain = Get-MgDomain -DomainId $parts[-1]
-    if ($domain.AuthenticationType -ne 'Federated') { return $null }
+    if (-not (Test-SaFederatedUpn -Upn $User.UserPrincipalName)) { return $null }
     $initial = @(Get-MgDomain -All | Where-Object { $_.IsInitial }) | Select-Object -First 1
-    $temporary = '{0}@{1}' -f $parts[0], $initial.Id
-    if (@(Get-MgUser -Filter (Format-SaFilter -Property 'userPrincipalName' -Value $temporary) -Property $script:UserProperties).Count -gt 0) {
+    $temporary = '{0}@{1}' -f $User.UserPrincipalName.Split('@')[0], $initial.Id
+    if (@(Get-SaUsers -Property 'userPrincipalName' -Value $temporary).Count -gt 0) {
         throw ('the temporary UPN {0} for the federated-domain detour is taken' -f $temporary)
     }
     return $temporary
@@ -224,7 +350,8 @@ function Get-SaDetourUpn {
 
 function Invoke-SaWithUpnDetour {
     # Runs $Change; for a user in a federated domain first moves the UPN to the initial domain
-    # and always moves it back afterwards (Graph refuses anchor changes on federated UPNs).
+    # and always moves it back afterwards (Graph refuses anchor changes on federated UPNs, and a
+    # federated UPN needs an immutableId, so the anchor is set before the UPN moves back).
     param([string]$Fingerprint, [string]$Code, [object]$User, [scriptblock]$Change)
     $temporary = Get-SaDetourUpn -User $User
     if (-not $temporary) {
@@ -232,64 +359,172 @@ function Invoke-SaWithUpnDetour {
         return
     }
     $original = $User.UserPrincipalName
-    Update-MgUser -UserId $User.Id -UserPrincipalName $temporary -Confirm:$false
-    Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action 'upn-detour' -TargetId $User.Id -Property 'userPrincipalName' -Before $original -After $temporary -Undo 'upn'
+    $away = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action 'upn-detour' -TargetId $User.Id -Property 'userPrincipalName' -Before $original -After $temporary -Undo 'upn'
+    try { Update-MgUser -UserId $User.Id -UserPrincipalName $temporary -Confirm:$false }
+    catch { Stop-SaChange -Change $away -Result 'failed' -Note ([string]$_); throw }
+    Stop-SaChange -Change $away -Result 'done'
     try {
         & $Change
     }
     finally {
+        $back = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action 'upn-detour-back' -TargetId $User.Id -Property 'userPrincipalName' -Before $temporary -After $original
         Update-MgUser -UserId $User.Id -UserPrincipalName $original -Confirm:$false
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action 'upn-detour-back' -TargetId $User.Id -Property 'userPrincipalName' -Before $temporary -After $original
+        Stop-SaChange -Change $back -Result 'done'
     }
 }
 
+function ConvertTo-SaUtc {
+    # A Graph date-time (text or [datetime], depending on the JSON reader) as UTC, or $null.
+    param([AllowNull()][object]$Value)
+    if ($null -eq $Value -or [string]$Value -eq '') { return $null }
+    if ($Value -is [datetime]) { return $Value.ToUniversalTime() }
+    return [datetimeoffset]::Parse([string]$Value, [Globalization.CultureInfo]::InvariantCulture).UtcDateTime
+}
+
+function Get-SaRoleDefinitions {
+    # Role definition id -> name and whether it is privileged. isPrivileged is on the beta
+    # endpoint only (https://learn.microsoft.com/graph/api/resources/unifiedroledefinition?view=graph-rest-beta).
+    if ($null -eq $script:RoleDefinitions) {
+        $definitions = @{}
+        foreach ($item in @(Invoke-SaGraphGet -Path 'beta/roleManagement/directory/roleDefinitions' -Select 'id,templateId,displayName,isPrivileged')) {
+            $entry = @{ Name = [string]$item['displayName']; Privileged = ($item['isPrivileged'] -eq $true) }
+            $definitions[[string]$item['id']] = $entry
+            if ($item['templateId']) { $definitions[[string]$item['templateId']] = $entry }
+        }
+        $script:RoleDefinitions = $definitions
+    }
+    return $script:RoleDefinitions
+}
+
+function Get-SaRoleSchedules {
+    # The user's active role assignments and eligibilities with their schedules, from the PIM
+    # instances (a permanent assignment is an instance too):
+    # https://learn.microsoft.com/graph/api/rbacapplication-list-roleassignmentscheduleinstances
+    # https://learn.microsoft.com/graph/api/rbacapplication-list-roleeligibilityscheduleinstances
+    # Where those lists fail (a tenant without PIM), every assignment is a permanent one and no
+    # eligibility exists: the assignments are read from roleAssignments instead, marked so the
+    # role detour leaves them to a person.
+    param([string]$UserId)
+    $filter = Format-SaFilter -Property 'principalId' -Value $UserId
+    $definitions = Get-SaRoleDefinitions
+    $sources = @(
+        @('assignment', 'v1.0/roleManagement/directory/roleAssignmentScheduleInstances'),
+        @('eligibility', 'v1.0/roleManagement/directory/roleEligibilityScheduleInstances')
+    )
+    $found = @()
+    try {
+        foreach ($source in $sources) {
+            foreach ($item in @(Invoke-SaGraphGet -Path $source[1] -Filter $filter)) { $found += , @($source[0], 'pim', $item) }
+        }
+    }
+    catch {
+        Write-Warning ('the PIM instance lists cannot be read ({0}): reading roleAssignments' -f [string]$_)
+        $found = @()
+        foreach ($item in @(Invoke-SaGraphGet -Path 'v1.0/roleManagement/directory/roleAssignments' -Filter $filter)) { $found += , @('assignment', 'roleAssignments', $item) }
+    }
+    $schedules = @()
+    foreach ($entry in $found) {
+        $item = $entry[2]
+        $roleId = [string]$item['roleDefinitionId']
+        $definition = $definitions[$roleId]
+        $privileged = $true  # a role the definitions do not list counts as privileged
+        $name = $roleId
+        if ($definition) { $privileged = $definition.Privileged; $name = $definition.Name }
+        $assignmentType = 'Assigned'
+        if ($item['assignmentType']) { $assignmentType = [string]$item['assignmentType'] }
+        $memberType = 'Direct'
+        if ($item['memberType']) { $memberType = [string]$item['memberType'] }
+        $start = ConvertTo-SaUtc -Value $item['startDateTime']
+        $end = ConvertTo-SaUtc -Value $item['endDateTime']
+        $schedules += [pscustomobject]@{
+            Kind             = $entry[0]
+            Api              = $entry[1]
+            RoleDefinitionId = $roleId
+            RoleName         = $name
+            Privileged       = $privileged
+            DirectoryScopeId = [string]$item['directoryScopeId']
+            MemberType       = $memberType
+            AssignmentType   = $assignmentType
+            Start            = $(if ($start) { $start.ToString('o') } else { '' })
+            End              = $(if ($end) { $end.ToString('o') } else { '' })
+        }
+    }
+    return $schedules
+}
+
+function Get-SaHardMatchBlockers {
+    # The 2026 hard-match hardening, re-checked live: Entra refuses to hard-match onto a cloud
+    # user that has onPremisesObjectIdentifier set or is assigned or eligible for a privileged
+    # role. A read that fails throws, so the action stops (fail closed).
+    # https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-install-existing-tenant#hard-match-security-protections
+    param([string]$UserId)
+    $blockers = @()
+    $user = Invoke-SaGraphGet -Path ('beta/users/{0}' -f $UserId) -Select 'id,onPremisesObjectIdentifier'
+    if ($user['onPremisesObjectIdentifier']) {
+        $blockers += [pscustomobject]@{ Kind = 'object-identifier'; Text = ('onPremisesObjectIdentifier is set ({0}): clear it first (clear-onprem-object-id, Hybrid Identity Administrator)' -f $user['onPremisesObjectIdentifier']) }
+    }
+    foreach ($schedule in @(Get-SaRoleSchedules -UserId $UserId | Where-Object { $_.Privileged })) {
+        $blockers += [pscustomobject]@{ Kind = 'role'; Text = ('privileged role {0} ({1}, {2}, {3})' -f $schedule.RoleName, $schedule.Kind, $schedule.AssignmentType, $schedule.MemberType) }
+    }
+    return $blockers
+}
+
+function Test-SaAnchorTarget {
+    # Every live precondition of writing $Anchor on $UserId; returns the reason not to, or ''.
+    param(
+        [object]$User, [string]$Anchor, [AllowEmptyString()][string]$ExpectedImmutableId,
+        [string]$IgnoreDeletedHolder = '', [bool]$RolesDetourFollows = $false
+    )
+    if (-not $User) { return 'the cloud user no longer exists (deleted?)' }
+    if ($User.OnPremisesSyncEnabled -eq $true) { return 'the cloud user is synced now: was it matched meanwhile? Graph cannot change a synced anchor' }
+    $current = [string]$User.OnPremisesImmutableId
+    if ($current -ceq $Anchor) { return 'the cloud user already holds the anchor: nothing to do' }
+    if ($current -and ($current -cne $ExpectedImmutableId)) { return ('its immutableId changed since the audit (now {0})' -f $current) }
+    $active = @(Get-SaActiveHolders -Anchor $Anchor)
+    if ($active.Count -gt 0) { return ('another active user holds the anchor now: {0} ({1})' -f $active[0].UserPrincipalName, $active[0].Id) }
+    $deleted = @(Get-SaDeletedHolders -Anchor $Anchor | Where-Object { $_.Id -ne $IgnoreDeletedHolder })
+    if ($deleted.Count -gt 0) { return ('soft-deleted user {0} ({1}) holds the anchor: restore or purge it first' -f $deleted[0].UserPrincipalName, $deleted[0].Id) }
+    $blockers = @(Get-SaHardMatchBlockers -UserId $User.Id)
+    $roles = @($blockers | Where-Object { $_.Kind -eq 'role' })
+    if (($blockers.Count -gt 0) -and -not ($RolesDetourFollows -and ($roles.Count -eq $blockers.Count))) {
+        $why = ($blockers | ForEach-Object { $_.Text }) -join '; '
+        return ('Entra would refuse the hard match (2026 hardening): {0}. Recovery: clear onPremisesObjectIdentifier, or take the privileged roles off for the match and put them back (roles-detour)' -f $why)
+    }
+    return ''
+}
+
 function Set-SaAnchorChecked {
-    # Shared by set-anchor, fix-anchor-encoding and merge: live checks, then the write.
+    # Shared by set-anchor, fix-anchor-encoding and merge: live checks, then the logged write.
     param(
         [string]$Fingerprint, [string]$Code, [string]$Action, [string]$UserId, [string]$Anchor,
-        [AllowEmptyString()][string]$ExpectedImmutableId, [string]$Why, [switch]$Confirmed
+        [AllowEmptyString()][string]$ExpectedImmutableId, [string]$Why, [switch]$Confirmed,
+        [bool]$RolesDetourFollows = $false
     )
     $user = Get-SaUser -UserId $UserId
-    if (-not $user) {
-        Skip-SaStep $Fingerprint $Code $Action $UserId 'the cloud user no longer exists (deleted?)'
-        return $false
-    }
-    if ($user.OnPremisesSyncEnabled -eq $true) {
-        Skip-SaStep $Fingerprint $Code $Action $UserId 'the cloud user is synced now: was it matched meanwhile? Graph cannot change a synced anchor'
+    $reason = Test-SaAnchorTarget -User $user -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -RolesDetourFollows $RolesDetourFollows
+    if ($reason) {
+        Skip-SaStep $Fingerprint $Code $Action $UserId $reason
         return $false
     }
     $current = [string]$user.OnPremisesImmutableId
-    if ($current -ceq $Anchor) {
-        Skip-SaStep $Fingerprint $Code $Action $UserId 'the cloud user already holds the anchor: nothing to do'
-        return $false
-    }
-    if ($current -and ($current -cne $ExpectedImmutableId)) {
-        Skip-SaStep $Fingerprint $Code $Action $UserId ('its immutableId changed since the audit (now {0})' -f $current)
-        return $false
-    }
-    $active = @(Get-SaActiveHolders -Anchor $Anchor)
-    if ($active.Count -gt 0) {
-        Skip-SaStep $Fingerprint $Code $Action $UserId ('another active user holds the anchor now: {0} ({1})' -f $active[0].UserPrincipalName, $active[0].Id)
-        return $false
-    }
-    $deleted = @(Get-SaDeletedHolders -Anchor $Anchor)
-    if ($deleted.Count -gt 0) {
-        Skip-SaStep $Fingerprint $Code $Action $UserId ('soft-deleted user {0} ({1}) holds the anchor: restore or purge it first' -f $deleted[0].UserPrincipalName, $deleted[0].Id)
-        return $false
-    }
     if (-not $Confirmed) {
         $target = '{0} ({1})' -f $user.UserPrincipalName, $UserId
         if (-not (Confirm-SaChange -Target $target -Operation ('{0}: onPremisesImmutableId {1} -> {2}' -f $Why, $current, $Anchor))) { return $false }
     }
-    Invoke-SaWithUpnDetour -Fingerprint $Fingerprint -Code $Code -User $user -Change {
-        Set-SaImmutableId -UserId $UserId -Value $Anchor
+    $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $Action -TargetId $UserId -Property 'onPremisesImmutableId' -Before $current -After $Anchor -Undo 'immutable-id'
+    try {
+        Invoke-SaWithUpnDetour -Fingerprint $Fingerprint -Code $Code -User $user -Change {
+            Set-SaImmutableId -UserId $UserId -Value $Anchor
+        }
     }
+    catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
     if (Test-SaImmutableId -UserId $UserId -Expected $Anchor) {
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $Action -TargetId $UserId -Property 'onPremisesImmutableId' -Before $current -After $Anchor -Undo 'immutable-id'
+        Stop-SaChange -Change $change -Result 'done'
         Write-SaDone $Fingerprint $Code ('{0} now holds anchor {1}' -f $user.UserPrincipalName, $Anchor)
         return $true
     }
-    Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $Action -TargetId $UserId -Property 'onPremisesImmutableId' -Before $current -After $Anchor -Result 'failed' -Undo 'immutable-id' -Note 'read-back does not show the new anchor'
+    Stop-SaChange -Change $change -Result 'unverified' -Note 'the read-back does not show the new anchor yet'
+    Write-Warning ('UNVERIFIED [{0}] {1}: the read-back of {2} does not show the new anchor yet; -Undo can reverse it' -f $Fingerprint, $Code, $user.UserPrincipalName)
     return $false
 }
 
@@ -315,7 +550,9 @@ function Wait-SaMatch {
 # --- actions (one function per action id) -----------------------------------------------------
 
 function Invoke-SaRestoreDeletedHolder {
-    # restore-deleted-holder: Restore-MgDirectoryDeletedItem; undo: Remove-MgUser.
+    # restore-deleted-holder: Restore-MgDirectoryDeletedItem (User.DeleteRestore.All, User
+    # Administrator); undo: Remove-MgUser.
+    # https://learn.microsoft.com/graph/api/directory-deleteditems-restore
     param([string]$Fingerprint, [string]$Code, [string]$DeletedId, [string]$DeletedUpn, [string]$Anchor, [string]$AdUser)
     $action = 'restore-deleted-holder'
     $what = 'restore soft-deleted user {0} ({1}), which holds anchor {2} of AD user {3}' -f $DeletedUpn, $DeletedId, $Anchor, $AdUser
@@ -327,15 +564,29 @@ function Invoke-SaRestoreDeletedHolder {
         $active = @(Get-SaActiveHolders -Anchor $Anchor)
         if ($active.Count -gt 0) { Skip-SaStep $Fingerprint $Code $action $DeletedId ('an active user holds the anchor now: {0}' -f $active[0].UserPrincipalName); return }
         if (-not (Confirm-SaChange -Target ('{0} ({1})' -f $DeletedUpn, $DeletedId) -Operation 'Restore-MgDirectoryDeletedItem')) { return }
-        Restore-MgDirectoryDeletedItem -DirectoryObjectId $DeletedId -Confirm:$false | Out-Null
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $DeletedId -Property 'deletedItem' -Before 'deleted' -After 'restored' -Undo 'restore'
-        Write-SaDone $Fingerprint $Code $what
+        $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $DeletedId -Property 'deletedItem' -Before 'deleted' -After 'restored' -Undo 'restore'
+        try { Restore-MgDirectoryDeletedItem -DirectoryObjectId $DeletedId -Confirm:$false | Out-Null }
+        catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
+        $restored = $null
+        for ($i = 0; ($i -lt 6) -and (-not $restored); $i++) {
+            $restored = Get-SaUser -UserId $DeletedId
+            if (-not $restored) { Start-Sleep -Seconds 5 }
+        }
+        if ($restored) {
+            Stop-SaChange -Change $change -Result 'done'
+            Write-SaDone $Fingerprint $Code $what
+        }
+        else {
+            Stop-SaChange -Change $change -Result 'unverified' -Note 'the restored user is not visible yet'
+        }
     }
     catch { Write-SaFailure $Fingerprint $Code $action $DeletedId $_ }
 }
 
 function Invoke-SaPurgeDeletedHolder {
-    # purge-deleted-holder: Remove-MgDirectoryDeletedItem (final, no undo).
+    # purge-deleted-holder: Remove-MgDirectoryDeletedItem (User.DeleteRestore.All, User
+    # Administrator); final, no undo.
+    # https://learn.microsoft.com/graph/api/directory-deleteditems-delete
     param([string]$Fingerprint, [string]$Code, [string]$DeletedId, [string]$DeletedUpn, [string]$Anchor, [string]$AdUser, [string]$WaitingId = '')
     $action = 'purge-deleted-holder'
     $what = 'permanently delete soft-deleted user {0} ({1}), which holds anchor {2} of AD user {3}, so cloud-only user {4} can match' -f $DeletedUpn, $DeletedId, $Anchor, $AdUser, $WaitingId
@@ -354,43 +605,54 @@ function Invoke-SaPurgeDeletedHolder {
             }
         }
         if (-not (Confirm-SaChange -Target ('{0} ({1})' -f $DeletedUpn, $DeletedId) -Operation 'Remove-MgDirectoryDeletedItem (permanent, cannot be undone)')) { return }
-        Remove-MgDirectoryDeletedItem -DirectoryObjectId $DeletedId -Confirm:$false
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $DeletedId -Property 'deletedItem' -Before ('deleted, onPremisesImmutableId ' + $Anchor) -After 'purged'
+        $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $DeletedId -Property 'deletedItem' -Before ('deleted, onPremisesImmutableId ' + $Anchor) -After 'purged'
+        try { Remove-MgDirectoryDeletedItem -DirectoryObjectId $DeletedId -Confirm:$false }
+        catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
+        Stop-SaChange -Change $change -Result 'done'
         Write-SaDone $Fingerprint $Code $what
     }
     catch { Write-SaFailure $Fingerprint $Code $action $DeletedId $_ }
 }
 
 function Invoke-SaClearOnPremObjectId {
-    # clear-onprem-object-id: PATCH beta/users/{id} {"onPremisesObjectIdentifier":null}.
-    # Needs User.OnPremisesSync.ReadWrite.All and the Global or Hybrid Identity Administrator role.
+    # clear-onprem-object-id: PATCH beta/users/{id} {"onPremisesObjectIdentifier":null}; needs
+    # User.ReadWrite.All and User-OnPremisesSyncBehavior.ReadWrite.All and the Hybrid Identity
+    # Administrator (or Global Administrator) role.
+    # https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-install-existing-tenant#hard-match-security-protections
+    # https://learn.microsoft.com/entra/identity/hybrid/connect/tshoot-clear-on-premises-attributes
     param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$ExpectedObjectIdentifier, [string]$AdUser)
     $action = 'clear-onprem-object-id'
     $what = 'clear onPremisesObjectIdentifier {0} of cloud user {1} ({2}) so Entra accepts the hard match of AD user {3}' -f $ExpectedObjectIdentifier, $Upn, $UserId, $AdUser
     if (-not $script:Apply) { Write-SaPlan $Fingerprint $Code $what; return }
     try {
-        $uri = 'beta/users/{0}?$select=id,userPrincipalName,onPremisesObjectIdentifier,onPremisesSyncEnabled' -f $UserId
-        $user = Invoke-MgGraphRequest -Method GET -Uri $uri -OutputType HashTable
+        $path = 'beta/users/{0}' -f $UserId
+        $select = 'id,userPrincipalName,onPremisesObjectIdentifier,onPremisesSyncEnabled'
+        $user = Invoke-SaGraphGet -Path $path -Select $select
         if ($user['onPremisesSyncEnabled'] -eq $true) { Skip-SaStep $Fingerprint $Code $action $UserId 'the cloud user is synced now: nothing to recover'; return }
         $current = [string]$user['onPremisesObjectIdentifier']
         if (-not $current) { Skip-SaStep $Fingerprint $Code $action $UserId 'onPremisesObjectIdentifier is already empty'; return }
         if ($current -ne $ExpectedObjectIdentifier) { Skip-SaStep $Fingerprint $Code $action $UserId ('onPremisesObjectIdentifier changed since the audit (now {0})' -f $current); return }
         if (-not (Confirm-SaChange -Target ('{0} ({1})' -f $Upn, $UserId) -Operation 'clear onPremisesObjectIdentifier (lets an on-premises account take this cloud account over)')) { return }
-        Invoke-MgGraphRequest -Method PATCH -Uri ('beta/users/{0}' -f $UserId) -Body '{"onPremisesObjectIdentifier":null}' -ContentType 'application/json' | Out-Null
-        $after = [string](Invoke-MgGraphRequest -Method GET -Uri $uri -OutputType HashTable)['onPremisesObjectIdentifier']
+        $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'onPremisesObjectIdentifier' -Before $current -After ''
+        try { Invoke-MgGraphRequest -Method PATCH -Uri $path -Body '{"onPremisesObjectIdentifier":null}' -ContentType 'application/json' | Out-Null }
+        catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
+        $after = [string](Invoke-SaGraphGet -Path $path -Select $select)['onPremisesObjectIdentifier']
         if ($after) {
-            Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'onPremisesObjectIdentifier' -Before $current -After $after -Result 'failed' -Note 'read-back still shows a value'
-            Write-Warning ('FAIL  [{0}] {1}: onPremisesObjectIdentifier still {2}' -f $Fingerprint, $Code, $after)
+            Stop-SaChange -Change $change -Result 'unverified' -Note ('the read-back still shows {0}' -f $after)
+            Write-Warning ('UNVERIFIED [{0}] {1}: onPremisesObjectIdentifier still {2}' -f $Fingerprint, $Code, $after)
             return
         }
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'onPremisesObjectIdentifier' -Before $current -After ''
+        Stop-SaChange -Change $change -Result 'done'
         Write-SaDone $Fingerprint $Code $what
     }
     catch { Write-SaFailure $Fingerprint $Code $action $UserId $_ }
 }
 
 function Invoke-SaClearAnchor {
-    # clear-anchor: PATCH v1.0/users/{id} {"onPremisesImmutableId":null}, then read back.
+    # clear-anchor: PATCH v1.0/users/{id} {"onPremisesImmutableId":null}, then read back. Never
+    # on a federated UPN: a user in a federated domain must have an immutableId
+    # (https://learn.microsoft.com/graph/api/user-update, onPremisesImmutableId), so the user
+    # could not keep or get back its UPN.
     param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$ExpectedImmutableId)
     $action = 'clear-anchor'
     $what = 'clear immutableId {0} of cloud-only user {1} ({2}); no AD user has it' -f $ExpectedImmutableId, $Upn, $UserId
@@ -402,83 +664,126 @@ function Invoke-SaClearAnchor {
         $current = [string]$user.OnPremisesImmutableId
         if (-not $current) { Skip-SaStep $Fingerprint $Code $action $UserId 'the immutableId is already empty'; return }
         if ($current -cne $ExpectedImmutableId) { Skip-SaStep $Fingerprint $Code $action $UserId ('the immutableId changed since the audit (now {0})' -f $current); return }
+        if (Test-SaFederatedUpn -Upn $user.UserPrincipalName) { Skip-SaStep $Fingerprint $Code $action $UserId ('{0} is in a federated domain: a federated user needs an immutableId, so it is not cleared; set the right anchor instead' -f $user.UserPrincipalName); return }
+        $others = @(Get-SaActiveHolders -Anchor $current -KnownHolder $UserId | Where-Object { $_.Id -ne $UserId })
+        if ($others.Count -gt 0) { Skip-SaStep $Fingerprint $Code $action $UserId ('{0} holds the same immutableId: resolve that first' -f $others[0].UserPrincipalName); return }
         if (-not (Confirm-SaChange -Target ('{0} ({1})' -f $Upn, $UserId) -Operation ('clear onPremisesImmutableId {0}' -f $current))) { return }
-        Invoke-SaWithUpnDetour -Fingerprint $Fingerprint -Code $Code -User $user -Change {
-            Set-SaImmutableId -UserId $UserId -Value ''
-        }
+        $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'onPremisesImmutableId' -Before $current -After '' -Undo 'immutable-id'
+        try { Set-SaImmutableId -UserId $UserId -Value '' }
+        catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
         if (Test-SaImmutableId -UserId $UserId -Expected '') {
-            Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'onPremisesImmutableId' -Before $current -After '' -Undo 'immutable-id'
+            Stop-SaChange -Change $change -Result 'done'
             Write-SaDone $Fingerprint $Code $what
         }
         else {
-            Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'onPremisesImmutableId' -Before $current -After $current -Result 'failed' -Note 'read-back: the immutableId is still set; clearing is unreliable, retry later'
-            Write-Warning ('FAIL  [{0}] {1}: the immutableId of {2} is still set after the PATCH' -f $Fingerprint, $Code, $Upn)
+            Stop-SaChange -Change $change -Result 'unverified' -Note 'the read-back still shows the immutableId; clearing is unreliable, check again later'
+            Write-Warning ('UNVERIFIED [{0}] {1}: the immutableId of {2} is still set after the PATCH' -f $Fingerprint, $Code, $Upn)
         }
     }
     catch { Write-SaFailure $Fingerprint $Code $action $UserId $_ }
 }
 
 function Invoke-SaFixAnchorEncoding {
-    # fix-anchor-encoding: Update-MgUser -OnPremisesImmutableId (UPN detour when federated).
-    param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$ExpectedImmutableId, [string]$Anchor, [string]$AdUser)
+    # fix-anchor-encoding: Update-MgUser -OnPremisesImmutableId after the live checks, the
+    # hardening re-check included (UPN detour when federated).
+    param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$ExpectedImmutableId, [string]$Anchor, [string]$AdUser, [bool]$RolesDetourFollows = $false)
     $action = 'fix-anchor-encoding'
     $what = 'replace the wrongly encoded immutableId {0} of {1} ({2}) with {3}, the anchor of AD user {4}' -f $ExpectedImmutableId, $Upn, $UserId, $Anchor, $AdUser
     if (-not $script:Apply) { Write-SaPlan $Fingerprint $Code $what; return }
     try {
-        Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $UserId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'fix the anchor encoding' | Out-Null
+        Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $UserId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'fix the anchor encoding' -RolesDetourFollows $RolesDetourFollows | Out-Null
     }
     catch { Write-SaFailure $Fingerprint $Code $action $UserId $_ }
 }
 
 function Invoke-SaSetAnchor {
-    # set-anchor: Update-MgUser -OnPremisesImmutableId on a cloud-only user (hard match), with
-    # the UPN detour through the initial domain when the user's domain is federated.
-    param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$Anchor, [string]$ExpectedImmutableId = '', [string]$AdUser)
+    # set-anchor: Update-MgUser -OnPremisesImmutableId on a cloud-only user (hard match) after
+    # the live checks, the hardening re-check included; UPN detour when federated.
+    # https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-install-existing-tenant
+    param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$Anchor, [string]$ExpectedImmutableId = '', [string]$AdUser, [bool]$RolesDetourFollows = $false)
     $action = 'set-anchor'
     $what = 'set anchor {0} of AD user {1} on cloud-only user {2} ({3})' -f $Anchor, $AdUser, $Upn, $UserId
     if (-not $script:Apply) { Write-SaPlan $Fingerprint $Code $what; return }
     try {
-        Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $UserId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'hard match' | Out-Null
+        Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $UserId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'hard match' -RolesDetourFollows $RolesDetourFollows | Out-Null
     }
     catch { Write-SaFailure $Fingerprint $Code $action $UserId $_ }
 }
 
 function Invoke-SaMergeDuplicateCloud {
-    # merge-duplicate-cloud: Remove-MgUser (twin), Remove-MgDirectoryDeletedItem (twin),
-    # Update-MgUser -OnPremisesImmutableId (original). Best with the AD user out of sync scope.
-    param([string]$Fingerprint, [string]$Code, [string]$TwinId, [string]$TwinUpn, [string]$OriginalId, [string]$OriginalUpn, [string]$Anchor, [string]$ExpectedImmutableId = '', [string]$AdUser)
+    # merge-duplicate-cloud, the cloud half of the out-of-scope path: the twin is synced, so it
+    # is not deleted in the cloud. Once the AD user is out of sync scope and a sync cycle has
+    # soft-deleted the twin (the manual steps above the call), this purges the twin and sets the
+    # anchor on the original account; bringing the AD user back then hard-matches it.
+    # https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-install-existing-tenant
+    param([string]$Fingerprint, [string]$Code, [string]$TwinId, [string]$TwinUpn, [string]$OriginalId, [string]$OriginalUpn, [string]$Anchor, [string]$ExpectedImmutableId = '', [string]$AdUser, [bool]$RolesDetourFollows = $false)
     $action = 'merge-duplicate-cloud'
-    $what = 'delete and purge quarantined twin {0} ({1}), then set anchor {2} of AD user {3} on the original account {4} ({5})' -f $TwinUpn, $TwinId, $Anchor, $AdUser, $OriginalUpn, $OriginalId
-    if (-not $script:Apply) { Write-SaPlan $Fingerprint $Code $what; return }
+    $what = 'purge the soft-deleted twin {0} ({1}), then set anchor {2} of AD user {3} on the original account {4} ({5})' -f $TwinUpn, $TwinId, $Anchor, $AdUser, $OriginalUpn, $OriginalId
+    if (-not $script:Apply) { Write-SaPlan $Fingerprint $Code ('after AD user {0} is out of sync scope and a sync cycle ran: {1}' -f $AdUser, $what); return }
     try {
-        $twin = Get-SaUser -UserId $TwinId
-        if (-not $twin) { Skip-SaStep $Fingerprint $Code $action $TwinId 'the twin no longer exists'; return }
-        if ([string]$twin.OnPremisesImmutableId -cne $Anchor) { Skip-SaStep $Fingerprint $Code $action $TwinId 'the twin no longer holds the anchor'; return }
-        $original = Get-SaUser -UserId $OriginalId
-        if (-not $original) { Skip-SaStep $Fingerprint $Code $action $OriginalId 'the original account no longer exists'; return }
-        if ($original.OnPremisesSyncEnabled -eq $true) { Skip-SaStep $Fingerprint $Code $action $OriginalId 'the original account is synced now'; return }
-        $current = [string]$original.OnPremisesImmutableId
-        if ($current -and ($current -cne $ExpectedImmutableId)) { Skip-SaStep $Fingerprint $Code $action $OriginalId ('the original account holds immutableId {0} now' -f $current); return }
-        if (@(Get-SaDeletedHolders -Anchor $Anchor).Count -gt 0) { Skip-SaStep $Fingerprint $Code $action $TwinId 'a soft-deleted user holds the anchor too: resolve that first'; return }
-        $operation = 'delete and purge {0} ({1}) and its mailbox data, then anchor {2} on {3}' -f $TwinUpn, $TwinId, $Anchor, $OriginalUpn
-        if (-not (Confirm-SaChange -Target ('{0} + {1}' -f $TwinUpn, $OriginalUpn) -Operation $operation)) { return }
-        Remove-MgUser -UserId $TwinId -Confirm:$false
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action 'delete-twin' -TargetId $TwinId -Property 'user' -Before 'active' -After 'deleted'
-        $deleted = $null
-        for ($i = 0; ($i -lt 12) -and (-not $deleted); $i++) {
-            Start-Sleep -Seconds 5
-            $deleted = Get-SaDeletedUser -Id $TwinId
+        if (Get-SaUser -UserId $TwinId) {
+            Skip-SaStep $Fingerprint $Code $action $TwinId ('the twin {0} is still active: take AD user {1} out of sync scope (the manual steps above this call), run a delta sync so sync soft-deletes the twin, then run this script again' -f $TwinUpn, $AdUser)
+            return
         }
-        if (-not $deleted) { throw ('the deleted twin {0} did not appear in deleted items; purge it by hand, then re-run' -f $TwinId) }
-        Remove-MgDirectoryDeletedItem -DirectoryObjectId $TwinId -Confirm:$false
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action 'purge-twin' -TargetId $TwinId -Property 'deletedItem' -Before 'deleted' -After 'purged'
-        Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $OriginalId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'merge' -Confirmed | Out-Null
+        $twin = Get-SaDeletedUser -Id $TwinId
+        if ($twin -and ([string]$twin.OnPremisesImmutableId -cne $Anchor)) { Skip-SaStep $Fingerprint $Code $action $TwinId 'the deleted twin no longer holds the anchor'; return }
+        $original = Get-SaUser -UserId $OriginalId
+        $reason = Test-SaAnchorTarget -User $original -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -IgnoreDeletedHolder $TwinId -RolesDetourFollows $RolesDetourFollows
+        if ($reason) { Skip-SaStep $Fingerprint $Code $action $OriginalId $reason; return }
+        $operation = 'anchor {0} on {1}' -f $Anchor, $OriginalUpn
+        if ($twin) { $operation = 'purge the soft-deleted twin {0} ({1}, permanent), then {2}' -f $TwinUpn, $TwinId, $operation }
+        if (-not (Confirm-SaChange -Target ('{0} + {1}' -f $TwinUpn, $OriginalUpn) -Operation $operation)) { return }
+        if ($twin) {
+            $purge = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action 'purge-twin' -TargetId $TwinId -Property 'deletedItem' -Before ('deleted, onPremisesImmutableId ' + $Anchor) -After 'purged'
+            try { Remove-MgDirectoryDeletedItem -DirectoryObjectId $TwinId -Confirm:$false }
+            catch { Stop-SaChange -Change $purge -Result 'failed' -Note ([string]$_); throw }
+            Stop-SaChange -Change $purge -Result 'done'
+        }
+        if (Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $OriginalId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'merge' -Confirmed -RolesDetourFollows $RolesDetourFollows) {
+            Write-Host ('NEXT  [{0}] {1}: bring AD user {2} back into sync scope (the manual step above this call) and run a delta sync: it hard-matches {3}' -f $Fingerprint, $Code, $AdUser, $OriginalUpn)
+        }
     }
     catch { Write-SaFailure $Fingerprint $Code $action $OriginalId $_ }
 }
 
+function Invoke-SaBlockSignIn {
+    # block-sign-in: Update-MgUser -AccountEnabled:$false for a user whose AD account is
+    # disabled (User.EnableDisableAccount.All, User Administrator); undo: accountEnabled true.
+    # https://learn.microsoft.com/entra/identity/users/users-revoke-access
+    param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$AdObjectGuid = '', [string]$AdUser)
+    $action = 'block-sign-in'
+    $what = 'block sign-in of cloud user {0} ({1}): AD user {2} is disabled' -f $Upn, $UserId, $AdUser
+    if (-not $script:Apply) { Write-SaPlan $Fingerprint $Code $what; return }
+    try {
+        $user = Get-SaUser -UserId $UserId
+        if (-not $user) { Skip-SaStep $Fingerprint $Code $action $UserId 'the cloud user no longer exists'; return }
+        if ($user.AccountEnabled -ne $true) { Skip-SaStep $Fingerprint $Code $action $UserId 'sign-in is already blocked'; return }
+        if ($AdObjectGuid -and (Get-Command -Name 'Get-ADUser' -ErrorAction SilentlyContinue)) {
+            if ((Get-ADUser -Identity $AdObjectGuid).Enabled -eq $true) { Skip-SaStep $Fingerprint $Code $action $UserId 'the AD account is enabled again: nothing to block'; return }
+        }
+        if (-not (Confirm-SaChange -Target ('{0} ({1})' -f $Upn, $UserId) -Operation 'block sign-in (accountEnabled = false)')) { return }
+        $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'accountEnabled' -Before 'True' -After 'False' -Undo 'account-enabled'
+        try { Update-MgUser -UserId $UserId -AccountEnabled:$false -Confirm:$false }
+        catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
+        $blocked = $false
+        for ($i = 0; ($i -lt 6) -and (-not $blocked); $i++) {
+            $blocked = ((Get-SaUser -UserId $UserId).AccountEnabled -eq $false)
+            if (-not $blocked) { Start-Sleep -Seconds 5 }
+        }
+        if ($blocked) {
+            Stop-SaChange -Change $change -Result 'done'
+            Write-SaDone $Fingerprint $Code ('{0} (also revoke its sessions: Revoke-MgUserSignInSession)' -f $what)
+        }
+        else {
+            Stop-SaChange -Change $change -Result 'unverified' -Note 'the read-back still shows accountEnabled true'
+        }
+    }
+    catch { Write-SaFailure $Fingerprint $Code $action $UserId $_ }
+}
+
 function Invoke-SaAdSetAttribute {
     # ad-set-attribute: Set-ADUser with the IdFix-style proposed value (ActiveDirectory module).
+    # https://learn.microsoft.com/powershell/module/activedirectory/set-aduser
     param(
         [string]$Fingerprint, [string]$Code, [string]$ObjectGuid, [string]$Dn,
         [ValidateSet('userPrincipalName', 'mail', 'mailNickname', 'proxyAddresses', 'sAMAccountName', 'displayName', 'givenName', 'targetAddress')]
@@ -503,15 +808,19 @@ function Invoke-SaAdSetAttribute {
             if ($taken.Count -gt 0) { Skip-SaStep $Fingerprint $Code $action $ObjectGuid ('the proposed value is already used by {0}' -f $taken[0].DistinguishedName); return }
         }
         if (-not (Confirm-SaChange -Target $Dn -Operation ('set {0}: {1} -> {2}' -f $Attribute, $Current, $Proposed))) { return }
-        if ($Attribute -eq 'proxyAddresses') {
-            Set-ADUser -Identity $ObjectGuid -Remove @{ proxyAddresses = $Current } -Add @{ proxyAddresses = $Proposed } -Confirm:$false
+        $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $ObjectGuid -Property $Attribute -Before $Current -After $Proposed -Undo 'ad-attribute'
+        try {
+            if ($Attribute -eq 'proxyAddresses') {
+                Set-ADUser -Identity $ObjectGuid -Remove @{ proxyAddresses = $Current } -Add @{ proxyAddresses = $Proposed } -Confirm:$false
+            }
+            else {
+                $replace = @{}
+                $replace[$Attribute] = $Proposed
+                Set-ADUser -Identity $ObjectGuid -Replace $replace -Confirm:$false
+            }
         }
-        else {
-            $replace = @{}
-            $replace[$Attribute] = $Proposed
-            Set-ADUser -Identity $ObjectGuid -Replace $replace -Confirm:$false
-        }
-        Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $ObjectGuid -Property $Attribute -Before $Current -After $Proposed -Undo 'ad-attribute'
+        catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
+        Stop-SaChange -Change $change -Result 'done'
         Write-SaDone $Fingerprint $Code $what
     }
     catch { Write-SaFailure $Fingerprint $Code $action $ObjectGuid $_ }
@@ -520,18 +829,20 @@ function Invoke-SaAdSetAttribute {
 # --- undo: reverses a change log of this script, newest change first ----------------------------
 
 function Undo-SaRow {
+    # Every reversal first checks that the directory still shows the logged new value.
     param([object]$Row)
     switch ($Row.Undo) {
         'immutable-id' {
             $user = Get-SaUser -UserId $Row.TargetId
             if ((-not $user) -or ($user.OnPremisesSyncEnabled -eq $true)) { return 'the user is gone or synced now: its anchor cannot be changed from the cloud' }
-            if ([string]$user.OnPremisesImmutableId -cne $Row.After) { return 'the immutableId changed after the logged change' }
-            if (-not (Confirm-SaChange -Target $Row.TargetId -Operation ('onPremisesImmutableId {0} -> {1}' -f $Row.After, $Row.Before))) { return 'declined' }
-            $before = $Row.Before
+            if ([string]$user.OnPremisesImmutableId -cne $Row.After) { return 'the immutableId is not the logged new value (the change did not happen or changed again)' }
+            $before = [string]$Row.Before
+            if ((-not $before) -and (Test-SaFederatedUpn -Upn $user.UserPrincipalName)) { return ('{0} is in a federated domain: its immutableId is not cleared' -f $user.UserPrincipalName) }
+            if (-not (Confirm-SaChange -Target $Row.TargetId -Operation ('onPremisesImmutableId {0} -> {1}' -f $Row.After, $before))) { return 'declined' }
             Invoke-SaWithUpnDetour -Fingerprint $Row.Fingerprint -Code $Row.Code -User $user -Change {
                 Set-SaImmutableId -UserId $user.Id -Value $before
             }
-            if (-not (Test-SaImmutableId -UserId $Row.TargetId -Expected $Row.Before)) { return 'read-back does not show the old value' }
+            if (-not (Test-SaImmutableId -UserId $Row.TargetId -Expected $before)) { return 'the read-back does not show the old value yet' }
         }
         'upn' {
             $user = Get-SaUser -UserId $Row.TargetId
@@ -545,28 +856,11 @@ function Undo-SaRow {
             if (-not (Confirm-SaChange -Target $Row.TargetId -Operation 'Remove-MgUser (back to deleted items)')) { return 'declined' }
             Remove-MgUser -UserId $Row.TargetId -Confirm:$false
         }
-        'role-assignment' {
-            $present = @(Get-MgRoleManagementDirectoryRoleAssignment -Filter (Format-SaFilter -Property 'principalId' -Value $Row.TargetId) -All | Where-Object { $_.RoleDefinitionId -eq $Row.Property })
-            if ($present.Count -gt 0) { return 'the role assignment is present' }
-            if (-not (Confirm-SaChange -Target $Row.TargetId -Operation ('add role assignment {0}' -f $Row.Property))) { return 'declined' }
-            New-MgRoleManagementDirectoryRoleAssignment -BodyParameter @{ principalId = $Row.TargetId; roleDefinitionId = $Row.Property; directoryScopeId = $Row.Before } -Confirm:$false | Out-Null
-        }
-        'role-eligibility' {
-            $present = @(Get-MgRoleManagementDirectoryRoleEligibilityScheduleInstance -Filter (Format-SaFilter -Property 'principalId' -Value $Row.TargetId) -All | Where-Object { $_.RoleDefinitionId -eq $Row.Property })
-            if ($present.Count -gt 0) { return 'the role eligibility is present' }
-            if (-not (Confirm-SaChange -Target $Row.TargetId -Operation ('add role eligibility {0}' -f $Row.Property))) { return 'declined' }
-            $scope, $end = $Row.Before.Split('|')
-            $expiration = @{ type = 'noExpiration' }
-            if ($end) { $expiration = @{ type = 'afterDateTime'; endDateTime = $end } }
-            $body = @{
-                action           = 'adminAssign'
-                principalId      = $Row.TargetId
-                roleDefinitionId = $Row.Property
-                directoryScopeId = $scope
-                justification    = 'syncaudit: undo'
-                scheduleInfo     = @{ startDateTime = (Get-Date).ToUniversalTime().ToString('o'); expiration = $expiration }
-            }
-            New-MgRoleManagementDirectoryRoleEligibilityScheduleRequest -BodyParameter $body -Confirm:$false | Out-Null
+        'account-enabled' {
+            $user = Get-SaUser -UserId $Row.TargetId
+            if ((-not $user) -or ($user.AccountEnabled -ne $false)) { return 'sign-in is not blocked (the change did not happen or was undone)' }
+            if (-not (Confirm-SaChange -Target $Row.TargetId -Operation 'allow sign-in again (accountEnabled = true)')) { return 'declined' }
+            Update-MgUser -UserId $Row.TargetId -AccountEnabled:$true -Confirm:$false
         }
         'ad-attribute' {
             Import-Module ActiveDirectory
@@ -577,7 +871,7 @@ function Undo-SaRow {
                 Set-ADUser -Identity $Row.TargetId -Remove @{ proxyAddresses = $Row.After } -Add @{ proxyAddresses = $Row.Before } -Confirm:$false
                 return ''
             }
-            if ([string]$user.($Row.Property) -cne $Row.After) { return 'the attribute changed after the logged change' }
+            if ([string]$user.($Row.Property) -cne $Row.After) { return 'the attribute is not the logged new value' }
             if (-not (Confirm-SaChange -Target $Row.TargetId -Operation ('{0}: {1} -> {2}' -f $Row.Property, $Row.After, $Row.Before))) { return 'declined' }
             if ($Row.Before) {
                 $replace = @{}
@@ -595,13 +889,27 @@ function Undo-SaRow {
     return ''
 }
 
+function Get-SaUndoRows {
+    # The last logged state of every change, newest first: a change logged as started (the
+    # script stopped during the write), done, unverified (read-back timed out) or failed (the
+    # write raised an error, so its effect is unknown) is reversed when the directory shows
+    # its new value. Rows written by an undo are never undone again.
+    param([string]$Path)
+    $last = [ordered]@{}
+    foreach ($row in @(Import-Csv -LiteralPath $Path)) {
+        if ($row.Operation) { $last[$row.Operation] = $row }
+    }
+    $rows = @($last.Values | Where-Object { ($_.Undo -ne 'none') -and (@('started', 'done', 'unverified', 'failed') -contains $_.Result) })
+    [array]::Reverse($rows)
+    return $rows
+}
+
 function Invoke-SaUndo {
     param([string]$Path)
-    $rows = @(Import-Csv -LiteralPath $Path | Where-Object { ($_.Result -eq 'done') -and ($_.Undo -ne 'none') })
-    [array]::Reverse($rows)
+    $rows = @(Get-SaUndoRows -Path $Path)
     Write-Host ('{0} change(s) in {1} can be reversed' -f $rows.Count, $Path)
     foreach ($row in $rows) {
-        $what = 'undo {0} on {1}: {2} {3} -> {4}' -f $row.Action, $row.TargetId, $row.Property, $row.After, $row.Before
+        $what = 'undo {0} on {1} ({2}): {3} {4} -> {5}' -f $row.Action, $row.TargetId, $row.Result, $row.Property, $row.After, $row.Before
         if (-not $script:Apply) { Write-SaPlan $row.Fingerprint $row.Code $what; continue }
         try {
             $reason = Undo-SaRow -Row $row
@@ -624,8 +932,8 @@ function Complete-SaRun {
         Write-Host 'After the changes: Start-ADSyncSyncCycle -PolicyType Delta on the Entra Connect server.'
         return
     }
-    Write-Host ('{0} change(s), {1} skipped, {2} failed; log: {3}' -f $script:Changed, $script:Skipped, $script:Failed, $script:LogPath)
-    if ($script:Changed -eq 0) { return }
+    Write-Host ('{0} change(s), {1} unverified, {2} skipped, {3} failed; log: {4}' -f $script:Changed, $script:Unverified, $script:Skipped, $script:Failed, $script:LogPath)
+    if (($script:Changed + $script:Unverified) -eq 0) { return }
     if (Get-Command -Name 'Start-ADSyncSyncCycle' -ErrorAction SilentlyContinue) {
         if (Confirm-SaChange -Target 'Entra Connect' -Operation 'Start-ADSyncSyncCycle -PolicyType Delta') {
             Start-ADSyncSyncCycle -PolicyType Delta | Out-Null
@@ -642,7 +950,7 @@ function Complete-SaRun {
 # =============================================================================================
 
 if ($Undo) {
-    if ($script:Apply) { Connect-SaGraph }
+    if ($script:Apply -and ($script:UndoScopes.Count -gt 0)) { Connect-SaGraph -Scopes $script:UndoScopes }
     Invoke-SaUndo -Path $Undo
     Complete-SaRun
     return
@@ -657,7 +965,7 @@ else {
 
 if ($Section -in @('All', 'Cloud')) {
     Write-Host '--- Cloud section (Microsoft Graph) ---'
-    if ($script:Apply) { Connect-SaGraph }
+    if ($script:Apply) { Connect-SaGraph -Scopes $script:GraphScopes }
 
     # [241e727bb77f2cf07e40] anchor-held-by-deleted: purge the soft-deleted holder so the waiting cloud-only account can match
     #   AD user CN=Megan Bowen,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com (megan.bowen@contoso.com)
@@ -728,17 +1036,17 @@ if ($Section -in @('All', 'Cloud')) {
     }
     Invoke-SaClearOnPremObjectId @step
 
-    # [29fb5491fc60c88f3221] cloud-orphan: clear the immutableId no AD user has, so the account can be matched again
-    #   Formerly synced cloud user omar.haddad@fabrikam.com (id
-    #   0fa641c9-1a68-4427-ace3-41bcfe9b588a) holds anchor 3stBr2+aekmy0jcz2YB5Gw== that no AD user
-    #   has: its AD object was deleted, or lives outside the AD sources read (last known DN CN=Omar
-    #   Haddad,OU=Users,DC=fabrikam,DC=local)
+    # [b0674b2a88bee5cd7527] cloud-orphan: clear the immutableId no AD user has, so the account can be matched again
+    #   Formerly synced cloud user ingrid.berg@contoso.com (id c7b209c2-8116-4aa8-83a7-506d83ef2a6b)
+    #   holds anchor kBciUqUXMEKEOdjo8BGHeQ== that no AD user has: its AD object was deleted, or
+    #   lives outside the AD sources read (last known DN CN=Ingrid
+    #   Berg,OU=Users,DC=fabrikam,DC=local)
     $step = @{
-        Fingerprint = '29fb5491fc60c88f3221'
+        Fingerprint = 'b0674b2a88bee5cd7527'
         Code = 'cloud-orphan'
-        UserId = '0fa641c9-1a68-4427-ace3-41bcfe9b588a'
-        Upn = 'omar.haddad@fabrikam.com'
-        ExpectedImmutableId = '3stBr2+aekmy0jcz2YB5Gw=='
+        UserId = 'c7b209c2-8116-4aa8-83a7-506d83ef2a6b'
+        Upn = 'ingrid.berg@contoso.com'
+        ExpectedImmutableId = 'kBciUqUXMEKEOdjo8BGHeQ=='
     }
     Invoke-SaClearAnchor @step
 
@@ -755,6 +1063,7 @@ if ($Section -in @('All', 'Cloud')) {
         ExpectedImmutableId = 'NDdhMTNhMjctZDMyNS00ZmM5LWE0ZWQtMWQ2OTAyOWI4ZjBm'
         Anchor = 'JzqhRyXTyU+k7R1pApuPDw=='
         AdUser = 'CN=Lynne Robbins,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com'
+        RolesDetourFollows = $false
     }
     Invoke-SaFixAnchorEncoding @step
 
@@ -771,6 +1080,7 @@ if ($Section -in @('All', 'Cloud')) {
         ExpectedImmutableId = '14ddebc1-ae45-4a03-a673-ca8a6088dd79'
         Anchor = 'wevdFEWuA0qmc8qKYIjdeQ=='
         AdUser = 'CN=Johanna Lorenz,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com'
+        RolesDetourFollows = $false
     }
     Invoke-SaFixAnchorEncoding @step
 
@@ -787,6 +1097,7 @@ if ($Section -in @('All', 'Cloud')) {
         ExpectedImmutableId = 'SwnZz2jZTJOzOU+fyRsxOg=='
         Anchor = 'z9kJS9lok0yzOU+fyRsxOg=='
         AdUser = 'CN=Joni Sherman,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com'
+        RolesDetourFollows = $false
     }
     Invoke-SaFixAnchorEncoding @step
 
@@ -803,6 +1114,7 @@ if ($Section -in @('All', 'Cloud')) {
         ExpectedImmutableId = 'kwQ1jwjx-ke9wQI2lhE61A=='
         Anchor = 'kwQ1jwjx+ke9wQI2lhE61A=='
         AdUser = 'CN=Miriam Graham,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com'
+        RolesDetourFollows = $false
     }
     Invoke-SaFixAnchorEncoding @step
 
@@ -820,6 +1132,7 @@ if ($Section -in @('All', 'Cloud')) {
         Anchor = 'DG419klKd0aTL52RmqP6aQ=='
         ExpectedImmutableId = 'System.Byte[]'
         AdUser = 'CN=Grady Archie,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com'
+        RolesDetourFollows = $false
     }
     Invoke-SaSetAnchor @step
 
@@ -837,10 +1150,11 @@ if ($Section -in @('All', 'Cloud')) {
         Anchor = 'vm736K0cK0+8LjQsYfQyuw=='
         ExpectedImmutableId = '3stBr2+aekmy0jcz2YB5Gw=='
         AdUser = 'CN=Omar Haddad,OU=Finance,OU=Users,DC=corp,DC=contoso,DC=com'
+        RolesDetourFollows = $false
     }
     Invoke-SaSetAnchor @step
 
-    # [25fb1c11b65100b00ed4] duplicate-cloud-account: delete and purge the quarantined twin, then anchor the original account
+    # [25fb1c11b65100b00ed4] duplicate-cloud-account: after the AD user left sync scope: purge the soft-deleted twin, anchor the original
     #   AD user CN=John Smith,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com (john.smith@contoso.com)
     #   is matched to cloud user john.smith4821@contoso.onmicrosoft.com (id
     #   450475d9-9534-4b17-997d-c10fc00142d1) while another active cloud user john.smith@contoso.com
@@ -848,6 +1162,20 @@ if ($Section -in @('All', 'Cloud')) {
     #   mail,proxyAddresses,userPrincipalName john.smith@contoso.com: one person, two cloud
     #   accounts; john.smith4821@contoso.onmicrosoft.com is the quarantined twin sync created when
     #   the value collided
+    #   MANUAL STEP 1 of 3, on-premises, before this call: take AD user CN=John
+    #   Smith,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com out of sync scope by moving it to the OU
+    #   excluded from sync in the configuration (OU=Disabled,DC=corp,DC=contoso,DC=com): Move-
+    #   ADObject -Identity '3893660b-0f36-4789-9e96-0998186ffc7b' -TargetPath
+    #   'OU=Disabled,DC=corp,DC=contoso,DC=com'; then Start-ADSyncSyncCycle -PolicyType Delta. Sync
+    #   soft-deletes the twin john.smith4821@contoso.onmicrosoft.com
+    #   (450475d9-9534-4b17-997d-c10fc00142d1); a synced object is not deleted in the cloud.
+    #   STEP 2 of 3, this call: purges the soft-deleted twin and sets the anchor on
+    #   john.smith@contoso.com (4b315878-aa3b-4cec-be2b-e1c499b8dd77), after the hardening re-check.
+    #   Until step 1 is done it skips and says so.
+    #   MANUAL STEP 3 of 3, on-premises, after this call: bring the AD user back: Move-ADObject
+    #   -Identity '3893660b-0f36-4789-9e96-0998186ffc7b' -TargetPath
+    #   'OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'; then Start-ADSyncSyncCycle -PolicyType Delta:
+    #   it hard-matches john.smith@contoso.com.
     $step = @{
         Fingerprint = '25fb1c11b65100b00ed4'
         Code = 'duplicate-cloud-account'
@@ -858,8 +1186,35 @@ if ($Section -in @('All', 'Cloud')) {
         Anchor = 'C2aTODYPiUeelgmYGG/8ew=='
         ExpectedImmutableId = $null
         AdUser = 'CN=John Smith,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+        RolesDetourFollows = $false
     }
     Invoke-SaMergeDuplicateCloud @step
+
+    # [8623439d18a67f283787] enabled-drift: block sign-in of the cloud account of a disabled AD user
+    #   AD user CN=Leah Porter,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com is disabled but its
+    #   matched cloud user leah.porter@contoso.com can still sign in.
+    $step = @{
+        Fingerprint = '8623439d18a67f283787'
+        Code = 'enabled-drift'
+        UserId = 'e018461b-831b-4019-93ec-bc49ee3a6fee'
+        Upn = 'leah.porter@contoso.com'
+        AdObjectGuid = 'a8558760-d560-4b54-ba46-39902ed0c884'
+        AdUser = 'CN=Leah Porter,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+    }
+    Invoke-SaBlockSignIn @step
+
+    # [a0d2f5a6f358fa3121ec] enabled-drift: block sign-in of the cloud account of a disabled AD user
+    #   AD user CN=Greg Winston,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com is disabled but its
+    #   matched cloud user greg.winston@contoso.com can still sign in.
+    $step = @{
+        Fingerprint = 'a0d2f5a6f358fa3121ec'
+        Code = 'enabled-drift'
+        UserId = 'faad0cce-343d-449c-8ba5-1d24fb2c443f'
+        Upn = 'greg.winston@contoso.com'
+        AdObjectGuid = '4050cf02-e695-42d3-abba-c6ed9ee2ebd6'
+        AdUser = 'CN=Greg Winston,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+    }
+    Invoke-SaBlockSignIn @step
 }
 
 if ($Section -in @('All', 'OnPremises')) {
@@ -1017,7 +1372,7 @@ if ($Section -in @('All', 'OnPremises')) {
 Complete-SaRun
 
 # =============================================================================================
-# Manual steps: 59. Comments only: nothing below runs. Each names the
+# Manual steps: 58. Comments only: nothing below runs. Each names the
 # finding, why it is not automatic, and how to fix it.
 # =============================================================================================
 #
@@ -1066,9 +1421,9 @@ Complete-SaRun
 #   Finding: Active cloud user grady.archie@contoso.com (id
 #   048805f4-5856-4350-b727-416008ff153c) has immutableId 'System.Byte[]': the text Export-Csv
 #   writes for a byte array, not an anchor; it matches no AD user
-#   How to fix: On a cloud-only user: Update-MgUser -UserId <id> -OnPremisesImmutableId
-#   '<proposed value>' (for a federated UPN first move the UPN to *.onmicrosoft.com, then back).
-#   Convert with ConvertTo-ADSyncToolsImmutableID or
+#   How to fix: On a cloud-only user: Update-MgUser -UserId 048805f4-5856-4350-b727-416008ff153c
+#   -OnPremisesImmutableId '<proposed value>' (for a federated UPN first move the UPN to
+#   *.onmicrosoft.com, then back). Convert with ConvertTo-ADSyncToolsImmutableID or
 #   [Convert]::ToBase64String(([guid]'<objectGUID>').ToByteArray()). Values of synced users
 #   cannot be written through Graph: fix the AD side.
 #
@@ -1079,13 +1434,15 @@ Complete-SaRun
 #   cloud user enrico.cattaneo@contoso.com (id 20d3dcb0-440c-41a7-9382-99e1ee710b89), but none
 #   of UPN, primary SMTP, mail, on-premises sAMAccountName, SID or DN agree: the anchor links
 #   two different people
-#   How to fix: Find the holder: Get-MgUser -Filter "onPremisesImmutableId eq '<anchor>'" and
-#   Get-MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId.
-#   Take the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the
-#   wrong anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>' -Body
-#   '{"onPremisesImmutableId":null}' and set the right one with Update-MgUser -UserId <right id>
-#   -OnPremisesImmutableId '<anchor>'. A synced holder needs the wrong AD object fixed on
-#   premises.
+#   How to fix: Find the holder: Invoke-MgGraphRequest -Uri ('v1.0/users?$filter=' +
+#   [uri]::EscapeDataString("onPremisesImmutableId eq 'paSeXW9Eh0yHGpgrO9GBUA=='")) (not Get-
+#   MgUser -Filter: it sends '+' as a space, msgraph-sdk-powershell #2973) and Get-
+#   MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId. Take
+#   the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the wrong
+#   anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/20d3dcb0-440c-41a7-9382-99e1ee710b89' -Body '{"onPremisesImmutableId":null}' and
+#   set the right one with Update-MgUser -UserId <right id> -OnPremisesImmutableId
+#   'paSeXW9Eh0yHGpgrO9GBUA=='. A synced holder needs the wrong AD object fixed on premises.
 #
 # MANUAL STEP [ac70e7e2bd6a4800e8ea] anchor-held-by-other: Anchor links two different people
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1094,13 +1451,15 @@ Complete-SaRun
 #   cloud user debra.berger@contoso.com (id ec171027-2369-4663-a483-a5cd13582173), but none of
 #   UPN, primary SMTP, mail, on-premises sAMAccountName, SID or DN agree: the anchor links two
 #   different people
-#   How to fix: Find the holder: Get-MgUser -Filter "onPremisesImmutableId eq '<anchor>'" and
-#   Get-MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId.
-#   Take the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the
-#   wrong anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>' -Body
-#   '{"onPremisesImmutableId":null}' and set the right one with Update-MgUser -UserId <right id>
-#   -OnPremisesImmutableId '<anchor>'. A synced holder needs the wrong AD object fixed on
-#   premises.
+#   How to fix: Find the holder: Invoke-MgGraphRequest -Uri ('v1.0/users?$filter=' +
+#   [uri]::EscapeDataString("onPremisesImmutableId eq 'P4OvEjhW3UCJYG4FsnRWdw=='")) (not Get-
+#   MgUser -Filter: it sends '+' as a space, msgraph-sdk-powershell #2973) and Get-
+#   MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId. Take
+#   the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the wrong
+#   anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/ec171027-2369-4663-a483-a5cd13582173' -Body '{"onPremisesImmutableId":null}' and
+#   set the right one with Update-MgUser -UserId <right id> -OnPremisesImmutableId
+#   'P4OvEjhW3UCJYG4FsnRWdw=='. A synced holder needs the wrong AD object fixed on premises.
 #
 # MANUAL STEP [acf07b9031994af2a782] anchor-held-by-other: Anchor links two different people
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1109,13 +1468,15 @@ Complete-SaRun
 #   user lee.gu@contoso.com (id e4fcdf29-a8cd-47d1-92e5-ae5060d36923), but none of UPN, primary
 #   SMTP, mail, on-premises sAMAccountName, SID or DN agree: the anchor links two different
 #   people
-#   How to fix: Find the holder: Get-MgUser -Filter "onPremisesImmutableId eq '<anchor>'" and
-#   Get-MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId.
-#   Take the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the
-#   wrong anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>' -Body
-#   '{"onPremisesImmutableId":null}' and set the right one with Update-MgUser -UserId <right id>
-#   -OnPremisesImmutableId '<anchor>'. A synced holder needs the wrong AD object fixed on
-#   premises.
+#   How to fix: Find the holder: Invoke-MgGraphRequest -Uri ('v1.0/users?$filter=' +
+#   [uri]::EscapeDataString("onPremisesImmutableId eq 'f9YzRznhTk+G33kW/VXsvw=='")) (not Get-
+#   MgUser -Filter: it sends '+' as a space, msgraph-sdk-powershell #2973) and Get-
+#   MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId. Take
+#   the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the wrong
+#   anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/e4fcdf29-a8cd-47d1-92e5-ae5060d36923' -Body '{"onPremisesImmutableId":null}' and
+#   set the right one with Update-MgUser -UserId <right id> -OnPremisesImmutableId
+#   'f9YzRznhTk+G33kW/VXsvw=='. A synced holder needs the wrong AD object fixed on premises.
 #
 # MANUAL STEP [fb60225397268a7d8d72] anchor-held-by-other: Anchor links two different people
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1124,13 +1485,15 @@ Complete-SaRun
 #   user pradeep.gupta@contoso.com (id a190248d-61a8-4488-91a0-176fdefd8458), but none of UPN,
 #   primary SMTP, mail, on-premises sAMAccountName, SID or DN agree: the anchor links two
 #   different people
-#   How to fix: Find the holder: Get-MgUser -Filter "onPremisesImmutableId eq '<anchor>'" and
-#   Get-MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId.
-#   Take the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the
-#   wrong anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>' -Body
-#   '{"onPremisesImmutableId":null}' and set the right one with Update-MgUser -UserId <right id>
-#   -OnPremisesImmutableId '<anchor>'. A synced holder needs the wrong AD object fixed on
-#   premises.
+#   How to fix: Find the holder: Invoke-MgGraphRequest -Uri ('v1.0/users?$filter=' +
+#   [uri]::EscapeDataString("onPremisesImmutableId eq '2nXI5NpUkE+WEZZgMZ6pzg=='")) (not Get-
+#   MgUser -Filter: it sends '+' as a space, msgraph-sdk-powershell #2973) and Get-
+#   MgDirectoryDeletedItemAsUser -All -Property id,userPrincipalName,onPremisesImmutableId. Take
+#   the AD user out of sync scope (or pause sync), then on a cloud-only holder clear the wrong
+#   anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/a190248d-61a8-4488-91a0-176fdefd8458' -Body '{"onPremisesImmutableId":null}' and
+#   set the right one with Update-MgUser -UserId <right id> -OnPremisesImmutableId
+#   '2nXI5NpUkE+WEZZgMZ6pzg=='. A synced holder needs the wrong AD object fixed on premises.
 #
 # MANUAL STEP [4057309484eced066c12] attribute-conflict-cloud: AD value owned by another cloud object
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1176,6 +1539,20 @@ Complete-SaRun
 #   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
 #   ADSyncSyncCycle -PolicyType Delta.
 #
+# MANUAL STEP [29fb5491fc60c88f3221] cloud-orphan: Cloud user's anchor matches no AD user
+#   Why manual: omar.haddad@fabrikam.com is in the federated domain fabrikam.com: its
+#   immutableId is not cleared (a federated user must have one); set the right anchor on it, or
+#   move it to a managed domain first
+#   Finding: Formerly synced cloud user omar.haddad@fabrikam.com (id
+#   0fa641c9-1a68-4427-ace3-41bcfe9b588a) holds anchor 3stBr2+aekmy0jcz2YB5Gw== that no AD user
+#   has: its AD object was deleted, or lives outside the AD sources read (last known DN CN=Omar
+#   Haddad,OU=Users,DC=fabrikam,DC=local)
+#   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
+#   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
+#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/0fa641c9-1a68-4427-ace3-41bcfe9b588a' -Body '{"onPremisesImmutableId":null}' and
+#   verify after (Update-MgUser with $null does not clear it).
+#
 # MANUAL STEP [29fbbcb55fe2499f7d2b] cloud-orphan: Cloud user's anchor matches no AD user
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user cameron.white@contoso.com (id 77a156f4-8dc5-453e-a9cb-
@@ -1184,9 +1561,9 @@ Complete-SaRun
 #   this anchor but is out of sync scope (excluded OU OU=Disabled,DC=corp,DC=contoso,DC=com)
 #   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
-#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>'
-#   -Body '{"onPremisesImmutableId":null}' and verify after (Update-MgUser with $null does not
-#   clear it).
+#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/77a156f4-8dc5-453e-a9cb-ce071eaf292c' -Body '{"onPremisesImmutableId":null}' and
+#   verify after (Update-MgUser with $null does not clear it).
 #
 # MANUAL STEP [374a47ecb2b6b86f32d9] cloud-orphan: Cloud user's anchor matches no AD user
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1196,9 +1573,9 @@ Complete-SaRun
 #   Walters,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com)
 #   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
-#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>'
-#   -Body '{"onPremisesImmutableId":null}' and verify after (Update-MgUser with $null does not
-#   clear it).
+#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/92502535-de5d-4b8f-8877-9a63961df409' -Body '{"onPremisesImmutableId":null}' and
+#   verify after (Update-MgUser with $null does not clear it).
 #
 # MANUAL STEP [76426d491666282234fc] cloud-orphan: Cloud user's anchor matches no AD user
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1208,9 +1585,9 @@ Complete-SaRun
 #   Bansky,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com)
 #   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
-#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri 'v1.0/users/<id>'
-#   -Body '{"onPremisesImmutableId":null}' and verify after (Update-MgUser with $null does not
-#   clear it).
+#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/7e13e0fc-9bb6-4d65-855d-31ec2d339ae1' -Body '{"onPremisesImmutableId":null}' and
+#   verify after (Update-MgUser with $null does not clear it).
 #
 # MANUAL STEP [10f04a04b1debb5bd02e] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1219,10 +1596,10 @@ Complete-SaRun
 #   MzE5NmU5NjItMDdkOC00ZGQyLTg5YzgtNjhlMTBhNjRkNGRk: the ASCII text of GUID
 #   3196e962-07d8-4dd2-89c8-68e10a64d4dd instead of its 16 bytes; the anchor Entra sees is that
 #   text, not the GUID; the right value is YumWMdgH0k2JyGjhCmTU3Q==
-#   How to fix: Set-ADUser <user> -Replace @{'mS-DS-ConsistencyGuid' =
-#   ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID) before the object is
-#   first exported; for an already-synced object the cloud anchor must change too, so plan it
-#   with the hard-match procedure.
+#   How to fix: Set-ADUser 3196e962-07d8-4dd2-89c8-68e10a64d4dd -Replace @{'mS-DS-
+#   ConsistencyGuid' = ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID)
+#   before the object is first exported; for an already-synced object the cloud anchor must
+#   change too, so plan it with the hard-match procedure.
 #
 # MANUAL STEP [399de7defd9f9985ee83] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1231,10 +1608,10 @@ Complete-SaRun
 #   of text ('a5d26f9f-e33a-45'), the start of the text of GUID
 #   a5d26f9f-e33a-45a5-bb15-fade90c13817 (its own objectGUID), not GUID bytes; the anchor Entra
 #   sees is that text; the right value is n2/SpTrjpUW7FfrekME4Fw==
-#   How to fix: Set-ADUser <user> -Replace @{'mS-DS-ConsistencyGuid' =
-#   ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID) before the object is
-#   first exported; for an already-synced object the cloud anchor must change too, so plan it
-#   with the hard-match procedure.
+#   How to fix: Set-ADUser a5d26f9f-e33a-45a5-bb15-fade90c13817 -Replace @{'mS-DS-
+#   ConsistencyGuid' = ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID)
+#   before the object is first exported; for an already-synced object the cloud anchor must
+#   change too, so plan it with the hard-match procedure.
 #
 # MANUAL STEP [4c6b1911bf9f8ed7075f] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1243,20 +1620,20 @@ Complete-SaRun
 #   e0Y4Qjc4MTZBLTQ3N0YtNERBQS1CQTYwLTYwMEE4QkM3NTE3RX0=: the ASCII text of GUID
 #   f8b7816a-477f-4daa-ba60-600a8bc7517e instead of its 16 bytes; the anchor Entra sees is that
 #   text, not the GUID; the right value is aoG3+H9Hqk26YGAKi8dRfg==
-#   How to fix: Set-ADUser <user> -Replace @{'mS-DS-ConsistencyGuid' =
-#   ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID) before the object is
-#   first exported; for an already-synced object the cloud anchor must change too, so plan it
-#   with the hard-match procedure.
+#   How to fix: Set-ADUser f8b7816a-477f-4daa-ba60-600a8bc7517e -Replace @{'mS-DS-
+#   ConsistencyGuid' = ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID)
+#   before the object is first exported; for an already-synced object the cloud anchor must
+#   change too, so plan it with the hard-match procedure.
 #
 # MANUAL STEP [4d5bc2bf8a832fb2e007] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Raul Razo,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com
 #   (raul.razo@contoso.com) has mS-DS-ConsistencyGuid Do9VPcTe00Kv2mDLcbrh of 15 bytes, not the
 #   16 bytes of a GUID
-#   How to fix: Set-ADUser <user> -Replace @{'mS-DS-ConsistencyGuid' =
-#   ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID) before the object is
-#   first exported; for an already-synced object the cloud anchor must change too, so plan it
-#   with the hard-match procedure.
+#   How to fix: Set-ADUser 3d558f0e-dec4-42d3-afda-60cb71bae1cd -Replace @{'mS-DS-
+#   ConsistencyGuid' = ([guid]'<guid>').ToByteArray()} (or -Clear to fall back to objectGUID)
+#   before the object is first exported; for an already-synced object the cloud anchor must
+#   change too, so plan it with the hard-match procedure.
 #
 # MANUAL STEP [2e4577f29f22b42438ba] duplicate-ad-attribute: Value shared by several AD objects
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1300,62 +1677,50 @@ Complete-SaRun
 #
 # MANUAL STEP [9c4dbdb7094e01a254f6] duplicate-cloud-account: One person, two cloud accounts
 #   Why manual: the matched account sara.davis@contoso.com does not look like a quarantined
-#   <name>1234@<tenant>.onmicrosoft.com twin: decide which of the two accounts to keep
+#   <name>1234@<tenant>.onmicrosoft.com twin: keep s.davis@contoso.com (id
+#   4abda492-139b-4f30-904f-f767fdb9ebb3), created 2024-12-23T06:00:00Z, before the synced
+#   account sara.davis@contoso.com (id 7d4d24ab-0df8-4073-aaee-970dc097616c)
+#   (2026-11-14T07:09:59Z): take the AD user out of scope, purge sara.davis@contoso.com (id
+#   7d4d24ab-0df8-4073-aaee-970dc097616c), set the anchor PFpHCjS5hE+enEmFiZSsOQ== on
+#   s.davis@contoso.com (id 4abda492-139b-4f30-904f-f767fdb9ebb3), bring the AD user back
 #   Finding: AD user CN=Sara Davis,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
 #   (sara.davis@contoso.com) is matched to cloud user sara.davis@contoso.com (id
 #   7d4d24ab-0df8-4073-aaee-970dc097616c) while another active cloud user s.davis@contoso.com
 #   (id 4abda492-139b-4f30-904f-f767fdb9ebb3, not synced) also has its
 #   mail,proxyAddresses,userPrincipalName sara.davis@contoso.com: one person, two cloud accounts
-#   How to fix: Connect Health's 'orphaned object' fix by hand: take the AD user out of scope
-#   (or pause sync), delete A and purge it (Remove-MgUser, then Remove-MgDirectoryDeletedItem
-#   -DirectoryObjectId <A>), set the anchor on B (Update-MgUser -UserId <B>
-#   -OnPremisesImmutableId '<anchor>'), bring the AD user back and Start-ADSyncSyncCycle
-#   -PolicyType Delta. See hard-match-blocked when B is privileged or has
-#   onPremisesObjectIdentifier set.
+#   How to fix: A is synced, so it is not deleted in the cloud: take the AD user out of sync
+#   scope (move it to an OU that is not synced) and run a delta sync, which soft-deletes A;
+#   purge A (Remove-MgDirectoryDeletedItem), set the anchor on B (Update-MgUser -UserId
+#   4abda492-139b-4f30-904f-f767fdb9ebb3 -OnPremisesImmutableId 'PFpHCjS5hE+enEmFiZSsOQ=='),
+#   bring the AD user back and Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches B.
+#   remediation.ps1 writes these steps with the run's values. See hard-match-blocked when B is
+#   privileged or has onPremisesObjectIdentifier set.
 #
 # MANUAL STEP [2e7b0df1f042e3187472] enabled-drift: Account enabled state differs between AD and Entra ID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Tara Singh,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is enabled
 #   but its matched cloud user tara.singh@contoso.com is blocked from sign-in.
-#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
-#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
-#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
-#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
-#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
-#   Disable-ADAccount if the block is intended.
-#
-# MANUAL STEP [8623439d18a67f283787] enabled-drift: Account enabled state differs between AD and Entra ID
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Leah Porter,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com is disabled but
-#   its matched cloud user leah.porter@contoso.com can still sign in.
-#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
-#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
-#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
-#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
-#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
-#   Disable-ADAccount if the block is intended.
+#   How to fix: For a disabled leaver, block sign-in now (remediation.ps1 does, with a re-check
+#   and an undo): Update-MgUser -UserId caf38cd0-bb6d-4a06-a101-6d4fd5c09836
+#   -AccountEnabled:$false, and revoke its sessions with Revoke-MgUserSignInSession -UserId
+#   caf38cd0-bb6d-4a06-a101-6d4fd5c09836; then find why the change did not flow (Entra Connect
+#   export errors, sync scope) and run Start-ADSyncSyncCycle -PolicyType Delta. For the reverse,
+#   confirm who blocked the cloud account (audit log) before re-enabling it with Update-MgUser
+#   -AccountEnabled:$true, or disable the AD account with Disable-ADAccount if the block is
+#   intended.
 #
 # MANUAL STEP [9b87b99c3f80ae759c94] enabled-drift: Account enabled state differs between AD and Entra ID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Chris Green,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is enabled
 #   but its matched cloud user chris.green@contoso.com is blocked from sign-in.
-#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
-#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
-#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
-#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
-#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
-#   Disable-ADAccount if the block is intended.
-#
-# MANUAL STEP [a0d2f5a6f358fa3121ec] enabled-drift: Account enabled state differs between AD and Entra ID
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Greg Winston,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com is disabled but
-#   its matched cloud user greg.winston@contoso.com can still sign in.
-#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId <id>
-#   -AccountEnabled:$false and Revoke-MgUserSignInSession -UserId <id>; then find why the change
-#   did not flow (Entra Connect export errors, sync scope) and run Start-ADSyncSyncCycle
-#   -PolicyType Delta. For the reverse, confirm who blocked the cloud account (audit log) before
-#   re-enabling it with Update-MgUser -AccountEnabled:$true, or disable the AD account with
-#   Disable-ADAccount if the block is intended.
+#   How to fix: For a disabled leaver, block sign-in now (remediation.ps1 does, with a re-check
+#   and an undo): Update-MgUser -UserId da5c658c-fb07-474b-9892-0f8d84317f43
+#   -AccountEnabled:$false, and revoke its sessions with Revoke-MgUserSignInSession -UserId
+#   da5c658c-fb07-474b-9892-0f8d84317f43; then find why the change did not flow (Entra Connect
+#   export errors, sync scope) and run Start-ADSyncSyncCycle -PolicyType Delta. For the reverse,
+#   confirm who blocked the cloud account (audit log) before re-enabling it with Update-MgUser
+#   -AccountEnabled:$true, or disable the AD account with Disable-ADAccount if the block is
+#   intended.
 #
 # MANUAL STEP [0213415401351cb52136] hard-match-blocked: Hard match refused by the 2026 hardening
 #   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
@@ -1369,11 +1734,12 @@ Complete-SaRun
 #   Administrator. Recovery: remove the role assignment/eligibility, let the match happen, re-
 #   add it, then Start-ADSyncSyncCycle -PolicyType Delta
 #   How to fix: onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri
-#   'beta/users/<id>' -Body '{"onPremisesObjectIdentifier":null}' (needs
-#   User.OnPremisesSync.ReadWrite.All and Global or Hybrid Identity Administrator). Roles:
-#   remove the assignment/eligibility, match, re-add it. Tenant switch: Update-
-#   MgDirectoryOnPremiseSynchronization for the window only. Then Start-ADSyncSyncCycle
-#   -PolicyType Delta. Keep allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
+#   'beta/users/225a3964-fa32-4a7e-89e7-c7751a417ed2' -Body
+#   '{"onPremisesObjectIdentifier":null}' (needs User-OnPremisesSyncBehavior.ReadWrite.All and
+#   Global or Hybrid Identity Administrator). Roles: remove the assignment/eligibility, match,
+#   re-add it. Tenant switch: Update-MgDirectoryOnPremiseSynchronization for the window only.
+#   Then Start-ADSyncSyncCycle -PolicyType Delta. Keep
+#   allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
 #
 # MANUAL STEP [84cafc3b99df70550d79] hard-match-blocked: Hard match refused by the 2026 hardening
 #   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
@@ -1387,11 +1753,12 @@ Complete-SaRun
 #   assigned. Recovery: remove the role assignment/eligibility, let the match happen, re-add it,
 #   then Start-ADSyncSyncCycle -PolicyType Delta
 #   How to fix: onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri
-#   'beta/users/<id>' -Body '{"onPremisesObjectIdentifier":null}' (needs
-#   User.OnPremisesSync.ReadWrite.All and Global or Hybrid Identity Administrator). Roles:
-#   remove the assignment/eligibility, match, re-add it. Tenant switch: Update-
-#   MgDirectoryOnPremiseSynchronization for the window only. Then Start-ADSyncSyncCycle
-#   -PolicyType Delta. Keep allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
+#   'beta/users/d9d68d40-ca2d-4e16-91ea-eac0ca8ed350' -Body
+#   '{"onPremisesObjectIdentifier":null}' (needs User-OnPremisesSyncBehavior.ReadWrite.All and
+#   Global or Hybrid Identity Administrator). Roles: remove the assignment/eligibility, match,
+#   re-add it. Tenant switch: Update-MgDirectoryOnPremiseSynchronization for the window only.
+#   Then Start-ADSyncSyncCycle -PolicyType Delta. Keep
+#   allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
 #
 # MANUAL STEP [fb237d016c5317649773] hard-match-blocked: Hard match refused by the 2026 hardening
 #   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
@@ -1405,46 +1772,50 @@ Complete-SaRun
 #   Recovery: remove the role assignment/eligibility, let the match happen, re-add it, then
 #   Start-ADSyncSyncCycle -PolicyType Delta
 #   How to fix: onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri
-#   'beta/users/<id>' -Body '{"onPremisesObjectIdentifier":null}' (needs
-#   User.OnPremisesSync.ReadWrite.All and Global or Hybrid Identity Administrator). Roles:
-#   remove the assignment/eligibility, match, re-add it. Tenant switch: Update-
-#   MgDirectoryOnPremiseSynchronization for the window only. Then Start-ADSyncSyncCycle
-#   -PolicyType Delta. Keep allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
+#   'beta/users/4b632988-1ffd-439f-90f4-1b413036e665' -Body
+#   '{"onPremisesObjectIdentifier":null}' (needs User-OnPremisesSyncBehavior.ReadWrite.All and
+#   Global or Hybrid Identity Administrator). Roles: remove the assignment/eligibility, match,
+#   re-add it. Tenant switch: Update-MgDirectoryOnPremiseSynchronization for the window only.
+#   Then Start-ADSyncSyncCycle -PolicyType Delta. Keep
+#   allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
 #
 # MANUAL STEP [0d32b5f0ff69dbfd0761] invalid-attribute: Attribute value fails an IdFix rule
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: userPrincipalName 'kevin.brooks@contoso.local' of AD user CN=Kevin
 #   Brooks,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level domain.
-#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity <dn>
-#   -UserPrincipalName <value> (or -Replace @{<attribute>='<value>'}; for one proxyAddresses
-#   value -Remove @{proxyAddresses='<old>'} -Add @{proxyAddresses='<new>'}), and run Start-
-#   ADSyncSyncCycle -PolicyType Delta. A non-routable suffix needs a routable UPN suffix added
-#   in Active Directory Domains and Trusts and verified in the tenant first. Keep the old values
-#   (the remediation script writes an undo file) in case an application depends on them.
+#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity
+#   d397ccb8-0b02-4600-9f37-0615b50e48ae -UserPrincipalName <value> (or -Replace
+#   @{<attribute>='<value>'}; for one proxyAddresses value -Remove @{proxyAddresses='<old>'}
+#   -Add @{proxyAddresses='<new>'}), and run Start-ADSyncSyncCycle -PolicyType Delta. A non-
+#   routable suffix needs a routable UPN suffix added in Active Directory Domains and Trusts and
+#   verified in the tenant first. Keep the old values (the remediation script writes an undo
+#   file) in case an application depends on them.
 #
 # MANUAL STEP [863b1a2d2427f102ec9f] invalid-attribute: Attribute value fails an IdFix rule
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: userPrincipalName 'quinn.harper@contoso.lab' of AD user CN=Quinn
 #   Harper,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level
 #   domain.
-#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity <dn>
-#   -UserPrincipalName <value> (or -Replace @{<attribute>='<value>'}; for one proxyAddresses
-#   value -Remove @{proxyAddresses='<old>'} -Add @{proxyAddresses='<new>'}), and run Start-
-#   ADSyncSyncCycle -PolicyType Delta. A non-routable suffix needs a routable UPN suffix added
-#   in Active Directory Domains and Trusts and verified in the tenant first. Keep the old values
-#   (the remediation script writes an undo file) in case an application depends on them.
+#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity
+#   1617ea97-d1d6-45a8-a0f8-f7fb81658717 -UserPrincipalName <value> (or -Replace
+#   @{<attribute>='<value>'}; for one proxyAddresses value -Remove @{proxyAddresses='<old>'}
+#   -Add @{proxyAddresses='<new>'}), and run Start-ADSyncSyncCycle -PolicyType Delta. A non-
+#   routable suffix needs a routable UPN suffix added in Active Directory Domains and Trusts and
+#   verified in the tenant first. Keep the old values (the remediation script writes an undo
+#   file) in case an application depends on them.
 #
 # MANUAL STEP [a6ffb9c738619747bab7] invalid-attribute: Attribute value fails an IdFix rule
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: userPrincipalName 'samir.patel@contoso.local' of AD user CN=Samir
 #   Patel,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level
 #   domain.
-#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity <dn>
-#   -UserPrincipalName <value> (or -Replace @{<attribute>='<value>'}; for one proxyAddresses
-#   value -Remove @{proxyAddresses='<old>'} -Add @{proxyAddresses='<new>'}), and run Start-
-#   ADSyncSyncCycle -PolicyType Delta. A non-routable suffix needs a routable UPN suffix added
-#   in Active Directory Domains and Trusts and verified in the tenant first. Keep the old values
-#   (the remediation script writes an undo file) in case an application depends on them.
+#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity
+#   15fab9ea-1316-4a25-a67c-e439a7576602 -UserPrincipalName <value> (or -Replace
+#   @{<attribute>='<value>'}; for one proxyAddresses value -Remove @{proxyAddresses='<old>'}
+#   -Add @{proxyAddresses='<new>'}), and run Start-ADSyncSyncCycle -PolicyType Delta. A non-
+#   routable suffix needs a routable UPN suffix added in Active Directory Domains and Trusts and
+#   verified in the tenant first. Keep the old values (the remediation script writes an undo
+#   file) in case an application depends on them.
 #
 # MANUAL STEP [63e2a0a852760b62718a] provisioning-error: Cloud user carries an on-premises provisioning error
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1535,9 +1906,9 @@ Complete-SaRun
 #   holds directory role(s) Exchange Administrator (Existing Admin Role Conflict)
 #   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
 #   MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale immutableId on a
-#   cloud-only candidate: hard match with Update-MgUser -UserId <id> -OnPremisesImmutableId
-#   '<anchor>'. Group/contact or a candidate synced to another AD user: change the address on
-#   one side.
+#   cloud-only candidate: hard match with Update-MgUser -UserId
+#   6d7d98cd-16ed-4856-afaf-1ca846616e60 -OnPremisesImmutableId '1NKERTl1U0uDuuvsR4g68w=='.
+#   Group/contact or a candidate synced to another AD user: change the address on one side.
 #
 # MANUAL STEP [4f16acdf860c5ec6940e] soft-match-blocked: Soft match will fail
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1548,9 +1919,9 @@ Complete-SaRun
 #   helpdesk@contoso.com (ObjectTypeMismatch)
 #   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
 #   MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale immutableId on a
-#   cloud-only candidate: hard match with Update-MgUser -UserId <id> -OnPremisesImmutableId
-#   '<anchor>'. Group/contact or a candidate synced to another AD user: change the address on
-#   one side.
+#   cloud-only candidate: hard match with Update-MgUser -UserId
+#   cf5fae05-47d3-4aaf-991e-d2f18b4e991b -OnPremisesImmutableId 'Unuw+FuPp0yEIhPJlnUYAw=='.
+#   Group/contact or a candidate synced to another AD user: change the address on one side.
 #
 # MANUAL STEP [81b41c3c602eb361bd13] soft-match-blocked: Soft match will fail
 #   Why manual: admin role changes are off ([remediation] allow_role_changes = false): remove
@@ -1563,41 +1934,41 @@ Complete-SaRun
 #   directory role(s) Contoso Mailbox Auditor (Existing Admin Role Conflict)
 #   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
 #   MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale immutableId on a
-#   cloud-only candidate: hard match with Update-MgUser -UserId <id> -OnPremisesImmutableId
-#   '<anchor>'. Group/contact or a candidate synced to another AD user: change the address on
-#   one side.
+#   cloud-only candidate: hard match with Update-MgUser -UserId
+#   0e5249d4-7e66-4b79-a3f6-7820e16d87ad -OnPremisesImmutableId '/5af+dYSFkC8nfwN+Esy1A=='.
+#   Group/contact or a candidate synced to another AD user: change the address on one side.
 #
 # MANUAL STEP [0f40aacd3ba428609f7b] stale-sync-object: Synced cloud user no longer receives updates
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user victor.hale@contoso.com was last synced 2026-11-02T01:00:00Z
 #   (21.0 days before the tenant's last sync); its AD user CN=Victor
 #   Hale,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is in scope.
-#   How to fix: Find the source object by onPremisesImmutableId (Get-MgUser -Filter
-#   "onPremisesImmutableId eq '<anchor>'") and the on-premises DN, check the Entra Connect
-#   export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source
-#   is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-
-#   premises object.
+#   How to fix: Find the source object by its anchor '6tCesK53JEGuQnWJsT7ZDQ==' (convert it with
+#   ConvertFrom-ADSyncToolsImmutableID) and the on-premises DN, check the Entra Connect export
+#   errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source is
+#   gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-premises
+#   object.
 #
 # MANUAL STEP [bbcceb68c876053f0ba5] stale-sync-object: Synced cloud user no longer receives updates
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user ben.walters@contoso.com was last synced 2026-10-09T01:00:00Z
 #   (45.0 days before the tenant's last sync); no AD user in the snapshot holds its anchor.
-#   How to fix: Find the source object by onPremisesImmutableId (Get-MgUser -Filter
-#   "onPremisesImmutableId eq '<anchor>'") and the on-premises DN, check the Entra Connect
-#   export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source
-#   is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-
-#   premises object.
+#   How to fix: Find the source object by its anchor 'hhXszN+7xUiPbmP7ZL2KBA==' (convert it with
+#   ConvertFrom-ADSyncToolsImmutableID) and the on-premises DN, check the Entra Connect export
+#   errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source is
+#   gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-premises
+#   object.
 #
 # MANUAL STEP [eec1ef10dafff18137f5] stale-sync-object: Synced cloud user no longer receives updates
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user yuki.sato@contoso.com was last synced 2026-11-02T01:00:00Z (21.0
 #   days before the tenant's last sync); its AD user CN=Yuki
 #   Sato,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is in scope.
-#   How to fix: Find the source object by onPremisesImmutableId (Get-MgUser -Filter
-#   "onPremisesImmutableId eq '<anchor>'") and the on-premises DN, check the Entra Connect
-#   export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source
-#   is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-
-#   premises object.
+#   How to fix: Find the source object by its anchor 'b4O/fDF1v0mc/mhMCaPV+g==' (convert it with
+#   ConvertFrom-ADSyncToolsImmutableID) and the on-premises DN, check the Entra Connect export
+#   errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source is
+#   gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-premises
+#   object.
 #
 # MANUAL STEP [47e4a6144c1c392832e7] tenant-sync-stale: Directory synchronization has stopped
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1616,9 +1987,10 @@ Complete-SaRun
 #   (duplicate attribute resiliency).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId
+#   450475d9-9534-4b17-997d-c10fc00142d1 -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com,
+#   then Update-MgUser -UserId 450475d9-9534-4b17-997d-c10fc00142d1 -UserPrincipalName
+#   'john.smith@contoso.com'. UPN update not applied: enable the
 #   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1632,9 +2004,10 @@ Complete-SaRun
 #   for the fix).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId
+#   624d8b05-971b-42f4-87be-3a4944a52ede -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com,
+#   then Update-MgUser -UserId 624d8b05-971b-42f4-87be-3a4944a52ede -UserPrincipalName 'anne
+#   marie.dubois@contoso.com'. UPN update not applied: enable the
 #   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1648,9 +2021,10 @@ Complete-SaRun
 #   for the fix).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId
+#   726a7380-d38b-4f2a-9cc3-d69ffba38e21 -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com,
+#   then Update-MgUser -UserId 726a7380-d38b-4f2a-9cc3-d69ffba38e21 -UserPrincipalName
+#   'zoë.müller@contoso.com'. UPN update not applied: enable the
 #   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1663,9 +2037,10 @@ Complete-SaRun
 #   (synchronizeUpnForManagedUsersEnabled off, or changed in the cloud).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId
+#   0152dc7b-8d54-41a3-ab67-7e8603916ea0 -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com,
+#   then Update-MgUser -UserId 0152dc7b-8d54-41a3-ab67-7e8603916ea0 -UserPrincipalName
+#   'marco.rossi@fabrikam.com'. UPN update not applied: enable the
 #   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1679,12 +2054,13 @@ Complete-SaRun
 #   for the fix).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
-#   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
-#   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
-#   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId
+#   7afd2ca8-751f-40c8-9a85-28ca8cd11eda -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com,
+#   then Update-MgUser -UserId 7afd2ca8-751f-40c8-9a85-28ca8cd11eda -UserPrincipalName 'iwamoto
+#   kenji@contoso.com'. UPN update not applied: enable the synchronizeUpnForManagedUsersEnabled
+#   feature (Update-MgDirectoryOnPremiseSynchronization -Features) or set the cloud UPN with
+#   Update-MgUser. Not exported: check the Entra Connect export errors and run Start-
+#   ADSyncSyncCycle -PolicyType Delta.
 #
 # MANUAL STEP [ba78c0e6e5cbd57e6423] upn-drift: Cloud UPN differs from the on-premises UPN
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1694,9 +2070,10 @@ Complete-SaRun
 #   (synchronizeUpnForManagedUsersEnabled off, or changed in the cloud).
 #   How to fix: Quarantined duplicate: resolve the duplicate-attribute conflict (see duplicate-
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
-#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId <id>
-#   -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com, then Update-MgUser -UserId <id>
-#   -UserPrincipalName <AD UPN>. UPN update not applied: enable the
+#   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId
+#   3f94ac25-1c3e-407f-900a-a91979645e92 -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com,
+#   then Update-MgUser -UserId 3f94ac25-1c3e-407f-900a-a91979645e92 -UserPrincipalName
+#   'hannah.weber@contoso.com'. UPN update not applied: enable the
 #   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1709,9 +2086,10 @@ Complete-SaRun
 #   <mailNickname>@<initial domain> fallback Entra gives such a UPN.
 #   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
 #   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
-#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
-#   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
-#   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   23998a37-d7b2-4022-be4e-0b9159a0e353 -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
 #
 # MANUAL STEP [cf981b318320ccc67610] upn-suffix-unverified: UPN suffix is not a verified tenant domain
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1722,9 +2100,10 @@ Complete-SaRun
 #   gives such a UPN.
 #   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
 #   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
-#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
-#   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
-#   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   d397ccb8-0b02-4600-9f37-0615b50e48ae -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
 #
 # MANUAL STEP [de81d2013941fe2ab480] upn-suffix-unverified: UPN suffix is not a verified tenant domain
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1735,9 +2114,10 @@ Complete-SaRun
 #   gives such a UPN.
 #   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
 #   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
-#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
-#   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
-#   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   1617ea97-d1d6-45a8-a0f8-f7fb81658717 -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
 #
 # MANUAL STEP [ec9a5bc940d8612c3965] upn-suffix-unverified: UPN suffix is not a verified tenant domain
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1747,6 +2127,7 @@ Complete-SaRun
 #   samir.patel@contoso.onmicrosoft.com.
 #   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
 #   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
-#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity <dn>
-#   -UserPrincipalName <prefix>@<verified domain>, and run Start-ADSyncSyncCycle -PolicyType
-#   Delta. Verifying the domain makes Entra reconcile the UPNs of already synced users.
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   15fab9ea-1316-4a25-a67c-e439a7576602 -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
