@@ -59,6 +59,8 @@ param(
 # Cloud section needs: PowerShell modules Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement
 #   (Install-Module <name> -Scope CurrentUser), a session in tenant contoso.onmicrosoft.com / 6f1c3a52-8d4e-4b7a-9c21-5e0f7d3b9a10
 #   and only these delegated Graph permissions (least privilege for the actions present):
+#     User.Read.All: read users by id, UPN and onPremisesImmutableId, the deleted users, and the beta onPremisesObjectIdentifier
+#       https://learn.microsoft.com/graph/api/directory-deleteditems-list?view=graph-rest-1.0
 #     User.ReadUpdate.All: write onPremisesImmutableId and userPrincipalName (least privileged for PATCH /users/{id} since 2026; User.ReadWrite.All is the higher one)
 #       https://learn.microsoft.com/graph/api/user-update?view=graph-rest-1.0
 #     Domain.Read.All: read a domain's authenticationType (federated or managed) and the initial domain
@@ -92,7 +94,7 @@ $script:Apply = [bool]$Apply
 $script:RunId = 'demo'
 $script:RunTenantId = '6f1c3a52-8d4e-4b7a-9c21-5e0f7d3b9a10'
 $script:GraphModules = @('Microsoft.Graph.Authentication', 'Microsoft.Graph.Users', 'Microsoft.Graph.Identity.DirectoryManagement')
-$script:GraphScopes = @('User.ReadUpdate.All', 'Domain.Read.All', 'User.DeleteRestore.All', 'User-OnPremisesSyncBehavior.ReadWrite.All', 'User.EnableDisableAccount.All', 'RoleManagement.Read.Directory', 'RoleAssignmentSchedule.Read.Directory', 'RoleEligibilitySchedule.Read.Directory')
+$script:GraphScopes = @('User.Read.All', 'User.ReadUpdate.All', 'Domain.Read.All', 'User.DeleteRestore.All', 'User-OnPremisesSyncBehavior.ReadWrite.All', 'User.EnableDisableAccount.All', 'RoleManagement.Read.Directory', 'RoleAssignmentSchedule.Read.Directory', 'RoleEligibilitySchedule.Read.Directory')
 $script:UndoScopes = @('User.ReadWrite.All', 'Domain.Read.All', 'User.EnableDisableAccount.All')
 $script:UserSelect = 'id,userPrincipalName,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled'
 $script:RoleDefinitions = $null
@@ -115,7 +117,9 @@ function Write-SaPlan {
 }
 
 function Write-SaDone {
+    # One per completed step (a step may log several rows: a UPN detour, a purge and a write).
     param([string]$Fingerprint, [string]$Code, [string]$Text)
+    $script:Changed += 1
     Write-Host ('DONE  [{0}] {1}: {2}' -f $Fingerprint, $Code, $Text)
 }
 
@@ -146,12 +150,6 @@ function Write-SaLog {
         Note        = $Note
     }
     $row | Export-Csv -LiteralPath $script:LogPath -Append -NoTypeInformation -Encoding UTF8 -WhatIf:$false -Confirm:$false
-    switch ($Result) {
-        'done' { $script:Changed += 1 }
-        'unverified' { $script:Unverified += 1 }
-        'skipped' { $script:Skipped += 1 }
-        'failed' { $script:Failed += 1 }
-    }
 }
 
 function Start-SaChange {
@@ -173,13 +171,16 @@ function Start-SaChange {
 
 function Stop-SaChange {
     # done: the read-back shows the new value; unverified: the read-back timed out (-Undo still
-    # reverses it, after checking the value); failed: the write raised an error.
-    param([hashtable]$Change, [ValidateSet('done', 'unverified', 'failed')][string]$Result, [string]$Note = '')
+    # reverses it, after checking the value); failed: the write raised an error; skipped: the
+    # step decided not to write after all.
+    param([hashtable]$Change, [ValidateSet('done', 'unverified', 'failed', 'skipped')][string]$Result, [string]$Note = '')
+    if ($Result -eq 'unverified') { $script:Unverified += 1 }
     Write-SaLog @Change -Result $Result -Note $Note
 }
 
 function Skip-SaStep {
     param([string]$Fingerprint, [string]$Code, [string]$Action, [string]$TargetId, [string]$Reason)
+    $script:Skipped += 1
     Write-Warning ('SKIP  [{0}] {1}: {2}' -f $Fingerprint, $Code, $Reason)
     Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $Action -TargetId $TargetId -Result 'skipped' -Note $Reason
 }
@@ -187,6 +188,7 @@ function Skip-SaStep {
 function Write-SaFailure {
     param([string]$Fingerprint, [string]$Code, [string]$Action, [string]$TargetId, [object]$ErrorRecord)
     $message = [string]$ErrorRecord
+    $script:Failed += 1
     Write-Warning ('FAIL  [{0}] {1}: {2}' -f $Fingerprint, $Code, $message)
     Write-SaLog -Fingerprint $Fingerprint -Code $Code -Action $Action -TargetId $TargetId -Result 'failed' -Note $message
 }
@@ -328,8 +330,8 @@ function Test-SaImmutableId {
     # Read-back check (writes are not always immediate, and clearing is unreliable).
     param([string]$UserId, [AllowEmptyString()][string]$Expected)
     for ($i = 0; $i -lt 6; $i++) {
-        $now = [string](Get-SaUser -UserId $UserId).OnPremisesImmutableId
-        if ($now -ceq $Expected) { return $true }
+        $user = Get-SaUser -UserId $UserId
+        if ($user -and ([string]$user.OnPremisesImmutableId -ceq $Expected)) { return $true }
         Start-Sleep -Seconds 5
     }
     return $false
@@ -367,9 +369,18 @@ function Invoke-SaWithUpnDetour {
         & $Change
     }
     finally {
+        # Raises nothing: an error here would hide the one from $Change. A failed move back is
+        # logged and named; the 'upn' row above lets -Undo move it back later.
         $back = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action 'upn-detour-back' -TargetId $User.Id -Property 'userPrincipalName' -Before $temporary -After $original
-        Update-MgUser -UserId $User.Id -UserPrincipalName $original -Confirm:$false
-        Stop-SaChange -Change $back -Result 'done'
+        try {
+            Update-MgUser -UserId $User.Id -UserPrincipalName $original -Confirm:$false
+            Stop-SaChange -Change $back -Result 'done'
+        }
+        catch {
+            Stop-SaChange -Change $back -Result 'failed' -Note ([string]$_)
+            $script:Failed += 1
+            Write-Warning ('FAIL  [{0}] {1}: {2} is still {3}; move it back with Update-MgUser -UserId {4} -UserPrincipalName <its UPN {2}>, or -Undo this log: {5}' -f $Fingerprint, $Code, $original, $temporary, $User.Id, [string]$_)
+        }
     }
 }
 
@@ -413,14 +424,19 @@ function Get-SaRoleSchedules {
     )
     $found = @()
     try {
-        foreach ($source in $sources) {
-            foreach ($item in @(Invoke-SaGraphGet -Path $source[1] -Filter $filter)) { $found += , @($source[0], 'pim', $item) }
-        }
+        $assignments = @(Invoke-SaGraphGet -Path $sources[0][1] -Filter $filter)
+        foreach ($item in $assignments) { $found += , @('assignment', 'pim', $item) }
     }
     catch {
-        Write-Warning ('the PIM instance lists cannot be read ({0}): reading roleAssignments' -f [string]$_)
-        $found = @()
+        # Only a tenant without PIM (no Entra ID P2 licence) falls back; any other error (429,
+        # 5xx, 403) stops the action, so a blocked target is never taken for a safe one.
+        if ([string]$_ -notmatch 'licen[cs]e|premium') { throw }
+        Write-Warning ('the PIM instance lists are not available ({0}): reading roleAssignments' -f [string]$_)
         foreach ($item in @(Invoke-SaGraphGet -Path 'v1.0/roleManagement/directory/roleAssignments' -Filter $filter)) { $found += , @('assignment', 'roleAssignments', $item) }
+        $sources = @()
+    }
+    if ($sources.Count -gt 1) {
+        foreach ($item in @(Invoke-SaGraphGet -Path $sources[1][1] -Filter $filter)) { $found += , @('eligibility', 'pim', $item) }
     }
     $schedules = @()
     foreach ($entry in $found) {
@@ -498,10 +514,10 @@ function Set-SaAnchorChecked {
     param(
         [string]$Fingerprint, [string]$Code, [string]$Action, [string]$UserId, [string]$Anchor,
         [AllowEmptyString()][string]$ExpectedImmutableId, [string]$Why, [switch]$Confirmed,
-        [bool]$RolesDetourFollows = $false
+        [bool]$RolesDetourFollows = $false, [string]$IgnoreDeletedHolder = ''
     )
     $user = Get-SaUser -UserId $UserId
-    $reason = Test-SaAnchorTarget -User $user -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -RolesDetourFollows $RolesDetourFollows
+    $reason = Test-SaAnchorTarget -User $user -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -IgnoreDeletedHolder $IgnoreDeletedHolder -RolesDetourFollows $RolesDetourFollows
     if ($reason) {
         Skip-SaStep $Fingerprint $Code $Action $UserId $reason
         return $false
@@ -616,8 +632,9 @@ function Invoke-SaPurgeDeletedHolder {
 
 function Invoke-SaClearOnPremObjectId {
     # clear-onprem-object-id: PATCH beta/users/{id} {"onPremisesObjectIdentifier":null}; needs
-    # User.ReadWrite.All and User-OnPremisesSyncBehavior.ReadWrite.All and the Hybrid Identity
-    # Administrator (or Global Administrator) role.
+    # User-OnPremisesSyncBehavior.ReadWrite.All and the Hybrid Identity Administrator (or Global
+    # Administrator) role (install-existing-tenant; tshoot-clear-on-premises-attributes adds
+    # User.ReadWrite.All for the other on-premises attributes ADSyncTools clears).
     # https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-install-existing-tenant#hard-match-security-protections
     # https://learn.microsoft.com/entra/identity/hybrid/connect/tshoot-clear-on-premises-attributes
     param([string]$Fingerprint, [string]$Code, [string]$UserId, [string]$Upn, [string]$ExpectedObjectIdentifier, [string]$AdUser)
@@ -739,7 +756,7 @@ function Invoke-SaMergeDuplicateCloud {
             catch { Stop-SaChange -Change $purge -Result 'failed' -Note ([string]$_); throw }
             Stop-SaChange -Change $purge -Result 'done'
         }
-        if (Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $OriginalId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'merge' -Confirmed -RolesDetourFollows $RolesDetourFollows) {
+        if (Set-SaAnchorChecked -Fingerprint $Fingerprint -Code $Code -Action $action -UserId $OriginalId -Anchor $Anchor -ExpectedImmutableId $ExpectedImmutableId -Why 'merge' -Confirmed -RolesDetourFollows $RolesDetourFollows -IgnoreDeletedHolder $TwinId) {
             Write-Host ('NEXT  [{0}] {1}: bring AD user {2} back into sync scope (the manual step above this call) and run a delta sync: it hard-matches {3}' -f $Fingerprint, $Code, $AdUser, $OriginalUpn)
         }
     }
@@ -853,6 +870,7 @@ function Undo-SaRow {
         'restore' {
             $user = Get-SaUser -UserId $Row.TargetId
             if (-not $user) { return 'the restored user is not active' }
+            if ($user.OnPremisesSyncEnabled -eq $true) { return 'the restored user is synced now: Graph does not delete a synced user; take its AD object out of sync scope instead' }
             if (-not (Confirm-SaChange -Target $Row.TargetId -Operation 'Remove-MgUser (back to deleted items)')) { return 'declined' }
             Remove-MgUser -UserId $Row.TargetId -Confirm:$false
         }
@@ -896,7 +914,9 @@ function Get-SaUndoRows {
     # its new value. Rows written by an undo are never undone again.
     param([string]$Path)
     $last = [ordered]@{}
-    foreach ($row in @(Import-Csv -LiteralPath $Path)) {
+    # -Encoding UTF8 reads the log with or without a BOM (PowerShell 7 writes none, and 5.1
+    # would read a BOM-less file as the ANSI code page and write mangled names back).
+    foreach ($row in @(Import-Csv -LiteralPath $Path -Encoding UTF8)) {
         if ($row.Operation) { $last[$row.Operation] = $row }
     }
     $rows = @($last.Values | Where-Object { ($_.Undo -ne 'none') -and (@('started', 'done', 'unverified', 'failed') -contains $_.Result) })
