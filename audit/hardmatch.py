@@ -574,5 +574,5 @@ def write_script(path: Path, text: str) -> Path:
     from audit.store import write_file_atomically
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_file_atomically(path, lambda p: p.write_text(text, encoding="utf-8-sig", newline="\r\n"))
+    write_file_atomically(path, lambda p: p.write_text(text, encoding="ascii", newline="\r\n"))
     return path

@@ -91,9 +91,14 @@ def literal_problem(value: str) -> str | None:
 
 
 def ps_literal(value: str | bool | None) -> PsCode:
-    """A PowerShell verbatim string literal for `value` ($null / $true / $false for those).
+    """A PowerShell expression for `value`: a verbatim literal, or for text with non-ASCII
+    characters a parenthesised concatenation of verbatim literals and ``[char]0xNNNN`` casts
+    (UTF-16 code units). $null / $true / $false for those.
 
-    Raises UnsafeValue for text that may not appear in a script (see literal_problem).
+    The script is pure ASCII, so it means the same in any code page: Windows PowerShell 5.1
+    reads a file without BOM as cp1252, where the UTF-8 bytes of U+0151 (C5 91) contain U+2018,
+    one of PowerShell's quote characters. Raises UnsafeValue for text that may not appear in a
+    script (see literal_problem).
     """
     if value is None:
         return PsCode("$null")
@@ -104,7 +109,29 @@ def ps_literal(value: str | bool | None) -> PsCode:
     problem = literal_problem(value)
     if problem:
         raise UnsafeValue(problem)
-    return PsCode("'" + "".join(ch * 2 if ch in QUOTE_CHARS else ch for ch in value) + "'")
+    if value.isascii():
+        return PsCode(_verbatim(value))
+    parts: list[str] = []
+    run: list[str] = []
+    for ch in value:
+        if ch.isascii():
+            run.append(ch)
+            continue
+        if run or not parts:
+            parts.append(_verbatim("".join(run)))  # a string first, so + concatenates text
+            run = []
+        units = ch.encode("utf-16-be")
+        parts.extend(
+            f"[char]0x{int.from_bytes(units[i : i + 2], 'big'):04X}"
+            for i in range(0, len(units), 2)
+        )
+    if run:
+        parts.append(_verbatim("".join(run)))
+    return PsCode("(" + " + ".join(parts) + ")")
+
+
+def _verbatim(ascii_text: str) -> str:
+    return "'" + ascii_text.replace("'", "''") + "'"
 
 
 def read_verbatim_literal(text: str, start: int) -> tuple[str, int]:
@@ -131,16 +158,20 @@ def read_verbatim_literal(text: str, start: int) -> tuple[str, int]:
 
 
 def comment_text(value: object, limit: int = MAX_COMMENT_CHARS) -> PsCode:
-    """One line of comment text: control, line-break, bidi and surrogate characters are shown
-    as escapes (\\u2028, \\x00...), and long text is cut with a note of its length."""
+    """One line of ASCII comment text: every non-ASCII or control character is shown as an
+    escape (\\u00e9, \\x00...), so nothing can end the line or change meaning in another code
+    page, and long text is cut with a note of its length."""
     text = "" if value is None else str(value)
     shown = []
     for ch in text:
-        category = unicodedata.category(ch)
-        if ch in _LINE_BREAKS or ch in _BIDI or category in ("Cc", "Cs", "Zl", "Zp"):
-            shown.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-        else:
+        if " " <= ch <= "~":
             shown.append(ch)
+        elif ord(ch) < 0x100:
+            shown.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            shown.append(f"\\u{ord(ch):04x}")
+        else:
+            shown.append(f"\\U{ord(ch):08x}")
     line = "".join(shown)
     if len(line) > limit:
         line = line[:limit] + f"... ({len(text)} characters)"

@@ -1080,15 +1080,16 @@ def write_remediation(
     taken_at: str | None,
     generated: str,
 ) -> Path:
-    """Write <run>/remediation.ps1 atomically (UTF-8 with BOM: Windows PowerShell 5.1 reads a
-    BOM-less file as the ANSI code page and would garble non-ASCII names)."""
+    """Write <run>/remediation.ps1 atomically, as pure ASCII with CRLF: Windows PowerShell 5.1
+    reads a file without BOM in the ANSI code page (cp1252), where UTF-8 bytes can turn into
+    quote characters; ASCII reads the same everywhere (non-ASCII values are [char] casts)."""
     from audit.store import write_file_atomically
 
     text = remediation_script(
         findings, settings, tenant=tenant, run_id=run_id, taken_at=taken_at, generated=generated
     )
     path = run_dir / SCRIPT_NAME
-    write_file_atomically(path, lambda p: p.write_text(text, encoding="utf-8-sig", newline="\r\n"))
+    write_file_atomically(path, lambda p: p.write_text(text, encoding="ascii", newline="\r\n"))
     return path
 
 

@@ -1,4 +1,4 @@
-﻿<#
+<#
 .SYNOPSIS
     syncaudit remediation script: fixes for the findings of one audit run.
 .DESCRIPTION
@@ -98,6 +98,10 @@ $script:GraphScopes = @('User.Read.All', 'User.ReadUpdate.All', 'Domain.Read.All
 $script:UndoScopes = @('User.ReadWrite.All', 'Domain.Read.All', 'User.EnableDisableAccount.All')
 $script:UserSelect = 'id,userPrincipalName,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled'
 $script:RoleDefinitions = $null
+# A log cell starting like this is a formula to a spreadsheet (or hides what follows): it gets
+# a leading quote, which -Undo takes off again (every value starting with a quote gets one too).
+$script:FormulaLead = '^[=+\-@''\s\p{C}\uFF1D\uFF0B\uFF0D\uFF20]'
+$script:AdAttributes = @('userPrincipalName', 'mail', 'mailNickname', 'proxyAddresses', 'sAMAccountName', 'displayName', 'givenName', 'targetAddress')
 $script:Changed = 0
 $script:Unverified = 0
 $script:Skipped = 0
@@ -123,6 +127,19 @@ function Write-SaDone {
     Write-Host ('DONE  [{0}] {1}: {2}' -f $Fingerprint, $Code, $Text)
 }
 
+function ConvertTo-SaCsvCell {
+    param([AllowNull()][object]$Value)
+    $text = [string]$Value
+    if ($text -match $script:FormulaLead) { return ('''' + $text) }
+    return $text
+}
+
+function ConvertFrom-SaCsvCell {
+    param([AllowNull()][string]$Text)
+    if ($Text -and $Text.StartsWith('''')) { return $Text.Substring(1) }
+    return [string]$Text
+}
+
 function Write-SaLog {
     # One row per event in the CSV beside the script; -Undo reads it back. Export-Csv honours
     # ShouldProcess (it has -WhatIf and -Confirm), so the log switches both off: under -WhatIf
@@ -136,18 +153,18 @@ function Write-SaLog {
     )
     $row = [pscustomobject]@{
         Time        = (Get-Date).ToUniversalTime().ToString('o')
-        RunId       = $script:RunId
+        RunId       = ConvertTo-SaCsvCell $script:RunId
         Operation   = $Operation
-        Fingerprint = $Fingerprint
-        Code        = $Code
-        Action      = $Action
-        TargetId    = $TargetId
-        Property    = $Property
-        Before      = [string]$Before
-        After       = [string]$After
+        Fingerprint = ConvertTo-SaCsvCell $Fingerprint
+        Code        = ConvertTo-SaCsvCell $Code
+        Action      = ConvertTo-SaCsvCell $Action
+        TargetId    = ConvertTo-SaCsvCell $TargetId
+        Property    = ConvertTo-SaCsvCell $Property
+        Before      = ConvertTo-SaCsvCell $Before
+        After       = ConvertTo-SaCsvCell $After
         Result      = $Result
         Undo        = $Undo
-        Note        = $Note
+        Note        = ConvertTo-SaCsvCell $Note
     }
     $row | Export-Csv -LiteralPath $script:LogPath -Append -NoTypeInformation -Encoding UTF8 -WhatIf:$false -Confirm:$false
 }
@@ -845,9 +862,33 @@ function Invoke-SaAdSetAttribute {
 
 # --- undo: reverses a change log of this script, newest change first ----------------------------
 
+function Test-SaUndoRow {
+    # A log is a file anyone may have edited: -Undo reverses only what this script itself
+    # changes, on objects named by a GUID. Returns the reason to refuse the row, or ''.
+    param([object]$Row)
+    $guid = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+    if ([string]$Row.TargetId -notmatch $guid) { return ('the target {0} is not an object id' -f $Row.TargetId) }
+    if ($Row.Undo -eq 'role-schedule') {
+        if ([string]$Row.Property -notmatch $guid) { return ('the role {0} is not a role definition id' -f $Row.Property) }
+        return ''
+    }
+    $properties = @{
+        'immutable-id'    = @('onPremisesImmutableId')
+        'upn'             = @('userPrincipalName')
+        'restore'         = @('deletedItem')
+        'account-enabled' = @('accountEnabled')
+        'ad-attribute'    = $script:AdAttributes
+    }
+    if (-not $properties.ContainsKey([string]$Row.Undo)) { return ('this script does not undo {0}' -f $Row.Undo) }
+    if ($properties[[string]$Row.Undo] -cnotcontains [string]$Row.Property) { return ('this script does not change {0} for {1}' -f $Row.Property, $Row.Undo) }
+    return ''
+}
+
 function Undo-SaRow {
     # Every reversal first checks that the directory still shows the logged new value.
     param([object]$Row)
+    $refused = Test-SaUndoRow -Row $Row
+    if ($refused) { return $refused }
     switch ($Row.Undo) {
         'immutable-id' {
             $user = Get-SaUser -UserId $Row.TargetId
@@ -917,6 +958,9 @@ function Get-SaUndoRows {
     # -Encoding UTF8 reads the log with or without a BOM (PowerShell 7 writes none, and 5.1
     # would read a BOM-less file as the ANSI code page and write mangled names back).
     foreach ($row in @(Import-Csv -LiteralPath $Path -Encoding UTF8)) {
+        foreach ($name in @('RunId', 'Fingerprint', 'Code', 'Action', 'TargetId', 'Property', 'Before', 'After', 'Note')) {
+            $row.$name = ConvertFrom-SaCsvCell $row.$name
+        }
         if ($row.Operation) { $last[$row.Operation] = $row }
     }
     $rows = @($last.Values | Where-Object { ($_.Undo -ne 'none') -and (@('started', 'done', 'unverified', 'failed') -contains $_.Result) })
@@ -1267,16 +1311,16 @@ if ($Section -in @('All', 'OnPremises')) {
         Invoke-SaAdSetAttribute @step
 
         # [2c207016bc0169904ed5] invalid-attribute: set userPrincipalName of the AD user to the proposed value
-        #   userPrincipalName 'zoë.müller@contoso.com' of AD user CN=Zoë
-        #   Müller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
+        #   userPrincipalName 'zo\xeb.m\xfcller@contoso.com' of AD user CN=Zo\xeb
+        #   M\xfcller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com contains characters Entra ID does not
         #   accept; proposed 'zoe.muller@contoso.com'.
         $step = @{
             Fingerprint = '2c207016bc0169904ed5'
             Code = 'invalid-attribute'
             ObjectGuid = '1f976ef8-6d3a-45c3-9b32-e512f1da0ee2'
-            Dn = 'CN=Zoë Müller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com'
+            Dn = ('CN=Zo' + [char]0x00EB + ' M' + [char]0x00FC + 'ller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com')
             Attribute = 'userPrincipalName'
-            Current = 'zoë.müller@contoso.com'
+            Current = ('zo' + [char]0x00EB + '.m' + [char]0x00FC + 'ller@contoso.com')
             Proposed = 'zoe.muller@contoso.com'
         }
         Invoke-SaAdSetAttribute @step
@@ -2034,8 +2078,8 @@ Complete-SaRun
 #
 # MANUAL STEP [7f373e4922af99c3d967] upn-drift: Cloud UPN differs from the on-premises UPN
 #   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: AD user CN=Zoë Müller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
-#   zoë.müller@contoso.com but its matched cloud user has UPN
+#   Finding: AD user CN=Zo\xeb M\xfcller,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   zo\xeb.m\xfcller@contoso.com but its matched cloud user has UPN
 #   zoe.mueller@contoso.onmicrosoft.com: likely the AD UPN has characters Entra ID does not
 #   accept, so the cloud UPN fell back to <mailNickname>@<initial domain> (see invalid-attribute
 #   for the fix).
@@ -2043,8 +2087,8 @@ Complete-SaRun
 #   cloud-account / provisioning-error), then sync. Federated domain change: change the cloud
 #   UPN in two steps through the onmicrosoft.com domain with Update-MgUser -UserId
 #   726a7380-d38b-4f2a-9cc3-d69ffba38e21 -UserPrincipalName <prefix>@<tenant>.onmicrosoft.com,
-#   then Update-MgUser -UserId 726a7380-d38b-4f2a-9cc3-d69ffba38e21 -UserPrincipalName
-#   'zoë.müller@contoso.com'. UPN update not applied: enable the
+#   then Update-MgUser -UserId 726a7380-d38b-4f2a-9cc3-d69ffba38e21 -UserPrincipalName ('zo' +
+#   [char]0x00EB + '.m' + [char]0x00FC + 'ller@contoso.com'). UPN update not applied: enable the
 #   synchronizeUpnForManagedUsersEnabled feature (Update-MgDirectoryOnPremiseSynchronization
 #   -Features) or set the cloud UPN with Update-MgUser. Not exported: check the Entra Connect
 #   export errors and run Start-ADSyncSyncCycle -PolicyType Delta.

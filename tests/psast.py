@@ -1,6 +1,9 @@
 """PowerShell AST checks for generated scripts, on tree-sitter-powershell (the parser of record:
 there is no PowerShell on the build machine).
 
+A value with non-ASCII characters is written as ``('abc' + [char]0x0151 + 'd')`` (the scripts are
+pure ASCII); :func:`parse` evaluates those concatenations into ``Parsed.values``.
+
 The grammar knows only the ASCII single quote, while PowerShell also ends a verbatim string at
 U+2018..U+201B; so every verbatim literal is re-read with PowerShell's own rule
 (audit.powershell.read_verbatim_literal) and must end exactly where the grammar's node ends.
@@ -8,6 +11,7 @@ U+2018..U+201B; so every verbatim literal is re-read with PowerShell's own rule
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -17,6 +21,23 @@ from tree_sitter import Language, Node, Parser, Tree
 from audit.powershell import read_verbatim_literal
 
 _PARSER = Parser(Language(tsp.language()))
+_PIECE = r"(?:'(?:[^']|'')*'|\[char\]0x[0-9A-F]{4})"
+_CONCAT = re.compile(rf"\({_PIECE}(?: \+ {_PIECE})+\)")
+
+
+def evaluate_concat(text: str) -> str | None:
+    """The value of a generated ``('a' + [char]0x0151)`` expression, or None for other text."""
+    if not _CONCAT.fullmatch(text):
+        return None
+    units: list[int] = []
+    for piece in re.findall(_PIECE, text):
+        if piece.startswith("'"):
+            for ch in piece[1:-1].replace("''", "'"):
+                units.append(ord(ch))
+        else:
+            units.append(int(piece[8:], 16))
+    raw = b"".join(u.to_bytes(2, "big") for u in units)
+    return raw.decode("utf-16-be")
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,7 @@ class Parsed:
     tree: Tree
     literals: list[Literal]
     comments: list[tuple[int, int]]
+    values: list[Literal]  # generated concatenations of literals and [char] casts
 
     def text(self, node: Node) -> str:
         return self.source[node.start_byte : node.end_byte].decode("utf-8")
@@ -56,7 +78,12 @@ def parse(script: str) -> Parsed:
     assert not problems, f"parse errors: {problems[:5]}"
     literals: list[Literal] = []
     comments: list[tuple[int, int]] = []
+    values: list[Literal] = []
     for node in walk(tree.root_node):
+        if node.type == "parenthesized_expression":
+            value = evaluate_concat(source[node.start_byte : node.end_byte].decode("utf-8"))
+            if value is not None:
+                values.append(Literal(node.start_byte, node.end_byte, value))
         if node.type in ("expandable_string_literal", "expandable_here_string_literal"):
             raise AssertionError(f"expandable string in the script: {node.start_point}")
         if node.type == "verbatim_here_string_characters":
@@ -68,7 +95,7 @@ def parse(script: str) -> Parsed:
             value, end = read_verbatim_literal(text, 0)
             assert end == len(text), f"PowerShell would end this literal early: {text[:80]!r}"
             literals.append(Literal(node.start_byte, node.end_byte, value))
-    return Parsed(source, tree, literals, comments)
+    return Parsed(source, tree, literals, comments, values)
 
 
 def assert_values_confined(parsed: Parsed, values: Iterable[tuple[str, str]]) -> int:
@@ -80,7 +107,9 @@ def assert_values_confined(parsed: Parsed, values: Iterable[tuple[str, str]]) ->
         start = parsed.source.find(needle)
         while start != -1:
             end = start + len(needle)
-            literal = next((x for x in parsed.literals if x.start < start and end < x.end), None)
+            literal = next(
+                (x for x in parsed.values if x.start < start and end < x.end), None
+            ) or next((x for x in parsed.literals if x.start < start and end < x.end), None)
             if literal is not None:
                 assert literal.value == value, f"literal holds {literal.value!r}, not {value!r}"
                 in_literals += 1
@@ -136,7 +165,7 @@ def calls(parsed: Parsed) -> list[tuple[str, dict[str, str]]]:
                     literal = next(
                         (
                             x
-                            for x in parsed.literals
+                            for x in (*parsed.values, *parsed.literals)
                             if entry.start_byte <= x.start < entry.end_byte
                         ),
                         None,

@@ -232,7 +232,7 @@ def test_cli_writes_the_script_and_explains(run_dir, tmp_path, capsys):
     assert code == 0
     assert "1. AD user [info]" in stdout and "Anchor [ok]" in stdout
     assert f"script: {out}" in stdout
-    parsed = parse(out.read_text(encoding="utf-8-sig"))
+    parsed = parse(out.read_text(encoding="ascii"))
     assert [name for name, _ in calls(parsed)] == ["Invoke-SaSetAnchor"]
 
 
@@ -242,7 +242,7 @@ def test_cli_blocked_pair_exits_1_default_path(run_dir, capsys):
     assert code == 1 and "BLOCKED: Hard-match hardening" in stdout
     scripts = list(run_dir.glob("hardmatch-*.ps1"))
     assert len(scripts) == 1
-    parse(scripts[0].read_text(encoding="utf-8-sig"))
+    parse(scripts[0].read_text(encoding="ascii"))
 
 
 def test_cli_lookup_error_is_one_line_exit_2(run_dir, capsys):

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.powershell import (
-    QUOTE_CHARS,
     UnsafeValue,
     comment_text,
     identifier,
@@ -18,7 +17,7 @@ from audit.powershell import (
     valid_guid,
     valid_upn,
 )
-from tests.psast import parse
+from tests.psast import evaluate_concat, parse
 
 
 @pytest.mark.parametrize(
@@ -26,10 +25,6 @@ from tests.psast import parse
     [
         ("plain", "'plain'"),
         ("o'brien", "'o''brien'"),
-        (
-            "a\u2018b\u2019c\u201ad\u201be",
-            "'a\u2018\u2018b\u2019\u2019c\u201a\u201ad\u201b\u201be'",
-        ),
         ("$(Remove-Item C:\\)", "'$(Remove-Item C:\\)'"),
         ("`n;&|", "'`n;&|'"),
         ("", "''"),
@@ -38,6 +33,28 @@ from tests.psast import parse
 def test_ps_literal_doubles_every_quote_character(value, literal):
     assert ps_literal(value) == literal
     assert read_verbatim_literal(literal, 0) == (value, len(literal))
+
+
+@pytest.mark.parametrize(
+    ("value", "expression"),
+    [
+        # PowerShell's typographic quotes never reach the script as characters
+        (
+            "a\u2018b\u2019c\u201ad\u201be",
+            "('a' + [char]0x2018 + 'b' + [char]0x2019 + 'c' + [char]0x201A + 'd' + [char]0x201B"
+            " + 'e')",
+        ),
+        ("Erd\u0151s P\u00e9ter", "('Erd' + [char]0x0151 + 's P' + [char]0x00E9 + 'ter')"),
+        ("\u0151", "('' + [char]0x0151)"),  # a string first, so + joins text, not numbers
+        ("\U0001f600'", "('' + [char]0xD83D + [char]0xDE00 + '''')"),  # UTF-16 code units
+    ],
+)
+def test_non_ascii_text_becomes_an_ascii_expression(value, expression):
+    assert ps_literal(value) == expression
+    assert expression.isascii()
+    assert evaluate_concat(expression) == value
+    parsed = parse(f"$x = {expression}\n")
+    assert [v.value for v in parsed.values] == [value]
 
 
 def test_null_and_booleans():
@@ -75,9 +92,9 @@ def test_read_verbatim_literal_follows_powershell_not_the_grammar():
 
 
 def test_comment_text_is_one_line_and_bounded():
-    text = comment_text("a\nb\r\n\u2028\u2029\u0085\x00\u202e z")
-    assert "\n" not in text and "\r" not in text and "\u2028" not in text
-    assert text == "a\\x0ab\\x0d\\x0a\\u2028\\u2029\\x85\\x00\\u202e z"
+    text = comment_text("a\nb\r\n\u2028\u2029\u0085\x00\u202e z\u00eb\U0001f600")
+    assert text.isascii()
+    assert text == "a\\x0ab\\x0d\\x0a\\u2028\\u2029\\x85\\x00\\u202e z\\xeb\\U0001f600"
     long = comment_text("y" * 1000, limit=50)
     assert long.startswith("y" * 50) and long.endswith("(1000 characters)")
 
@@ -89,11 +106,16 @@ def test_any_text_is_refused_or_read_back_exactly(value):
         literal = ps_literal(value)
     except UnsafeValue:
         return
-    assert read_verbatim_literal(literal, 0) == (value, len(literal))
-    for ch in QUOTE_CHARS:
-        assert literal[1:-1].count(ch) == 2 * value.count(ch)
-    parsed = parse(f"$x = {literal}\n# {comment_text(value)}\n")
-    assert [lit.value for lit in parsed.literals] == [value]
+    assert literal.isascii()
+    script = f"$x = {literal}\n# {comment_text(value)}\n"
+    # the same script whatever code page reads it (Windows PowerShell 5.1 without BOM: cp1252)
+    assert script.encode("ascii").decode("cp1252") == script
+    parsed = parse(script)
+    if value.isascii():
+        assert read_verbatim_literal(literal, 0) == (value, len(literal))
+        assert [lit.value for lit in parsed.literals] == [value]
+    else:
+        assert [v.value for v in parsed.values] == [value]
 
 
 def test_guid_validation():

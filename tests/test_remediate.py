@@ -5,6 +5,7 @@ tree-sitter AST and with PowerShell's own quote rule), including hostile values 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from audit.classify import classify
 from audit.config import RemediationSettings, Settings
 from audit.demo import write_demo_inputs
-from audit.model import FINDINGS_SCHEMA, conform
+from audit.model import FINDINGS_SCHEMA, Tenant, conform
 from audit.powershell import UnsafeValue
 from audit.remediate import (
     ACTIONS,
@@ -356,7 +357,7 @@ EXPECTED_SEQUENCES = {
         "New-MgRoleManagementDirectoryRoleAssignmentScheduleRequest",
     ],
     "Invoke-SaGraphGet": ["Invoke-MgGraphRequest"],
-    "Write-SaLog": ["Export-Csv"],
+    "Write-SaLog": [*["ConvertTo-SaCsvCell"] * 9, "Export-Csv"],
 }
 _WRITES = (
     "Invoke-MgGraphRequest", "Update-MgUser", "Remove-MgDirectoryDeletedItem",
@@ -599,7 +600,7 @@ def test_manual_steps_are_comments_only(demo):
     assert "#   How to fix:" in tail
 
 
-def test_write_remediation_is_atomic_bom_crlf_and_parses(demo, tmp_path):
+def test_write_remediation_is_atomic_ascii_crlf_and_parses(demo, tmp_path):
     settings, snapshot, findings = demo
     path = write_remediation(
         tmp_path,
@@ -611,20 +612,45 @@ def test_write_remediation_is_atomic_bom_crlf_and_parses(demo, tmp_path):
         generated="now",
     )
     raw = path.read_bytes()
-    assert (
-        raw.startswith(b"\xef\xbb\xbf")
-        and b"\r\n" in raw
-        and b"\n" not in raw.replace(b"\r\n", b"")
-    )
-    parse(raw.decode("utf-8"))
+    assert raw.isascii() and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    parse(raw.decode("ascii"))
     assert [p.name for p in tmp_path.iterdir()] == ["remediation.ps1"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # In cp1252 the UTF-8 bytes of U+0151 (C5 91) read as "\u00c5\u2018": a PowerShell quote,
+        # which would end the literal and run Start-Process even without -Apply.
+        "Mallory X\u0151 -replace $(Start-Process calc) #",
+        "Erd\u0151s P\u00e9ter",  # an ordinary name that broke the parse
+        "Zo\u00eb M\u00fcller \u2019s \u7528\u6237 \U0001f600",
+    ],
+)
+def test_script_means_the_same_when_read_as_cp1252_without_bom(tmp_path, name):
+    row = _set_anchor_row(ad_dn=f"CN={name},OU=Staff,DC=corp,DC=contoso,DC=com")
+    frame = conform(pl.DataFrame([row]), FINDINGS_SCHEMA)
+    settings = Settings()
+    path = write_remediation(
+        tmp_path, frame, settings, tenant=Tenant(), run_id="r", taken_at=None, generated="now"
+    )
+    raw = path.read_bytes()
+    assert not raw.startswith(b"\xef\xbb\xbf") and raw.isascii()
+    as_cp1252 = raw.decode("cp1252")  # what Windows PowerShell 5.1 reads
+    parsed = parse(as_cp1252)
+    ((function, args),) = calls(parsed)
+    assert function == "Invoke-SaSetAnchor"
+    assert args["AdUser"] == f"CN={name},OU=Staff,DC=corp,DC=contoso,DC=com"
+    assert "Start-Process" not in {
+        parsed.text(n.children[0]) for n in walk(parsed.tree.root_node) if n.type == "command"
+    }
 
 
 def test_sample_report_script_parses():
     sample = REPO / "sample_reports" / "remediation.ps1"
     if not sample.exists():
         pytest.skip("sample_reports/remediation.ps1 not generated yet")
-    parsed = parse(sample.read_text(encoding="utf-8-sig"))
+    parsed = parse(sample.read_text(encoding="ascii"))
     assert calls(parsed)
 
 
@@ -1147,3 +1173,26 @@ def test_failures_inside_a_step_are_contained(demo):
     # one DONE per completed step, however many rows it logs
     assert "$script:Changed += 1" in parsed.text(functions(parsed)["Write-SaDone"])
     assert "$script:Changed" not in parsed.text(functions(parsed)["Write-SaLog"])
+
+
+def test_the_change_log_is_formula_safe_and_undo_takes_only_what_the_script_changes(demo):
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    log = parsed.text(functions(parsed)["Write-SaLog"])
+    for field in ("Fingerprint", "Code", "Action", "TargetId", "Property", "Before", "After"):
+        assert f"ConvertTo-SaCsvCell ${field}" in log, field
+    rows = parsed.text(functions(parsed)["Get-SaUndoRows"])
+    assert "$row.$name = ConvertFrom-SaCsvCell $row.$name" in rows
+    assert _steps(parsed, "Undo-SaRow")[0] == "Test-SaUndoRow"  # before anything is read
+    check = parsed.text(functions(parsed)["Test-SaUndoRow"])
+    assert "'immutable-id'    = @('onPremisesImmutableId')" in check
+    assert "'ad-attribute'    = $script:AdAttributes" in check
+    assert "[string]$Row.TargetId -notmatch $guid" in check
+    # the script's list of AD attributes is the generator's allow-list
+    from audit.powershell import AD_WRITABLE_ATTRIBUTES
+
+    script = parsed.source.decode("ascii")
+    line = next(x for x in script.splitlines() if x.startswith("$script:AdAttributes = @("))
+    assert set(re.findall(r"'([A-Za-z]+)'", line)) == AD_WRITABLE_ATTRIBUTES
+    lead = next(x for x in script.splitlines() if x.startswith("$script:FormulaLead = "))
+    assert lead == "$script:FormulaLead = '^[=+\\-@''\\s\\p{C}\\uFF1D\\uFF0B\\uFF0D\\uFF20]'"
