@@ -13,7 +13,9 @@ import shutil
 import sys
 import textwrap
 import time
+import tomllib
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
 
 from audit.anchor import AnchorError, parse_anchor
@@ -24,6 +26,7 @@ from audit.store import RunDirError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 DEMO_MARKER = ".syncaudit-demo"
+DISTRIBUTION = "syncaudit"  # [project] name in pyproject.toml
 
 
 class UsageError(ValueError):
@@ -33,6 +36,9 @@ class UsageError(ValueError):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.version:
+        print(f"{DISTRIBUTION} {package_version()}")
+        return EXIT_OK
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -78,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audit hybrid identity sync between Active Directory and Microsoft Entra ID.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.set_defaults(handler=lambda _args: _usage(parser))
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -151,6 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="override the config stored in the run")
     p.set_defaults(handler=cmd_hardmatch)
     return parser
+
+
+def package_version() -> str:
+    """The installed distribution's version; from a source tree that is not installed, the
+    version in its pyproject.toml."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "unknown"
+    found = project.get("version") if project.get("name") == DISTRIBUTION else None
+    return found if isinstance(found, str) else "unknown"
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

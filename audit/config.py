@@ -1,24 +1,32 @@
 """TOML -> validated settings.
 
 Secrets never live in the TOML: keys ending in ``_env`` name an environment variable and keys
-ending in ``_file`` name a file; a literal secret key (``password``, ``client_secret``...) is an
-error so nobody commits one by accident.
+ending in ``_file`` name a file; a key that looks like an inline secret (``password``,
+``smtp_pass``, ``auth_token``, ``api_key``...) is an error so nobody commits one by accident, and
+so is a URL carrying user info. The validated TOML is copied into every run's manifest, so every
+table accepts only its documented keys (with their types checked); anything else is refused.
+
+Every mistake is one line: ``<file>:<line>: <what>``. tomllib gives no positions for keys, so
+the line is found by scanning the TOML text (``_key_lines``); a key it cannot place (inside an
+inline table, or a config read back from a manifest) is reported without a line number.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+import zoneinfo
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from audit.model import Feature, Severity
 
-FORBIDDEN_SECRET_KEYS = frozenset(
-    {"password", "client_secret", "secret", "smtp_password", "token", "api_key"}
-)
 DEFAULT_ANCHOR_ATTRIBUTE = "mS-DS-ConsistencyGuid"
 
 
@@ -57,6 +65,7 @@ class EntraSettings:
     client_id: str = ""
     auth: str = "client_secret"
     client_secret_env: str = ""
+    client_secret_file: str = ""
     certificate_file: str = ""
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com/v1.0"
@@ -90,6 +99,31 @@ class RemediationSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    """[schedule] of `syncaudit serve` (DESIGN.md)."""
+
+    cron: str = ""  # five fields, e.g. "0 6 * * mon"; empty = not scheduled
+    timezone: str = ""  # IANA name; empty = the host's local time
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """[email]: where the findings are mailed (DESIGN.md). Credentials come from the
+    environment or a file, never from the TOML."""
+
+    smtp_host: str = ""  # empty = no mail
+    smtp_port: int = 587
+    security: str = "starttls"  # starttls | tls | none
+    username_env: str = ""
+    password_env: str = ""
+    password_file: str = ""
+    ca_file: str = ""
+    sender: str = ""
+    to: tuple[str, ...] = ()
+    attach: tuple[str, ...] = ("pdf", "ps1", "xlsx")
+
+
+@dataclass(frozen=True)
 class Settings:
     run: RunSettings = field(default_factory=RunSettings)
     ad: tuple[AdSource, ...] = ()
@@ -97,6 +131,8 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     report: ReportSettings = field(default_factory=ReportSettings)
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
     source_path: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -115,159 +151,666 @@ def load_settings(path: str | Path | None) -> Settings:
         return Settings()
     file = Path(path)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        content = file.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
-    return settings_from_dict(data, str(file))
-
-
-# [schedule] and [email] are part of the config contract (DESIGN.md) for the scheduled
-# service; they are accepted, and checked for literal secrets, before that service exists.
-KNOWN_TABLES = frozenset(
-    {"run", "ad", "entra", "thresholds", "report", "remediation", "schedule", "email"}
-)
-_RUN_KEYS = frozenset({"data_dir", "keep_runs", "fail_on"})
-_URL_KEYS = (("ad", "url"), ("entra", "graph_url"), ("entra", "authority_host"))
-
-
-def settings_from_dict(data: Mapping[str, Any], origin: str = "<config>") -> Settings:
-    _reject_literal_secrets(data, origin, "")
-    # The validated TOML is kept in every run's manifest: an unknown table or key could carry
-    # a secret there unnoticed, so it is an error, as in every other table.
-    unknown_tables = set(data) - KNOWN_TABLES
-    if unknown_tables:
-        raise ConfigError(f"{origin}: unknown tables {sorted(unknown_tables)}")
-    run = data.get("run", {})
-    unknown_run = set(run) - _RUN_KEYS
-    if unknown_run:
-        raise ConfigError(f"{origin}: [run] unknown keys {sorted(unknown_run)}")
-    _reject_credentials_in_urls(data, origin)
-    fail_on = run.get("fail_on", "high")
     try:
-        fail_on_severity = Severity.parse(str(fail_on))
+        text = content.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = content[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{file}:{line}: not UTF-8 (byte {exc.start}); save the config as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(_toml_error(str(file), text, exc)) from None
+    return settings_from_dict(data, str(file), text=text)
+
+
+def _toml_error(origin: str, text: str, exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message ends in "(at line L, column C)" or "(at end of document)"."""
+    message = str(exc)
+    at = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
+    if at:
+        return f"{origin}:{at[1]}: not valid TOML: {message[: at.start()]} (column {at[2]})"
+    end = re.search(r"\s*\(at end of document\)\s*$", message)
+    if end:
+        line = max(1, len(text.splitlines()))
+        return f"{origin}:{line}: not valid TOML: {message[: end.start()]} (at the end of the file)"
+    return f"{origin}: not valid TOML: {message}"
+
+
+# --- the schema: every table, its keys and how each value is checked ------------------------
+
+Checker = Callable[[Any], Any]
+
+
+class _Invalid(ValueError):
+    """A value's problem, phrased to follow its key: "must be ..." or a sentence."""
+
+
+@dataclass(frozen=True)
+class _Table:
+    keys: Mapping[str, Checker | _Table]
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("must be a string")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("must be true or false")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid("must be an integer")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid("must be a number")
+    return float(value)
+
+
+def _port(value: Any) -> int:
+    if not 1 <= _int(value) <= 65535:
+        raise _Invalid("must be between 1 and 65535")
+    return int(value)
+
+
+def _severity(value: Any) -> Severity:
+    try:
+        return Severity.parse(_str(value))
     except ValueError as exc:
-        raise ConfigError(f"{origin}: run.fail_on: {exc}") from None
-    ad_tables = data.get("ad", [])
-    if isinstance(ad_tables, Mapping):
-        ad_tables = [ad_tables]
-    ad = tuple(_ad_source(t, origin, i) for i, t in enumerate(ad_tables))
+        raise _Invalid(str(exc)) from None
+
+
+def _choice(*options: str) -> Checker:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise _Invalid(f"must be one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def _strings(what: str) -> Checker:
+    def check(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise _Invalid(f"must be a list of {what}")
+        return tuple(value)
+
+    return check
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: Any) -> str:
+    # Never echoed: a secret pasted here by mistake stays out of the message.
+    if _str(value) and not _ENV_NAME.fullmatch(value):
+        raise _Invalid(
+            "must name an environment variable (letters, digits and _), not hold the secret"
+        )
+    return str(value)
+
+
+def _unprintable(text: str) -> bool:
+    return any(c.isspace() or not c.isprintable() for c in text)
+
+
+def _masked(value: str, *, host_only: bool = False) -> str:
+    """The value for an error message, user info (anything before the last '@') as ***."""
+    if "@" not in value:
+        return value
+    if host_only:
+        return "***" + value[value.rindex("@") :]
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:[/\\]*", value)
+    prefix = scheme.group() if scheme else ""
+    return prefix + "***" + value[value.rindex("@") :]
+
+
+def _readings(value: str) -> Iterator[SplitResult]:
+    """Every way a client could read `value` as a URL: as written and with backslashes as
+    slashes (WHATWG parsers treat '\\' as '/' for http(s)); with its authority marker '//'
+    as written, missing ("ldaps:svc@dc01"), or absent because it is a bare host."""
+    for text in dict.fromkeys((value, value.replace("\\", "/"))):
+        for candidate in (text, "//" + text):
+            try:
+                parts = urlsplit(candidate)
+            except ValueError:
+                continue
+            yield parts
+            if parts.scheme and not parts.netloc:
+                rest = candidate[len(parts.scheme) + 1 :].lstrip("/")
+                try:
+                    yield urlsplit(f"{parts.scheme}://{rest}")
+                except ValueError:
+                    continue
+
+
+def _has_user_info(value: str) -> bool:
+    return any("@" in parts.netloc for parts in _readings(value))
+
+
+def _quoted(text: str) -> str:
+    # Not repr(): a backslash in the value is shown as typed, not doubled.
+    return f"'{text}'"
+
+
+def _url(*schemes: str, path_allowed: bool, empty_ok: bool, credentials: str) -> Checker:
+    """A URL with one of `schemes`, a host, no user info, no query or fragment; `credentials`
+    says where the user and password go instead."""
+    forms = " or ".join(f"{s}://host" for s in schemes)
+
+    def check(value: Any) -> str:
+        url = _str(value)
+        if url == "":
+            if empty_ok:
+                return ""
+            raise _Invalid("is empty; leave the key out to use the default")
+        shown = _quoted(_masked(url))
+        if _has_user_info(url):
+            raise _Invalid(
+                f"user info in {shown}: a user or password is never read from a URL; {credentials}"
+            )
+        if _unprintable(url):
+            raise _Invalid(f"{shown} contains a space or control character")
+        if "\\" in url:
+            raise _Invalid(f"{shown} contains a backslash; URLs use '/'")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise _Invalid(f"{shown} has an invalid host or port") from None
+        scheme = parts.scheme.lower()
+        if not scheme:
+            raise _Invalid(f"{shown} has no scheme; write {forms}")
+        if scheme not in schemes:
+            raise _Invalid(f"{shown}: scheme {scheme!r} does not belong here; write {forms}")
+        if not parts.hostname:
+            raise _Invalid(f"{shown} has no host; write {forms}")
+        if parts.query or parts.fragment or "?" in url or "#" in url:
+            raise _Invalid(f"{shown} must not have a query or fragment")
+        if "@" in parts.path:
+            raise _Invalid(f"{shown} has '@' in its path (user info, or a mistyped URL)")
+        if not path_allowed and parts.path not in ("", "/"):
+            raise _Invalid(f"{shown} must not have a path; write {forms}")
+        return url
+
+    return check
+
+
+def _smtp_host(value: Any) -> str:
+    """A host name or IP literal; the port is smtp_port, credentials come from *_env keys."""
+    host = _str(value)
+    if host == "":
+        return ""
+    shown = _quoted(_masked(host, host_only=True))
+    if _has_user_info(host):
+        raise _Invalid(
+            f"user info in {shown}: a user or password is never read from the config; "
+            "use username_env and password_env or password_file"
+        )
+    if _unprintable(host) or "\\" in host:
+        raise _Invalid(f"{shown} must be a host name, like smtp.example.com")
+    try:
+        parts = urlsplit("//" + host)
+        port = parts.port
+    except ValueError:
+        raise _Invalid(f"{shown} must be a host name, like smtp.example.com") from None
+    if port is not None or parts.netloc.endswith(":"):
+        raise _Invalid(f"{shown}: the port goes in smtp_port")
+    if not parts.hostname or parts.netloc != host:
+        raise _Invalid(f"{shown} must be a host name, like smtp.example.com, not a URL")
+    return host
+
+
+_CRON_FIELD = re.compile(r"[A-Za-z0-9*/,?#-]+")
+
+
+def _cron(value: Any) -> str:
+    fields = _str(value).split()
+    if value and len(fields) != 5:
+        raise _Invalid('must have 5 fields (minute hour day month weekday), like "0 6 * * mon"')
+    for index, item in enumerate(fields, start=1):
+        if not _CRON_FIELD.fullmatch(item):
+            raise _Invalid(f"field {index} is not a cron field")
+    return str(value)
+
+
+def _timezone(value: Any) -> str:
+    if not _str(value):
+        return ""
+    try:
+        zoneinfo.ZoneInfo(value)
+        return str(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    known = zoneinfo.available_timezones()
+    if not known:  # no time zone database on this host to check against
+        return str(value)
+    close = difflib.get_close_matches(value, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else " (an IANA name like Europe/Amsterdam)"
+    raise _Invalid(f"unknown time zone {value!r}{hint}")
+
+
+def _address(value: Any) -> str:
+    if _str(value) == "":
+        return ""
+    _name, address = parseaddr(value)
+    local, _at, domain = address.rpartition("@")
+    if _unprintable(address) or not local or not domain or any(ord(c) < 32 for c in value):
+        raise _Invalid("must be an email address")
+    return str(value)
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    items = _strings("email addresses")(value)
+    for item in items:
+        try:
+            _address(item)
+        except _Invalid:
+            raise _Invalid("must be a list of email addresses") from None
+    return tuple(items)
+
+
+ATTACHABLE = ("html", "pdf", "xlsx", "csv", "json", "ps1")
+
+
+def _attach(value: Any) -> tuple[str, ...]:
+    items: tuple[str, ...] = _strings("formats")(value)
+    for item in items:
+        if item not in ATTACHABLE:
+            raise _Invalid(f"unknown format {item!r}; use some of {', '.join(ATTACHABLE)}")
+    return items
+
+
+_FEATURES = _Table(
+    {
+        "block_soft_match": _bool,
+        "block_hard_match_takeover": _bool,
+        "soft_match_on_upn": _bool,
+    }
+)
+
+_ENTRA_CREDENTIALS = (
+    "the app signs in with client_id and client_secret_env, client_secret_file or certificate_file"
+)
+
+SCHEMA: Mapping[str, _Table] = {
+    "run": _Table({"data_dir": _str, "keep_runs": _int, "fail_on": _severity}),
+    "ad": _Table(
+        {
+            "name": _str,
+            "url": _url(
+                "ldaps",
+                "ldap",
+                path_allowed=False,
+                empty_ok=True,
+                credentials="put the account in bind_dn and its password in password_env or "
+                "password_file",
+            ),
+            "start_tls": _bool,
+            "ca_file": _str,
+            "tls_verify": _bool,
+            "bind_dn": _str,
+            "password_env": _env_name,
+            "password_file": _str,
+            "base_dn": _str,
+            "include_ous": _strings("DNs"),
+            "exclude_ous": _strings("DNs"),
+            "filter": _str,
+            "anchor_attribute": _str,
+            "page_size": _int,
+        }
+    ),
+    "entra": _Table(
+        {
+            "tenant_id": _str,
+            "client_id": _str,
+            "auth": _choice("client_secret", "certificate", "managed_identity", "device_code"),
+            "client_secret_env": _env_name,
+            "client_secret_file": _str,
+            "certificate_file": _str,
+            "authority_host": _url(
+                "https", path_allowed=False, empty_ok=False, credentials=_ENTRA_CREDENTIALS
+            ),
+            "graph_url": _url(
+                "https", path_allowed=True, empty_ok=False, credentials=_ENTRA_CREDENTIALS
+            ),
+            "ca_file": _str,
+            "features": _FEATURES,
+        }
+    ),
+    "thresholds": _Table(
+        {
+            "stale_sync_hours": _number,
+            "stale_object_days": _number,
+            "unmatched_grace_days": _number,
+            "max_drop_percent": _number,
+        }
+    ),
+    "report": _Table(
+        {"company": _str, "title": _str, "logo": _str, "pdf_rows_per_code": _int, "redact": _bool}
+    ),
+    "remediation": _Table({"allow_role_changes": _bool}),
+    "schedule": _Table({"cron": _cron, "timezone": _timezone}),
+    "email": _Table(
+        {
+            "smtp_host": _smtp_host,
+            "smtp_port": _port,
+            "security": _choice("starttls", "tls", "none"),
+            "username_env": _env_name,
+            "password_env": _env_name,
+            "password_file": _str,
+            "ca_file": _str,
+            "sender": _address,
+            "to": _addresses,
+            "attach": _attach,
+        }
+    ),
+}
+KNOWN_TABLES = frozenset(SCHEMA)
+
+Path_ = tuple[str | int, ...]
+
+
+# --- settings from the parsed TOML ------------------------------------------------------------
+
+
+def settings_from_dict(
+    data: Mapping[str, Any], origin: str = "<config>", *, text: str | None = None
+) -> Settings:
+    """Validate parsed TOML. `text` is the TOML source, used only to put line numbers on
+    errors; without it (a config read back from a run manifest) they are left out."""
+    ctx = _Context(origin, text, data)
+    _reject_inline_secrets(data, (), ctx)
+    checked: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in SCHEMA:
+            raise ctx.unknown((), name, is_table=_is_table(value))
+        if name == "ad":
+            tables = [value] if isinstance(value, Mapping) else value
+            if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+                raise ctx.error(("ad",), "ad must be an array of tables ([[ad]])")
+            paths: list[Path_] = (
+                [("ad",)] if isinstance(value, Mapping) else [("ad", i) for i in range(len(tables))]
+            )
+            checked["ad"] = [
+                _check_table(t, SCHEMA["ad"], p, ctx) for t, p in zip(tables, paths, strict=True)
+            ]
+            continue
+        if not isinstance(value, Mapping):
+            raise ctx.error((name,), f"{name} must be a table ([{name}])")
+        checked[name] = _check_table(value, SCHEMA[name], (name,), ctx)
+
+    ad = tuple(AdSource(**values) for values in checked.get("ad", []))
     names = [a.name for a in ad]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{origin}: [[ad]] names must be unique, got {names}")
-    entra = dict(data.get("entra", {}))
-    features_table = entra.pop("features", {}) or {}
-    features = {}
-    for key in ("block_soft_match", "block_hard_match_takeover", "soft_match_on_upn"):
-        if key in features_table:
-            value = features_table[key]
-            if not isinstance(value, bool):
-                raise ConfigError(f"{origin}: entra.features.{key} must be true or false")
-            features[key] = Feature(value=value, source="config")
-    unknown_features = set(features_table) - set(features)
-    if unknown_features:
-        raise ConfigError(f"{origin}: entra.features: unknown keys {sorted(unknown_features)}")
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ctx.error(("ad", index, "name"), f"[[ad]] names must be unique, got {names}")
+    entra = dict(checked.get("entra", {}))
+    features = {
+        key: Feature(value=value, source="config")
+        for key, value in entra.pop("features", {}).items()
+    }
+    email = checked.get("email", {})
     return Settings(
-        run=RunSettings(
-            data_dir=str(run.get("data_dir", "data")),
-            keep_runs=_int(run.get("keep_runs", 52), origin, "run.keep_runs"),
-            fail_on=fail_on_severity,
-        ),
+        run=RunSettings(**checked.get("run", {})),
         ad=ad,
-        entra=EntraSettings(
-            **_known(entra, EntraSettings, origin, "entra", skip={"features"}),
-            features=features,
-        ),
-        thresholds=Thresholds(
-            **{
-                k: _number(v, origin, f"thresholds.{k}")
-                for k, v in _known(
-                    data.get("thresholds", {}), Thresholds, origin, "thresholds"
-                ).items()
-            }
-        ),
-        report=ReportSettings(**_known(data.get("report", {}), ReportSettings, origin, "report")),
-        remediation=_remediation(data.get("remediation", {}), origin),
+        entra=EntraSettings(**entra, features=features),
+        thresholds=Thresholds(**checked.get("thresholds", {})),
+        report=ReportSettings(**checked.get("report", {})),
+        remediation=RemediationSettings(**checked.get("remediation", {})),
+        schedule=ScheduleSettings(**checked.get("schedule", {})),
+        email=EmailSettings(**email),
         source_path=origin,
         raw=data,
     )
 
 
-def _remediation(table: Mapping[str, Any], origin: str) -> RemediationSettings:
-    values = _known(table, RemediationSettings, origin, "remediation")
-    for key, value in values.items():
-        if not isinstance(value, bool):
-            raise ConfigError(f"{origin}: remediation.{key} must be true or false")
-    return RemediationSettings(**values)
+def _is_table(value: Any) -> bool:
+    return isinstance(value, Mapping) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+    )
 
 
-def _ad_source(table: Mapping[str, Any], origin: str, index: int) -> AdSource:
-    where = f"ad[{index}]"
-    values = _known(table, AdSource, origin, where)
-    for key in ("include_ous", "exclude_ous"):
-        if key in values:
-            items = values[key]
-            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
-                raise ConfigError(f"{origin}: {where}.{key} must be a list of DNs")
-            values[key] = tuple(items)
-    if "page_size" in values:
-        values["page_size"] = _int(values["page_size"], origin, f"{where}.page_size")
-    return AdSource(**values)
-
-
-def _known(
-    table: Mapping[str, Any],
-    cls: type,
-    origin: str,
-    where: str,
-    skip: frozenset[str] | set[str] = frozenset(),
+def _check_table(
+    table: Mapping[str, Any], spec: _Table, path: Path_, ctx: _Context
 ) -> dict[str, Any]:
-    allowed = {f.name for f in fields(cls)} - {"features"}
-    unknown = set(table) - allowed - set(skip)
-    if unknown:
-        raise ConfigError(f"{origin}: [{where}] unknown keys {sorted(unknown)}")
-    return {k: v for k, v in table.items() if k in allowed}
+    checked: dict[str, Any] = {}
+    for key, value in table.items():
+        here = (*path, key)
+        rule = spec.keys.get(key)
+        if rule is None:
+            raise ctx.unknown(path, key, is_table=False)
+        if isinstance(rule, _Table):
+            if not isinstance(value, Mapping):
+                raise ctx.error(here, f"{_dotted(here)} must be a table")
+            checked[key] = _check_table(value, rule, here, ctx)
+            continue
+        try:
+            checked[key] = rule(value)
+        except _Invalid as exc:
+            text = str(exc)
+            where = _dotted(here)
+            message = f"{where} {text}" if text.startswith("must ") else f"{where}: {text}"
+            raise ctx.error(here, message) from None
+    return checked
 
 
-def _int(value: Any, origin: str, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{origin}: {key} must be an integer")
-    return value
+# --- inline secrets -----------------------------------------------------------------------------
+
+_SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "privatekey")
+_SECRET_TOKENS = frozenset({"pass", "pwd", "pw", "key", "credential", "credentials"})
+_REFERENCE_SUFFIXES = frozenset({"env", "file"})
 
 
-def _number(value: Any, origin: str, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{origin}: {key} must be a number")
-    return float(value)
+def _words(key: str) -> list[str]:
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key)
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
 
 
-def _reject_credentials_in_urls(data: Mapping[str, Any], origin: str) -> None:
-    for table_name, key in _URL_KEYS:
-        tables = data.get(table_name) or []
-        for index, table in enumerate(tables if isinstance(tables, list) else [tables]):
-            value = table.get(key) if isinstance(table, Mapping) else None
-            if isinstance(value, str) and "@" in urlsplit(value).netloc:
-                where = (
-                    f"{table_name}[{index}].{key}" if table_name == "ad" else f"{table_name}.{key}"
-                )
-                raise ConfigError(
-                    f"{origin}: {where}: credentials in a URL are not read from the config "
-                    "file; use password_env or password_file"
-                )
+def _looks_secret(key: str) -> bool:
+    """password, smtp_pass, auth_token, api_key, smtpPassword... but not password_env."""
+    words = _words(key)
+    if not words or words[-1] in _REFERENCE_SUFFIXES:
+        return False
+    joined = "".join(words)
+    return any(w in joined for w in _SECRET_WORDS) or any(w in _SECRET_TOKENS for w in words)
 
 
-def _reject_literal_secrets(data: Mapping[str, Any], origin: str, prefix: str) -> None:
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if key.lower() in FORBIDDEN_SECRET_KEYS:
-            raise ConfigError(
-                f"{origin}: {path}: secrets are not read from the config file; "
-                f"use {key}_env (environment variable) or {key}_file"
-            )
+def _reject_inline_secrets(table: Mapping[str, Any], path: Path_, ctx: _Context) -> None:
+    for key, value in table.items():
+        here = (*path, key)
+        if _looks_secret(key):
+            raise ctx.error(here, f"{_dotted(here)}: {_secret_advice(path)}")
         if isinstance(value, Mapping):
-            _reject_literal_secrets(value, origin, path + ".")
+            _reject_inline_secrets(value, here, ctx)
         elif isinstance(value, list):
-            for item in value:
+            for index, item in enumerate(value):
                 if isinstance(item, Mapping):
-                    _reject_literal_secrets(item, origin, path + ".")
+                    _reject_inline_secrets(item, (*here, index), ctx)
+
+
+def _secret_advice(section: Path_) -> str:
+    spec = _spec_for(section)
+    references = [
+        key
+        for key in (spec.keys if spec else {})
+        if _words(key)[-1] in _REFERENCE_SUFFIXES and _looks_secret(key.rpartition("_")[0])
+    ]
+    use = " or ".join(references) if references else "a key ending in _env or _file"
+    return (
+        f"secrets are not read from the config file; use {use} "
+        "(the *_env form names an environment variable, the *_file form a file holding it)"
+    )
+
+
+def _spec_for(path: Path_) -> _Table | None:
+    names = [p for p in path if isinstance(p, str)]
+    if not names or names[0] not in SCHEMA:
+        return None
+    spec: _Table = SCHEMA[names[0]]
+    for name in names[1:]:
+        inner = spec.keys.get(name)
+        if not isinstance(inner, _Table):
+            return None
+        spec = inner
+    return spec
+
+
+# --- error messages: file, line, key, nearest known key -------------------------------------
+
+
+class _Context:
+    def __init__(self, origin: str, text: str | None, data: Mapping[str, Any]) -> None:
+        self.origin = origin
+        self.text = text
+        ad = data.get("ad")
+        self.ad_count = len(ad) if isinstance(ad, list) else 1
+        self._lines: dict[Path_, int] | None = None
+
+    def line(self, path: Path_) -> int | None:
+        if self.text is None:
+            return None
+        if self._lines is None:
+            self._lines = _key_lines(self.text)
+        return self._lines.get(path)
+
+    def error(self, path: Path_, message: str) -> ConfigError:
+        line = self.line(path)
+        return ConfigError(
+            f"{self.origin}:{line}: {message}" if line else f"{self.origin}: {message}"
+        )
+
+    def unknown(self, section: Path_, key: str, *, is_table: bool) -> ConfigError:
+        spec = _spec_for(section) if section else None
+        if not section:
+            what = f"unknown table {key!r}" if is_table else f"unknown key {key!r} at the top level"
+            candidates = list(SCHEMA)
+        else:
+            what = f"unknown key {key!r} in {self.label(section)}"
+            candidates = list(spec.keys) if spec else []
+        close = difflib.get_close_matches(key, candidates, n=1)
+        if not close and section:
+            # A table's name typed where a key goes, e.g. "tresholds" under [run].
+            close = difflib.get_close_matches(key, list(SCHEMA), n=1)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            owners = [name for name, table in SCHEMA.items() if key in table.keys]
+            hint = (
+                f"; it belongs under {self.label((owners[0],))}" if not section and owners else ""
+            )
+        return self.error((*section, key), what + hint)
+
+    def label(self, section: Path_) -> str:
+        if section and section[0] == "ad" and len(section) <= 2:
+            number = section[1] if len(section) == 2 and isinstance(section[1], int) else 0
+            return "[[ad]]" if self.ad_count == 1 else f"[[ad]] number {number + 1}"
+        return f"[{_dotted(section)}]"
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            name = part if _BARE_KEY.fullmatch(part) else json.dumps(part)
+            text += f".{name}" if text else name
+    return text
+
+
+# A TOML key: bare, "basic" or 'literal' parts joined by dots.
+_BASIC = r'"(?:[^"\\\n]|\\.)*"'
+_LITERAL = r"'[^'\n]*'"
+_PART = rf"(?:[A-Za-z0-9_-]+|{_BASIC}|{_LITERAL})"
+_KEY = rf"{_PART}(?:[ \t]*\.[ \t]*{_PART})*"
+_ARRAY_HEADER = re.compile(rf"[ \t]*\[\[[ \t]*({_KEY})[ \t]*\]\]")
+_TABLE_HEADER = re.compile(rf"[ \t]*\[[ \t]*({_KEY})[ \t]*\]")
+_KEY_VALUE = re.compile(rf"[ \t]*({_KEY})[ \t]*=")
+_PARTS = re.compile(_PART)
+_STRINGS = re.compile(rf"{_BASIC}|{_LITERAL}")
+
+
+def _key_parts(key: str) -> tuple[str, ...]:
+    parts = []
+    for match in _PARTS.finditer(key):
+        part = match.group()
+        if part[0] in "\"'":
+            part = str(tomllib.loads(f"k = {part}")["k"])
+        parts.append(part)
+    return tuple(parts)
+
+
+def _key_lines(text: str) -> dict[Path_, int]:
+    """Where each table and key of a (valid) TOML text is defined: its path, as the parsed
+    data has it ([[ad]] tables numbered from 0), -> its first line. Skips the insides of
+    multi-line strings and arrays; keys inside inline tables are not placed."""
+    lines: dict[Path_, int] = {}
+    arrays: dict[Path_, int] = {}  # array-of-tables path -> tables seen so far
+    table: Path_ = ()
+    open_string: str | None = None  # the delimiter of a multi-line string being skipped
+    depth = 0  # of a multi-line array being skipped
+    for number, line in enumerate(text.splitlines(), start=1):
+        if open_string:
+            if line.count(open_string) % 2:
+                open_string = None
+            continue
+        if depth:
+            depth += _bracket_balance(line)
+            continue
+        header = _ARRAY_HEADER.match(line)
+        if header:
+            table = _table_path(_key_parts(header[1]), arrays, new_array=True)
+            lines.setdefault(table[:-1], number)
+            lines.setdefault(table, number)
+            continue
+        header = _TABLE_HEADER.match(line)
+        if header:
+            table = _table_path(_key_parts(header[1]), arrays, new_array=False)
+            lines.setdefault(table, number)
+            continue
+        assignment = _KEY_VALUE.match(line)
+        if not assignment:
+            continue
+        parts = _key_parts(assignment[1])
+        for end in range(1, len(parts) + 1):
+            lines.setdefault((*table, *parts[:end]), number)
+        value = line[assignment.end() :].lstrip()
+        for delimiter in ('"""', "'''"):
+            if value.startswith(delimiter) and value.count(delimiter) % 2:
+                open_string = delimiter
+        if value.startswith("["):
+            depth = _bracket_balance(value)
+    return lines
+
+
+def _bracket_balance(text: str) -> int:
+    code = _STRINGS.sub("", text).split("#", 1)[0]
+    return code.count("[") - code.count("]")
+
+
+def _table_path(names: tuple[str, ...], arrays: dict[Path_, int], *, new_array: bool) -> Path_:
+    """A header's names as a data path: each array of tables so far stands for its last table."""
+    path: Path_ = ()
+    for index, name in enumerate(names):
+        path = (*path, name)
+        if new_array and index == len(names) - 1:
+            arrays[path] = arrays.get(path, 0) + 1
+        if path in arrays:
+            path = (*path, arrays[path] - 1)
+    return path

@@ -221,3 +221,56 @@ def test_directory_values_cannot_drive_the_terminal() -> None:
     assert terminal_safe("CN=x\x1b]52;c;ZXZpbA==\x07,DC=y\u202e\ttab") == (
         "CN=x\\u001b]52;c;ZXZpbA==\\u0007,DC=y\\u202e\ttab"
     )
+
+
+def test_version_prints_the_installed_distribution_version(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"syncaudit {version('syncaudit')}\n"
+
+
+def test_version_falls_back_to_pyproject_when_not_installed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.metadata
+    import tomllib
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    expected = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"syncaudit {expected}\n"
+
+
+def test_version_from_the_console_script(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "audit.cli", "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("syncaudit ")
+
+
+def test_config_error_is_one_line_with_file_and_line_exit_2(
+    exports: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret in [email] stops the run before anything is written, naming file and line."""
+    config = tmp_path / "syncaudit.toml"
+    config.write_text('[run]\nkeep_runs = 4\n\n[email]\nsmtp_pass = "hunter2"\n')
+    run = tmp_path / "run"
+    assert run_import(exports, run, "--config", str(config)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"syncaudit: error: {config}:5: email.smtp_pass: ")
+    assert "password_env" in err
+    assert "hunter2" not in err
+    assert not run.exists()
