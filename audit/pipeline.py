@@ -10,7 +10,7 @@ import hashlib
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -107,10 +107,14 @@ def run_manifest(
 
 
 def settings_for_run(run_dir: Path, override: Settings | None) -> Settings:
+    """The operator's config, else the one stored in the run's manifest. A run directory is
+    input (it may come from anyone), so stored config never reads a local file: its logo is
+    dropped, and relative paths have no base."""
     if override is not None:
         return override
     manifest = read_manifest(run_dir)
-    return settings_from_dict(manifest.get("config") or {}, f"{run_dir}/manifest.json")
+    stored = settings_from_dict(manifest.get("config") or {}, f"{run_dir}/manifest.json")
+    return replace(stored, report=replace(stored.report, logo=""), source_path=None)
 
 
 def held_back(snapshot: Snapshot) -> tuple[HeldBack, ...]:

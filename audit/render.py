@@ -10,18 +10,21 @@
   first ``report.pdf_rows_per_code`` objects of each code, then "and M more in findings.xlsx".
   The PDF never holds more than codes x N rows, so its time and memory do not grow with the
   estate (weasyprint needs ~43 s and 1.2 GB for a 10k-row table).
-* XLSX: xlsxwriter in constant_memory mode; a summary sheet and one sheet per family, header
-  frozen, autofilter, widths set. Every cell is written with ``write_string`` (never a
-  formula) and cells starting with ``= + - @`` get a leading quote like findings.csv, so
-  Excel or LibreOffice do not evaluate them even when the cell is edited.
+* XLSX: xlsxwriter in constant_memory mode; a summary sheet (linking to every sheet) and one
+  sheet per family, header frozen, autofilter, widths set, severities coloured like the
+  charts. Counts are numbers and datetimes real Excel dates (UTC); text is written with
+  ``write_string`` (never a formula) and cells starting with ``= + - @`` (also behind blanks,
+  controls or invisible characters) get a leading quote like findings.csv, so Excel or
+  LibreOffice do not evaluate them even when the cell is edited.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -38,13 +41,14 @@ from audit.redact import Redactor, redaction_key
 from audit.report import (
     SEVERITIES,
     CodeSection,
+    FamilySection,
     ReportModel,
     TrendPoint,
     build_report,
     compute_health,
     load_history,
 )
-from audit.store import neutralise_formulas, write_file_atomically
+from audit.store import _IGNORABLE_LEAD, FORMULA_PREFIXES, write_file_atomically
 
 HTML_PREVIEW_ROWS = 25
 # Columns the HTML carries per finding (the full record is in findings.xlsx / .json).
@@ -254,35 +258,69 @@ def render_xlsx(model: ReportModel, path: Path) -> None:
         }
     )
     try:
-        fmt = {
-            "title": workbook.add_format({"bold": True, "font_size": 16}),
-            "bold": workbook.add_format({"bold": True}),
-            "header": workbook.add_format(
-                {"bold": True, "bg_color": "#1f2937", "font_color": "#ffffff", "border": 1}
-            ),
-            "wrap": workbook.add_format({"text_wrap": True, "valign": "top"}),
-            "cell": workbook.add_format({"valign": "top"}),
-        }
-        _xlsx_summary(workbook, fmt, model)
+        fmt = _xlsx_formats(workbook)
+        # Sheet names first: the summary (written first, constant_memory writes in order) links
+        # to every sheet. One sheet per family, split where Excel's row limit is reached.
         used: set[str] = {"Summary"}
+        sheets: list[tuple[FamilySection, list[str]]] = []
         for family in model.families:
-            frame = pl.concat([c.rows for c in family.codes], how="vertical")
-            frame = neutralise_formulas(
-                frame.select(
-                    [pl.col(c).cast(pl.String).fill_null("") for c, _h, _w in XLSX_COLUMNS]
-                )
-            )
-            for part, start in enumerate(range(0, max(frame.height, 1), XLSX_MAX_ROWS)):
-                label = family.label if part == 0 else f"{family.label} {part + 1}"
-                name = _sheet_name(label, used)
-                _xlsx_findings(workbook, fmt, name, frame.slice(start, XLSX_MAX_ROWS))
+            parts = range(0, max(family.count, 1), XLSX_MAX_ROWS)
+            labels = [
+                family.label if k == 0 else f"{family.label} {k + 1}" for k in range(len(parts))
+            ]
+            sheets.append((family, [_sheet_name(label, used) for label in labels]))
+        _xlsx_summary(workbook, fmt, model, sheets)
+        for family, names in sheets:
+            frame = _xlsx_frame(family)
+            for k, name in enumerate(names):
+                _xlsx_findings(workbook, fmt, name, frame.slice(k * XLSX_MAX_ROWS, XLSX_MAX_ROWS))
     finally:
         workbook.close()
 
 
+def _xlsx_formats(workbook: Any) -> dict[str, Any]:
+    top = {"valign": "top"}
+    fmt = {
+        "title": workbook.add_format({"bold": True, "font_size": 16}),
+        "bold": workbook.add_format({"bold": True}),
+        "header": workbook.add_format(
+            {"bold": True, "bg_color": "#1f2937", "font_color": "#ffffff", "border": 1}
+        ),
+        "wrap": workbook.add_format({"text_wrap": True, **top}),
+        "cell": workbook.add_format(top),
+        "count": workbook.add_format({"num_format": "#,##0", **top}),
+        "percent": workbook.add_format({"num_format": "0.0%", **top}),
+        # Excel has no time zones: datetimes are written in UTC and the format says so.
+        "datetime": workbook.add_format({"num_format": 'yyyy-mm-dd hh:mm:ss "UTC"', **top}),
+        "date": workbook.add_format({"num_format": "yyyy-mm-dd", **top}),
+    }
+    for severity, colour in charts.SEVERITY_COLOURS.items():  # the charts' palette
+        fmt[f"severity:{severity}"] = workbook.add_format(
+            {"bg_color": colour, "font_color": "#ffffff", "bold": True, **top}
+        )
+    return fmt
+
+
 def _as_datetime(iso: str) -> datetime:
     moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None)  # xlsxwriter wants a naive datetime (UTC here)
+
+
+def _xlsx_date_text(value: str) -> tuple[datetime, str] | None:
+    """A text column's ISO 8601 date or date-time (waiver_expires) as a datetime and the name
+    of its format; None when it is anything else, which is then written as text."""
+    try:
+        if len(value) == 10:
+            moment, style = datetime.combine(date.fromisoformat(value), datetime.min.time()), "date"
+        elif len(value) > 10 and value[10] in "T ":
+            moment, style = _as_datetime(value), "datetime"
+        else:
+            return None
+    except (ValueError, OverflowError):  # not ISO 8601; out of range once moved to UTC
+        return None
+    return (moment, style) if 1900 <= moment.year <= 9999 else None
 
 
 def _sheet_name(label: str, used: set[str]) -> str:
@@ -295,8 +333,37 @@ def _sheet_name(label: str, used: set[str]) -> str:
     return name
 
 
+@cache
+def _xlsx_ignorable_lead() -> re.Pattern[str]:
+    return re.compile(_IGNORABLE_LEAD)  # the same characters as findings.csv
+
+
 def _cell(value: str) -> str:
-    return value if len(value) <= XLSX_MAX_CELL else value[: XLSX_MAX_CELL - 13] + " [truncated]"
+    """A text cell: quoted like findings.csv when a spreadsheet would run it as a formula
+    (also behind a NUL, controls, whitespace or zero-width characters), cut to Excel's limit."""
+    first = value[:1]
+    if not (first.isascii() and first.isalnum()):  # the common case needs no regex
+        lead = _xlsx_ignorable_lead().match(value)
+        if value.startswith(FORMULA_PREFIXES, lead.end() if lead else 0):
+            value = "'" + value
+    if len(value) <= XLSX_MAX_CELL:
+        return value
+    suffix = " [truncated]"
+    return value[: XLSX_MAX_CELL - len(suffix)] + suffix
+
+
+def _xlsx_frame(family: FamilySection) -> pl.DataFrame:
+    """The family's findings in XLSX_COLUMNS order, keeping each column's type; datetimes as
+    naive UTC (what xlsxwriter writes)."""
+    frame = pl.concat([c.rows for c in family.codes], how="vertical")
+    exprs = []
+    for name, _h, _w in XLSX_COLUMNS:
+        dtype = frame.schema[name]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            exprs.append(pl.col(name).dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+        else:
+            exprs.append(pl.col(name))
+    return frame.select(exprs)
 
 
 def _xlsx_findings(workbook: Any, fmt: Mapping[str, Any], name: str, frame: pl.DataFrame) -> None:
@@ -308,76 +375,141 @@ def _xlsx_findings(workbook: Any, fmt: Mapping[str, Any], name: str, frame: pl.D
     sheet.autofilter(0, 0, max(frame.height, 1), len(XLSX_COLUMNS) - 1)
     for col, (_c, header, _w) in enumerate(XLSX_COLUMNS):
         sheet.write_string(0, col, header, fmt["header"])
-    write = sheet.write_string
+
+    def text(r: int, c: int, value: str) -> None:
+        sheet.write_string(r, c, _cell(value))
+
+    def severity(r: int, c: int, value: str) -> None:
+        sheet.write_string(r, c, _cell(value), fmt.get(f"severity:{value}"))
+
+    def date_text(r: int, c: int, value: str) -> None:
+        parsed = _xlsx_date_text(value)
+        if parsed is None:
+            text(r, c, value)
+        else:
+            sheet.write_datetime(r, c, parsed[0], fmt[parsed[1]])
+
+    def moment(r: int, c: int, value: datetime) -> None:
+        sheet.write_datetime(r, c, value, fmt["datetime"])
+
+    def day(r: int, c: int, value: date) -> None:
+        sheet.write_datetime(r, c, value, fmt["date"])
+
+    def number(r: int, c: int, value: float) -> None:
+        sheet.write_number(r, c, value)
+
+    def boolean(r: int, c: int, value: bool) -> None:
+        sheet.write_boolean(r, c, value)
+
+    writers: list[Callable[[int, int, Any], None]] = []
+    for column, dtype in frame.schema.items():
+        if column == "severity":
+            writers.append(severity)
+        elif column == "waiver_expires":  # text in the schema, a date when it reads as one
+            writers.append(date_text)
+        elif isinstance(dtype, pl.Datetime):
+            writers.append(moment)
+        elif dtype == pl.Date:
+            writers.append(day)
+        elif dtype == pl.Boolean:
+            writers.append(boolean)
+        elif dtype.is_numeric():
+            writers.append(number)
+        elif dtype == pl.String:
+            writers.append(text)
+        else:
+            writers.append(lambda r, c, v: text(r, c, str(v)))
     for r, row in enumerate(frame.iter_rows(), start=1):
         for col, value in enumerate(row):
-            if value:
-                write(r, col, _cell(value))
+            if value is not None and value != "":
+                writers[col](r, col, value)
 
 
-def _xlsx_summary(workbook: Any, fmt: Mapping[str, Any], m: ReportModel) -> None:
+def _xlsx_summary(
+    workbook: Any,
+    fmt: Mapping[str, Any],
+    m: ReportModel,
+    sheets: Sequence[tuple[FamilySection, Sequence[str]]],
+) -> None:
     sheet = workbook.add_worksheet("Summary")
     sheet.set_column(0, 0, 28)
-    sheet.set_column(1, 1, 12)
+    sheet.set_column(1, 1, 20)
     sheet.set_column(2, 2, 46)
     sheet.set_column(3, 3, 30)
     sheet.set_column(4, 4, 10)
     sheet.set_column(5, 5, 44)
-    rows: list[tuple[list[str], str | None]] = [
-        ([" - ".join(x for x in (m.company, m.title) if x)], "title"),
-        ([f"Run {m.run_id}; snapshot taken {m.taken_at_text}; generated {m.generated_text}"], None),
-    ]
+    row = 0
+
+    def put(
+        *cells: str | int | float | datetime | None,
+        style: str | None = None,
+        number: str = "count",
+    ) -> None:
+        """One row: text (quoted if formula-like) in `style`, numbers in `number` format and
+        datetimes (UTC)."""
+        nonlocal row
+        for col, value in enumerate(cells):
+            if isinstance(value, str):
+                if value:
+                    sheet.write_string(row, col, _cell(value), fmt[style] if style else None)
+            elif isinstance(value, datetime):
+                sheet.write_datetime(row, col, value, fmt["datetime"])
+            elif isinstance(value, int | float):
+                sheet.write_number(row, col, value, fmt[number])
+        row += 1
+
+    def link(col: int, name: str, text: str | None = None) -> None:
+        """An internal hyperlink to a sheet (quotes in its name doubled, as Excel wants)."""
+        target = name.replace("'", "''")
+        sheet.write_url(row, col, f"internal:'{target}'!A1", string=_cell(text or name))
+
+    def when(iso: str | None) -> datetime | str:
+        try:
+            return _as_datetime(iso) if iso else "unknown"
+        except (ValueError, OverflowError):
+            return iso or "unknown"
+
+    put(" - ".join(x for x in (m.company, m.title) if x), style="title")
+    put("Run", m.run_id)
+    put("Snapshot taken", when(m.taken_at))
+    put("Generated", when(m.generated))
     if m.redacted:
-        rows.append((["Redacted: user names, UPNs and DNs are masked."], "bold"))
+        put("Redacted: user names, UPNs and DNs are masked.", style="bold")
+    put()
     health = m.health
-    rows += [
-        ([], None),
-        (
-            [
-                "Sync health",
-                "n/a" if health.percent is None else f"{health.percent:.1f}%",
-                f"{health.clean:,} of {health.total:,} in-scope enabled AD users cleanly matched",
-            ],
-            None,
-        ),
-        (["Findings", f"{m.total:,}", f"{m.waived:,} waived"], None),
-        ([], None),
-        (["Severity", "Findings"], "header"),
-        *(([s, f"{m.counts_by_severity.get(s, 0):,}"], None) for s in SEVERITIES),
-        ([], None),
-        (["Code", "Severity", "Title", "Family (sheet)", "Findings", "Actions"], "header"),
-    ]
-    rows += [
-        (
-            [
-                c.code,
-                c.severity,
-                c.title,
-                _family_label(m, c),
-                f"{c.count:,}",
-                ", ".join(c.actions),
-            ],
-            None,
-        )
-        for c in m.codes
-    ]
-    rows += [
-        ([], None),
-        (
-            [
-                "Cells that start with = + - @ are prefixed with ' so spreadsheet programs "
-                "keep them as text (directory values are not trusted)."
-            ],
-            None,
-        ),
-    ]
-    for r, (values, style) in enumerate(rows):
-        for col, value in enumerate(neutralise_formulas(pl.DataFrame({"v": values}))["v"]):
-            if value:
-                if style:
-                    sheet.write_string(r, col, value, fmt[style])
-                else:
-                    sheet.write_string(r, col, value)
+    put(
+        "Sync health",
+        "n/a" if not health.total else health.clean / health.total,
+        f"{health.clean:,} of {health.total:,} in-scope enabled AD users cleanly matched",
+        number="percent",
+    )
+    put("Findings", m.total)
+    put("Waived", m.waived)
+    put()
+    put("Severity", "Findings", style="header")
+    for s in SEVERITIES:
+        sheet.write_string(row, 0, s, fmt[f"severity:{s}"])
+        put(None, m.counts_by_severity.get(s, 0))
+    put()
+    put("Sheet", "Findings", style="header")
+    for family, names in sheets:
+        for k, name in enumerate(names):
+            link(0, name)
+            rows = min(XLSX_MAX_ROWS, max(family.count - k * XLSX_MAX_ROWS, 0))
+            put(None, rows)
+    put()
+    put("Code", "Severity", "Title", "Family (sheet)", "Findings", "Actions", style="header")
+    first_sheet = {family.family: names[0] for family, names in sheets}
+    for c in m.codes:
+        sheet.write_string(row, 1, _cell(c.severity), fmt.get(f"severity:{c.severity}"))
+        if c.family in first_sheet:
+            link(3, first_sheet[c.family], _family_label(m, c))
+        put(c.code, None, c.title, None, c.count, ", ".join(c.actions))
+    put()
+    put(
+        "Cells that start with = + - @ (also after blanks or invisible characters) are prefixed "
+        "with ' so spreadsheet programs keep them as text (directory values are not trusted)."
+    )
 
 
 def _family_label(m: ReportModel, code: CodeSection) -> str:

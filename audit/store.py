@@ -35,8 +35,20 @@ FORMAT_VERSION = 1
 # Spreadsheet programs run a cell that starts with one of these as a formula (OWASP CSV
 # injection); directory values are attacker-controlled, so such cells get a leading quote.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
-# Spreadsheet imports may trim these before deciding a cell is a formula (" =1+1").
-_IGNORABLE_LEAD = r"^[\s\u00a0\u200b-\u200f\u2060\ufeff]+"
+# Spreadsheet imports may drop or skip these before deciding a cell is a formula: LibreOffice
+# drops a leading NUL and evaluates "\x00=1+1". Control characters (C0 but tab, CR and LF, which
+# are prefixes themselves; DEL; C1), Unicode whitespace and the default-ignorable characters
+# (soft hyphen, zero-width and bidi controls, variation selectors, tags). Written with \xHH,
+# \uHHHH and \UHHHHHHHH escapes only, which Python's re and polars' (Rust) regex both read.
+_IGNORABLE_LEAD = (
+    r"^["
+    r"\x00-\x08\x0b\x0c\x0e-\x20\x7f-\xa0\xad"  # controls, space, NEL, NBSP, soft hyphen
+    r"\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f"
+    r"\u2000-\u200f\u2028-\u202f\u205f-\u206f"  # spaces, zero-width, bidi, invisible operators
+    r"\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+    r"]+"
+)
 
 
 class RunDirError(ValueError):
@@ -79,14 +91,21 @@ def staged_outputs(run_dir: Path) -> Iterator[Path]:
 
 
 def write_file_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call write(tmp) then rename tmp over `path`, so readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.partial")
+    """Call write(tmp) then rename tmp over `path`, so readers see the old or the new file.
+
+    A run directory is input: someone may plant a symlink where a predictable staging name
+    would be, and a write through it would land on any file the user can write. So tmp lives
+    in a fresh directory made by mkdtemp (exclusive, unpredictable name, mode 0700, where nobody
+    else can create anything), and the rename replaces a symlink at `path` instead of following
+    it.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    tmp = staging / path.name
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_snapshot(directory: Path, snapshot: Snapshot) -> None:
@@ -160,15 +179,14 @@ def source_reports_as_json(snapshot: Snapshot) -> list[dict[str, Any]]:
 
 def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     """Prefix a quote to string cells a spreadsheet would evaluate as a formula."""
+    # One regex per column: any run of ignorable characters, then a formula prefix.
+    prefixes = "".join(f"\\u{ord(p):04x}" for p in FORMULA_PREFIXES)
+    formula = f"{_IGNORABLE_LEAD.removesuffix('+')}*[{prefixes}]"
     exprs = []
     for name, dtype in frame.schema.items():
         if dtype == pl.String:
             col = pl.col(name)
-            lead = col.str.replace(_IGNORABLE_LEAD, "")
-            starts_with_formula = pl.any_horizontal(
-                [col.str.starts_with(p) for p in FORMULA_PREFIXES]
-                + [lead.str.starts_with(p) for p in FORMULA_PREFIXES]
-            )
+            starts_with_formula = col.str.contains(formula)
             exprs.append(
                 pl.when(starts_with_formula).then(pl.lit("'") + col).otherwise(col).alias(name)
             )

@@ -75,3 +75,28 @@ def test_tenant_switches_from_config_apply_at_analyze_time(tmp_path: Path) -> No
         "unknown",
         "Tenant switch blockSoftMatchEnabled is unknown (from unknown)",
     )
+
+
+def test_a_run_directory_is_input_no_write_follows_a_symlink(tmp_path: Path) -> None:
+    """Symlinks planted at the old predictable staging names (and a manifest naming a logo that
+    is a symlink to a private file) do not make analyze overwrite or embed anything."""
+    import base64
+    import json
+
+    run = tmp_path / "runs" / "demo"
+    shutil.copytree(demo_run().run_dir, run)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    for name in (".manifest.json.partial", ".report.html.partial", ".findings.csv.partial"):
+        (run / name).symlink_to(victim)
+    private = tmp_path / "id_rsa"
+    private.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n")
+    (run / "logo.png").symlink_to(private)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest.setdefault("config", {}).setdefault("report", {})["logo"] = "logo.png"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    analyze_run(run)
+    assert victim.read_text() == "precious\n"
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert base64.b64encode(private.read_bytes()).decode()[:24] not in html
+    assert (run / "manifest.json").is_file() and not (run / "manifest.json").is_symlink()

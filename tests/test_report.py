@@ -217,3 +217,17 @@ def test_every_code_has_a_plain_english_action() -> None:
     from audit.rules import all_rules
 
     assert {r.meta.code for r in all_rules()} <= set(PLAIN_ACTIONS)
+
+
+def test_a_logo_is_checked_by_content_and_never_followed_through_a_symlink(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "logo.png").symlink_to(secret)
+    uri, warning = load_logo("logo.png", tmp_path)
+    assert uri is None and warning and "symbolic link" in warning
+    (tmp_path / "fake.png").write_text("root:x:0:0\n")  # the name says PNG, the bytes do not
+    uri, warning = load_logo("fake.png", tmp_path)
+    assert uri is None and warning and "by its content" in warning
+    (tmp_path / "real.bin").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    uri, _ = load_logo("real.bin", tmp_path)
+    assert uri is not None and uri.startswith("data:image/png;base64,")
