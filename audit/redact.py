@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -75,6 +76,27 @@ WHOLE_CELL_COLUMNS = ("value", "proposed_value")
 AD_ADDRESS_COLUMNS = ("upn", "mail", "primary_smtp")
 CLOUD_NAME_COLUMNS = ("display_name", "mail_nickname", "on_prem_sam")
 CLOUD_ADDRESS_COLUMNS = ("upn", "mail", "primary_smtp", "on_prem_upn")
+# Attributes whose value (and proposed value) is a person's name or address: masked as whole
+# cells and searched in the text, whatever the rule did to them (a blank displayName's proposal
+# is the person's name; a too-long name is proposed cut short, so it is no longer the value
+# searched for).
+PERSONAL_ATTRIBUTES = frozenset(
+    {
+        "cn",
+        "name",
+        "displayname",
+        "givenname",
+        "sn",
+        "surname",
+        "samaccountname",
+        "mailnickname",
+        "userprincipalname",
+        "mail",
+        "proxyaddresses",
+        "primarysmtp",
+        "targetaddress",
+    }
+)
 
 
 def redaction_key(runs_parent: Path | None) -> bytes:
@@ -182,6 +204,7 @@ def redact_findings(
         masks.add(findings[column].unique().to_list(), "dn")
     if snapshot is not None:
         _add_involved_users(findings, snapshot, masks)
+    _add_personal_values(findings, masks)
 
     text_columns = [c for c in FREE_TEXT_COLUMNS if c in findings.columns]
     found = findings.select(
@@ -225,7 +248,7 @@ class _Masks:
         self.in_text: dict[str, str] = {}
         self.whole_cell: dict[str, str] = {}
 
-    def add(self, values: list[str | None], kind: str) -> None:
+    def add(self, values: Sequence[str | None], kind: str) -> None:
         for value in values:
             if not value or value in self.in_text:
                 continue
@@ -238,6 +261,51 @@ class _Masks:
             self.whole_cell[value] = mask
             if kind != "whole-cell" and len(value.strip()) >= MIN_FREE_TEXT_NAME:
                 self.in_text[value] = mask
+                # The evidence column is JSON, where a DN's escaped comma or a quote is escaped
+                # again (CN=O'Brien\\, Pat): the escaped form is searched for too.
+                escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+                if escaped != value:
+                    self.in_text[escaped] = json.dumps(mask, ensure_ascii=False)[1:-1]
+
+
+def _add_personal_values(findings: pl.DataFrame, masks: _Masks) -> None:
+    """value / proposed_value of findings about a personal attribute, and each part of a
+    comma-joined list of them (duplicates name several values in one cell)."""
+    if "attribute" not in findings.columns:
+        return
+    about_people = (
+        pl.col("attribute")
+        .fill_null("")
+        .str.to_lowercase()
+        .str.split(",")
+        .list.eval(pl.element().is_in(list(PERSONAL_ATTRIBUTES)))
+        .list.any()
+    )
+    rows = findings.filter(about_people)
+    values: set[str] = set()
+    for column in WHOLE_CELL_COLUMNS:
+        for value in rows[column].drop_nulls().unique().to_list():
+            values.add(value)
+            values.update(part.strip() for part in value.split(",") if part.strip())
+    plain: set[str] = set()
+    for value in sorted(values):
+        prefix, address = _proxy_parts(value)
+        if prefix:
+            # smtp:anne@x -> smtp:<the mask of anne@x>, so one person keeps one mask
+            plain.add(address)
+            masks.whole_cell.setdefault(value, prefix + masks.redactor.email(address))
+        else:
+            plain.add(value)
+    masks.add(sorted(v for v in plain if "@" in v), "email")
+    masks.add(sorted(v for v in plain if "@" not in v), "name")
+
+
+def _proxy_parts(value: str) -> tuple[str, str]:
+    """("smtp:", "anne@x") for a proxy address with an address type, else ("", value)."""
+    kind, colon, rest = value.partition(":")
+    if colon and "@" in rest and kind.lower() in ("smtp", "sip", "x500", "eum", "x400"):
+        return kind + colon, rest
+    return "", value
 
 
 def _map_column(findings: pl.DataFrame, column: str, mask: Callable[[str], str]) -> pl.Expr:

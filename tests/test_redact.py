@@ -7,6 +7,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -133,3 +134,93 @@ def test_analyze_redact_masks_html_pdf_xlsx_but_not_the_run_data(
     assert some_upn in (run / "findings.csv").read_text(encoding="utf-8-sig")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["analyzed"]["redacted"] is True
+
+
+def estate_values(snapshot: Any) -> set[str]:
+    """Every real name, address and DN of the estate, in the forms a report could show them:
+    raw, JSON-escaped (evidence) and with DN escapes undone."""
+    values: set[str] = set()
+    ad, cloud = snapshot.ad_users, snapshot.cloud_users
+    for frame, columns in (
+        (ad, ("upn", "mail", "primary_smtp", "display_name", "dn")),
+        (cloud, ("upn", "mail", "primary_smtp", "display_name", "on_prem_upn", "on_prem_dn")),
+    ):
+        for column in columns:
+            values.update(v for v in frame[column].drop_nulls().to_list() if v)
+        proxies = frame["proxy_addresses"].explode().drop_nulls().to_list()
+        values.update(p.split(":", 1)[1] for p in proxies if ":" in p and "@" in p)
+    full_names = ad.select(
+        pl.concat_str([pl.col("given_name"), pl.col("surname")], separator=" ")
+    ).to_series()
+    values.update(v for v in full_names.drop_nulls().to_list() if v)
+    for dn in [*ad["dn"].drop_nulls().to_list(), *cloud["on_prem_dn"].drop_nulls().to_list()]:
+        rdn = re.split(r"(?<!\\),", dn, maxsplit=1)[0].split("=", 1)[-1]
+        values.update({rdn, rdn.replace("\\,", ","), json.dumps(rdn)[1:-1]})
+    # Short values match ordinary words; domains and OUs are kept by design.
+    return {v for v in values if len(v.strip()) >= 5 and "@" not in v[:1]}
+
+
+def test_every_redacted_output_names_nobody_of_the_estate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    demo = demo_run()
+    run = tmp_path / "runs" / "redacted"
+    shutil.copytree(demo.run_dir, run)
+    monkeypatch.setenv(KEY_ENV, "k" * 32)
+    main(["analyze", str(run), "--redact"])
+    outputs = {
+        "html": (run / "report.html").read_text(encoding="utf-8"),
+        "pdf": " ".join(
+            "\n".join((p.extract_text() or "") for p in PdfReader(run / "report.pdf").pages)
+            .replace("\u200b", "")
+            .split()
+        ),
+        "xlsx": "\n".join(
+            str(v)
+            for ws in load_workbook(run / "findings.xlsx", read_only=True).worksheets
+            for row in ws.iter_rows(values_only=True)
+            for v in row
+            if v is not None
+        ),
+    }
+    people = estate_values(demo.snapshot)
+    assert len(people) > 300
+    for name, text in outputs.items():
+        folded = text.casefold()
+        leaked = sorted(p for p in people if p.casefold() in folded)
+        assert not leaked, (name, leaked[:8])
+
+
+def test_proposals_long_names_and_escaped_dns_are_masked() -> None:
+    """The red-team cases: a blank displayName's proposal is the person's name, a too-long name
+    is proposed cut short (so it is no longer the value searched for), and a DN with an escaped
+    comma appears JSON-escaped in the evidence."""
+    from audit.classify import classify
+    from tests import factories as f
+
+    long_name = "Bartholomew " + "Featherstonehaugh-" * 16 + "Cholmondeley"
+    users = [
+        f.ad_user("anne", display_name=None, given_name="Anne", surname="Dubois"),
+        f.ad_user("bart", display_name=long_name),
+        f.ad_user(
+            "pat",
+            dn="CN=O'Brien\\, Patrick,OU=Staff,DC=corp,DC=contoso,DC=com",
+            display_name="Patrick O'Brien",
+        ),
+    ]
+    snapshot = f.snapshot(users, [])
+    findings = classify(snapshot, f.settings())
+    redacted = redact_findings(findings, Redactor(KEY), snapshot)
+    text = "\n".join(
+        redacted.select(
+            pl.concat_str(
+                [pl.col(c).cast(pl.String).fill_null("") for c in redacted.columns], separator="\t"
+            )
+        )
+        .to_series()
+        .to_list()
+    )
+    for real in ("Anne Dubois", "Featherstonehaugh", "O'Brien", "Patrick"):
+        assert real not in text, real
