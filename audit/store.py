@@ -134,6 +134,8 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path}: unreadable manifest: {exc}") from None
+    except RecursionError:
+        raise RunDirError(f"{path}: unreadable manifest: nested too deeply") from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise RunDirError(f"{path}: unsupported run format")
     return data

@@ -184,14 +184,63 @@ def import_files(
     if roles:
         cloud_frame, role_reports = with_roles(cloud_frame, [Path(p) for p in roles])
         reports.extend(role_reports)
+    ad_frame, ad_clipped = clip_long_values(ad_rows.frame(), "dn")
+    cloud_frame, cloud_clipped = clip_long_values(cloud_frame, "id")
+    reports = with_warnings(reports, "ad", ad_clipped)
+    reports = with_warnings(reports, "cloud", cloud_clipped)
     return Snapshot(
-        ad_users=ad_rows.frame(),
+        ad_users=ad_frame,
         cloud_users=cloud_frame,
         tenant=tenant_info,
         cloud_objects=cloud_objects_frame(users),
         sources=tuple(empty_side_is_incomplete(reports)),
         taken_at=taken.isoformat().replace("+00:00", "Z"),
     )
+
+
+# No directory value the rules look at comes near this (AD's longest common string attributes:
+# displayName 256, proxyAddresses 1123, description 1024); a value of megabytes is a broken or
+# hostile export, and would cost minutes and gigabytes in the rules and reports.
+MAX_VALUE_CHARS = 4096
+
+
+def clip_long_values(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, list[str]]:
+    """Every text value (and list element) cut to MAX_VALUE_CHARS, with one warning per column
+    naming how many were cut and the object with the longest."""
+    warnings: list[str] = []
+    exprs: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        if dtype == pl.String:
+            length = pl.col(name).str.len_chars()
+            clipped = pl.col(name).str.slice(0, MAX_VALUE_CHARS)
+        elif dtype == pl.List(pl.String):
+            length = pl.col(name).list.eval(pl.element().str.len_chars()).list.max()
+            clipped = pl.col(name).list.eval(pl.element().str.slice(0, MAX_VALUE_CHARS))
+        else:
+            continue
+        too_long = frame.select((length > MAX_VALUE_CHARS).fill_null(False)).to_series()
+        if not too_long.any():
+            continue
+        worst = frame.filter(too_long).select(pl.col(key), length.alias("n")).sort("n").row(-1)
+        warnings.append(
+            f"{int(too_long.sum())} {name} value(s) longer than {MAX_VALUE_CHARS:,} characters "
+            f"were cut to that length (the longest, {worst[1]:,} characters, on {worst[0]})"
+        )
+        exprs.append(clipped.alias(name))
+    return (frame.with_columns(exprs) if exprs else frame), warnings
+
+
+def with_warnings(
+    reports: list[SourceReport], kind: str, warnings: list[str]
+) -> list[SourceReport]:
+    """The warnings added to the first report of that kind (the side's values are merged)."""
+    if not warnings:
+        return reports
+    for i, report in enumerate(reports):
+        if report.kind == kind:
+            updated = replace(report, warnings=(*report.warnings, *warnings))
+            return [*reports[:i], updated, *reports[i + 1 :]]
+    return reports
 
 
 def empty_side_is_incomplete(reports: list[SourceReport]) -> list[SourceReport]:

@@ -43,6 +43,12 @@ def json_documents(text: str, path: Path) -> Iterator[Document]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+        except RecursionError:
+            # No Graph response nests more than a few levels; thousands of [[[... are an attack
+            # or a broken file, and would otherwise end in a traceback.
+            raise InputError(
+                path, "JSON nested too deeply to be a Graph export", line=line
+            ) from None
         yield Document(value=value, line=line)
         next_pos = _WHITESPACE_RE.match(text, end).end()  # type: ignore[union-attr]
         line += text.count("\n", pos, next_pos)

@@ -176,3 +176,30 @@ def test_domain_list_with_a_non_domain_line(tmp_path: Path) -> None:
     path.write_text("contoso.com\nfabrikam.com\nnot a domain\n")
     with pytest.raises(InputError, match=r"domains\.txt:3: not a domain name"):
         import_files(ad=[], cloud=[], domains=path, settings=Settings(), taken_at=TAKEN_AT)
+
+
+def test_a_value_far_beyond_any_directory_limit_is_cut_with_one_warning(tmp_path: Path) -> None:
+    """A 75 MB displayName ran analyze past 10 minutes and 8 GB: values are cut at import."""
+    from audit.sources.files import MAX_VALUE_CHARS
+
+    dn, attrs = person("Huge", str(uuid.uuid4()))
+    attrs = {**attrs, "displayName": "x" * 3_000_000}
+    path = ldif_file(tmp_path / "huge.ldif", [(dn, attrs), person("Ann", str(uuid.uuid4()))])
+    started = time.monotonic()
+    snapshot = ad_import(path)
+    assert time.monotonic() - started < 20
+    names = snapshot.ad_users["display_name"].to_list()
+    assert max(len(n or "") for n in names) == MAX_VALUE_CHARS
+    (report,) = [s for s in snapshot.sources if s.kind == "ad"]
+    assert report.warnings[-1] == (
+        f"1 display_name value(s) longer than 4,096 characters were cut to that length "
+        f"(the longest, 3,000,000 characters, on {dn})"
+    )
+
+
+def test_json_nested_beyond_reason_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('{"value": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(InputError) as err:
+        cloud_import(path)
+    assert "nested too deeply" in err.value.reason and "\n" not in str(err.value)
