@@ -345,6 +345,8 @@ def print_summary(result: AnalyzeResult) -> None:
     print(f"  by severity: {totals or 'none'}")
     for entry in result.held_back:
         print(terminal_safe(f"  note: {entry.sentence()}"))
+    for warning in result.warnings:
+        print(terminal_safe(f"  warning: {warning}"))
     print(f"  findings: {result.run_dir / 'findings.csv'} (also .json, .parquet)")
     report = result.run_dir / "report.html"
     if report.exists():

@@ -80,6 +80,10 @@ class Thresholds:
     stale_object_days: float = 7
     unmatched_grace_days: float = 2
     max_drop_percent: float = 10
+    # The sync-health figure is green from health_good_percent, amber from health_warn_percent,
+    # red below (and never green while a critical finding is open).
+    health_good_percent: float = 98
+    health_warn_percent: float = 90
 
 
 @dataclass(frozen=True)
@@ -496,6 +500,8 @@ SCHEMA: Mapping[str, _Table] = {
             "stale_object_days": _number,
             "unmatched_grace_days": _number,
             "max_drop_percent": _number,
+            "health_good_percent": _number,
+            "health_warn_percent": _number,
         }
     ),
     "report": _Table(

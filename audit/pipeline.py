@@ -21,7 +21,7 @@ import polars as pl
 from audit.classify import HeldBack, classify, coverage, prepared_for_rules
 from audit.config import Settings, settings_from_dict
 from audit.model import Severity, Snapshot
-from audit.remediate import write_remediation
+from audit.remediate import options_from_settings, plan_findings, write_remediation
 from audit.render import render_reports
 from audit.report import generation_time
 from audit.rules import all_rules
@@ -45,6 +45,7 @@ class AnalyzeResult:
     counts_by_code: list[tuple[str, str, int]]  # (code, severity, count), most severe first
     worst: Severity | None
     held_back: tuple[HeldBack, ...]  # rules not checked (or checked with a caveat), and why
+    warnings: tuple[str, ...] = ()  # from the reports: a logo left out, a run left out...
 
 
 def syncaudit_version() -> str:
@@ -177,6 +178,8 @@ def analyze_run(
     }
     # Human-facing outputs are views of the same findings: reports, then remediation.ps1.
     # All are staged and moved in together, so a failure leaves the previous analysis whole.
+    # One plan for the script and the reports' Fix columns, so they cannot disagree.
+    plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
     with staged_outputs(run_dir) as staging:
         write_findings(staging, findings, header)
         report_info = render_reports(
@@ -188,6 +191,7 @@ def analyze_run(
             redact=settings.report.redact if redact is None else redact,
             notes=[h.sentence() for h in not_checked],
             out_dir=staging,
+            plan=plan,
         )
         write_remediation(
             staging,
@@ -197,6 +201,7 @@ def analyze_run(
             run_id=str(manifest.get("run_id") or run_dir.name),
             taken_at=snapshot.taken_at,
             generated=str(header["generated"]),
+            plan=plan,
         )
     manifest["analyzed"] = {
         "at": header["generated"],
@@ -215,6 +220,7 @@ def analyze_run(
         counts_by_code=by_code,
         worst=worst,
         held_back=not_checked,
+        warnings=tuple(report_info.get("report_warnings", ())),
     )
 
 

@@ -1058,8 +1058,10 @@ def remediation_script(
     run_id: str,
     taken_at: str | None,
     generated: str,
+    plan: Plan | None = None,
 ) -> str:
-    plan = plan_findings(findings, options_from_settings(settings, tenant))
+    if plan is None:
+        plan = plan_findings(findings, options_from_settings(settings, tenant))
     header = ScriptHeader(
         run_id=run_id,
         tenant=tenant_label(tenant),
@@ -1079,6 +1081,7 @@ def write_remediation(
     run_id: str,
     taken_at: str | None,
     generated: str,
+    plan: Plan | None = None,
 ) -> Path:
     """Write <run>/remediation.ps1 atomically, as pure ASCII with CRLF: Windows PowerShell 5.1
     reads a file without BOM in the ANSI code page (cp1252), where UTF-8 bytes can turn into
@@ -1086,7 +1089,13 @@ def write_remediation(
     from audit.store import write_file_atomically
 
     text = remediation_script(
-        findings, settings, tenant=tenant, run_id=run_id, taken_at=taken_at, generated=generated
+        findings,
+        settings,
+        tenant=tenant,
+        run_id=run_id,
+        taken_at=taken_at,
+        generated=generated,
+        plan=plan,
     )
     path = run_dir / SCRIPT_NAME
     write_file_atomically(path, lambda p: p.write_text(text, encoding="ascii", newline="\r\n"))

@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import time
@@ -32,12 +34,13 @@ from typing import Any
 
 import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from audit import charts
 from audit.config import Settings
 from audit.model import Snapshot
 from audit.redact import Redactor, redaction_key
+from audit.remediate import Plan
 from audit.report import (
     SEVERITIES,
     CodeSection,
@@ -118,14 +121,31 @@ def environment() -> Environment:
     env.filters["num"] = lambda n: f"{n:,}"
     env.filters["pct"] = lambda p: "n/a" if p is None else f"{p:.1f}%"
     env.filters["wrapdn"] = wrap_dn
+    env.filters["breakable"] = breakable
+    env.filters["plural"] = plural
     return env
+
+
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """ "1 finding", "44 findings" (with thousands separators)."""
+    return f"{n:,} {noun if n == 1 else plural_form or noun + 's'}"
+
+
+def breakable(value: object) -> Markup:
+    """HTML text that wraps after @ . , = (a <wbr>, which copy-paste leaves out) rather than in
+    the middle of a name. The text is escaped first."""
+    text = str(escape("" if value is None else value))
+    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", text))  # noqa: S704 (escaped above)
+
+
+_BREAK_AFTER = re.compile(r"([@.,=])(?=.)")
 
 
 def wrap_dn(value: object) -> str:
     """Let long DNs and addresses break after commas, @ and dots (zero-width spaces: cheaper
     for weasyprint than <wbr> elements). Autoescape still applies to the result."""
     text = str(value or "")
-    text = text.replace(",", ",\u200b").replace("@", "@\u200b")
+    text = text.replace(",", ",\u200b").replace("@", "@\u200b").replace("=", "=\u200b")
     return text.replace(".", ".\u200b") if len(text) > 30 else text
 
 
@@ -135,6 +155,12 @@ def _static(name: str) -> Markup:
     if "</style" in text.lower() or "</script" in text.lower():
         raise ValueError(f"{name} must not contain a closing style/script tag")
     return Markup(text)  # noqa: S704 (static asset shipped with the package)
+
+
+def script_hash(script: str) -> str:
+    """The CSP source for exactly this inline script: only it may run, no injected one."""
+    digest = hashlib.sha256(script.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
 def script_json(payload: Any) -> Markup:
@@ -187,10 +213,12 @@ def render_html(model: ReportModel) -> str:
     payload = {"columns": list(HTML_COLUMNS), "rows": rows}
     previews = {c.code: _records(c.head(HTML_PREVIEW_ROWS), HTML_COLUMNS) for c in model.codes}
     template = environment().get_template("report.html.j2")
+    js = _static("report.js")
     return template.render(
         m=model,
         css=_static("report.css"),
-        js=_static("report.js"),
+        js=js,
+        script_hash=script_hash(js),
         data=script_json(payload),
         previews=previews,
         preview_rows=HTML_PREVIEW_ROWS,
@@ -498,13 +526,21 @@ def _xlsx_summary(
             rows = min(XLSX_MAX_ROWS, max(family.count - k * XLSX_MAX_ROWS, 0))
             put(None, rows)
     put()
-    put("Code", "Severity", "Title", "Family (sheet)", "Findings", "Actions", style="header")
+    put(
+        "Code",
+        "Severity",
+        "Title",
+        "Family (sheet)",
+        "Findings",
+        "remediation.ps1 (this run)",
+        style="header",
+    )
     first_sheet = {family.family: names[0] for family, names in sheets}
     for c in m.codes:
         sheet.write_string(row, 1, _cell(c.severity), fmt.get(f"severity:{c.severity}"))
         if c.family in first_sheet:
             link(3, first_sheet[c.family], _family_label(m, c))
-        put(c.code, None, c.title, None, c.count, ", ".join(c.actions))
+        put(c.code, None, c.title, None, c.count, c.fix_label)
     put()
     put(
         "Cells that start with = + - @ (also after blanks or invisible characters) are prefixed "
@@ -529,23 +565,27 @@ def render_reports(
     redact: bool = False,
     notes: Iterable[str] = (),
     out_dir: Path | None = None,
+    plan: Plan | None = None,
 ) -> dict[str, Any]:
     """Write report.html, report.pdf and findings.xlsx into the run (or `out_dir`, where
     analyze stages its outputs); return what the manifest's ``analyzed`` section records:
-    health, redaction and timings."""
+    health, redaction and timings. `plan` is the run's remediation plan (the Fix columns)."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     health = compute_health(snapshot, findings)
     redactor = Redactor(redaction_key(run_dir.parent)) if redact else None
+    skipped: list[str] = []
+    history = load_history(run_dir, snapshot.taken_at, warnings=skipped)
     model = build_report(
         findings,
         snapshot,
         settings,
         run_id=str(manifest.get("run_id") or run_dir.name),
         health=health,
-        history=load_history(run_dir, snapshot.taken_at),
-        notes=list(notes),
+        history=history,
+        notes=[*notes, *skipped],
         redactor=redactor,
+        plan=plan,
     )
     timings["report_model_s"] = round(time.perf_counter() - t0, 3)
     outputs = (
@@ -561,6 +601,6 @@ def render_reports(
         "health": health.as_json(),
         "redacted": redact,
         "reports": [name for name, _k, _w in outputs],
-        "report_warnings": list(model.warnings),
+        "report_warnings": [*model.warnings, *skipped],
         "render_timings": timings,
     }

@@ -26,6 +26,7 @@ import base64
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ import polars as pl
 from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
 from audit.redact import Redactor, redact_findings
+from audit.remediate import CLOUD, ON_PREMISES, Plan, options_from_settings, plan_findings
 from audit.rules import all_rules
 
 HISTORY_RUNS = 25
@@ -62,6 +64,7 @@ ACTION_TEXT = {
     "roles-detour": "remove admin roles, match, then re-assign them",
     "clear-onprem-object-id": "clear onPremisesObjectIdentifier",
     "ad-set-attribute": "correct the AD attribute",
+    "block-sign-in": "block sign-in of the cloud account",
     "manual": "manual steps (see the finding's fix)",
 }
 # What to do, in a sentence a manager can read (the exact commands are in each code's fix).
@@ -140,8 +143,35 @@ class CodeSection:
     why: str  # the rest of it
     fix: str
     references: tuple[str, ...]
-    actions: tuple[str, ...]  # remediation action ids (metadata, then any the rows name)
+    # What this run's remediation.ps1 does for the code: action id -> calls, in script order,
+    # and how many of its findings are manual steps, need nothing, or are waived.
+    script: Mapping[str, int]
+    manual: int
     rows: pl.DataFrame  # this code's findings
+    not_needed: int = 0
+    waived: int = 0
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return (*self.script, *(("manual",) if self.manual else ()))
+
+    @property
+    def fix_label(self) -> str:
+        """What remediation.ps1 does for this code, with counts: "fix-anchor-encoding x4,
+        manual x1"."""
+        parts = [f"{action} \u00d7{n}" for action, n in self.script.items()]
+        if self.manual:
+            parts.append(f"manual \u00d7{self.manual}")
+        if self.waived:
+            parts.append(f"waived \u00d7{self.waived}")
+        return ", ".join(parts) if parts else "no fix needed"
+
+    @property
+    def severity_split(self) -> str:
+        """ "1 medium, 5 info" when the code's findings have more than one severity."""
+        if len(self.counts_by_severity) < 2:
+            return ""
+        return ", ".join(f"{n:,} {s}" for s, n in self.counts_by_severity.items())
 
     def head(self, n: int) -> pl.DataFrame:
         return self.rows.head(n)
@@ -170,6 +200,7 @@ class TopAction:
     severity: str
     count: int
     actions: tuple[str, ...]
+    fix_label: str = ""
 
     @property
     def action_text(self) -> str:
@@ -201,6 +232,12 @@ class ReportModel:
     findings: pl.DataFrame  # conformed to FINDINGS_SCHEMA; redacted when `redacted`
     pdf_rows_per_code: int = 25
     warnings: tuple[str, ...] = field(default=())
+    health_status: str = "unknown"  # good / warn / bad / unknown: the colour of the figure
+    health_caveat: str = ""  # a critical finding shown beside the figure
+
+    @property
+    def critical_titles(self) -> list[str]:
+        return [c.title for c in self.codes if c.counts_by_severity.get("critical")]
 
     @property
     def active(self) -> int:
@@ -217,15 +254,23 @@ class ReportModel:
     @property
     def headline(self) -> str:
         """One plain-English sentence for the top of the summary."""
-        urgent = [
-            f"{self.counts_by_severity.get(s, 0):,} {s}"
+        counts = [
+            (s, self.counts_by_severity.get(s, 0))
             for s in ("critical", "high")
             if self.counts_by_severity.get(s, 0)
         ]
         if not self.total:
             return "No problems found: every check passed."
-        if urgent:
-            return f"{' and '.join(urgent)} finding(s) need action before the next sync cycle."
+        if counts:
+            total = sum(n for _s, n in counts)
+            listed = " and ".join(f"{n:,} {s}" for s, n in counts)
+            noun, verb = ("finding", "needs") if total == 1 else ("findings", "need")
+            return f"{listed} {noun} {verb} action before the next sync cycle."
+        if self.health.total and not self.health.clean:
+            return (
+                "No critical or high findings, but none of the in-scope, enabled AD users is "
+                "cleanly matched: see the medium findings."
+            )
         return "No critical or high findings; the remaining findings are housekeeping."
 
 
@@ -284,9 +329,13 @@ def compute_health(snapshot: Snapshot, findings: pl.DataFrame) -> Health:
 
 
 def load_history(
-    run_dir: Path, taken_at: str | None, limit: int = HISTORY_RUNS
+    run_dir: Path,
+    taken_at: str | None,
+    limit: int = HISTORY_RUNS,
+    warnings: list[str] | None = None,
 ) -> list[TrendPoint]:
-    """Earlier analyzed runs beside `run_dir` (see the module docstring), oldest first."""
+    """Earlier analyzed runs beside `run_dir` (see the module docstring), oldest first. A
+    sibling whose manifest cannot be read is skipped, with a line in `warnings`."""
     points: list[TrendPoint] = []
     parent = run_dir.resolve().parent
     try:
@@ -296,7 +345,15 @@ def load_history(
     for directory in siblings:
         if directory.resolve() == run_dir.resolve():
             continue
-        point = _trend_point(directory)
+        try:
+            point = _trend_point(directory)
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            if warnings is not None:
+                warnings.append(
+                    f"earlier run {directory.name} left out of the trend: its manifest is "
+                    f"malformed ({type(exc).__name__})"
+                )
+            continue
         if point is not None and (taken_at is None or _before(point.taken_at, taken_at)):
             points.append(point)
     points.sort(key=lambda p: _sort_key(p.taken_at))
@@ -305,9 +362,10 @@ def load_history(
 
 def _trend_point(directory: Path) -> TrendPoint | None:
     try:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        text = (directory / "manifest.json").read_text(encoding="utf-8")
+    except OSError:
+        return None  # not a run (or not readable): nothing to say
+    manifest = json.loads(text)
     analyzed = manifest.get("analyzed") if isinstance(manifest, dict) else None
     if not isinstance(analyzed, dict) or not isinstance(analyzed.get("counts_by_severity"), dict):
         return None
@@ -395,12 +453,17 @@ def build_report(
     notes: Sequence[str] = (),
     redactor: Redactor | None = None,
     generated: str | None = None,
+    plan: Plan | None = None,
 ) -> ReportModel:
     """The report model. `health` is computed from the unredacted findings when not given;
-    a `redactor` masks the findings every format shows."""
+    a `redactor` masks the findings every format shows; `plan` is this run's remediation plan
+    (computed when not given)."""
     findings = conform(findings, FINDINGS_SCHEMA)
     if health is None:
         health = compute_health(snapshot, findings)
+    # The Fix column says what this run's remediation.ps1 does, so plan it (before masking).
+    if plan is None:
+        plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
     if redactor is not None:
         findings = redact_findings(findings, redactor, snapshot)
     metas = {r.meta.code: r.meta for r in all_rules()}
@@ -409,9 +472,15 @@ def build_report(
     for severity, n in findings.group_by("severity").len().iter_rows():
         counts_by_severity[severity] = counts_by_severity.get(severity, 0) + int(n)
 
-    codes = _code_sections(findings, metas)
+    codes = _code_sections(findings, metas, plan)
     families = []
-    for family in family_order + sorted({c.family for c in codes} - set(family_order)):
+    # Families with the worst findings first (critical before high...), then in catalogue order.
+    worst: dict[str, int] = {}
+    for c in codes:
+        worst[c.family] = max(worst.get(c.family, -1), Severity[c.severity].value)
+    ordered = family_order + sorted(set(worst) - set(family_order))
+    ordered.sort(key=lambda f: -worst.get(f, -1))
+    for family in ordered:
         members = tuple(c for c in codes if c.family == family)
         if members:
             label = FAMILY_LABELS.get(family, family.title())
@@ -428,6 +497,7 @@ def build_report(
             severity=c.severity,
             count=c.count,
             actions=c.actions,
+            fix_label=c.fix_label,
         )
         for i, c in enumerate(top)
     )
@@ -450,7 +520,10 @@ def build_report(
         "cloud_users": int(snapshot.cloud_users["deleted_at"].is_null().sum()),
         "cloud_users_deleted": int(snapshot.cloud_users["deleted_at"].is_not_null().sum()),
     }
+    status, caveat = health_status(health, codes, settings)
     return ReportModel(
+        health_status=status,
+        health_caveat=caveat,
         title=settings.report.title or "Hybrid identity sync audit",
         company=settings.report.company,
         logo_data_uri=logo,
@@ -474,14 +547,47 @@ def build_report(
     )
 
 
-def _code_sections(findings: pl.DataFrame, metas: Mapping[str, RuleMeta]) -> list[CodeSection]:
+def health_status(
+    health: Health, codes: Sequence[CodeSection], settings: Settings
+) -> tuple[str, str]:
+    """(good / warn / bad / unknown, caveat): the figure's colour from the configured
+    thresholds, never good while a critical finding is open (sync stopped makes 98 % stale)."""
+    percent = health.percent
+    critical = [c.title for c in codes if c.counts_by_severity.get("critical")]
+    caveat = ""
+    if critical:
+        caveat = "but critical: " + "; ".join(critical)
+    if percent is None:
+        return "unknown", caveat
+    t = settings.thresholds
+    status = (
+        "good"
+        if percent >= t.health_good_percent
+        else "warn"
+        if percent >= t.health_warn_percent
+        else "bad"
+    )
+    if critical:
+        status = "bad"
+    return status, caveat
+
+
+def _code_sections(
+    findings: pl.DataFrame, metas: Mapping[str, RuleMeta], plan: Plan
+) -> list[CodeSection]:
     if findings.is_empty():
         return []
+    # Counted once (a plan can hold a call per finding of a million-user estate).
+    scripted: dict[str, dict[str, int]] = {}
+    for call in plan.ordered_calls(CLOUD) + plan.ordered_calls(ON_PREMISES):
+        per_code = scripted.setdefault(call.code, {})
+        per_code[call.action] = per_code.get(call.action, 0) + 1
+    manual = Counter(step.code for step in plan.manual)
+    waived = Counter(code for _fingerprint, code in plan.waived)
     sections = []
     stats = findings.group_by("code").agg(
         pl.len().alias("count"),
         *[(pl.col("severity") == s).sum().alias(s) for s in SEVERITIES],
-        pl.col("remediation").drop_nulls().unique().sort().alias("used_actions"),
         pl.col("family").first(),
         pl.col("title").first(),
     )
@@ -492,9 +598,7 @@ def _code_sections(findings: pl.DataFrame, metas: Mapping[str, RuleMeta]) -> lis
         by_severity = {s: int(row[s]) for s in SEVERITIES if row[s]}
         worst = next(iter(by_severity), "info")
         what, why = _split_explanation(meta.explanation) if meta else (row["title"] or code, "")
-        actions = tuple(
-            dict.fromkeys([*(meta.remediation_actions if meta else ()), *row["used_actions"]])
-        )
+        script = scripted.get(code, {})
         sections.append(
             CodeSection(
                 code=code,
@@ -507,7 +611,10 @@ def _code_sections(findings: pl.DataFrame, metas: Mapping[str, RuleMeta]) -> lis
                 why=why,
                 fix=meta.remediation if meta else "",
                 references=meta.references if meta else (),
-                actions=actions,
+                script=script,
+                manual=manual[code],
+                not_needed=plan.no_action.get(code, 0),
+                waived=waived[code],
                 rows=partitions[(code,)],
             )
         )

@@ -29,6 +29,18 @@
     return node;
   }
 
+  // UPNs, DNs and addresses break after @ . , = (a <wbr>, which copy-paste leaves out), not
+  // in the middle of a name; still text nodes only.
+  function breakable(tag, className, text) {
+    var node = el(tag, className);
+    var parts = (text || '').split(/(?<=[@.,=])/);
+    for (var i = 0; i < parts.length; i++) {
+      if (i) { node.appendChild(document.createElement('wbr')); }
+      node.appendChild(document.createTextNode(parts[i]));
+    }
+    return node;
+  }
+
   function rowNode(i) {
     var r = rows[i];
     var tr = el('tr');
@@ -38,17 +50,17 @@
     if (r[C.status]) { td.appendChild(el('span', 'status', r[C.status])); }
     tr.appendChild(td);
     td = el('td', 'obj');
-    td.appendChild(el('span', 'upn', r[C.ad_upn]));
-    td.appendChild(el('span', 'dn', r[C.ad_dn]));
+    td.appendChild(breakable('span', 'upn', r[C.ad_upn]));
+    td.appendChild(breakable('span', 'dn', r[C.ad_dn]));
     tr.appendChild(td);
     td = el('td', 'obj');
-    td.appendChild(el('span', 'upn', r[C.cloud_upn]));
+    td.appendChild(breakable('span', 'upn', r[C.cloud_upn]));
     if (r[C.cloud_state] && r[C.cloud_state] !== 'none') { td.appendChild(el('span', 'dn', r[C.cloud_state])); }
     tr.appendChild(td);
     td = el('td', 'obj');
     if (r[C.attribute]) { td.appendChild(el('span', 'attr', r[C.attribute])); }
-    td.appendChild(el('span', 'val', r[C.value]));
-    if (r[C.proposed_value]) { td.appendChild(el('span', 'prop', r[C.proposed_value])); }
+    td.appendChild(breakable('span', 'val', r[C.value]));
+    if (r[C.proposed_value]) { td.appendChild(breakable('span', 'prop', r[C.proposed_value])); }
     tr.appendChild(td);
     tr.appendChild(el('td', 'detail', r[C.detail]));
     td = el('td');

@@ -2007,32 +2007,32 @@ Complete-SaRun
 #   Finding: Synced cloud user victor.hale@contoso.com was last synced 2026-11-02T01:00:00Z
 #   (21.0 days before the tenant's last sync); its AD user CN=Victor
 #   Hale,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is in scope.
-#   How to fix: Find the source object by its anchor '6tCesK53JEGuQnWJsT7ZDQ==' (convert it with
-#   ConvertFrom-ADSyncToolsImmutableID) and the on-premises DN, check the Entra Connect export
-#   errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source is
-#   gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-premises
-#   object.
+#   How to fix: Find the source object by the finding's anchor (ConvertFrom-
+#   ADSyncToolsImmutableID turns it into the objectGUID) and the on-premises DN, check the Entra
+#   Connect export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If
+#   the source is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new
+#   on-premises object.
 #
 # MANUAL STEP [bbcceb68c876053f0ba5] stale-sync-object: Synced cloud user no longer receives updates
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user ben.walters@contoso.com was last synced 2026-10-09T01:00:00Z
 #   (45.0 days before the tenant's last sync); no AD user in the snapshot holds its anchor.
-#   How to fix: Find the source object by its anchor 'hhXszN+7xUiPbmP7ZL2KBA==' (convert it with
-#   ConvertFrom-ADSyncToolsImmutableID) and the on-premises DN, check the Entra Connect export
-#   errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source is
-#   gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-premises
-#   object.
+#   How to fix: Find the source object by the finding's anchor (ConvertFrom-
+#   ADSyncToolsImmutableID turns it into the objectGUID) and the on-premises DN, check the Entra
+#   Connect export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If
+#   the source is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new
+#   on-premises object.
 #
 # MANUAL STEP [eec1ef10dafff18137f5] stale-sync-object: Synced cloud user no longer receives updates
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: Synced cloud user yuki.sato@contoso.com was last synced 2026-11-02T01:00:00Z (21.0
 #   days before the tenant's last sync); its AD user CN=Yuki
 #   Sato,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is in scope.
-#   How to fix: Find the source object by its anchor 'b4O/fDF1v0mc/mhMCaPV+g==' (convert it with
-#   ConvertFrom-ADSyncToolsImmutableID) and the on-premises DN, check the Entra Connect export
-#   errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If the source is
-#   gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new on-premises
-#   object.
+#   How to fix: Find the source object by the finding's anchor (ConvertFrom-
+#   ADSyncToolsImmutableID turns it into the objectGUID) and the on-premises DN, check the Entra
+#   Connect export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. If
+#   the source is gone for good, delete the cloud user (Remove-MgUser) or re-match it to its new
+#   on-premises object.
 #
 # MANUAL STEP [47e4a6144c1c392832e7] tenant-sync-stale: Directory synchronization has stopped
 #   Why manual: no safe automatic fix: decide and act by hand

@@ -323,3 +323,35 @@ def test_hostile_values_render_as_text_and_run_nothing(browser: CDP, tmp_path: P
     # Only the report's own two script elements exist; no alert() dialog opened.
     assert browser.evaluate("document.querySelectorAll('script').length") == 2
     assert browser.problems() == []
+
+
+def test_only_the_reports_own_script_runs(browser: CDP, tmp_path: Path) -> None:
+    """The CSP allows the one inline script by its hash: a script that got into the file some
+    other way (an edit, a tool that concatenates) does not run, the report's own one does."""
+    demo = demo_run()
+    html = (demo.run_dir / "report.html").read_text(encoding="utf-8")
+    csp = html[html.index('http-equiv="Content-Security-Policy"') :].split(">", 1)[0]
+    assert "unsafe-inline'; script-src 'sha256-" in csp
+    assert "base-uri 'none'; form-action 'none'" in csp
+    assert "script-src 'unsafe-inline'" not in csp
+    injected = html.replace("</body>", "<script>window.__injected = 1;</script></body>")
+    path = tmp_path / "report.html"
+    path.write_text(injected, encoding="utf-8")
+    load(browser, path)  # waits for data-report-ready: the report's own script ran
+    assert browser.evaluate("typeof window.__injected") == "undefined"
+    assert any("Content Security Policy" in p for p in browser.problems())
+
+
+def test_object_cells_wrap_at_separators_and_copy_as_typed(browser: CDP) -> None:
+    demo = demo_run()
+    load(browser, demo.run_dir / "report.html")
+    cell = (
+        f"Array.from({GLOBAL}.querySelectorAll('tbody tr[data-fp] td.obj .upn'))"
+        ".find(function (e) { return e.textContent.indexOf('@') >= 0; })"
+    )
+    text = browser.evaluate(f"{cell}.textContent")
+    assert isinstance(text, str) and "@" in text and "\u200b" not in text
+    assert browser.evaluate(f"{cell}.querySelectorAll('wbr').length") >= 2
+    width = browser.evaluate(f"{cell}.parentNode.getBoundingClientRect().width")
+    assert isinstance(width, int | float) and width >= 150  # a UPN's worth, not a sliver
+    assert browser.problems() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
+from pathlib import Path
 
 import polars as pl
 
@@ -201,3 +202,15 @@ def test_trend_charts_appear_with_history_and_escape_run_ids() -> None:
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     without = render_html(build_report(demo.findings, demo.snapshot, demo.settings, run_id="d"))
     assert 'id="trend"' not in without
+
+
+def test_object_cells_break_after_separators_not_mid_word() -> None:
+    from audit.render import breakable
+
+    assert breakable("john.smith@contoso.com") == ("john.<wbr>smith@<wbr>contoso.<wbr>com")
+    assert breakable("CN=O'Brien\\, Pat,OU=Staff") == (
+        "CN=<wbr>O&#39;Brien\\,<wbr> Pat,<wbr>OU=<wbr>Staff"
+    )
+    assert breakable("<script>a.b</script>") == "&lt;script&gt;a.<wbr>b&lt;/script&gt;"
+    css = (Path(__file__).resolve().parent.parent / "report_templates" / "report.css").read_text()
+    assert "td.obj { min-width: 22ch;" in css and "word-break: break-word" not in css

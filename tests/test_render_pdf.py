@@ -30,12 +30,14 @@ def test_pdf_counts_equal_the_findings() -> None:
     text = pdf_text(demo.run_dir / "report.pdf")
     by_code = dict(demo.findings.group_by("code").len().iter_rows())
     for code, n in by_code.items():
-        assert f"{code} · {n} finding(s)" in text, code
+        assert f"{code} · {n} finding{'' if n == 1 else 's'}" in text, code
     by_severity = dict(demo.findings.group_by("severity").len().iter_rows())
     for severity in ("critical", "high", "medium", "low", "info"):
         assert f"{by_severity.get(severity, 0)} {severity}" in text, severity
     assert f"Total {demo.findings.height} findings" in text
-    health = re.search(r"(\d+\.\d)%\s*Sync health (\d[\d,]*) of (\d[\d,]*) in-scope", text)
+    health = re.search(
+        r"(\d+\.\d)%\s*Sync health (?:but critical: .*? )?(\d[\d,]*) of (\d[\d,]*) in-scope", text
+    )
     assert health, "health figure on the summary page"
     clean, total = (int(g.replace(",", "")) for g in health.group(2, 3))
     assert f"{100 * clean / total:.1f}" == health.group(1)

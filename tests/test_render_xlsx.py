@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from audit.charts import SEVERITY_COLOURS
-from audit.model import FINDINGS_SCHEMA, conform
+from audit.model import FINDINGS_SCHEMA, Severity, conform
 from audit.render import XLSX_COLUMNS, XLSX_MAX_CELL, _cell, _sheet_name, render_xlsx
 from audit.report import FAMILY_LABELS, ReportModel, build_report
 from audit.store import neutralise_formulas, write_findings
@@ -28,7 +28,13 @@ FINGERPRINT_COL = [c for c, _h, _w in XLSX_COLUMNS].index("fingerprint")
 def test_demo_workbook_has_a_summary_and_a_sheet_per_family() -> None:
     demo = demo_run()
     book = load_workbook(demo.run_dir / "findings.xlsx")
-    families = [f for f in FAMILY_LABELS if f in set(demo.findings["family"])]
+    worst = {
+        family: max(Severity[s].value for s in group["severity"])
+        for (family,), group in demo.findings.group_by("family")
+    }
+    # families with the worst findings first (the critical tenant one), then catalogue order
+    families = sorted((f for f in FAMILY_LABELS if f in worst), key=lambda f: -worst[f])
+    assert families[0] == "tenant"
     assert book.sheetnames == ["Summary", *[FAMILY_LABELS[f] for f in families]]
     seen: list[str] = []
     for family in families:

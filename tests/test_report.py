@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from audit.model import FINDINGS_SCHEMA, Severity, conform
+from audit.render import render_html
 from audit.report import (
     Health,
     build_report,
@@ -231,3 +232,107 @@ def test_a_logo_is_checked_by_content_and_never_followed_through_a_symlink(tmp_p
     (tmp_path / "real.bin").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
     uri, _ = load_logo("real.bin", tmp_path)
     assert uri is not None and uri.startswith("data:image/png;base64,")
+
+
+def test_a_malformed_sibling_manifest_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    from audit.report import load_history
+
+    for name, manifest in (
+        (
+            "bad-counts",
+            {
+                "taken_at": "2026-11-01T00:00:00Z",
+                "analyzed": {"counts_by_severity": {"high": "many"}},
+            },
+        ),
+        ("deep", None),
+    ):
+        (tmp_path / name).mkdir()
+        text = json.dumps(manifest) if manifest else "[" * 100_000 + "]" * 100_000
+        (tmp_path / name / "manifest.json").write_text(text)
+    (tmp_path / "current").mkdir()
+    warnings: list[str] = []
+    assert load_history(tmp_path / "current", None, warnings=warnings) == []
+    assert sorted(w.split(":")[0] for w in warnings) == [
+        "earlier run bad-counts left out of the trend",
+        "earlier run deep left out of the trend",
+    ]
+
+
+# --- reports that say only what is true -------------------------------------------------------
+
+
+def test_health_is_coloured_by_value_and_never_green_beside_a_critical_finding() -> None:
+    from dataclasses import replace as dc_replace
+
+    from audit.config import Thresholds
+    from audit.report import CodeSection, health_status
+
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    assert model.health.percent == 98.0
+    assert (model.health_status, model.health_caveat) == (
+        "bad",
+        "but critical: Directory synchronization has stopped",
+    )
+    settings = dc_replace(
+        demo.settings, thresholds=Thresholds(health_good_percent=95, health_warn_percent=80)
+    )
+    calm: list[CodeSection] = []
+    assert health_status(Health(clean=96, total=100), calm, settings) == ("good", "")
+    assert health_status(Health(clean=90, total=100), calm, settings) == ("warn", "")
+    assert health_status(Health(clean=50, total=100), calm, settings) == ("bad", "")
+    assert health_status(Health(clean=0, total=0), calm, settings) == ("unknown", "")
+    html = render_html(model)
+    assert 'class="card health bad" data-health="bad"' in html
+    assert "but critical: Directory synchronization has stopped" in html
+
+
+def test_headline_plurals_and_no_housekeeping_when_nobody_is_clean() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    assert (
+        model.headline == "1 critical and 48 high findings need action before the next sync cycle."
+    )
+    one = model.findings.filter(pl.col("severity") == "critical")
+    single = build_report(one, demo.snapshot, demo.settings, run_id="one")
+    assert single.headline == "1 critical finding needs action before the next sync cycle."
+    mediums = model.findings.filter(pl.col("severity") == "medium")
+    nobody = build_report(
+        mediums, demo.snapshot, demo.settings, run_id="m", health=Health(clean=0, total=10)
+    )
+    assert "housekeeping" not in nobody.headline and "none of the" in nobody.headline
+
+
+def test_critical_first_in_sections_and_top_actions() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    assert model.families[0].family == "tenant"  # the critical finding's family
+    assert model.top_actions[0].severity == "critical"
+    assert model.codes[0].severity == "critical"
+
+
+def test_fix_labels_say_what_this_runs_script_does() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    labels = {c.code: c.fix_label for c in model.codes}
+    assert labels["enabled-drift"] == "block-sign-in \u00d72, manual \u00d72"
+    assert labels["cloud-orphan"] == "clear-anchor \u00d71, manual \u00d74"
+    assert labels["anchor-held-by-deleted"] == (
+        "purge-deleted-holder \u00d71, restore-deleted-holder \u00d72"
+    )
+    assert labels["unmatched-ad"] == "no fix needed"
+    # the same counts as the script the run writes
+    script = (demo.run_dir / "remediation.ps1").read_text(encoding="ascii")
+    assert "#   2 x block-sign-in:" in script and "(enabled-drift x2)" in script
+    html = render_html(model)
+    row = html[html.index('<tr data-code="enabled-drift"') :].split("</tr>", 1)[0]
+    assert "block-sign-in \u00d72, manual \u00d72" in row and "2 high, 2 low" in row
+
+
+def test_per_code_counts_show_their_severity_split() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    split = {c.code: c.severity_split for c in model.codes}
+    assert split["unmatched-ad"] == "1 medium, 5 info"
+    assert split["tenant-sync-stale"] == ""  # one severity: nothing to split

@@ -67,8 +67,8 @@ STALE_SYNC_OBJECT = RuleMeta(
         "on-premises, such as disabling a leaver, never reach it."
     ),
     remediation=(
-        "Find the source object by its anchor <anchor> (convert it with "
-        "ConvertFrom-ADSyncToolsImmutableID) and the on-premises DN, check the Entra "
+        "Find the source object by the finding's anchor (ConvertFrom-ADSyncToolsImmutableID "
+        "turns it into the objectGUID) and the on-premises DN, check the Entra "
         "Connect export errors and sync scope, and run Start-ADSyncSyncCycle -PolicyType Delta. "
         "If the source is gone for good, delete the cloud user (Remove-MgUser) or re-match it "
         "to its new on-premises object."
