@@ -33,6 +33,8 @@ MAX_COMMENT_CHARS = 240
 # controls that would make the reviewed text differ from what runs.
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _LINE_BREAKS = frozenset("\n\r\x0b\x0c\u2028\u2029\u0085")
+# Printable ASCII and Latin-1 letters: nothing in it can be a problem (the loop decides the rest).
+_PLAIN = re.compile(r"[\x20-\x7e\u00a0-\u00ff]*")
 
 _CANONICAL_B64 = re.compile(r"[A-Za-z0-9+/]{22}==")
 # A text anchor (employeeID, msDS-SourceAnchor...): Graph refuses `$` and `_` in a sourceAnchor;
@@ -77,6 +79,8 @@ def literal_problem(value: str) -> str | None:
     """Why `value` cannot be a verbatim literal, or None when it can."""
     if len(value) > MAX_LITERAL_CHARS:
         return f"value is {len(value)} characters long (limit {MAX_LITERAL_CHARS})"
+    if _PLAIN.fullmatch(value):
+        return None  # the common case, without a per-character loop
     for ch in value:
         if ch in _LINE_BREAKS:
             return f"value contains a line break character U+{ord(ch):04X}"

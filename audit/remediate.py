@@ -514,6 +514,63 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class PlanSummary:
+    """What a plan does per finding code, as counts: all the reports need (a Plan keeps every
+    call and manual step, which at 100k findings is a few hundred MB)."""
+
+    calls: Mapping[str, Mapping[str, int]]  # code -> action -> calls, in script (phase) order
+    manual: Mapping[str, int]
+    no_action: Mapping[str, int]
+    waived: Mapping[str, int]
+
+    @classmethod
+    def of(cls, plan: Plan) -> PlanSummary:
+        counter = Counter((c.code, c.action) for c in plan.calls)
+        return cls._build(
+            counter,
+            Counter(m.code for m in plan.manual),
+            Counter(plan.no_action),
+            Counter(code for _fp, code in plan.waived),
+        )
+
+    @classmethod
+    def _build(
+        cls,
+        calls: Counter[tuple[str, str]],
+        manual: Counter[str],
+        no_action: Counter[str],
+        waived: Counter[str],
+    ) -> PlanSummary:
+        per_code: dict[str, dict[str, int]] = {}
+        for code, action in sorted(calls, key=lambda k: (ACTIONS[k[1]].phase, k[1])):
+            per_code.setdefault(code, {})[action] = calls[(code, action)]
+        return cls(per_code, dict(manual), dict(no_action), dict(waived))
+
+
+def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = None) -> PlanSummary:
+    """The PlanSummary of plan_findings(findings, options), without keeping the plan."""
+    options = options or PlanOptions()
+    calls: Counter[tuple[str, str]] = Counter()
+    manual: Counter[str] = Counter()
+    no_action: Counter[str] = Counter()
+    waived: Counter[str] = Counter()
+    if not findings.is_empty():
+        for row in findings.iter_rows(named=True):
+            code = row["code"]
+            if row.get("waived"):
+                waived[code] += 1
+                continue
+            item = plan_finding(row, options)
+            if item is None:
+                no_action[code] += 1
+            elif isinstance(item, Call):
+                calls[(code, item.action)] += 1
+            else:
+                manual[code] += 1
+    return PlanSummary._build(calls, manual, no_action, waived)
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     allow_role_changes: bool = False
     text_anchors: bool = False  # a non-GUID anchor attribute is configured (employeeID...)
@@ -615,17 +672,23 @@ def with_run_values(text: str, row: Mapping[str, Any]) -> str:
     objectGUID (both bare: a GUID needs no quotes, and may sit inside a quoted URI), <anchor>
     and <AD UPN> as PowerShell literals. A value that fails validation leaves the placeholder
     (the text is a comment either way)."""
+    if "<" not in text:
+        return text
     for placeholder, column in (
         ("<id>", "cloud_id"),
         ("<B>", "cloud_id"),
         ("<dn>", "ad_object_guid"),
         ("<user>", "ad_object_guid"),
     ):
+        if placeholder not in text:
+            continue
         try:
             text = text.replace(placeholder, valid_guid(row.get(column)))
         except UnsafeValue:
             continue
     for placeholder, column in (("<anchor>", "anchor"), ("<AD UPN>", "ad_upn")):
+        if placeholder not in text:
+            continue
         try:
             value = valid_text(row.get(column))
         except UnsafeValue:
@@ -636,6 +699,7 @@ def with_run_values(text: str, row: Mapping[str, Any]) -> str:
     return text
 
 
+@cache
 def _rule_meta(code: str) -> Any:
     from audit.rules import rule_by_code
 

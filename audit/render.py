@@ -40,7 +40,7 @@ from audit import charts
 from audit.config import Settings
 from audit.model import Snapshot
 from audit.redact import Redactor, redaction_key
-from audit.remediate import Plan
+from audit.remediate import Plan, PlanSummary
 from audit.report import (
     SEVERITIES,
     CodeSection,
@@ -585,7 +585,7 @@ def render_reports(
         history=history,
         notes=[*notes, *skipped],
         redactor=redactor,
-        plan=plan,
+        plan=PlanSummary.of(plan) if plan is not None else None,
     )
     timings["report_model_s"] = round(time.perf_counter() - t0, 3)
     outputs = (

@@ -26,7 +26,6 @@ import base64
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ import polars as pl
 from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
 from audit.redact import Redactor, redact_findings
-from audit.remediate import CLOUD, ON_PREMISES, Plan, options_from_settings, plan_findings
+from audit.remediate import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
 
 HISTORY_RUNS = 25
@@ -453,7 +452,7 @@ def build_report(
     notes: Sequence[str] = (),
     redactor: Redactor | None = None,
     generated: str | None = None,
-    plan: Plan | None = None,
+    plan: PlanSummary | None = None,
 ) -> ReportModel:
     """The report model. `health` is computed from the unredacted findings when not given;
     a `redactor` masks the findings every format shows; `plan` is this run's remediation plan
@@ -463,7 +462,7 @@ def build_report(
         health = compute_health(snapshot, findings)
     # The Fix column says what this run's remediation.ps1 does, so plan it (before masking).
     if plan is None:
-        plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
+        plan = summarize_findings(findings, options_from_settings(settings, snapshot.tenant))
     if redactor is not None:
         findings = redact_findings(findings, redactor, snapshot)
     metas = {r.meta.code: r.meta for r in all_rules()}
@@ -573,17 +572,10 @@ def health_status(
 
 
 def _code_sections(
-    findings: pl.DataFrame, metas: Mapping[str, RuleMeta], plan: Plan
+    findings: pl.DataFrame, metas: Mapping[str, RuleMeta], plan: PlanSummary
 ) -> list[CodeSection]:
     if findings.is_empty():
         return []
-    # Counted once (a plan can hold a call per finding of a million-user estate).
-    scripted: dict[str, dict[str, int]] = {}
-    for call in plan.ordered_calls(CLOUD) + plan.ordered_calls(ON_PREMISES):
-        per_code = scripted.setdefault(call.code, {})
-        per_code[call.action] = per_code.get(call.action, 0) + 1
-    manual = Counter(step.code for step in plan.manual)
-    waived = Counter(code for _fingerprint, code in plan.waived)
     sections = []
     stats = findings.group_by("code").agg(
         pl.len().alias("count"),
@@ -598,7 +590,7 @@ def _code_sections(
         by_severity = {s: int(row[s]) for s in SEVERITIES if row[s]}
         worst = next(iter(by_severity), "info")
         what, why = _split_explanation(meta.explanation) if meta else (row["title"] or code, "")
-        script = scripted.get(code, {})
+        script = dict(plan.calls.get(code, {}))
         sections.append(
             CodeSection(
                 code=code,
@@ -612,9 +604,9 @@ def _code_sections(
                 fix=meta.remediation if meta else "",
                 references=meta.references if meta else (),
                 script=script,
-                manual=manual[code],
+                manual=plan.manual.get(code, 0),
                 not_needed=plan.no_action.get(code, 0),
-                waived=waived[code],
+                waived=plan.waived.get(code, 0),
                 rows=partitions[(code,)],
             )
         )

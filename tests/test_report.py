@@ -336,3 +336,18 @@ def test_per_code_counts_show_their_severity_split() -> None:
     split = {c.code: c.severity_split for c in model.codes}
     assert split["unmatched-ad"] == "1 medium, 5 info"
     assert split["tenant-sync-stale"] == ""  # one severity: nothing to split
+
+
+def test_the_report_summary_of_the_plan_equals_the_plan() -> None:
+    from audit.remediate import (
+        PlanSummary,
+        options_from_settings,
+        plan_findings,
+        summarize_findings,
+    )
+
+    demo = demo_run()
+    options = options_from_settings(demo.settings, demo.snapshot.tenant)
+    assert summarize_findings(demo.findings, options) == PlanSummary.of(
+        plan_findings(demo.findings, options)
+    )
