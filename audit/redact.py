@@ -107,6 +107,9 @@ def redaction_key(runs_parent: Path | None) -> bytes:
     if runs_parent is None:
         return secrets.token_bytes(32)
     path = runs_parent / KEY_FILE
+    if path.is_symlink():
+        # a key someone else chose would make every mask computable by them
+        raise ConfigError(f"{path}: is a symbolic link; the redaction key must be a plain file")
     if path.exists():
         return _long_enough(path.read_text(encoding="ascii").strip().encode("ascii"), str(path))
     # Written to a private temporary file and linked into place, so the key file is never

@@ -58,7 +58,10 @@ class RunDirError(ValueError):
 @contextmanager
 def staged_directory(final: Path) -> Iterator[Path]:
     """Yield a temporary sibling directory; rename it to `final` only if the block succeeds."""
-    final = final.resolve()
+    if final.is_symlink():
+        # resolving it would put the run wherever the link points
+        raise RunDirError(f"{final}: is a symbolic link; choose a new run directory")
+    final = final.parent.resolve() / final.name
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
         raise RunDirError(f"{final}: already exists; choose a new run directory")
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -224,3 +224,14 @@ def test_proposals_long_names_and_escaped_dns_are_masked() -> None:
     )
     for real in ("Anne Dubois", "Featherstonehaugh", "O'Brien", "Patrick"):
         assert real not in text, real
+
+
+def test_a_planted_key_file_symlink_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    known = tmp_path / "known"
+    known.write_text("a" * 64)
+    (tmp_path / KEY_FILE).symlink_to(known)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        redaction_key(tmp_path)

@@ -156,3 +156,18 @@ def test_csv_neutralises_formulas_behind_nul_and_controls(tmp_path: Path) -> Non
     with open(tmp_path / "findings.csv", encoding="utf-8-sig", newline="") as handle:
         written = [row["value"] for row in csv.DictReader(handle)]
     assert written == [f"'{v}" for v in values[:-1]] + ["ok"]
+
+
+def test_a_run_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    from audit.store import RunDirError, staged_directory
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "2026-11-30").symlink_to(elsewhere)
+    with (
+        pytest.raises(RunDirError, match="symbolic link"),
+        staged_directory(tmp_path / "runs" / "2026-11-30"),
+    ):
+        pass
+    assert list(elsewhere.iterdir()) == []
