@@ -335,7 +335,7 @@ def exit_code(result: AnalyzeResult, fail_on: Severity) -> int:
 
 def print_summary(result: AnalyzeResult) -> None:
     total = result.findings.height
-    print(f"{total} findings in {result.run_dir}")
+    print(f"{total} {'finding' if total == 1 else 'findings'} in {result.run_dir}")
     if result.counts_by_code:
         width = max(len(code) for code, _s, _n in result.counts_by_code)
         print(f"  {'severity':<9} {'code':<{width}} {'count':>7}")

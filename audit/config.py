@@ -17,13 +17,14 @@ import difflib
 import json
 import re
 import tomllib
+import unicodedata
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from audit.model import Feature, Severity
 
@@ -271,9 +272,12 @@ def _unprintable(text: str) -> bool:
 
 
 def _masked(value: str, *, host_only: bool = False) -> str:
-    """The value for an error message, user info (anything before the last '@') as ***."""
+    """The value for an error message: user info (anything before the last '@', also a
+    percent-encoded or fullwidth one) and a port that is not a number shown as ***."""
+    if "@" not in _decoded(value):
+        return _port_masked(value)
     if "@" not in value:
-        return value
+        return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*:[/\\]*)?.*$", r"\1***", value)
     if host_only:
         return "***" + value[value.rindex("@") :]
     scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:[/\\]*", value)
@@ -300,8 +304,20 @@ def _readings(value: str) -> Iterator[SplitResult]:
                     continue
 
 
+def _decoded(value: str) -> str:
+    """`value` as a lenient client may read it: percent-decoded, fullwidth forms folded."""
+    return unicodedata.normalize("NFKC", unquote(value))
+
+
+def _port_masked(value: str) -> str:
+    # "ldaps://dc01:PW" puts a password where the port goes: never echo a non-numeric port.
+    return re.sub(r"(://[^/:@]*):([^/\d][^/]*)", r"\1:***", value)
+
+
 def _has_user_info(value: str) -> bool:
-    return any("@" in parts.netloc for parts in _readings(value))
+    return any(
+        "@" in parts.netloc for text in (value, _decoded(value)) for parts in _readings(text)
+    )
 
 
 def _quoted(text: str) -> str:

@@ -532,6 +532,7 @@ def _xlsx_summary(
         "Title",
         "Family (sheet)",
         "Findings",
+        "Severity split",
         "remediation.ps1 (this run)",
         style="header",
     )
@@ -540,7 +541,7 @@ def _xlsx_summary(
         sheet.write_string(row, 1, _cell(c.severity), fmt.get(f"severity:{c.severity}"))
         if c.family in first_sheet:
             link(3, first_sheet[c.family], _family_label(m, c))
-        put(c.code, None, c.title, None, c.count, c.fix_label)
+        put(c.code, None, c.title, None, c.count, c.severity_split, c.fix_label)
     put()
     put(
         "Cells that start with = + - @ (also after blanks or invisible characters) are prefixed "

@@ -231,6 +231,8 @@ class ReportModel:
     findings: pl.DataFrame  # conformed to FINDINGS_SCHEMA; redacted when `redacted`
     pdf_rows_per_code: int = 25
     warnings: tuple[str, ...] = field(default=())
+    # unwaived findings per severity: what the headline and the health caveat speak of
+    active_by_severity: Mapping[str, int] = field(default_factory=dict)
     health_status: str = "unknown"  # good / warn / bad / unknown: the colour of the figure
     health_caveat: str = ""  # a critical finding shown beside the figure
 
@@ -253,11 +255,7 @@ class ReportModel:
     @property
     def headline(self) -> str:
         """One plain-English sentence for the top of the summary."""
-        counts = [
-            (s, self.counts_by_severity.get(s, 0))
-            for s in ("critical", "high")
-            if self.counts_by_severity.get(s, 0)
-        ]
+        counts = [(s, n) for s in ("critical", "high") if (n := self.active_by_severity.get(s, 0))]
         if not self.total:
             return "No problems found: every check passed."
         if counts:
@@ -346,7 +344,7 @@ def load_history(
             continue
         try:
             point = _trend_point(directory)
-        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        except (ValueError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
             if warnings is not None:
                 warnings.append(
                     f"earlier run {directory.name} left out of the trend: its manifest is "
@@ -408,7 +406,9 @@ def load_logo(logo: str, base: Path | None) -> tuple[str | None, str | None]:
     if path.is_symlink():
         return None, f"logo {logo}: is a symbolic link; give the image file itself"
     try:
-        with path.open("rb") as handle:
+        # O_NOFOLLOW: a link swapped in after the check above is refused too
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as handle:
             data = handle.read(LOGO_MAX_BYTES + 1)
     except OSError as exc:
         return None, f"logo {logo}: {exc.strerror or exc}"
@@ -519,8 +519,16 @@ def build_report(
         "cloud_users": int(snapshot.cloud_users["deleted_at"].is_null().sum()),
         "cloud_users_deleted": int(snapshot.cloud_users["deleted_at"].is_not_null().sum()),
     }
-    status, caveat = health_status(health, codes, settings)
+    active = findings.filter(~pl.col("waived").fill_null(False))
+    open_critical = set(active.filter(pl.col("severity") == "critical")["code"].to_list())
+    status, caveat = health_status(
+        health, [c.title for c in codes if c.code in open_critical], settings
+    )
+    active_by_severity = {s: 0 for s in SEVERITIES}
+    for severity, n in active.group_by("severity").len().iter_rows():
+        active_by_severity[severity] = active_by_severity.get(severity, 0) + int(n)
     return ReportModel(
+        active_by_severity=active_by_severity,
         health_status=status,
         health_caveat=caveat,
         title=settings.report.title or "Hybrid identity sync audit",
@@ -546,13 +554,11 @@ def build_report(
     )
 
 
-def health_status(
-    health: Health, codes: Sequence[CodeSection], settings: Settings
-) -> tuple[str, str]:
+def health_status(health: Health, critical: Sequence[str], settings: Settings) -> tuple[str, str]:
     """(good / warn / bad / unknown, caveat): the figure's colour from the configured
-    thresholds, never good while a critical finding is open (sync stopped makes 98 % stale)."""
+    thresholds, never good while a critical finding is open (sync stopped makes 98 % stale).
+    `critical`: the titles of the codes with an unwaived critical finding."""
     percent = health.percent
-    critical = [c.title for c in codes if c.counts_by_severity.get("critical")]
     caveat = ""
     if critical:
         caveat = "but critical: " + "; ".join(critical)

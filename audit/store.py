@@ -161,7 +161,12 @@ def read_snapshot(run_dir: Path) -> Snapshot:
             if objects_path.exists()
             else pl.DataFrame(schema=CLOUD_OBJECTS_SCHEMA)
         )
-        tenant = Tenant.from_dict(json.loads((snap / "tenant.json").read_text(encoding="utf-8")))
+        try:
+            tenant = Tenant.from_dict(
+                json.loads((snap / "tenant.json").read_text(encoding="utf-8"))
+            )
+        except RecursionError:
+            raise RunDirError(f"{snap / 'tenant.json'}: nested too deeply") from None
     except (OSError, pl.exceptions.PolarsError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{snap}: snapshot unreadable: {exc}") from None
     sources = tuple(SourceReport(**s) for s in manifest.get("sources", []))

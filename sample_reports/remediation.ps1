@@ -1444,8 +1444,8 @@ Complete-SaRun
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Enrico Cattaneo (adm),OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
 #   (enrico.cattaneo.adm@contoso.com) has anchor paSeXW9Eh0yHGpgrO9GBUA==, the same as in-scope
-#   AD user(s) CN=Enrico Cattaneo,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of them
-#   can match a cloud user; the others fail to export or take over the wrong account
+#   AD user CN=Enrico Cattaneo,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of them can
+#   match a cloud user; the others fail to export or take over the wrong account
 #   How to fix: Decide which AD object owns the anchor; on the others clear or correct mS-DS-
 #   ConsistencyGuid (Set-ADUser -Clear 'mS-DS-ConsistencyGuid') or the configured anchor
 #   attribute, then Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1454,8 +1454,8 @@ Complete-SaRun
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Debra Berger (test),OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
 #   (debra.berger.test@contoso.com) has anchor P4OvEjhW3UCJYG4FsnRWdw==, the same as in-scope AD
-#   user(s) CN=Debra Berger,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of them can
-#   match a cloud user; the others fail to export or take over the wrong account
+#   user CN=Debra Berger,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of them can match
+#   a cloud user; the others fail to export or take over the wrong account
 #   How to fix: Decide which AD object owns the anchor; on the others clear or correct mS-DS-
 #   ConsistencyGuid (Set-ADUser -Clear 'mS-DS-ConsistencyGuid') or the configured anchor
 #   attribute, then Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1464,8 +1464,8 @@ Complete-SaRun
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Enrico Cattaneo,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
 #   (enrico.cattaneo@contoso.com) has anchor paSeXW9Eh0yHGpgrO9GBUA==, the same as in-scope AD
-#   user(s) CN=Enrico Cattaneo (adm),OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of
-#   them can match a cloud user; the others fail to export or take over the wrong account
+#   user CN=Enrico Cattaneo (adm),OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of them
+#   can match a cloud user; the others fail to export or take over the wrong account
 #   How to fix: Decide which AD object owns the anchor; on the others clear or correct mS-DS-
 #   ConsistencyGuid (Set-ADUser -Clear 'mS-DS-ConsistencyGuid') or the configured anchor
 #   attribute, then Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1473,9 +1473,9 @@ Complete-SaRun
 # MANUAL STEP [a6bfbd78ad8bc9c64fff] anchor-duplicate-ad: Two AD users share one anchor
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Debra Berger,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-#   (debra.berger@contoso.com) has anchor P4OvEjhW3UCJYG4FsnRWdw==, the same as in-scope AD
-#   user(s) CN=Debra Berger (test),OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of them
-#   can match a cloud user; the others fail to export or take over the wrong account
+#   (debra.berger@contoso.com) has anchor P4OvEjhW3UCJYG4FsnRWdw==, the same as in-scope AD user
+#   CN=Debra Berger (test),OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com: only one of them can
+#   match a cloud user; the others fail to export or take over the wrong account
 #   How to fix: Decide which AD object owns the anchor; on the others clear or correct mS-DS-
 #   ConsistencyGuid (Set-ADUser -Clear 'mS-DS-ConsistencyGuid') or the configured anchor
 #   attribute, then Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1702,7 +1702,7 @@ Complete-SaRun
 # MANUAL STEP [2e4577f29f22b42438ba] duplicate-ad-attribute: Value shared by several AD objects
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Jane Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-#   (jane.doe@contoso.com) has mailNickname jdoe, which 1 other in-scope AD object(s) also have
+#   (jane.doe@contoso.com) has mailNickname jdoe, which 1 other in-scope AD object also has
 #   (CN=John Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com): Entra accepts it once, the other
 #   exports fail with AttributeValueMustBeUnique
 #   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
@@ -1713,8 +1713,8 @@ Complete-SaRun
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Lynn Hart,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
 #   (lynn.hart@contoso.com) has proxyAddresses info@contoso.com, which 1 other in-scope AD
-#   object(s) also have (CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com): Entra
-#   accepts it once, the other exports fail with AttributeValueMustBeUnique
+#   object also has (CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com): Entra accepts
+#   it once, the other exports fail with AttributeValueMustBeUnique
 #   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
 #   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
 #   Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1723,8 +1723,8 @@ Complete-SaRun
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
 #   (marcus.reed@contoso.com) has proxyAddresses info@contoso.com, which 1 other in-scope AD
-#   object(s) also have (CN=Lynn Hart,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com): Entra
-#   accepts it once, the other exports fail with AttributeValueMustBeUnique
+#   object also has (CN=Lynn Hart,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com): Entra accepts it
+#   once, the other exports fail with AttributeValueMustBeUnique
 #   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
 #   ADUser -UserPrincipalName / -EmailAddress / -Remove @{proxyAddresses='smtp:...'}), then
 #   Start-ADSyncSyncCycle -PolicyType Delta.
@@ -1732,7 +1732,7 @@ Complete-SaRun
 # MANUAL STEP [ce5fc1cfec276995380c] duplicate-ad-attribute: Value shared by several AD objects
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=John Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
-#   (john.doe@contoso.com) has mailNickname jdoe, which 1 other in-scope AD object(s) also have
+#   (john.doe@contoso.com) has mailNickname jdoe, which 1 other in-scope AD object also has
 #   (CN=Jane Doe,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com): Entra accepts it once, the other
 #   exports fail with AttributeValueMustBeUnique
 #   How to fix: Decide which object keeps the value and change it on the others in AD (Set-
@@ -1756,17 +1756,17 @@ Complete-SaRun
 #   scope (move it to an OU that is not synced) and run a delta sync, which soft-deletes A;
 #   purge A (Remove-MgDirectoryDeletedItem), set the anchor on B (Update-MgUser -UserId
 #   4abda492-139b-4f30-904f-f767fdb9ebb3 -OnPremisesImmutableId 'PFpHCjS5hE+enEmFiZSsOQ=='),
-#   bring the AD user back and Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches B.
-#   remediation.ps1 writes these steps with the run's values. See hard-match-blocked when B is
-#   privileged or has onPremisesObjectIdentifier set.
+#   bring the AD user back and Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches B
+#   (remediation.ps1's merge-duplicate-cloud action, with the run's values). See hard-match-
+#   blocked when B is privileged or has onPremisesObjectIdentifier set.
 #
 # MANUAL STEP [2e7b0df1f042e3187472] enabled-drift: Account enabled state differs between AD and Entra ID
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Tara Singh,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is enabled
 #   but its matched cloud user tara.singh@contoso.com is blocked from sign-in.
-#   How to fix: For a disabled leaver, block sign-in now (remediation.ps1 does, with a re-check
-#   and an undo): Update-MgUser -UserId caf38cd0-bb6d-4a06-a101-6d4fd5c09836
-#   -AccountEnabled:$false, and revoke its sessions with Revoke-MgUserSignInSession -UserId
+#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId
+#   caf38cd0-bb6d-4a06-a101-6d4fd5c09836 -AccountEnabled:$false (remediation.ps1's block-sign-in
+#   action), and revoke its sessions with Revoke-MgUserSignInSession -UserId
 #   caf38cd0-bb6d-4a06-a101-6d4fd5c09836; then find why the change did not flow (Entra Connect
 #   export errors, sync scope) and run Start-ADSyncSyncCycle -PolicyType Delta. For the reverse,
 #   confirm who blocked the cloud account (audit log) before re-enabling it with Update-MgUser
@@ -1777,9 +1777,9 @@ Complete-SaRun
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Chris Green,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com is enabled
 #   but its matched cloud user chris.green@contoso.com is blocked from sign-in.
-#   How to fix: For a disabled leaver, block sign-in now (remediation.ps1 does, with a re-check
-#   and an undo): Update-MgUser -UserId da5c658c-fb07-474b-9892-0f8d84317f43
-#   -AccountEnabled:$false, and revoke its sessions with Revoke-MgUserSignInSession -UserId
+#   How to fix: For a disabled leaver, block sign-in now: Update-MgUser -UserId
+#   da5c658c-fb07-474b-9892-0f8d84317f43 -AccountEnabled:$false (remediation.ps1's block-sign-in
+#   action), and revoke its sessions with Revoke-MgUserSignInSession -UserId
 #   da5c658c-fb07-474b-9892-0f8d84317f43; then find why the change did not flow (Entra Connect
 #   export errors, sync scope) and run Start-ADSyncSyncCycle -PolicyType Delta. For the reverse,
 #   confirm who blocked the cloud account (audit log) before re-enabling it with Update-MgUser
@@ -1794,7 +1794,7 @@ Complete-SaRun
 #   (adele.vance@contoso.com)'s anchor vQiMJPqQU0q8gB/4Xc57vg== is held by unsynced cloud user
 #   adele.vance@contoso.com, so the next sync takes that account over by hard match; Entra will
 #   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
-#   hardening'): adele.vance@contoso.com is PIM-eligible for privileged role(s) Global
+#   hardening'): adele.vance@contoso.com is PIM-eligible for privileged role Global
 #   Administrator. Recovery: remove the role assignment/eligibility, let the match happen, re-
 #   add it, then Start-ADSyncSyncCycle -PolicyType Delta
 #   How to fix: onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri
@@ -1813,7 +1813,7 @@ Complete-SaRun
 #   (ravi.shankar@contoso.com)'s anchor cP9bIyNdKUus8GaB0SYQ8w== is held by unsynced cloud user
 #   ravi.shankar@contoso.com, so the next sync takes that account over by hard match; Entra will
 #   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
-#   hardening'): ravi.shankar@contoso.com has privileged role(s) Privileged Role Administrator
+#   hardening'): ravi.shankar@contoso.com has privileged role Privileged Role Administrator
 #   assigned. Recovery: remove the role assignment/eligibility, let the match happen, re-add it,
 #   then Start-ADSyncSyncCycle -PolicyType Delta
 #   How to fix: onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri
@@ -1832,7 +1832,7 @@ Complete-SaRun
 #   (ezra.klein@contoso.com)'s anchor GdeLqZB9t0y6CDnEeNqYlA== is held by unsynced cloud user
 #   ezra.klein@contoso.com, so the next sync takes that account over by hard match; Entra will
 #   refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to security
-#   hardening'): ezra.klein@contoso.com has privileged role(s) Helpdesk Administrator assigned.
+#   hardening'): ezra.klein@contoso.com has privileged role Helpdesk Administrator assigned.
 #   Recovery: remove the role assignment/eligibility, let the match happen, re-add it, then
 #   Start-ADSyncSyncCycle -PolicyType Delta
 #   How to fix: onPremisesObjectIdentifier: Invoke-MgGraphRequest -Method PATCH -Uri
@@ -1967,7 +1967,7 @@ Complete-SaRun
 #   (bianca.pisani@contoso.com) has no cloud user holding its anchor 1NKERTl1U0uDuuvsR4g68w==;
 #   its soft-match candidate bianca.pisani@contoso.com (id 6d7d98cd-16ed-4856-afaf-1ca846616e60,
 #   same primarySmtp bianca.pisani@contoso.com) cannot be matched: bianca.pisani@contoso.com
-#   holds directory role(s) Exchange Administrator (Existing Admin Role Conflict)
+#   holds directory role Exchange Administrator (Existing Admin Role Conflict)
 #   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
 #   MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale immutableId on a
 #   cloud-only candidate: hard match with Update-MgUser -UserId
@@ -1995,7 +1995,7 @@ Complete-SaRun
 #   (wendy.tran@contoso.com) has no cloud user holding its anchor /5af+dYSFkC8nfwN+Esy1A==; its
 #   soft-match candidate wendy.tran@contoso.com (id 0e5249d4-7e66-4b79-a3f6-7820e16d87ad, same
 #   primarySmtp wendy.tran@contoso.com) cannot be matched: wendy.tran@contoso.com holds
-#   directory role(s) Contoso Mailbox Auditor (Existing Admin Role Conflict)
+#   directory role Contoso Mailbox Auditor (Existing Admin Role Conflict)
 #   How to fix: Admin role: remove the roles, hard-delete any quarantined twin (Remove-
 #   MgDirectoryDeletedItem), sync, re-add the roles. Tenant block or stale immutableId on a
 #   cloud-only candidate: hard match with Update-MgUser -UserId

@@ -363,3 +363,17 @@ def test_config_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(path)
     assert str(info.value).startswith(f"{path}:2: not UTF-8")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ldaps://svc:S3cretPW%40dc01",  # percent-encoded @
+        "ldaps://svc:S3cretPW\uff20dc01",  # fullwidth @
+        "ldaps://dc01:S3cretPW",  # a password where the port goes
+    ],
+)
+def test_encoded_user_info_and_a_password_in_the_port_are_never_echoed(url: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        settings_from_dict({"ad": [{"name": "corp", "url": url}]})
+    assert "S3cretPW" not in str(err.value) and "\n" not in str(err.value)

@@ -17,6 +17,7 @@ from audit.hardmatch import (
     SnapshotDirectory,
     hardmatch_script,
     plan_hardmatch,
+    write_script,
 )
 from audit.pipeline import save_run
 from audit.remediate import PlanOptions
@@ -268,3 +269,22 @@ def test_default_script_path_stays_in_the_run_directory(tmp_path: Path) -> None:
     path = default_script_path(tmp_path, result)  # type: ignore[arg-type]
     assert path.parent == tmp_path
     assert path.name == "hardmatch-ad-e.ps1"
+
+
+def test_hardmatch_script_means_the_same_read_as_cp1252(tmp_path):
+    name = "Erd\u0151s P\u00e9ter -replace $(Start-Process calc) #"
+    ad = [
+        f.ad_user(
+            "erdos", sam_account_name="erdos", dn=f"CN={name},OU=Staff,DC=corp,DC=contoso,DC=com"
+        )
+    ]
+    result = _plan(
+        _estate(f.cloud_only_user("erdos"), ad=ad), ad="erdos", cloud="erdos@contoso.com"
+    )
+    text = hardmatch_script(result, run_id="r", tenant=f.tenant(), taken_at=None, generated="g")
+    path = write_script(tmp_path / "hm.ps1", text)
+    raw = path.read_bytes()
+    assert raw.isascii()
+    ((function, args),) = calls(parse(raw.decode("cp1252")))
+    assert function == "Invoke-SaSetAnchor"
+    assert args["AdUser"] == f"CN={name},OU=Staff,DC=corp,DC=contoso,DC=com"

@@ -257,3 +257,26 @@ def test_demo_workbook_types_colours_and_links() -> None:
     assert {f"'{name}'!A1" for name in families} <= links
     health = next(row for row in summary.iter_rows() if row[0].value == "Sync health")
     assert isinstance(health[1].value, float) and "%" in health[1].number_format
+
+
+def test_summary_codes_show_severity_split_and_this_runs_fix() -> None:
+    demo = demo_run()
+    book = load_workbook(demo.run_dir / "findings.xlsx")
+    rows = [[c for c in row] for row in book["Summary"].iter_rows(values_only=True)]
+    header = next(r for r in rows if r and r[0] == "Code")
+    assert header[:7] == [
+        "Code",
+        "Severity",
+        "Title",
+        "Family (sheet)",
+        "Findings",
+        "Severity split",
+        "remediation.ps1 (this run)",
+    ]
+    by_code = {r[0]: r for r in rows if r and r[0] in ("unmatched-ad", "enabled-drift")}
+    assert by_code["unmatched-ad"][4:7] == [6, "1 medium, 5 info", "no fix needed"]
+    assert by_code["enabled-drift"][4:7] == [
+        4,
+        "2 high, 2 low",
+        "block-sign-in \u00d72, manual \u00d72",
+    ]

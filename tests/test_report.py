@@ -266,7 +266,7 @@ def test_health_is_coloured_by_value_and_never_green_beside_a_critical_finding()
     from dataclasses import replace as dc_replace
 
     from audit.config import Thresholds
-    from audit.report import CodeSection, health_status
+    from audit.report import health_status
 
     demo = demo_run()
     model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
@@ -278,11 +278,15 @@ def test_health_is_coloured_by_value_and_never_green_beside_a_critical_finding()
     settings = dc_replace(
         demo.settings, thresholds=Thresholds(health_good_percent=95, health_warn_percent=80)
     )
-    calm: list[CodeSection] = []
+    calm: list[str] = []
     assert health_status(Health(clean=96, total=100), calm, settings) == ("good", "")
     assert health_status(Health(clean=90, total=100), calm, settings) == ("warn", "")
     assert health_status(Health(clean=50, total=100), calm, settings) == ("bad", "")
     assert health_status(Health(clean=0, total=0), calm, settings) == ("unknown", "")
+    assert health_status(Health(clean=99, total=100), ["Sync stopped"], settings) == (
+        "bad",
+        "but critical: Sync stopped",
+    )
     html = render_html(model)
     assert 'class="card health bad" data-health="bad"' in html
     assert "but critical: Directory synchronization has stopped" in html

@@ -297,10 +297,11 @@ def anchor_duplicate_ad(ctx: RuleContext) -> pl.DataFrame:
         pl.lit("sourceAnchor").alias("attribute"),
         pl.col("anchor").alias("value"),
         j.say(
-            "AD user {} has anchor {}, the same as in-scope AD user(s) {}: only one of them can "
+            "AD user {} has anchor {}, the same as {} {}: only one of them can "
             "match a cloud user; the others fail to export or take over the wrong account",
             j.who(),
             "anchor",
+            j.noun(others.list.len(), "in-scope AD user"),
             others.list.sort().list.join("; "),
         ).alias("detail"),
         j.evidence(parties=pl.col("parties"), cloud_holder_upn=pl.col("holder_upn")),

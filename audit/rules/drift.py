@@ -119,9 +119,9 @@ ENABLED_DRIFT = RuleMeta(
         "stopped, object filtered, export error) or the cloud value was changed by hand."
     ),
     remediation=(
-        "For a disabled leaver, block sign-in now (remediation.ps1 does, with a re-check and an "
-        "undo): Update-MgUser -UserId <id> -AccountEnabled:$false, and revoke its sessions with "
-        "Revoke-MgUserSignInSession -UserId <id>; then find why the "
+        "For a disabled leaver, block sign-in now: Update-MgUser -UserId <id> "
+        "-AccountEnabled:$false (remediation.ps1's block-sign-in action), and revoke its sessions "
+        "with Revoke-MgUserSignInSession -UserId <id>; then find why the "
         "change did not flow (Entra Connect export errors, sync scope) and run "
         "Start-ADSyncSyncCycle -PolicyType Delta. For the reverse, confirm who blocked the cloud "
         "account (audit log) before re-enabling it with Update-MgUser -AccountEnabled:$true, or "

@@ -168,12 +168,14 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
         _attribute_names("attribute").alias("attribute"),
         pl.col("address").alias("value"),
         j.say(
-            "AD user {} has {} {}, which {} other in-scope AD object(s) also have ({}): Entra "
+            "AD user {} has {} {}, which {} {} also {} ({}): Entra "
             "accepts it once, the other exports fail with AttributeValueMustBeUnique",
             j.who(),
             _attribute_names("attribute"),
             "address",
             pl.col("parties").list.len() - 1,
+            j.noun(pl.col("parties").list.len() - 1, "other in-scope AD object"),
+            j.noun(pl.col("parties").list.len() - 1, "has", "have"),
             others.list.join("; "),
         ).alias("detail"),
         j.evidence(
@@ -260,8 +262,8 @@ RULES: tuple[Rule, ...] = (
                 "scope (move it to an OU that is not synced) and run a delta sync, which "
                 "soft-deletes A; purge A (Remove-MgDirectoryDeletedItem), set the anchor on B "
                 "(Update-MgUser -UserId <B> -OnPremisesImmutableId '<anchor>'), bring the AD "
-                "user back and Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches B. "
-                "remediation.ps1 writes these steps with the run's values. See "
+                "user back and Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches B "
+                "(remediation.ps1's merge-duplicate-cloud action, with the run's values). See "
                 "hard-match-blocked when B is privileged or has onPremisesObjectIdentifier set."
             ),
             references=(REF_DUPLICATE_RESILIENCY, REF_EXISTING_TENANT, REF_SYNC_ERRORS),

@@ -624,6 +624,11 @@ def misencoded_anchors(unheld: pl.DataFrame, ad: pl.DataFrame) -> pl.DataFrame:
 # --- shaping finding rows -----------------------------------------------------------------------
 
 
+def noun(count: pl.Expr, singular: str, plural: str | None = None) -> pl.Expr:
+    """ "role" or "roles" by `count` (no "role(s)" in what people read)."""
+    return pl.when(count == 1).then(pl.lit(singular)).otherwise(pl.lit(plural or singular + "s"))
+
+
 def say(template: str, *parts: pl.Expr | str) -> pl.Expr:
     """Fill each ``{}`` of the template; a missing part reads "?" instead of nulling the text.
 
@@ -678,7 +683,12 @@ def soft_match_blockers(block_soft_match: bool | None) -> tuple[pl.Expr, pl.Expr
         (
             non_empty("cand_directory_roles"),
             "admin-role",
-            say("{} holds directory role(s) {} (Existing Admin Role Conflict)", "cand_upn", roles),
+            say(
+                "{} holds {} {} (Existing Admin Role Conflict)",
+                "cand_upn",
+                noun(pl.col("cand_directory_roles").list.len(), "directory role"),
+                roles,
+            ),
         ),
         (
             pl.lit(block_soft_match is True),
@@ -725,8 +735,9 @@ def hard_match_blockers(prefix: str, takeover_blocked: bool | None) -> tuple[pl.
             non_empty(f"{prefix}admin_roles"),
             "privileged-role-assigned",
             say(
-                "{} has privileged role(s) {} assigned",
+                "{} has {} {} assigned",
                 upn,
+                noun(pl.col(f"{prefix}admin_roles").list.len(), "privileged role"),
                 pl.col(f"{prefix}admin_roles").list.join(", "),
             ),
         ),
@@ -734,8 +745,9 @@ def hard_match_blockers(prefix: str, takeover_blocked: bool | None) -> tuple[pl.
             non_empty(f"{prefix}eligible_roles"),
             "privileged-role-eligible",
             say(
-                "{} is PIM-eligible for privileged role(s) {}",
+                "{} is PIM-eligible for {} {}",
                 upn,
+                noun(pl.col(f"{prefix}eligible_roles").list.len(), "privileged role"),
                 pl.col(f"{prefix}eligible_roles").list.join(", "),
             ),
         ),

@@ -222,9 +222,13 @@ def clip_long_values(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, list[
         if not too_long.any():
             continue
         worst = frame.filter(too_long).select(pl.col(key), length.alias("n")).sort("n").row(-1)
+        who = str(worst[0])
+        who = who if len(who) <= 200 else who[:200] + "..."  # the key may be the long value
+        count = int(too_long.sum())
         warnings.append(
-            f"{int(too_long.sum())} {name} value(s) longer than {MAX_VALUE_CHARS:,} characters "
-            f"were cut to that length (the longest, {worst[1]:,} characters, on {worst[0]})"
+            f"{count} {name} {'value' if count == 1 else 'values'} longer than "
+            f"{MAX_VALUE_CHARS:,} characters were cut to that length (the longest, "
+            f"{worst[1]:,} characters, on {who})"
         )
         exprs.append(clipped.alias(name))
     return (frame.with_columns(exprs) if exprs else frame), warnings

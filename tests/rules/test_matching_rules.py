@@ -355,7 +355,7 @@ def test_a_non_privileged_directory_role_blocks_soft_match_but_not_hard_match() 
         ("soft-match-blocked", dn("nina"), cloud_id_for("nina"), "primarySmtp", "nina@contoso.com")
     }
     assert (
-        "holds directory role(s) Exchange Administrator (Existing Admin Role Conflict)"
+        "holds directory role Exchange Administrator (Existing Admin Role Conflict)"
         in (one(findings, "soft-match-blocked")["detail"])
     )
     otto = ad_user("otto")

@@ -192,7 +192,7 @@ def test_a_value_far_beyond_any_directory_limit_is_cut_with_one_warning(tmp_path
     assert max(len(n or "") for n in names) == MAX_VALUE_CHARS
     (report,) = [s for s in snapshot.sources if s.kind == "ad"]
     assert report.warnings[-1] == (
-        f"1 display_name value(s) longer than 4,096 characters were cut to that length "
+        f"1 display_name value longer than 4,096 characters were cut to that length "
         f"(the longest, 3,000,000 characters, on {dn})"
     )
 
