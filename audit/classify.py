@@ -22,6 +22,7 @@ from audit.model import (
     empty_frame,
 )
 from audit.rules import Rule, RuleContext, all_rules
+from audit.rules.overlaps import cause_key, fold_overlaps
 
 _RULE_OUTPUT_SCHEMA = {c: FINDINGS_SCHEMA[c] for c in RULE_OUTPUT_COLUMNS}
 # What makes a finding the same finding next week: code + AD object + cloud object + the
@@ -151,6 +152,8 @@ def classify(
         status=pl.lit("new"),
         first_seen=pl.lit(context.now).cast(FINDINGS_SCHEMA["first_seen"]),
     )
+    # One cause, one line: fold the findings the overlap policy says another code reports.
+    findings = fold_overlaps(findings).with_columns(cause_key())
     findings = conform(findings, FINDINGS_SCHEMA)
     severity_rank = pl.col("severity").replace_strict(
         {s.name: -s.value for s in Severity}, return_dtype=pl.Int8

@@ -219,6 +219,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if meta.remediation_actions:
         print()
         print("Remediation actions: " + ", ".join(meta.remediation_actions))
+    from audit.rules.overlaps import overlaps_for
+
+    overlaps = overlaps_for(meta.code)
+    if overlaps:
+        print()
+        print("One cause, one line:")
+        for o in overlaps:
+            print(
+                para(
+                    f"- reported as {o.stronger}, not also as {o.weaker}, on the same {o.same}, "
+                    f"when {o.when} ({o.applied})"
+                )
+            )
     needs = []
     if meta.requires:
         needs.append(f"Held back without {' and '.join(n.value for n in meta.requires)}.")

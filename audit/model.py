@@ -116,6 +116,8 @@ FINDINGS_SCHEMA: dict[str, pl.DataType] = {
     "proposed_value": pl.String(),
     "evidence": pl.String(),  # JSON text
     "remediation": pl.String(),  # action id implemented by remediation.ps1, or null
+    # the root cause this finding shares with others (one fix): rules/overlaps.cause_key
+    "cause": pl.String(),
     "waived": pl.Boolean(),
     "waiver_reason": pl.String(),
     "waiver_expires": pl.String(),

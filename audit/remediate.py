@@ -522,15 +522,20 @@ class PlanSummary:
     manual: Mapping[str, int]
     no_action: Mapping[str, int]
     waived: Mapping[str, int]
+    calls_by_cause: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    manual_by_cause: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, plan: Plan) -> PlanSummary:
-        counter = Counter((c.code, c.action) for c in plan.calls)
+    def of(cls, plan: Plan, causes: Mapping[str, str] | None = None) -> PlanSummary:
+        """`causes`: fingerprint -> cause key, for the per-cause counts."""
+        causes = causes or {}
         return cls._build(
-            counter,
+            Counter((c.code, c.action) for c in plan.calls),
             Counter(m.code for m in plan.manual),
             Counter(plan.no_action),
             Counter(code for _fp, code in plan.waived),
+            Counter((causes.get(c.fingerprint, c.code), c.action) for c in plan.calls),
+            Counter(causes.get(m.fingerprint, m.code) for m in plan.manual),
         )
 
     @classmethod
@@ -540,11 +545,23 @@ class PlanSummary:
         manual: Counter[str],
         no_action: Counter[str],
         waived: Counter[str],
+        cause_calls: Counter[tuple[str, str]],
+        cause_manual: Counter[str],
     ) -> PlanSummary:
-        per_code: dict[str, dict[str, int]] = {}
-        for code, action in sorted(calls, key=lambda k: (ACTIONS[k[1]].phase, k[1])):
-            per_code.setdefault(code, {})[action] = calls[(code, action)]
-        return cls(per_code, dict(manual), dict(no_action), dict(waived))
+        def nest(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+            nested: dict[str, dict[str, int]] = {}
+            for key, action in sorted(counter, key=lambda k: (ACTIONS[k[1]].phase, k[1])):
+                nested.setdefault(key, {})[action] = counter[(key, action)]
+            return nested
+
+        return cls(
+            nest(calls),
+            dict(manual),
+            dict(no_action),
+            dict(waived),
+            nest(cause_calls),
+            dict(cause_manual),
+        )
 
 
 def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = None) -> PlanSummary:
@@ -554,9 +571,12 @@ def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = Non
     manual: Counter[str] = Counter()
     no_action: Counter[str] = Counter()
     waived: Counter[str] = Counter()
+    cause_calls: Counter[tuple[str, str]] = Counter()
+    cause_manual: Counter[str] = Counter()
     if not findings.is_empty():
         for row in findings.iter_rows(named=True):
             code = row["code"]
+            cause = row.get("cause") or code
             if row.get("waived"):
                 waived[code] += 1
                 continue
@@ -565,9 +585,11 @@ def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = Non
                 no_action[code] += 1
             elif isinstance(item, Call):
                 calls[(code, item.action)] += 1
+                cause_calls[(cause, item.action)] += 1
             else:
                 manual[code] += 1
-    return PlanSummary._build(calls, manual, no_action, waived)
+                cause_manual[cause] += 1
+    return PlanSummary._build(calls, manual, no_action, waived, cause_calls, cause_manual)
 
 
 @dataclass(frozen=True)

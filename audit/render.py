@@ -88,6 +88,7 @@ XLSX_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (column, header, width)
     ("value", "Value", 32),
     ("proposed_value", "Proposed value", 32),
     ("remediation", "Remediation action", 22),
+    ("cause", "Cause", 30),
     ("detail", "Detail", 90),
     ("evidence", "Evidence (JSON)", 60),
     ("waiver_reason", "Waiver reason", 24),
@@ -124,6 +125,14 @@ def environment() -> Environment:
     env.filters["breakable"] = breakable
     env.filters["plural"] = plural
     return env
+
+
+def causes_of(findings: pl.DataFrame) -> dict[str, str]:
+    """fingerprint -> cause key (the plan knows fingerprints, the reports group by cause)."""
+    if findings.is_empty() or "cause" not in findings.columns:
+        return {}
+    pairs = findings.select("fingerprint", pl.col("cause").fill_null(pl.col("code")))
+    return dict(pairs.iter_rows())
 
 
 def plural(n: int, noun: str, plural_form: str | None = None) -> str:
@@ -586,7 +595,7 @@ def render_reports(
         history=history,
         notes=[*notes, *skipped],
         redactor=redactor,
-        plan=PlanSummary.of(plan) if plan is not None else None,
+        plan=PlanSummary.of(plan, causes_of(findings)) if plan is not None else None,
     )
     timings["report_model_s"] = round(time.perf_counter() - t0, 3)
     outputs = (

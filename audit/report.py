@@ -39,9 +39,11 @@ from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
 from audit.redact import Redactor, redact_findings
 from audit.remediate import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
+from audit.rules.idfix import KIND_TEXT as _KIND_TEXT
 
 HISTORY_RUNS = 25
-TOP_ACTIONS = 8
+TOP_ACTIONS = 8  # causes in the PDF and at the top of the HTML
+HTML_CAUSES = 60  # causes the HTML lists in all (the rest: by code, and in findings.xlsx)
 LOGO_MAX_BYTES = 2_000_000
 SEVERITIES = tuple(s.name for s in sorted(Severity, reverse=True))  # critical ... info
 HEALTH_SEVERITIES = tuple(s.name for s in Severity if s >= Severity.medium)
@@ -193,16 +195,23 @@ class FamilySection:
 
 @dataclass(frozen=True)
 class TopAction:
+    """One root cause: the findings that share a `cause` key, with its one fix."""
+
     rank: int
     code: str
-    title: str
+    title: str  # the cause, in a sentence
     severity: str
-    count: int
+    count: int  # people (objects) affected
     actions: tuple[str, ...]
     fix_label: str = ""
+    cause: str = ""
+    todo: str = ""  # what to do about this cause, with its count
+    findings: int = 0
 
     @property
     def action_text(self) -> str:
+        if self.todo:
+            return self.todo
         if self.code in PLAIN_ACTIONS:
             return PLAIN_ACTIONS[self.code]
         named = [ACTION_TEXT.get(a, a) for a in self.actions if a != "manual"]
@@ -224,13 +233,15 @@ class ReportModel:
     waived: int
     families: tuple[FamilySection, ...]
     codes: tuple[CodeSection, ...]  # most severe first, then most findings
-    top_actions: tuple[TopAction, ...]
+    top_actions: tuple[TopAction, ...]  # the first causes (PDF, e-mail, top of the HTML)
     trend: tuple[TrendPoint, ...]  # earlier runs then this one; empty without history
     estate: Mapping[str, int]
     notes: tuple[str, ...]
     findings: pl.DataFrame  # conformed to FINDINGS_SCHEMA; redacted when `redacted`
     pdf_rows_per_code: int = 25
     warnings: tuple[str, ...] = field(default=())
+    causes: tuple[TopAction, ...] = ()  # every root cause the HTML lists (capped)
+    cause_count: int = 0
     # unwaived findings per severity: what the headline and the health caveat speak of
     active_by_severity: Mapping[str, int] = field(default_factory=dict)
     health_status: str = "unknown"  # good / warn / bad / unknown: the colour of the figure
@@ -484,22 +495,7 @@ def build_report(
         if members:
             label = FAMILY_LABELS.get(family, family.title())
             families.append(FamilySection(family=family, label=label, codes=members))
-    top = sorted(
-        (c for c in codes if Severity[c.severity] >= Severity.low),
-        key=lambda c: (-Severity[c.severity].value, -c.count, c.code),
-    )[:TOP_ACTIONS]
-    top_actions = tuple(
-        TopAction(
-            rank=i + 1,
-            code=c.code,
-            title=c.title,
-            severity=c.severity,
-            count=c.count,
-            actions=c.actions,
-            fix_label=c.fix_label,
-        )
-        for i, c in enumerate(top)
-    )
+    causes = root_causes(findings, {c.code: c for c in codes}, plan)
     generated = generated or generation_time()
     trend: tuple[TrendPoint, ...] = ()
     if history:
@@ -544,7 +540,9 @@ def build_report(
         waived=int(findings["waived"].fill_null(False).sum()),
         families=tuple(families),
         codes=tuple(codes),
-        top_actions=top_actions,
+        top_actions=causes[:TOP_ACTIONS],
+        causes=causes[:HTML_CAUSES],
+        cause_count=len(causes),
         trend=trend,
         estate=estate,
         notes=tuple(notes),
@@ -552,6 +550,96 @@ def build_report(
         pdf_rows_per_code=max(0, settings.report.pdf_rows_per_code),
         warnings=(logo_warning,) if logo_warning else (),
     )
+
+
+def root_causes(
+    findings: pl.DataFrame, codes: Mapping[str, CodeSection], plan: PlanSummary
+) -> tuple[TopAction, ...]:
+    """The unwaived findings of severity low or worse grouped by cause, worst and widest first:
+    one line per cause, however many objects share it."""
+    active = findings.filter(~pl.col("waived").fill_null(False))
+    rank = pl.col("severity").replace_strict(
+        {s.name: s.value for s in Severity}, return_dtype=pl.Int8
+    )
+    active = active.filter(rank >= Severity.low.value)
+    if active.is_empty():
+        return ()
+    grouped = (
+        active.group_by(pl.col("cause").fill_null(pl.col("code")).alias("cause"))
+        .agg(
+            pl.col("code").mode().sort().first().alias("code"),
+            rank.max().alias("rank"),
+            pl.len().alias("findings"),
+            pl.coalesce("ad_object_guid", "ad_dn", "cloud_id", "fingerprint")
+            .n_unique()
+            .alias("people"),
+            pl.col("cloud_upn").drop_nulls().first().alias("cloud_upn"),
+            pl.col("attribute").drop_nulls().first().alias("attribute"),
+            pl.col("evidence").first().alias("evidence"),
+        )
+        .sort(["rank", "people", "cause"], descending=[True, True, False])
+    )
+    out = []
+    for i, row in enumerate(grouped.iter_rows(named=True)):
+        section = codes.get(row["code"])
+        title, todo = cause_sentences(row, section)
+        calls = plan.calls_by_cause.get(row["cause"], {})
+        manual = plan.manual_by_cause.get(row["cause"], 0)
+        parts = [f"{a} \u00d7{n}" for a, n in calls.items()]
+        if manual:
+            parts.append(f"manual \u00d7{manual}")
+        out.append(
+            TopAction(
+                rank=i + 1,
+                code=row["code"],
+                title=title,
+                severity=Severity(row["rank"]).name,
+                count=int(row["people"]),
+                actions=(*calls, *(("manual",) if manual else ())),
+                fix_label=", ".join(parts) if parts else "no fix needed",
+                cause=row["cause"],
+                todo=todo,
+                findings=int(row["findings"]),
+            )
+        )
+    return tuple(out)
+
+
+def cause_sentences(row: Mapping[str, Any], section: CodeSection | None) -> tuple[str, str]:
+    """(the cause, what to do about it) in plain words, with the number of people."""
+    cause, code, n = str(row["cause"]), str(row["code"]), int(row["people"])
+    users = "1 user's" if n == 1 else f"{n:,} users'"
+    title = section.title if section else code
+    todo = PLAIN_ACTIONS.get(code, ACTION_TEXT["manual"].capitalize())
+    kind, _, rest = cause.partition(":")
+    if kind == "upn-suffix" and rest:
+        never = '"suffix_never_verifiable":true' in str(row.get("evidence") or "")
+        if never:
+            return (
+                f"{rest} is not a routable domain, so it can never be verified",
+                f"Add a routable UPN suffix and change {users} UPN{'s' if n != 1 else ''}.",
+            )
+        return (
+            f"{rest} is not a verified domain of the tenant",
+            f"Verify {rest} in the tenant, or change {users} UPN{'s' if n != 1 else ''}.",
+        )
+    if kind == "invalid-attribute" and rest:
+        attribute, _, what = rest.partition(":")
+        if what.startswith("tld:"):
+            tld = what[4:]
+            return (
+                f"{attribute} values end in .{tld}, not a real top-level domain",
+                f"Change {users} {attribute} to a routable domain.",
+            )
+        return (
+            f"{attribute} {_KIND_TEXT.get(what, 'fails an IdFix rule')}",
+            f"Correct {users} {attribute} (a proposed value is given for most).",
+        )
+    if kind in ("anchor-held-by-other", "attribute-conflict-cloud") and row.get("cloud_upn"):
+        return f"{title}: cloud user {row['cloud_upn']}", todo
+    if kind == "tenant-matching-settings" and row.get("attribute"):
+        return f"{title} ({row['attribute']})", todo
+    return title, todo
 
 
 def health_status(health: Health, critical: Sequence[str], settings: Settings) -> tuple[str, str]:

@@ -53,7 +53,7 @@ param(
 #   1 x merge-duplicate-cloud: after the AD user left sync scope: purge the soft-deleted twin, anchor the original account (duplicate-cloud-account x1)
 #   2 x block-sign-in: block sign-in of a cloud user whose AD account is disabled (enabled-drift x2)
 #   9 x ad-set-attribute: set an AD attribute to the IdFix-style proposed value (invalid-attribute x9)
-#   58 manual step(s), documented at the end of this script (comments only)
+#   69 manual step(s), documented at the end of this script (comments only)
 #   not in this script, no remediation needed: consistency-guid-differs x5, soft-match-pending x3, tenant-matching-settings x3, unmatched-ad x6
 #
 # Cloud section needs: PowerShell modules Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement
@@ -1436,7 +1436,7 @@ if ($Section -in @('All', 'OnPremises')) {
 Complete-SaRun
 
 # =============================================================================================
-# Manual steps: 58. Comments only: nothing below runs. Each names the
+# Manual steps: 69. Comments only: nothing below runs. Each names the
 # finding, why it is not automatic, and how to fix it.
 # =============================================================================================
 #
@@ -1843,44 +1843,6 @@ Complete-SaRun
 #   Then Start-ADSyncSyncCycle -PolicyType Delta. Keep
 #   allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off.
 #
-# MANUAL STEP [0d32b5f0ff69dbfd0761] invalid-attribute: Attribute value fails an IdFix rule
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: userPrincipalName 'kevin.brooks@contoso.local' of AD user CN=Kevin
-#   Brooks,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level domain.
-#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity
-#   d397ccb8-0b02-4600-9f37-0615b50e48ae -UserPrincipalName <value> (or -Replace
-#   @{<attribute>='<value>'}; for one proxyAddresses value -Remove @{proxyAddresses='<old>'}
-#   -Add @{proxyAddresses='<new>'}), and run Start-ADSyncSyncCycle -PolicyType Delta. A non-
-#   routable suffix needs a routable UPN suffix added in Active Directory Domains and Trusts and
-#   verified in the tenant first. Keep the old values (the remediation script writes an undo
-#   file) in case an application depends on them.
-#
-# MANUAL STEP [863b1a2d2427f102ec9f] invalid-attribute: Attribute value fails an IdFix rule
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: userPrincipalName 'quinn.harper@contoso.lab' of AD user CN=Quinn
-#   Harper,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level
-#   domain.
-#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity
-#   1617ea97-d1d6-45a8-a0f8-f7fb81658717 -UserPrincipalName <value> (or -Replace
-#   @{<attribute>='<value>'}; for one proxyAddresses value -Remove @{proxyAddresses='<old>'}
-#   -Add @{proxyAddresses='<new>'}), and run Start-ADSyncSyncCycle -PolicyType Delta. A non-
-#   routable suffix needs a routable UPN suffix added in Active Directory Domains and Trusts and
-#   verified in the tenant first. Keep the old values (the remediation script writes an undo
-#   file) in case an application depends on them.
-#
-# MANUAL STEP [a6ffb9c738619747bab7] invalid-attribute: Attribute value fails an IdFix rule
-#   Why manual: no safe automatic fix: decide and act by hand
-#   Finding: userPrincipalName 'samir.patel@contoso.local' of AD user CN=Samir
-#   Patel,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com ends in a non-routable top-level
-#   domain.
-#   How to fix: Review the proposed value, then set it on-premises: Set-ADUser -Identity
-#   15fab9ea-1316-4a25-a67c-e439a7576602 -UserPrincipalName <value> (or -Replace
-#   @{<attribute>='<value>'}; for one proxyAddresses value -Remove @{proxyAddresses='<old>'}
-#   -Add @{proxyAddresses='<new>'}), and run Start-ADSyncSyncCycle -PolicyType Delta. A non-
-#   routable suffix needs a routable UPN suffix added in Active Directory Domains and Trusts and
-#   verified in the tenant first. Keep the old values (the remediation script writes an undo
-#   file) in case an application depends on them.
-#
 # MANUAL STEP [63e2a0a852760b62718a] provisioning-error: Cloud user carries an on-premises provisioning error
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: active cloud user sara.davis@contoso.com has a provisioning error
@@ -2155,6 +2117,160 @@ Complete-SaRun
 #   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
 #   of already synced users.
 #
+# MANUAL STEP [22ba1a0464888bdc38b4] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Ivo Petrov,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   ivo.petrov@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   ivo.petrov@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra gives
+#   such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   58ce5fbd-7d20-4b52-abdc-73c1e13badac -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [286d1f5c969cc4db3913] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Gustav Ek,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   gustav.ek@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   gustav.ek@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra gives
+#   such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   ff33c115-450e-4123-98ef-84ae142d018f -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [35a844aa2334955014ac] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Emil Sandberg,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   emil.sandberg@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   emil.sandberg@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   2206bed9-205b-4b8e-8ad7-798eb9d836dc -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [59887ed1e3af7f080ad0] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Chidi Okonkwo,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   chidi.okonkwo@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   chidi.okonkwo@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   487b73d9-df5f-4ea9-b8ef-31892c4fa8fd -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [7350dc22efb5bc6c74a6] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Kaja Strand,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   kaja.strand@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   kaja.strand@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   d803cfdf-f4f7-4928-b04d-90849ff2215e -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [92119a1090d8b674f0e8] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Bruno Carvalho,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   bruno.carvalho@cascade.local whose suffix cascade.local can never be a verified tenant
+#   domain (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   bruno.carvalho@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   bea5f973-a5c1-4835-b331-42e006b091bc -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [9b7569117cf171f04988] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Agnes Lindqvist,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   agnes.lindqvist@cascade.local whose suffix cascade.local can never be a verified tenant
+#   domain (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   agnes.lindqvist@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   5ec0f35e-6848-41ed-b6a5-b25c41922acb -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [a38106e0068cd5ef72ac] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Farah Haddad,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   farah.haddad@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   farah.haddad@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   ba8113af-5e64-4bff-8f66-fac5827e7153 -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [b14014322f5c279c5d17] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Nils Dahl,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   nils.dahl@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   nils.dahl@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra gives
+#   such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   d3621b79-c2ee-45fd-b41a-fbb3f3662ce9 -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [bb16cc713af46a12ed75] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Lior Ben-David,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   lior.ben-david@cascade.local whose suffix cascade.local can never be a verified tenant
+#   domain (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   lior.ben-david@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra
+#   gives such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   1625f7b4-45cb-4cd6-9da9-d3572722103f -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [cbd00a4329b85f8ec789] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Mette Holm,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   mette.holm@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   mette.holm@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra gives
+#   such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   aaa20297-6aad-46dd-91e2-0d44215ff0ba -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
 # MANUAL STEP [cf981b318320ccc67610] upn-suffix-unverified: UPN suffix is not a verified tenant domain
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Kevin Brooks,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com has UPN
@@ -2169,6 +2285,20 @@ Complete-SaRun
 #   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
 #   of already synced users.
 #
+# MANUAL STEP [dcdff6a2132c5026c927] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Hana Novak,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   hana.novak@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   hana.novak@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra gives
+#   such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   2a9de6dd-3082-4d2c-b6ce-c1498218768f -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
 # MANUAL STEP [de81d2013941fe2ab480] upn-suffix-unverified: UPN suffix is not a verified tenant domain
 #   Why manual: no safe automatic fix: decide and act by hand
 #   Finding: AD user CN=Quinn Harper,OU=Engineering,OU=Users,DC=corp,DC=contoso,DC=com has UPN
@@ -2180,6 +2310,34 @@ Complete-SaRun
 #   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
 #   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
 #   1617ea97-d1d6-45a8-a0f8-f7fb81658717 -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [e250048cd0c7cfbc175f] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Jonas Berg,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   jonas.berg@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   jonas.berg@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra gives
+#   such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   c96ad127-ae45-403e-b0ff-0ff5e3e90be2 -UserPrincipalName <prefix>@<verified domain>, and run
+#   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
+#   of already synced users.
+#
+# MANUAL STEP [e61481926bb2cad8a617] upn-suffix-unverified: UPN suffix is not a verified tenant domain
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: AD user CN=Dagny Moe,OU=Cascade,OU=Users,DC=corp,DC=contoso,DC=com has UPN
+#   dagny.moe@cascade.local whose suffix cascade.local can never be a verified tenant domain
+#   (.local is not a delegated top-level domain); its matched cloud user has UPN
+#   dagny.moe@contoso.onmicrosoft.com, the <mailNickname>@<initial domain> fallback Entra gives
+#   such a UPN.
+#   How to fix: Either add and verify the domain in the tenant (Microsoft 365 admin center >
+#   Domains, or New-MgDomain and Confirm-MgDomain), or give the user a UPN in a verified domain:
+#   add the suffix in Active Directory Domains and Trusts, then Set-ADUser -Identity
+#   60fb80a0-8f0b-4f26-b0b9-a75344088984 -UserPrincipalName <prefix>@<verified domain>, and run
 #   Start-ADSyncSyncCycle -PolicyType Delta. Verifying the domain makes Entra reconcile the UPNs
 #   of already synced users.
 #

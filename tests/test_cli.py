@@ -274,3 +274,10 @@ def test_config_error_is_one_line_with_file_and_line_exit_2(
     assert "password_env" in err
     assert "hunter2" not in err
     assert not run.exists()
+
+
+def test_explain_shows_the_overlap_policy_of_a_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "invalid-attribute"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "One cause, one line:" in out
+    assert "reported as upn-suffix-unverified, not also as invalid-attribute" in out

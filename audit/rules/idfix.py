@@ -136,7 +136,7 @@ INVALID_ATTRIBUTE = RuleMeta(
     remediation_actions=(AD_SET_ATTRIBUTE, MANUAL),
 )
 
-_KIND_TEXT = {
+KIND_TEXT = {
     "blank": "is blank",
     "length": "is too long",
     "character": "contains characters Entra ID does not accept",
@@ -585,7 +585,7 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
     if not findings.height:
         return pl.DataFrame()
     findings = _without_taken_proposals(ctx, findings)
-    message = pl.col("kind").replace_strict(_KIND_TEXT, return_dtype=pl.String)
+    message = pl.col("kind").replace_strict(KIND_TEXT, return_dtype=pl.String)
     message = (
         pl.when(pl.col("kind") == "length")
         .then(pl.format("{} (max {})", message, "_limits"))
