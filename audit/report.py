@@ -637,6 +637,12 @@ def cause_sentences(row: Mapping[str, Any], section: CodeSection | None) -> tupl
         )
     if kind in ("anchor-held-by-other", "attribute-conflict-cloud") and row.get("cloud_upn"):
         return f"{title}: cloud user {row['cloud_upn']}", todo
+    if kind == "scope" and rest:
+        return (
+            f"Synced cloud accounts whose AD users are out of sync scope ({rest})",
+            f"Bring the {n:,} AD user{'s' if n != 1 else ''} back into scope, or retire the "
+            "cloud accounts.",
+        )
     if kind == "tenant-matching-settings" and row.get("attribute"):
         return f"{title} ({row['attribute']})", todo
     return title, todo

@@ -379,3 +379,22 @@ def test_many_users_one_cause_is_one_line_with_its_count() -> None:
     assert html.count('data-cause="upn-suffix:cascade.local"') == 1
     csv = (demo.run_dir / "findings.csv").read_text(encoding="utf-8-sig")
     assert "upn-suffix:cascade.local" in csv and ",cause," in csv.splitlines()[0] + ","
+
+
+def test_an_estate_where_most_users_share_a_local_suffix_leads_with_that_cause() -> None:
+    from audit.classify import classify
+    from audit.model import Tenant
+
+    users = [
+        f.ad_user(f"user{i:02}", upn=f"user{i:02}@corp.local", proxy_addresses=[], mail=None)
+        for i in range(20)
+    ]
+    snapshot = f.snapshot(users, [], tenant_info=Tenant(known=False))
+    findings = classify(snapshot, f.settings())
+    per_user = findings.filter(pl.col("attribute") == "userPrincipalName").group_by("ad_dn").len()
+    assert per_user["len"].to_list() == [1] * 20  # one finding about the suffix each
+    model = build_report(findings, snapshot, f.settings(), run_id="local")
+    suffix = [a for a in model.top_actions if a.cause == "upn-suffix:corp.local"]
+    assert [(a.count, a.action_text) for a in suffix] == [
+        (20, "Add a routable UPN suffix and change 20 users' UPNs.")
+    ]

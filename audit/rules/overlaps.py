@@ -176,7 +176,7 @@ def _domain(column: str) -> pl.Expr:
 def cause_key() -> pl.Expr:
     """A stable key per finding: findings with one key share one cause and one fix (the same
     UPN suffix, the same invalid character kind in the same attribute, the same cloud holder,
-    the same tenant setting); otherwise the code itself."""
+    the same sync-scope exclusion, the same tenant setting); otherwise the code itself."""
     kind = pl.col("evidence").str.json_path_match("$.kind")
     code = pl.col("code")
     return (
@@ -195,6 +195,19 @@ def cause_key() -> pl.Expr:
         )
         .when(code == "invalid-attribute")
         .then(pl.concat_str([pl.lit("invalid-attribute:"), pl.col("attribute"), pl.lit(":"), kind]))
+        .when(
+            (code == "cloud-orphan")
+            & pl.col("evidence").str.json_path_match("$.out_of_scope_reason").is_not_null()
+        )
+        .then(
+            # the same scope problem (an excluded OU, the filter) orphans all its accounts
+            pl.concat_str(
+                [
+                    pl.lit("scope:"),
+                    pl.col("evidence").str.json_path_match("$.out_of_scope_reason"),
+                ]
+            )
+        )
         .when(code.is_in(["anchor-held-by-other", "attribute-conflict-cloud"]))
         .then(pl.concat_str([code, pl.lit(":"), pl.col("cloud_id")]))
         .when(code.is_in(["tenant-matching-settings", "tenant-sync-stale"]))
