@@ -239,6 +239,9 @@ def render_html(model: ReportModel) -> str:
 # -- PDF -------------------------------------------------------------------------------------
 
 
+PDF_CAUSES = 6
+
+
 def render_pdf_html(model: ReportModel) -> str:
     n = model.pdf_rows_per_code
     rows = {c.code: _records(c.head(n), HTML_COLUMNS) for c in model.codes}
@@ -249,6 +252,8 @@ def render_pdf_html(model: ReportModel) -> str:
         rows=rows,
         rows_per_code=n,
         severities=SEVERITIES,
+        # the causes that fit on the summary page beside the KPIs and the severity chart
+        pdf_causes=PDF_CAUSES,
         **_chart_context(model),
     )
 
