@@ -15,9 +15,12 @@ import uuid
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
-_GUID_RE = re.compile(
-    r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$"
-)
+# A GUID's text form (registry-style braces are added where they are accepted).
+GUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# Anchor attributes whose values are GUID bytes (lower case); any other (employeeID,
+# msDS-SourceAnchor...) holds text.
+GUID_ANCHOR_ATTRIBUTES = frozenset({"objectguid", "ms-ds-consistencyguid"})
+_GUID_RE = re.compile(rf"^\{{?({GUID_PATTERN})\}}?$")
 _HEX_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{32})$")
 _LDAP_ESCAPE_RE = re.compile(r"^(?:\\[0-9a-fA-F]{2}){16}$")
 _CONNECTOR_DN_RE = re.compile(r"^CN=\{([0-9a-fA-F]+)\}(?:,.*)?$", re.IGNORECASE)

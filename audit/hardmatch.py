@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from audit.anchor import GUID_ANCHOR_ATTRIBUTES, GUID_PATTERN
 from audit.model import Snapshot, Tenant, TenantFeatures
 from audit.powershell import UnsafeValue, valid_anchor, valid_guid, valid_text
 from audit.remediate import (
@@ -35,8 +36,7 @@ from audit.remediate import (
 from audit.rules.base import CLEAR_ONPREM_OBJECT_ID, PURGE_DELETED_HOLDER, ROLES_DETOUR, SET_ANCHOR
 
 CODE = "hardmatch"
-_GUID = re.compile(r"\{?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?")
-_GUID_ANCHOR_ATTRIBUTES = ("objectguid", "ms-ds-consistencyguid")
+_GUID = re.compile(rf"\{{?{GUID_PATTERN}\}}?")
 
 
 class HardMatchLookupError(ValueError):
@@ -363,7 +363,7 @@ def _anchor_step(ad: AdUser, options: PlanOptions) -> Step:
     if ad.anchor is None:
         return Step("Anchor", BLOCKER, ["the AD user has no anchor value (attribute empty)"])
     lines = [f"sourceAnchor = {ad.anchor}"]
-    if attribute in _GUID_ANCHOR_ATTRIBUTES or not attribute:
+    if attribute in GUID_ANCHOR_ATTRIBUTES or not attribute:
         if ad.consistency_guid:
             lines.append(
                 "from mS-DS-ConsistencyGuid (base64 of its 16 raw bytes), which Entra Connect "

@@ -23,6 +23,8 @@ import re
 import unicodedata
 import uuid
 
+from audit.anchor import GUID_PATTERN
+
 QUOTE_CHARS = "'\u2018\u2019\u201a\u201b"
 # Long values are legal in a literal, but nothing the remediation writes is this long; a longer
 # value is suspicious and goes to a manual step.
@@ -40,7 +42,7 @@ _CANONICAL_B64 = re.compile(r"[A-Za-z0-9+/]{22}==")
 # A text anchor (employeeID, msDS-SourceAnchor...): Graph refuses `$` and `_` in a sourceAnchor;
 # keep to a conservative charset so nothing odd is ever written.
 _TEXT_ANCHOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9+/=.@-]{0,255}")
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_GUID = re.compile(GUID_PATTERN)
 # Characters Entra accepts in a UPN's local part (A-Z a-z 0-9 ' . - _ ! # ^ ~); the apostrophe
 # (o'brien@...) is legal and is doubled by ps_literal like any quote.
 _UPN = re.compile(
@@ -221,12 +223,6 @@ def valid_upn(value: str | None) -> str:
     if value is None or len(value) > 113 or not _UPN.fullmatch(value):
         raise UnsafeValue(f"UPN {_shown(value)} does not have the form Entra accepts")
     return value
-
-
-def valid_domain(value: str | None) -> str:
-    if value is None or len(value) > 253 or not _DOMAIN.fullmatch(value):
-        raise UnsafeValue(f"domain {_shown(value)} is not a DNS name")
-    return value.lower()
 
 
 def valid_ad_attribute(name: str | None) -> str:

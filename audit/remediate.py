@@ -20,16 +20,16 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import polars as pl
 
+from audit.anchor import GUID_ANCHOR_ATTRIBUTES
 from audit.config import DEFAULT_ANCHOR_ATTRIBUTE, Settings
 from audit.model import Tenant
 from audit.powershell import (
@@ -58,6 +58,7 @@ from audit.rules.base import (
     ROLES_DETOUR,
     SET_ANCHOR,
 )
+from audit.templates import templates_dir
 
 TEMPLATE = "remediation.ps1.j2"
 SCRIPT_NAME = "remediation.ps1"
@@ -69,7 +70,6 @@ GRAPH_MODULES = (
     "Microsoft.Graph.Identity.DirectoryManagement",
 )
 ROLES_MODULE = "Microsoft.Graph.Identity.Governance"
-GUID_ANCHOR_ATTRIBUTES = frozenset({"objectguid", "ms-ds-consistencyguid"})
 
 _GRAPH_DOCS = "https://learn.microsoft.com/graph/api/"
 
@@ -1021,14 +1021,6 @@ _BUILDERS: dict[str, _Builder] = {
 # --- rendering ------------------------------------------------------------------------------------
 
 
-def _template_dir() -> Path:
-    """report_templates/: inside the wheel as audit/report_templates, else the repository's."""
-    packaged = resources.files("audit") / "report_templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "report_templates"
-
-
 def _finalize(value: object) -> object:
     # The only things a template may print: text made safe by this module, and numbers.
     if isinstance(value, PsCode):
@@ -1049,7 +1041,7 @@ def comment_lines(text: object, width: int = 92, limit: int = 2000) -> list[PsCo
 @cache
 def ps_environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_template_dir()),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=False,  # noqa: S701 (PowerShell, not HTML: values go through ps_literal)
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
@@ -1186,11 +1178,6 @@ def write_remediation(
     path = run_dir / SCRIPT_NAME
     write_file_atomically(path, lambda p: p.write_text(text, encoding="ascii", newline="\r\n"))
     return path
-
-
-def calls_for(plan: Plan, codes: Iterable[str]) -> Sequence[Call]:
-    wanted = set(codes)
-    return [c for c in plan.calls if c.code in wanted]
 
 
 def markdown_tables() -> str:

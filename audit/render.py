@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from audit.report import (
     load_history,
 )
 from audit.store import _IGNORABLE_LEAD, FORMULA_PREFIXES, write_file_atomically
+from audit.templates import templates_dir
 
 HTML_PREVIEW_ROWS = 25
 # Columns the HTML carries per finding (the full record is in findings.xlsx / .json).
@@ -101,14 +101,6 @@ XLSX_MAX_CELL = 32_767
 
 
 # -- templates -------------------------------------------------------------------------------
-
-
-def templates_dir() -> Path:
-    """report_templates/: inside the installed package (wheel), else the source tree's."""
-    packaged = resources.files("audit").joinpath("report_templates")
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "report_templates"
 
 
 @cache

@@ -10,7 +10,12 @@ from __future__ import annotations
 import polars as pl
 
 from audit import tlds
-from audit.anchor import Encoding, decode_wrong_encodings, immutable_id_from_guid
+from audit.anchor import (
+    GUID_ANCHOR_ATTRIBUTES,
+    Encoding,
+    decode_wrong_encodings,
+    immutable_id_from_guid,
+)
 
 
 def deleted_cloud(cloud: pl.DataFrame) -> pl.DataFrame:
@@ -120,9 +125,6 @@ def smtp_addresses(frame: pl.DataFrame, id_column: str) -> pl.DataFrame:
 
 AD_KEY = "_ad"
 _CANONICAL_B64 = r"^[A-Za-z0-9+/]{22}==$"
-# Anchor attributes whose values are GUID bytes: any other (employeeID, msDS-SourceAnchor...)
-# makes non-base64 anchors legitimate.
-GUID_ANCHOR_ATTRIBUTES = ("objectguid", "ms-ds-consistencyguid")
 
 
 def is_canonical(column: str) -> pl.Expr:
