@@ -53,6 +53,7 @@ import polars as pl
 
 from audit.config import ConfigError
 from audit.model import Snapshot
+from audit.scope import split_first_rdn
 
 KEY_ENV = "SYNCAUDIT_REDACT_KEY"
 KEY_FILE = ".syncaudit-redact-key"
@@ -166,7 +167,7 @@ class Redactor:
 
     def dn(self, value: str) -> str:
         """Mask the object's own RDN value; keep the attribute type and the parents."""
-        rdn, rest = _split_first_rdn(value)
+        rdn, rest = split_first_rdn(value)
         kind, eq, rdn_value = rdn.partition("=")
         if not eq:
             return self.name(value)
@@ -180,18 +181,6 @@ class Redactor:
         if "@" in stripped:
             return self.email(value)
         return self.name(value)
-
-
-def _split_first_rdn(dn: str) -> tuple[str, str]:
-    escaped = False
-    for i, char in enumerate(dn):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ",":
-            return dn[:i], dn[i:]
-    return dn, ""
 
 
 def redact_findings(

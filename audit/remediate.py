@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -58,6 +58,7 @@ from audit.rules.base import (
     ROLES_DETOUR,
     SET_ANCHOR,
 )
+from audit.scope import split_first_rdn
 from audit.templates import templates_dir
 
 TEMPLATE = "remediation.ps1.j2"
@@ -573,22 +574,19 @@ def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = Non
     waived: Counter[str] = Counter()
     cause_calls: Counter[tuple[str, str]] = Counter()
     cause_manual: Counter[str] = Counter()
-    if not findings.is_empty():
-        for row in findings.iter_rows(named=True):
-            code = row["code"]
-            cause = row.get("cause") or code
-            if row.get("waived"):
-                waived[code] += 1
-                continue
-            item = plan_finding(row, options)
-            if item is None:
-                no_action[code] += 1
-            elif isinstance(item, Call):
-                calls[(code, item.action)] += 1
-                cause_calls[(cause, item.action)] += 1
-            else:
-                manual[code] += 1
-                cause_manual[cause] += 1
+    for row, item in _planned_rows(findings, options):
+        code = row["code"]
+        cause = row.get("cause") or code
+        if item is WAIVED:
+            waived[code] += 1
+        elif item is None:
+            no_action[code] += 1
+        elif isinstance(item, Call):
+            calls[(code, item.action)] += 1
+            cause_calls[(cause, item.action)] += 1
+        else:
+            manual[code] += 1
+            cause_manual[cause] += 1
     return PlanSummary._build(calls, manual, no_action, waived, cause_calls, cause_manual)
 
 
@@ -609,21 +607,32 @@ class NotAutomatic(Exception):
 # --- findings -> plan -----------------------------------------------------------------------------
 
 
+# What _planned_rows yields for a waived finding (planned as nothing, counted apart).
+WAIVED = object()
+
+
+def _planned_rows(
+    findings: pl.DataFrame, options: PlanOptions
+) -> Iterator[tuple[dict[str, Any], Call | ManualStep | object | None]]:
+    """Each finding row with what the script does for it: a Call, a ManualStep, None (nothing
+    needed) or WAIVED. plan_findings keeps the items; summarize_findings only counts them."""
+    if findings.is_empty():
+        return
+    for row in findings.iter_rows(named=True):
+        yield row, WAIVED if row.get("waived") else plan_finding(row, options)
+
+
 def plan_findings(findings: pl.DataFrame, options: PlanOptions | None = None) -> Plan:
     options = options or PlanOptions()
     plan = Plan()
-    if findings.is_empty():
-        return plan
-    for row in findings.sort("fingerprint").iter_rows(named=True):
-        if row.get("waived"):
+    for row, item in _planned_rows(findings.sort("fingerprint"), options):
+        if item is WAIVED:
             plan.waived.append((row["fingerprint"], row["code"]))
-            continue
-        item = plan_finding(row, options)
-        if item is None:
+        elif item is None:
             plan.no_action[row["code"]] += 1
         elif isinstance(item, Call):
             plan.calls.append(item)
-        else:
+        elif isinstance(item, ManualStep):
             plan.manual.append(item)
     plan.calls = link_role_detours(plan.calls)
     return plan
@@ -919,16 +928,8 @@ def keep_advice(row: Mapping[str, Any], ev: dict[str, Any]) -> str:
 
 
 def parent_dn(dn: str) -> str | None:
-    """The DN of the container of `dn` (RDN separators escaped with a backslash are skipped)."""
-    escaped = False
-    for i, ch in enumerate(dn):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == ",":
-            return dn[i + 1 :].strip() or None
-    return None
+    """The DN of the container of `dn` (a comma escaped with a backslash is no separator)."""
+    return split_first_rdn(dn)[1][1:].strip() or None
 
 
 def _roles(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:

@@ -42,7 +42,7 @@ from audit.rules import all_rules
 from audit.rules.idfix import KIND_TEXT as _KIND_TEXT
 
 HISTORY_RUNS = 25
-TOP_ACTIONS = 8  # causes in the PDF and at the top of the HTML
+TOP_ACTIONS = 8  # causes at the top of the HTML
 HTML_CAUSES = 60  # causes the HTML lists in all (the rest: by code, and in findings.xlsx)
 LOGO_MAX_BYTES = 2_000_000
 SEVERITIES = tuple(s.name for s in sorted(Severity, reverse=True))  # critical ... info
@@ -158,14 +158,7 @@ class CodeSection:
 
     @property
     def fix_label(self) -> str:
-        """What remediation.ps1 does for this code, with counts: "fix-anchor-encoding x4,
-        manual x1"."""
-        parts = [f"{action} \u00d7{n}" for action, n in self.script.items()]
-        if self.manual:
-            parts.append(f"manual \u00d7{self.manual}")
-        if self.waived:
-            parts.append(f"waived \u00d7{self.waived}")
-        return ", ".join(parts) if parts else "no fix needed"
+        return fix_label(self.script, self.manual, self.waived)
 
     @property
     def severity_split(self) -> str:
@@ -233,7 +226,6 @@ class ReportModel:
     waived: int
     families: tuple[FamilySection, ...]
     codes: tuple[CodeSection, ...]  # most severe first, then most findings
-    top_actions: tuple[TopAction, ...]  # the first causes (PDF, e-mail, top of the HTML)
     trend: tuple[TrendPoint, ...]  # earlier runs then this one; empty without history
     estate: Mapping[str, int]
     notes: tuple[str, ...]
@@ -242,6 +234,12 @@ class ReportModel:
     warnings: tuple[str, ...] = field(default=())
     causes: tuple[TopAction, ...] = ()  # every root cause the HTML lists (capped)
     cause_count: int = 0
+
+    @property
+    def top_actions(self) -> tuple[TopAction, ...]:
+        """The first causes: the top of the HTML (the PDF shows the ones that fit its page)."""
+        return self.causes[:TOP_ACTIONS]
+
     # unwaived findings per severity: what the headline and the health caveat speak of
     active_by_severity: Mapping[str, int] = field(default_factory=dict)
     health_status: str = "unknown"  # good / warn / bad / unknown: the colour of the figure
@@ -540,7 +538,6 @@ def build_report(
         waived=int(findings["waived"].fill_null(False).sum()),
         families=tuple(families),
         codes=tuple(codes),
-        top_actions=causes[:TOP_ACTIONS],
         causes=causes[:HTML_CAUSES],
         cause_count=len(causes),
         trend=trend,
@@ -550,6 +547,17 @@ def build_report(
         pdf_rows_per_code=max(0, settings.report.pdf_rows_per_code),
         warnings=(logo_warning,) if logo_warning else (),
     )
+
+
+def fix_label(calls: Mapping[str, int], manual: int, waived: int = 0) -> str:
+    """What remediation.ps1 does for a set of findings, with counts: "fix-anchor-encoding x4,
+    manual x1" (x as the multiplication sign)."""
+    parts = [f"{action} \u00d7{n}" for action, n in calls.items()]
+    if manual:
+        parts.append(f"manual \u00d7{manual}")
+    if waived:
+        parts.append(f"waived \u00d7{waived}")
+    return ", ".join(parts) if parts else "no fix needed"
 
 
 def root_causes(
@@ -585,9 +593,6 @@ def root_causes(
         title, todo = cause_sentences(row, section)
         calls = plan.calls_by_cause.get(row["cause"], {})
         manual = plan.manual_by_cause.get(row["cause"], 0)
-        parts = [f"{a} \u00d7{n}" for a, n in calls.items()]
-        if manual:
-            parts.append(f"manual \u00d7{manual}")
         out.append(
             TopAction(
                 rank=i + 1,
@@ -596,7 +601,7 @@ def root_causes(
                 severity=Severity(row["rank"]).name,
                 count=int(row["people"]),
                 actions=(*calls, *(("manual",) if manual else ())),
-                fix_label=", ".join(parts) if parts else "no fix needed",
+                fix_label=fix_label(calls, manual),
                 cause=row["cause"],
                 todo=todo,
                 findings=int(row["findings"]),

@@ -292,6 +292,20 @@ def filter_attributes(node: Filter) -> frozenset[str]:
     return frozenset({node.attr})
 
 
+def split_first_rdn(dn: str) -> tuple[str, str]:
+    """(the first RDN, the rest from its separating comma on): a comma escaped with a
+    backslash (CN=O'Brien\\, Pat) is part of the RDN."""
+    escaped = False
+    for i, char in enumerate(dn):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            return dn[:i], dn[i:]
+    return dn, ""
+
+
 def normalized_dn(dn: str) -> str:
     """Lower-case DN without the spaces AD tolerates around `,` `=` `+`."""
     return _DN_SPACES_RE.sub(r"\1", dn.strip().lower())

@@ -343,15 +343,23 @@ function Set-SaImmutableId {
     }
 }
 
-function Test-SaImmutableId {
-    # Read-back check (writes are not always immediate, and clearing is unreliable).
-    param([string]$UserId, [AllowEmptyString()][string]$Expected)
+function Wait-SaReadBack {
+    # A write's read-back: $Check until it holds, 6 tries 5 s apart (Graph writes are not
+    # always visible at once, and clearing is unreliable). $true when it held.
+    param([scriptblock]$Check)
     for ($i = 0; $i -lt 6; $i++) {
-        $user = Get-SaUser -UserId $UserId
-        if ($user -and ([string]$user.OnPremisesImmutableId -ceq $Expected)) { return $true }
-        Start-Sleep -Seconds 5
+        if ($i -gt 0) { Start-Sleep -Seconds 5 }
+        if (& $Check) { return $true }
     }
     return $false
+}
+
+function Test-SaImmutableId {
+    param([string]$UserId, [AllowEmptyString()][string]$Expected)
+    return Wait-SaReadBack -Check {
+        $user = Get-SaUser -UserId $UserId
+        $user -and ([string]$user.OnPremisesImmutableId -ceq $Expected)
+    }
 }
 
 function Get-SaDetourUpn {
@@ -600,12 +608,7 @@ function Invoke-SaRestoreDeletedHolder {
         $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $DeletedId -Property 'deletedItem' -Before 'deleted' -After 'restored' -Undo 'restore'
         try { Restore-MgDirectoryDeletedItem -DirectoryObjectId $DeletedId -Confirm:$false | Out-Null }
         catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
-        $restored = $null
-        for ($i = 0; ($i -lt 6) -and (-not $restored); $i++) {
-            $restored = Get-SaUser -UserId $DeletedId
-            if (-not $restored) { Start-Sleep -Seconds 5 }
-        }
-        if ($restored) {
+        if (Wait-SaReadBack -Check { [bool](Get-SaUser -UserId $DeletedId) }) {
             Stop-SaChange -Change $change -Result 'done'
             Write-SaDone $Fingerprint $Code $what
         }
@@ -799,12 +802,7 @@ function Invoke-SaBlockSignIn {
         $change = Start-SaChange -Fingerprint $Fingerprint -Code $Code -Action $action -TargetId $UserId -Property 'accountEnabled' -Before 'True' -After 'False' -Undo 'account-enabled'
         try { Update-MgUser -UserId $UserId -AccountEnabled:$false -Confirm:$false }
         catch { Stop-SaChange -Change $change -Result 'failed' -Note ([string]$_); throw }
-        $blocked = $false
-        for ($i = 0; ($i -lt 6) -and (-not $blocked); $i++) {
-            $blocked = ((Get-SaUser -UserId $UserId).AccountEnabled -eq $false)
-            if (-not $blocked) { Start-Sleep -Seconds 5 }
-        }
-        if ($blocked) {
+        if (Wait-SaReadBack -Check { (Get-SaUser -UserId $UserId).AccountEnabled -eq $false }) {
             Stop-SaChange -Change $change -Result 'done'
             Write-SaDone $Fingerprint $Code ('{0} (also revoke its sessions: Revoke-MgUserSignInSession)' -f $what)
         }

@@ -256,7 +256,8 @@ EXPECTED_SEQUENCES = {
         *_LOGGED_WRITE,
         "Restore-MgDirectoryDeletedItem",
         "Stop-SaChange",  # failed (the write raised)
-        "Get-SaUser",  # read-back: the restored user is active
+        "Wait-SaReadBack",  # read-back: the restored user is active
+        "Get-SaUser",
         "Stop-SaChange",  # done
         "Stop-SaChange",  # unverified
     ],
@@ -340,7 +341,8 @@ EXPECTED_SEQUENCES = {
         *_LOGGED_WRITE,
         "Update-MgUser",  # -AccountEnabled:$false
         "Stop-SaChange",
-        "Get-SaUser",  # read-back
+        "Wait-SaReadBack",  # read-back
+        "Get-SaUser",
         "Stop-SaChange",
         "Stop-SaChange",
     ],
@@ -1170,7 +1172,9 @@ def test_failures_inside_a_step_are_contained(demo):
     assert "-Why 'merge' -Confirmed -RolesDetourFollows $RolesDetourFollows" in merge
     assert "-IgnoreDeletedHolder $TwinId)" in merge
     readback = parsed.text(functions(parsed)["Test-SaImmutableId"])
-    assert "if ($user -and ([string]$user.OnPremisesImmutableId -ceq $Expected))" in readback
+    # the read-back holds only for a user that exists (a vanished one reads as '')
+    assert "$user -and ([string]$user.OnPremisesImmutableId -ceq $Expected)" in readback
+    assert "Wait-SaReadBack -Check" in readback
     # one DONE per completed step, however many rows it logs
     assert "$script:Changed += 1" in parsed.text(functions(parsed)["Write-SaDone"])
     assert "$script:Changed" not in parsed.text(functions(parsed)["Write-SaLog"])
