@@ -213,6 +213,7 @@ REF_PIM_REQUESTS = (
     _GRAPH_DOCS + "rbacapplication-post-roleassignmentschedulerequests?view=graph-rest-1.0"
 )
 REF_SET_ADUSER = "https://learn.microsoft.com/powershell/module/activedirectory/set-aduser"
+REF_MOVE_ADOBJECT = "https://learn.microsoft.com/powershell/module/activedirectory/move-adobject"
 
 
 @dataclass(frozen=True)
@@ -353,7 +354,7 @@ ACTIONS: dict[str, ActionSpec] = {
                 "take the AD user out of sync scope, let sync soft-delete the twin, purge it, "
                 "set the anchor on the original account, bring the AD user back"
             ),
-            references=(REF_DUPLICATE, REF_DELETED_ITEMS, REF_EXISTING_TENANT),
+            references=(REF_DUPLICATE, REF_DELETED_ITEMS, REF_EXISTING_TENANT, REF_MOVE_ADOBJECT),
         ),
         ActionSpec(
             ROLES_DETOUR,
