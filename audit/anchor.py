@@ -15,6 +15,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from audit.errors import AnchorError
+
 # A GUID's text form (registry-style braces are added where they are accepted).
 GUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # Anchor attributes whose values are GUID bytes (lower case); any other (employeeID,
@@ -26,10 +28,6 @@ _LDAP_ESCAPE_RE = re.compile(r"^(?:\\[0-9a-fA-F]{2}){16}$")
 _CONNECTOR_DN_RE = re.compile(r"^CN=\{([0-9a-fA-F]+)\}(?:,.*)?$", re.IGNORECASE)
 _STANDARD_B64_RE = re.compile(r"^[A-Za-z0-9+/]{22}==$")
 _B64_ANY_RE = re.compile(r"^[A-Za-z0-9+/\-_]+={0,2}$")
-
-
-class AnchorError(ValueError):
-    """A value that is not any recognised form of a source anchor."""
 
 
 class Encoding(StrEnum):

@@ -18,19 +18,15 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from audit.anchor import AnchorError, parse_anchor
-from audit.config import ConfigError, Settings, load_settings
+from audit.anchor import parse_anchor
+from audit.config import Settings, load_settings
+from audit.errors import RunDirError, SyncauditError, UsageError
 from audit.model import Severity
 from audit.pipeline import AnalyzeResult, analyze_run, parse_ad_argument, save_run
-from audit.store import RunDirError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 DEMO_MARKER = ".syncaudit-demo"
 DISTRIBUTION = "syncaudit"  # [project] name in pyproject.toml
-
-
-class UsageError(ValueError):
-    """A problem with how the command was called."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,10 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def one_line(exc: BaseException) -> str:
-    known = (AnchorError, ConfigError, RunDirError, UsageError, OSError)
+    """Every SyncauditError kind (and an OS error naming its file) is the operator's to fix and
+    says so in one line; anything else is ours."""
     text = (
         str(exc)
-        if isinstance(exc, known) or _is_input_error(exc)
+        if isinstance(exc, SyncauditError | OSError)
         else (f"{type(exc).__name__}: {exc} (this is a bug; rerun with --debug and report it)")
     )
     return terminal_safe(" ".join(text.split()))
@@ -72,10 +69,6 @@ _UNSAFE_FOR_TERMINAL = re.compile(
 def terminal_safe(text: str) -> str:
     """Text for the operator's terminal: directory values may carry control sequences."""
     return _UNSAFE_FOR_TERMINAL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-
-
-def _is_input_error(exc: BaseException) -> bool:
-    return type(exc).__name__ == "InputError"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,13 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from audit.errors import ConfigError
 from audit.model import Feature, Severity
 
 DEFAULT_ANCHOR_ATTRIBUTE = "mS-DS-ConsistencyGuid"
-
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased as one line naming the file and key."""
 
 
 @dataclass(frozen=True)

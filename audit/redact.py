@@ -51,9 +51,9 @@ from pathlib import Path
 
 import polars as pl
 
-from audit.config import ConfigError
+from audit.errors import ConfigError
 from audit.model import Snapshot
-from audit.scope import split_first_rdn
+from audit.sources.scope import split_first_rdn
 
 KEY_ENV = "SYNCAUDIT_REDACT_KEY"
 KEY_FILE = ".syncaudit-redact-key"

@@ -58,7 +58,7 @@ from audit.rules.base import (
     ROLES_DETOUR,
     SET_ANCHOR,
 )
-from audit.scope import split_first_rdn
+from audit.sources.scope import split_first_rdn
 from audit.templates import templates_dir
 
 TEMPLATE = "remediation.ps1.j2"

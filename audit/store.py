@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from audit.errors import RunDirError
 from audit.model import (
     AD_USERS_SCHEMA,
     CLOUD_OBJECTS_SCHEMA,
@@ -49,10 +50,6 @@ _IGNORABLE_LEAD = (
     r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
     r"]+"
 )
-
-
-class RunDirError(ValueError):
-    """A run directory that is missing, incomplete or in the way; one line for the CLI."""
 
 
 @contextmanager

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.config import ConfigError, load_settings, settings_from_dict
+from audit.config import load_settings, settings_from_dict
+from audit.errors import ConfigError
 from audit.model import Severity
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "syncaudit.example.toml"

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from audit.cli import main
-from audit.config import ConfigError
+from audit.errors import ConfigError
 from audit.redact import KEY_ENV, KEY_FILE, Redactor, redact_findings, redaction_key
 from tests.report_fixtures import demo_run
 

@@ -159,7 +159,8 @@ def test_csv_neutralises_formulas_behind_nul_and_controls(tmp_path: Path) -> Non
 
 
 def test_a_run_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
-    from audit.store import RunDirError, staged_directory
+    from audit.errors import RunDirError
+    from audit.store import staged_directory
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -15,8 +15,9 @@ from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.sources.detect import InputError, Notes
-from audit.sources.ldif import Attrs, Record, Value, text_of
+from audit.errors import InputError
+from audit.sources.detect import Notes
+from audit.sources.records import Attrs, Record, Value, text_of
 
 GET_ADUSER = "csv-get-aduser"
 CSVDE = "csvde"

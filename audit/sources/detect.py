@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from audit.errors import InputError
+
 HEAD_BYTES = 64 * 1024
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
@@ -24,27 +26,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _LDIF_START_RE = re.compile(r"^(dn|version)\s*::?", re.IGNORECASE)
 _HEADER_FIELD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
 _DOMAIN_LINE_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+\.?$")
-
-
-class InputError(Exception):
-    """An input file that cannot be read; ``str()`` is one line naming the file and place."""
-
-    def __init__(
-        self, path: str | Path, reason: str, line: int | None = None, obj: str | None = None
-    ) -> None:
-        self.path = str(path)
-        self.line = line
-        self.reason = reason
-        self.obj = obj
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        reason = " ".join(self.reason.split())  # always one line, even for multi-line causes
-        if self.line is not None:
-            return f"{self.path}:{self.line}: {reason}"
-        if self.obj is not None:
-            return f"{self.path}: object {self.obj}: {reason}"
-        return f"{self.path}: {reason}"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,18 @@ still blocks a soft match; whether it is privileged is then unknown and the impo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audit.errors import InputError
+from audit.model import CLOUD_USERS_SCHEMA, SourceReport, conform
+from audit.sources.detect import bool_from_text
+from audit.sources.entra import text_value
+from audit.sources.graph_pages import lower_keys, pages
 
 AS_OF = "2026-01-20"
 SOURCE = (
@@ -156,3 +167,239 @@ BUILT_IN_ROLES: Mapping[str, tuple[str, bool]] = {
     "32696413-001a-46ae-978c-ce0f6b3620d2": ("Windows Update Deployment Administrator", False),
     "810a2642-a034-447f-a5e8-41beaa378541": ("Yammer Administrator", False),
 }
+
+
+# --- roles ------------------------------------------------------------------------------------
+#
+# Entra refuses to soft-match a cloud user holding ANY directory role ("Existing Admin Role
+# Conflict"; entra-docs how-to-connect-install-existing-tenant.md: "won't match on-premises users
+# with cloud users that have an admin role"; tshoot-connect-sync-errors.md: "remove the account
+# from all admin roles"), while the 2026 hard-match hardening blocks only targets that are
+# assigned or eligible for a PRIVILEGED role (same page, "Hard match security protections").
+# So every assignment is kept, and each role is judged privileged or not separately.
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    principal_id: str  # a user, or a role-assignable group
+    role_id: str  # roleDefinitionId (= template id for built-in roles)
+    eligible: bool  # PIM eligibility, not an active assignment
+    name: str | None = None  # from an expanded roleDefinition
+    privileged: bool | None = None  # from an expanded roleDefinition's isPrivileged (beta)
+    template_id: str | None = None
+    path: Path | None = None  # the file it came from
+
+
+@dataclass(frozen=True)
+class RoleDefinition:
+    id: str
+    template_id: str | None
+    name: str | None
+    privileged: bool | None  # isPrivileged: Graph beta only; v1.0 leaves it out
+
+
+@dataclass
+class RoleFacts:
+    """Everything --roles files said: assignments, eligibilities, role definitions and the
+    members of role-assignable groups."""
+
+    grants: list[RoleGrant] = field(default_factory=list)
+    definitions: dict[str, RoleDefinition] = field(default_factory=dict)  # by id and template
+    group_members: dict[str, set[str]] = field(default_factory=dict)
+    groups_maybe_cut: dict[str, Path] = field(default_factory=dict)  # group id -> its file
+
+    def role(self, grant: RoleGrant) -> tuple[str, bool | None]:
+        """(display name, privileged or None when unknown) of a grant's role."""
+        definition = self.definitions.get(grant.role_id.lower())
+        template = (
+            grant.template_id or (definition.template_id if definition else None) or grant.role_id
+        ).lower()
+        built_in = BUILT_IN_ROLES.get(template)
+        name = (
+            grant.name
+            or (definition.name if definition else None)
+            or (built_in[0] if built_in else grant.role_id)
+        )
+        privileged = grant.privileged
+        if privileged is None and definition is not None:
+            privileged = definition.privileged
+        if privileged is None and built_in is not None:
+            privileged = built_in[1]
+        return name, privileged
+
+
+# Graph's $expand returns at most 20 directory objects and no nextLink (known-issues.md,
+# "$expand: For directory objects, returns a maximum of 20 objects").
+EXPAND_LIMIT = 20
+
+
+def read_roles(text: str, path: Path, facts: RoleFacts) -> dict[str, int]:
+    """Add one --roles file to `facts`; returns how many objects of each kind it held
+    (roleAssignments, roleEligibility, roleDefinitions, groups).
+
+    Accepted: GET /roleManagement/directory/roleAssignments and
+    /roleEligibilityScheduleInstances (optionally with $expand=roleDefinition),
+    /roleManagement/directory/roleDefinitions (v1.0, or beta with isPrivileged), and the
+    role-assignable groups with their members (GET /groups?$filter=isAssignableToRole eq true
+    &$expand=members, or one object {id, members: [...]} per group from Get-MgGroupMember -All,
+    Microsoft.Graph.Groups: MicrosoftDocs/microsoftgraph-docs-powershell
+    graph-powershell-1.0/Microsoft.Graph.Groups/Get-MgGroupMember.md).
+    """
+    kinds: dict[str, int] = {}
+    for page in pages(text, path):
+        context = page.context.lower()
+        for item in page.items:
+            kind = _role_item_kind(item, context)
+            if kind is None:
+                raise InputError(
+                    path,
+                    "not a role assignment, eligibility, role definition or role-assignable "
+                    "group with members: pass users with --cloud, domains with --domains",
+                    line=page.line,
+                )
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind == "roleDefinitions":
+                definition = _role_definition(item, path, page.line)
+                facts.definitions[definition.id] = definition
+                if definition.template_id:
+                    facts.definitions.setdefault(definition.template_id, definition)
+            elif kind == "groups":
+                group_id = text_value(item.get("id"))
+                members = item.get("members")
+                if group_id is None or not isinstance(members, list):
+                    raise InputError(path, "group without id or members", line=page.line)
+                ids = {
+                    str(lower_keys(m).get("id"))
+                    for m in members
+                    if isinstance(m, dict) and lower_keys(m).get("id")
+                }
+                facts.group_members.setdefault(group_id, set()).update(ids)
+                if len(members) == EXPAND_LIMIT and "members" in context:
+                    facts.groups_maybe_cut[group_id] = path
+            else:
+                facts.grants.append(
+                    _role_grant(item, path, page.line, eligible=kind == "roleEligibility")
+                )
+    return kinds
+
+
+def _role_item_kind(item: Mapping[str, Any], context: str) -> str | None:
+    if "principalid" in item and "roledefinitionid" in item:
+        if "roleeligibility" in context or "roleeligibilityscheduleid" in item:
+            return "roleEligibility"
+        return "roleAssignments"
+    if "roledefinitions" in context or "rolepermissions" in item or "isbuiltin" in item:
+        return "roleDefinitions"
+    if "members" in item:
+        return "groups"
+    return None
+
+
+def _role_definition(item: Mapping[str, Any], path: Path, line: int) -> RoleDefinition:
+    role_id = text_value(item.get("id"))
+    if role_id is None:
+        raise InputError(path, "role definition without an id", line=line)
+    template = text_value(item.get("templateid"))
+    return RoleDefinition(
+        id=role_id.lower(),
+        template_id=template.lower() if template else None,
+        name=text_value(item.get("displayname")),
+        privileged=bool_from_text(item.get("isprivileged")),
+    )
+
+
+def _role_grant(item: Mapping[str, Any], path: Path, line: int, *, eligible: bool) -> RoleGrant:
+    principal = text_value(item.get("principalid"))
+    role_id = text_value(item.get("roledefinitionid"))
+    if principal is None or role_id is None:
+        raise InputError(path, "role entry without principalId and roleDefinitionId", line=line)
+    expanded = item.get("roledefinition")
+    definition = lower_keys(expanded) if isinstance(expanded, dict) else {}
+    template = text_value(definition.get("templateid"))
+    return RoleGrant(
+        principal_id=principal,
+        role_id=role_id.lower(),
+        eligible=eligible,
+        name=text_value(definition.get("displayname")),
+        privileged=bool_from_text(definition.get("isprivileged")),
+        template_id=template.lower() if template else None,
+        path=path,
+    )
+
+
+def with_role_columns(
+    cloud: pl.DataFrame, facts: RoleFacts, reports: Sequence[SourceReport]
+) -> tuple[pl.DataFrame, list[SourceReport]]:
+    """cloud_users with directory_roles (every role assigned, directly or through a
+    role-assignable group), admin_roles (the privileged ones) and eligible_roles (privileged
+    roles PIM-eligible); the reports of the role sources get the warnings of what could not be
+    resolved."""
+    reports = list(reports)
+    known = set(cloud.get_column("id").to_list())
+    assigned: dict[str, set[str]] = {}
+    privileged: dict[str, set[str]] = {}
+    eligible: dict[str, set[str]] = {}
+    unresolved: dict[Path | None, set[str]] = {}
+    unknown_privilege: dict[Path | None, set[str]] = {}
+    for grant in facts.grants:
+        name, is_privileged = facts.role(grant)
+        if is_privileged is None:
+            unknown_privilege.setdefault(grant.path, set()).add(name)
+        if grant.principal_id in known:
+            principals = {grant.principal_id}
+        elif grant.principal_id in facts.group_members:
+            # role-assignable groups cannot contain groups (groups-concept.md): one level
+            principals = facts.group_members[grant.principal_id] & known
+        else:
+            unresolved.setdefault(grant.path, set()).add(grant.principal_id)
+            continue
+        for principal in principals:
+            if grant.eligible:
+                if is_privileged:
+                    eligible.setdefault(principal, set()).add(name)
+                continue  # an eligibility is not an assignment: it does not block soft match
+            assigned.setdefault(principal, set()).add(name)
+            if is_privileged:
+                privileged.setdefault(principal, set()).add(name)
+    warnings: dict[str, list[str]] = {r.name: [] for r in reports}
+
+    def warn(origin: Path | None, text: str) -> None:
+        warnings[origin.name if origin else reports[0].name].append(text)
+
+    for origin, principals in unresolved.items():
+        warn(
+            origin,
+            f"{len(principals)} principals with roles are neither users of the cloud export nor "
+            "role-assignable groups whose members --roles lists (service principals, or groups: "
+            "add their members): their roles are not counted",
+        )
+    for origin, names in unknown_privilege.items():
+        shown = ", ".join(sorted(names)[:5])
+        warn(
+            origin,
+            f"{len(names)} roles of unknown privilege ({shown}{'...' if len(names) > 5 else ''}; "
+            f"custom, or newer than the built-in table of {AS_OF}): they block soft "
+            "match but are not counted as privileged; add GET "
+            "/beta/roleManagement/directory/roleDefinitions to --roles to let isPrivileged decide",
+        )
+    cut: dict[Path, int] = {}
+    for origin in facts.groups_maybe_cut.values():
+        cut[origin] = cut.get(origin, 0) + 1
+    for origin, count in cut.items():
+        warn(
+            origin,
+            f"{count} role-assignable groups list exactly {EXPAND_LIMIT} members, the "
+            "most $expand returns: export their members with Get-MgGroupMember -All instead",
+        )
+    reports = [replace(r, warnings=tuple(warnings[r.name])) for r in reports]
+    ids = cloud.get_column("id").to_list()
+
+    def column(name: str, roles: dict[str, set[str]]) -> pl.Series:
+        return pl.Series(name, [sorted(roles.get(i, ())) for i in ids], dtype=pl.List(pl.String()))
+
+    cloud = cloud.with_columns(
+        column("directory_roles", assigned),
+        column("admin_roles", privileged),
+        column("eligible_roles", eligible),
+    )
+    return conform(cloud, CLOUD_USERS_SCHEMA), reports

@@ -16,14 +16,10 @@ import binascii
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
-from audit.sources.detect import InputError
-
-Value = str | bytes
-Attrs = dict[str, list[Value]]
-
-BINARY_ATTRIBUTES = frozenset({"objectguid", "objectsid", "ms-ds-consistencyguid"})
+from audit.errors import InputError
+from audit.sources.records import BINARY_ATTRIBUTES, Attrs, Record, Value, text_of
 
 _RECORD_SEPARATOR_RE = re.compile(r"(\n\n+)")  # RFC 2849: records end at an empty line
 # `name: value`, `name:: base64`, `name:< url` (after unfolding). Searched in "\n" + record:
@@ -33,12 +29,6 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*(?:;[A-Za-z0-9.\-=]*)*")
 _BAD = "\x00bad"  # name cache marker: not an attribute name
 _SKIP = ""  # name cache marker: an attribute the caller did not ask for
 _CHANGETYPE = "\x00changetype"  # name cache marker (NUL cannot occur in a name)
-
-
-class Record(NamedTuple):
-    line: int  # line of the record's dn
-    dn: str
-    attrs: Attrs
 
 
 def ldif_records(
@@ -208,14 +198,6 @@ def decoded_base64(value: str, path: Path, block: str, line: int, body: str, nam
         return base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
         problem(path, block, line, body, name, "truncated or invalid base64 value")
-
-
-def text_of(raw: bytes) -> str:
-    """ldapsearch base64-encodes UTF-8 text that is not plain ASCII; ldifde may write cp1252."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace")
 
 
 def physical_line(block: str, first_line: int, logical_index: int) -> int:

@@ -11,8 +11,8 @@ import pytest
 
 from audit.classify import classify
 from audit.config import Settings
+from audit.errors import InputError
 from audit.model import SourceReport
-from audit.sources.detect import InputError
 from audit.sources.files import import_files
 from tests.sources.helpers import TAKEN_AT, cloud_user, graph_page, guid_b64, ldif_file, person
 

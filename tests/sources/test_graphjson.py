@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from audit.config import Settings, settings_from_dict
+from audit.errors import InputError
 from audit.model import Domain, Feature
-from audit.sources.detect import InputError
 from audit.sources.files import import_files
 from tests.sources.helpers import TAKEN_AT, cloud_user, graph_page
 

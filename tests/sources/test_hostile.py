@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from audit.config import Settings
-from audit.sources.detect import InputError
+from audit.errors import InputError
 from audit.sources.files import import_files
 from tests.sources.helpers import TAKEN_AT, ldif_entry, ldif_file, person
 
@@ -180,7 +180,7 @@ def test_domain_list_with_a_non_domain_line(tmp_path: Path) -> None:
 
 def test_a_value_far_beyond_any_directory_limit_is_cut_with_one_warning(tmp_path: Path) -> None:
     """A 75 MB displayName ran analyze past 10 minutes and 8 GB: values are cut at import."""
-    from audit.sources.files import MAX_VALUE_CHARS
+    from audit.sources.snapshot import MAX_VALUE_CHARS
 
     dn, attrs = person("Huge", str(uuid.uuid4()))
     attrs = {**attrs, "displayName": "x" * 3_000_000}

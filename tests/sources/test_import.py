@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from audit.config import AdSource, Settings
+from audit.errors import InputError
 from audit.model import AD_USERS_SCHEMA, CLOUD_OBJECTS_SCHEMA, CLOUD_USERS_SCHEMA
-from audit.sources.detect import InputError
 from audit.sources.files import import_files
 from tests.sources.helpers import TAKEN_AT, cloud_user, graph_page, ldif_file, person
 

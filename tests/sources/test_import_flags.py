@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audit.config import Settings
-from audit.sources.detect import InputError
+from audit.errors import InputError
 from audit.sources.files import import_files
 from tests.sources.helpers import TAKEN_AT, cloud_user, graph_page, ldif_file, person
 

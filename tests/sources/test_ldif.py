@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.config import Settings
-from audit.sources.detect import InputError
+from audit.errors import InputError
 from audit.sources.files import import_files
 from audit.sources.ldif import ldif_records
 from tests.sources.helpers import (

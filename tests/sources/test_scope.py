@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.config import AdSource
-from audit.scope import (
+from audit.sources.scope import (
     And,
     Compare,
     FilterError,

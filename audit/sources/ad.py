@@ -1,0 +1,539 @@
+"""An AD user record -> an ``ad_users`` row, whether the record came from an LDIF or CSV file
+or from a live LDAP page: exclusions, effective anchor, enabled state, scope, SID/GUID text.
+
+Which AD objects become ``ad_users`` rows:
+
+- computers (objectClass computer or objectCategory Computer) and non-user objects are not
+  people: dropped, counted in the source report's ``excluded`` ("computer", "not-a-user");
+- accounts IdFix skips (FACTS.md section 4) are dropped and counted by reason:
+  "replication-conflict" (``\\0ACNF:`` in the DN), "critical-system-object"
+  (isCriticalSystemObject TRUE), "cn-ends-with-$", "system-account" (built-in cn prefixes);
+- users outside the source's sync scope (OUs, filter) are KEPT with ``in_scope`` false and an
+  ``out_of_scope_reason``: an out-of-scope user still holds its anchor, and the rules must be
+  able to say so (cloud-orphan).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import struct
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audit.config import AdSource, Settings
+from audit.errors import InputError, Origin
+from audit.model import AD_USERS_SCHEMA, SourceReport, conform, empty_frame
+from audit.sources.detect import (
+    Notes,
+    bool_from_text,
+    datetime_from_filetime,
+    datetime_from_text,
+)
+from audit.sources.entra import primary_smtp
+from audit.sources.records import Record, Value
+from audit.sources.scope import Scope
+
+CONSISTENCY_GUID = "mS-DS-ConsistencyGuid"
+# Anchor attributes that hold text (msDS-SourceAnchor stores the anchor string itself).
+TEXT_ANCHOR_ATTRIBUTES = frozenset({"employeeid", "msds-sourceanchor", "employeenumber", "mail"})
+OBJECT_GUID = "objectGUID"
+
+# The attributes the ad_users frame is built from (lower-case LDAP names, plus the Get-ADUser
+# properties that stand in for them).
+AD_ATTRIBUTES = frozenset(
+    {
+        "objectguid",
+        "ms-ds-consistencyguid",
+        "samaccountname",
+        "userprincipalname",
+        "mail",
+        "mailnickname",
+        "proxyaddresses",
+        "targetaddress",
+        "msexchrecipienttypedetails",
+        "displayname",
+        "givenname",
+        "sn",
+        "employeeid",
+        "useraccountcontrol",
+        "enabled",
+        "objectsid",
+        "whencreated",
+        "whenchanged",
+        "lastlogon",
+        "lastlogontimestamp",
+        "lastlogondate",
+        "iscriticalsystemobject",
+        "objectclass",
+        "objectcategory",
+        "cn",
+        "name",
+    }
+)
+# IdFix's skip list (src/IdFix: built-in and Exchange system accounts), made exact: IdFix
+# matches bare cn prefixes ("guest", "iwam", "msol", "admini") only to quiet its own report,
+# but here a skipped object leaves the whole estate, and those prefixes also catch people
+# (Iwamoto, "Guest, Amanda", Msoliman, Adminian). The built-in Administrator, Guest and
+# krbtgt also carry isCriticalSystemObject.
+SYSTEM_CN_NAMES = frozenset({"administrator", "guest", "krbtgt"})
+SYSTEM_CN_PREFIXES = (
+    "cas_{",
+    "discoverysearchmailbox",
+    "federatedemail.",
+    "httpconnector",
+    "iusr_",
+    "iwam_",
+    "msol_",
+    "support_",
+    "systemmailbox{",
+    "wwioadmini",
+    "healthmailbox",
+)
+# Attributes the rules judge by that an export may leave out (a hand-made ldifde -l list, a
+# Get-ADUser -Properties without them): when no user at all has one, the import says what
+# cannot be judged instead of reporting everyone as clean. The README's ldifde command asks for
+# all of them.
+NOT_EXPORTED = {
+    "mail": (
+        "no user has mail: if the export left it out, mail duplicates and conflicts with cloud "
+        "objects and the mail checks of invalid-attribute cannot be judged; export mail"
+    ),
+    "proxyaddresses": (
+        "no user has proxyAddresses: if the export left it out, soft match on the primary SMTP "
+        "address (soft-match-pending/-blocked, unmatched-ad), address duplicates and conflicts, "
+        "and the proxyAddresses checks of invalid-attribute cannot be judged; export "
+        "proxyAddresses"
+    ),
+    "ms-ds-consistencyguid": (
+        "no user has mS-DS-ConsistencyGuid: if the export left it out, every anchor falls back "
+        "to objectGUID, so users whose ConsistencyGuid differs (migrated, restamped) are matched "
+        "wrongly and consistency-guid-invalid/-differs cannot be judged; export "
+        "mS-DS-ConsistencyGuid"
+    ),
+    "useraccountcontrol": (
+        "no user has userAccountControl: enabled states are unknown, so enabled-drift and "
+        "unmatched-ad judge nobody; export userAccountControl"
+    ),
+}
+_ALSO_ACCEPTED = {"useraccountcontrol": "enabled"}  # Get-ADUser's Enabled property
+_GUID_TEXT_RE = re.compile(
+    r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$"
+)
+_DECIMAL_BYTES_RE = re.compile(r"^\d{1,3}(?:[ ,;]+\d{1,3})*$")
+# Text columns in AD_USERS_SCHEMA order: 4 before proxy_addresses, 4 after primary_smtp.
+_TEXT_ATTRIBUTES = (
+    "samaccountname",
+    "userprincipalname",
+    "mail",
+    "mailnickname",
+    "displayname",
+    "givenname",
+    "sn",
+    "employeeid",
+)
+
+
+# --- AD ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdRows:
+    """ad_users rows of every AD input, as tuples in AD_USERS_SCHEMA order."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    seen: dict[tuple[str, str], Origin] = field(default_factory=dict)
+
+    def frame(self) -> pl.DataFrame:
+        if not self.rows:
+            return empty_frame(AD_USERS_SCHEMA)
+        columns = list(zip(*self.rows, strict=True))
+        data: dict[str, Any] = {name: columns[i] for i, name in enumerate(AD_USERS_SCHEMA)}
+        proxies = data.pop("proxy_addresses")
+        schema = {k: v for k, v in AD_USERS_SCHEMA.items() if k in data}
+        frame = pl.DataFrame(data, schema=schema).with_columns(
+            split_lists("proxy_addresses", proxies)
+        )
+        return conform(frame, AD_USERS_SCHEMA)
+
+
+def joined_list(values: Sequence[str]) -> str:
+    """A list kept as one NUL-joined string until the frame is built: far faster in Polars than
+    converting Python lists one by one, and rows of plain strings cost the GC nothing.
+    Inputs with NUL are rejected, so only a decoded base64 value could hold one."""
+    joined = "\x00".join(values)
+    if values and joined.count("\x00") != len(values) - 1:
+        joined = "\x00".join(v.replace("\x00", "\ufffd") for v in values)
+    return joined
+
+
+def split_lists(name: str, joined: Sequence[str]) -> pl.Series:
+    series = pl.Series(name, joined, dtype=pl.String())
+    return pl.select(
+        pl.when(series == "")
+        .then(pl.lit([], dtype=pl.List(pl.String())))
+        .otherwise(series.str.split("\x00"))
+        .alias(name)
+    ).to_series()
+
+
+def ad_source_for(
+    name: str | None, path: Path, settings: Settings, notes: Notes
+) -> tuple[AdSource, str]:
+    """The [[ad]] table for an input and the `source` value its rows get."""
+    if name is not None:
+        return settings.ad_source(name), name
+    if len(settings.ad) == 1:
+        return settings.ad[0], settings.ad[0].name
+    if len(settings.ad) > 1:
+        notes.add(f"several [[ad]] tables and no source named for {path.name}: defaults used")
+    return AdSource(name=path.stem), path.stem
+
+
+@dataclass
+class AdMapper:
+    """One AD input's records -> ad_users rows, counting what it drops."""
+
+    source: str
+    anchor_attribute: str
+    scope: Scope
+    where: str  # the input, as errors name it: a file path, or a live source's URL
+    notes: Notes
+    raw_text_is_bytes: bool  # LDIF: a text value of a binary attribute is its raw bytes
+    target: AdRows
+    scoped: bool = True
+    rows: int = 0
+    missing_guid: int = 0
+    unknown_enabled: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)
+    # rule-relevant attributes no user has had so far (NOT_EXPORTED says what that costs)
+    never_seen: set[str] = field(default_factory=lambda: set(NOT_EXPORTED))
+    # what Record.line counts in this input: a file's "line", or a live source's "page"
+    position: str = "line"
+
+    def origin(self, record: Record) -> Origin:
+        if self.position == "line":
+            return Origin(self.where, line=record.line)
+        return Origin(self.where, page=record.line, obj=record.dn)
+
+    def add(self, record: Record) -> None:
+        key = (self.source, record.dn.lower())
+        if key in self.target.seen:
+            raise InputError(
+                self.origin(record),
+                f"duplicate DN {record.dn!r} (first at {self.target.seen[key]})",
+            )
+        self.target.seen[key] = self.origin(record)
+        reason = exclusion_reason(record)
+        if reason is not None:
+            self.excluded[reason] = self.excluded.get(reason, 0) + 1
+            return
+        self.target.rows.append(self.row(record))
+        self.rows += 1
+        if self.never_seen:
+            attrs = record.attrs
+            self.never_seen = {
+                a for a in self.never_seen if a not in attrs and _ALSO_ACCEPTED.get(a) not in attrs
+            }
+
+    def row(self, record: Record) -> tuple[Any, ...]:
+        attrs = record.attrs
+        get = attrs.get
+        guid_raw = self.guid_bytes(record)
+        consistency_raw = self.consistency_bytes(record)
+        anchor, anchor_attribute = self.anchor(record, guid_raw, consistency_raw)
+        proxies: list[str] = get("proxyaddresses") or []  # type: ignore[assignment]
+        uac = self.int_value(attrs, "useraccountcontrol")
+        enabled = not uac & 2 if uac is not None else bool_from_text(_first(attrs, "enabled"))
+        if enabled is None:
+            self.unknown_enabled += 1
+        reason = default_rule_exclusion(attrs) or (
+            self.scope.out_of_scope_reason(record.dn, attrs) if self.scoped else None
+        )
+        texts = [v[0] if (v := get(name)) else None for name in _TEXT_ATTRIBUTES]
+        target = _first(attrs, "targetaddress")
+        return (
+            self.source,
+            record.dn,
+            guid_text(guid_raw) if guid_raw is not None else None,
+            _b64(consistency_raw),
+            anchor,
+            anchor_attribute,
+            *texts[:4],
+            joined_list(proxies),
+            primary_smtp(proxies),
+            target,
+            *texts[4:],
+            enabled,
+            uac,
+            self.sid(record),
+            self.time(attrs, "whencreated"),
+            self.time(attrs, "whenchanged"),
+            self.last_logon(attrs),
+            bool(bool_from_text(_first(attrs, "iscriticalsystemobject"))),
+            reason is None,
+            reason,
+        )
+
+    def guid_bytes(self, record: Record) -> bytes | None:
+        values = record.attrs.get("objectguid")
+        if not values:
+            self.missing_guid += 1
+            return None
+        value = values[0]
+        if isinstance(value, str):
+            if self.raw_text_is_bytes:
+                value = value.encode("utf-8")
+            elif _GUID_TEXT_RE.match(value.strip()):
+                # Get-ADUser prints the GUID string: the bytes are its .NET order (bytes_le).
+                return uuid.UUID(value.strip()).bytes_le
+            else:
+                raise InputError(self.origin(record), f"objectGUID {value!r} is not a GUID")
+        if len(value) != 16:
+            raise InputError(self.origin(record), f"objectGUID has {len(value)} bytes, not 16")
+        return value
+
+    def consistency_bytes(self, record: Record) -> bytes | None:
+        values = record.attrs.get("ms-ds-consistencyguid")
+        if not values:
+            return None
+        value = values[0]
+        if isinstance(value, bytes):
+            return value
+        if self.raw_text_is_bytes:
+            # LDIF writes printable bytes as text: a GUID stored as ASCII shows up this way,
+            # and the rules must see exactly those bytes.
+            return value.encode("utf-8")
+        return self.consistency_from_text(value.strip())
+
+    def consistency_from_text(self, text: str) -> bytes | None:
+        """A flattened CSV cell: GUID text ([guid] cast), base64, or decimal bytes (-join ' ')."""
+        if _GUID_TEXT_RE.match(text):
+            return uuid.UUID(text).bytes_le
+        if _DECIMAL_BYTES_RE.match(text):
+            numbers = [int(n) for n in re.split(r"[ ,;]+", text)]
+            if all(n < 256 for n in numbers):
+                return bytes(numbers)
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            self.notes.add(f"{CONSISTENCY_GUID}: unreadable values read as empty")
+            return None
+
+    def anchor(
+        self, record: Record, guid_raw: bytes | None, consistency_raw: bytes | None
+    ) -> tuple[str | None, str]:
+        """Effective sourceAnchor (FACTS.md section 1) and the attribute it came from."""
+        configured = self.anchor_attribute.lower()
+        if configured == "ms-ds-consistencyguid":
+            if consistency_raw:
+                return _b64(consistency_raw), CONSISTENCY_GUID
+            return _b64(guid_raw), OBJECT_GUID
+        if configured == "objectguid":
+            return _b64(guid_raw), OBJECT_GUID
+        values = record.attrs.get(configured)
+        if not values:
+            return None, self.anchor_attribute
+        value = values[0]
+        # msDS-SourceAnchor and employeeID hold the anchor text itself; binary values base64.
+        return (_b64(value) if isinstance(value, bytes) else value), self.anchor_attribute
+
+    def sid(self, record: Record) -> str | None:
+        values = record.attrs.get("objectsid")
+        if not values:
+            return None
+        value = values[0]
+        if isinstance(value, str):
+            if value.upper().startswith("S-"):
+                return value
+            if not self.raw_text_is_bytes:
+                self.notes.add("objectSid: unreadable values read as empty")
+                return None
+            value = value.encode("utf-8")
+        text = sid_text(value)
+        if text is None:
+            self.notes.add("objectSid: malformed binary values read as empty")
+        return text
+
+    def int_value(self, attrs: dict[str, list[Value]], name: str) -> int | None:
+        value = _first(attrs, name)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            self.notes.add(f"{name}: non-numeric values read as empty")
+            return None
+
+    def time(self, attrs: dict[str, list[Value]], name: str) -> datetime | None:
+        value = _first(attrs, name)
+        if value is None:
+            return None
+        parsed = datetime_from_text(value)
+        if parsed is None:
+            self.notes.add(f"{name}: unreadable date/time values read as empty")
+        return parsed
+
+    def last_logon(self, attrs: dict[str, list[Value]]) -> datetime | None:
+        """The later of lastLogon (per DC, not replicated) and lastLogonTimestamp (replicated)."""
+        times = [
+            datetime_from_filetime(v)
+            for v in (_first(attrs, "lastlogon"), _first(attrs, "lastlogontimestamp"))
+            if v is not None
+        ]
+        found = [t for t in times if t is not None]
+        if found:
+            return max(found)
+        return self.time(attrs, "lastlogondate")  # Get-ADUser's converted property
+
+
+# Entra Connect's out-of-box sync rules do not synchronize these users ("The following user
+# objects are not synchronized to Microsoft Entra ID", entra-docs
+# concept-azure-ad-connect-sync-default-configuration.md, ms.date 04/09/2025). They stay in the
+# snapshot, out of scope with the reason, so an orphaned cloud account can still name them.
+# (The page's `IsPresent([sAMAccountName]) = False` rule is left out: an export without the
+# column would put everyone out of scope, and the page says it only happens in NT4-upgraded
+# domains. Its `displayName "(MSOL)"` + hidden rule is for contacts, not users.) The rules are
+# matched without case: the wizard names its accounts MSOL_<hex> and AAD_<hex>.
+_EXCHANGE_SYSTEM_RECIPIENTS = 0x21C07000  # msExchRecipientTypeDetails bits the rules exclude
+
+
+def default_rule_exclusion(attrs: dict[str, list[Value]]) -> str | None:
+    """Why Entra Connect's default sync rules leave this user out, or None."""
+    sam = (_first(attrs, "samaccountname") or "").upper()
+    nickname = (_first(attrs, "mailnickname") or "").upper()
+    prefix = "Entra Connect default sync rules"
+    if sam.startswith(("MSOL_", "AAD_")):
+        return (
+            f"{prefix}: sAMAccountName starts with {sam[: sam.index('_') + 1]} (the sync account)"
+        )
+    if sam == "SUPPORT_388945A0":
+        return f"{prefix}: sAMAccountName is SUPPORT_388945a0"
+    if nickname.startswith("SYSTEMMAILBOX{"):
+        return f"{prefix}: mailNickname starts with SystemMailbox{{"
+    for name, value in (("mailNickname", nickname), ("sAMAccountName", sam)):
+        if value.startswith("CAS_") and "}" in value:
+            return f"{prefix}: {name} is an Exchange CAS_{{...}} system mailbox"
+    details = _first(attrs, "msexchrecipienttypedetails")
+    if details and details.isdigit() and int(details) & _EXCHANGE_SYSTEM_RECIPIENTS:
+        return f"{prefix}: msExchRecipientTypeDetails {details} is an Exchange system recipient"
+    return None
+
+
+def exclusion_reason(record: Record) -> str | None:
+    """Why an AD object is not a person Entra sync would export, or None."""
+    attrs = record.attrs
+    classes = [_str(v).lower() for v in attrs.get("objectclass", ())]
+    category = (_first(attrs, "objectcategory") or "").lower()
+    if "computer" in classes or category.startswith(("cn=computer,", "computer")):
+        return "computer"
+    if classes and "user" not in classes and "inetorgperson" not in classes:
+        return "not-a-user"
+    dn_lower = record.dn.lower()
+    if "\\0acnf:" in dn_lower or "\ncnf:" in dn_lower:
+        return "replication-conflict"
+    if bool_from_text(_first(attrs, "iscriticalsystemobject")):
+        return "critical-system-object"
+    cn = (_first(attrs, "cn") or _first(attrs, "name") or _rdn_value(record.dn)).lower()
+    if cn.endswith("$"):
+        return "cn-ends-with-$"
+    if cn in SYSTEM_CN_NAMES or cn.startswith(SYSTEM_CN_PREFIXES):
+        return "system-account"
+    return None
+
+
+def sid_text(raw: bytes) -> str | None:
+    """Binary SID -> S-R-A-S1-S2...: revision, 6-byte big-endian authority, LE sub-authorities."""
+    if len(raw) < 8 or len(raw) != 8 + 4 * raw[1]:
+        return None
+    authority = int.from_bytes(raw[2:8], "big")
+    subs = struct.unpack_from(f"<{raw[1]}I", raw, 8)
+    return "-".join(["S", str(raw[0]), str(authority), *map(str, subs)])
+
+
+def guid_text(raw: bytes) -> str:
+    """Canonical GUID text of objectGUID bytes (.NET order = uuid bytes_le), without uuid.UUID."""
+    head = f"{raw[3::-1].hex()}-{raw[5:3:-1].hex()}-{raw[7:5:-1].hex()}"
+    return f"{head}-{raw[8:10].hex()}-{raw[10:].hex()}"
+
+
+def _rdn_value(dn: str) -> str:
+    first = re.split(r"(?<!\\),", dn, maxsplit=1)[0]
+    return first.split("=", 1)[1].strip() if "=" in first else first
+
+
+def _str(value: Value) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("cp1252", errors="replace")
+
+
+def _first(attrs: dict[str, list[Value]], name: str) -> str | None:
+    values = attrs.get(name)
+    if not values:
+        return None
+    value = values[0]
+    return value if isinstance(value, str) else _str(value)
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return base64.b64encode(raw).decode("ascii") if raw is not None else None
+
+
+def ad_source_report(
+    mapper: AdMapper, config: AdSource, fmt: str, blanked: dict[str, int], origin: str
+) -> SourceReport:
+    """The source report of one AD input after its records went through `mapper`: what could
+    not be judged (attributes no user has, anchors exported as type names, unknown enabled
+    states) and whether it is complete (objectGUID on every user)."""
+    notes = mapper.notes
+    if mapper.rows:
+        for attribute in (a for a in NOT_EXPORTED if a in mapper.never_seen):
+            if attribute != "ms-ds-consistencyguid" or (
+                config.anchor_attribute.lower() == "ms-ds-consistencyguid"
+            ):
+                notes.add(NOT_EXPORTED[attribute])
+    anchor_column = config.anchor_attribute.lower()
+    if blanked.get(anchor_column):
+        fallback = (
+            " fell back to objectGUID and" if anchor_column == "ms-ds-consistencyguid" else ""
+        )
+        notes.add(
+            f"the anchor attribute {config.anchor_attribute} was exported as a type name for "
+            f"{blanked[anchor_column]} users: their anchor{fallback} may be wrong; re-export it "
+            "converted (e.g. [Convert]::ToBase64String)"
+        )
+    if mapper.unknown_enabled and "useraccountcontrol" not in mapper.never_seen:
+        # enabled-drift and unmatched-ad only judge users whose state is known
+        notes.add(
+            f"{mapper.unknown_enabled} users without userAccountControl (or Enabled): their "
+            "enabled state is unknown, so enabled-drift and unmatched-ad skip them; "
+            "export userAccountControl"
+        )
+    if mapper.missing_guid:
+        # Without objectGUID nobody's anchor is known: judged complete, every synced cloud user
+        # would look orphaned and every AD user unmatched.
+        notes.add(
+            f"{mapper.missing_guid} users without objectGUID (an ldifde -m export?): their "
+            "anchors are unknown, so the source is treated as incomplete"
+        )
+    return SourceReport(
+        name=mapper.source,
+        kind="ad",
+        path=origin,
+        format=fmt,
+        complete=not mapper.missing_guid,
+        rows=mapper.rows,
+        excluded=dict(mapper.excluded),
+        warnings=notes.lines(),
+    )
