@@ -12,20 +12,19 @@ import re
 import shutil
 import sys
 import textwrap
-import time
 import tomllib
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from audit import pipeline
 from audit.anchor import parse_anchor
-from audit.config import Settings, load_settings
-from audit.errors import RunDirError, SyncauditError, UsageError
+from audit.config import load_settings
+from audit.errors import SyncauditError, UsageError
 from audit.model import Severity
-from audit.pipeline import AnalyzeResult, analyze_run, parse_ad_argument, save_run
+from audit.pipeline import AnalyzeResult, parse_ad_argument
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-DEMO_MARKER = ".syncaudit-demo"
 DISTRIBUTION = "syncaudit"  # [project] name in pyproject.toml
 
 
@@ -251,92 +250,40 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    run_dir = import_to_run(
-        settings=settings,
+    result = pipeline.import_exports(
+        settings=load_settings(args.config),
+        out=args.out,
         ad=[parse_ad_argument(a) for a in args.ad],
         cloud=[Path(c) for c in args.cloud],
         deleted=args.deleted,
         domains=args.domains,
         tenant=args.tenant,
         roles=[Path(r) for r in args.roles],
-        out=args.out,
         taken_at=args.taken_at,
+        progress=progress,
     )
-    print(f"run directory: {run_dir}")
+    print(f"run directory: {result.run_dir}")
     return EXIT_OK
 
 
-def import_to_run(
-    *,
-    settings: Settings,
-    ad: list[tuple[str | None, Path]],
-    cloud: list[Path],
-    deleted: Path | None,
-    domains: Path | None,
-    tenant: Path | None,
-    roles: list[Path],
-    out: Path,
-    taken_at: str | None,
-) -> Path:
-    from audit.sources.files import import_files
-
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RunDirError(f"{out}: already exists; choose a new run directory")
-    t0 = time.perf_counter()
-    progress("reading exports")
-    snapshot = import_files(
-        ad=ad,
-        cloud=cloud,
-        deleted=deleted,
-        domains=domains,
-        tenant=tenant,
-        roles=roles,
-        settings=settings,
-        taken_at=taken_at,
-    )
-    import_s = round(time.perf_counter() - t0, 3)
-    for source in snapshot.sources:
-        state = (
-            "complete"
-            if source.complete
-            else f"INCOMPLETE ({source.incomplete_reason or 'not read completely'})"
-        )
-        excluded = ", ".join(f"{n} {why}" for why, n in source.excluded.items() if n)
-        progress(
-            f"  {source.kind:<8} {source.path or source.name}: {source.format}, "
-            f"{source.rows} rows, {state}" + (f" (excluded: {excluded})" if excluded else "")
-        )
-        for note in source.notes:
-            progress(f"    {note}")
-        for warning in source.warnings:
-            progress(f"    warning: {warning}")
-    return save_run(out, snapshot, settings, {"import_s": import_s})
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config) if args.config else None
-    result = analyze_run(args.run_dir, settings, redact=args.redact)
-    fail_on = _fail_on(args.fail_on, result, settings)
+    result = pipeline.analyze(
+        args.run_dir,
+        load_settings(args.config) if args.config else None,
+        redact=args.redact,
+        fail_on=_severity_option(args.fail_on),
+    )
     print_summary(result)
-    return exit_code(result, fail_on)
+    return EXIT_FINDINGS if result.failed else EXIT_OK
 
 
-def _fail_on(option: str | None, result: AnalyzeResult, settings: Settings | None) -> Severity:
-    if option:
-        try:
-            return Severity.parse(option)
-        except ValueError as exc:
-            raise UsageError(f"--fail-on: {exc}") from None
-    if settings is not None:
-        return settings.run.fail_on
-    from audit.pipeline import settings_for_run
-
-    return settings_for_run(result.run_dir, None).run.fail_on
-
-
-def exit_code(result: AnalyzeResult, fail_on: Severity) -> int:
-    return EXIT_FINDINGS if result.worst is not None and result.worst >= fail_on else EXIT_OK
+def _severity_option(option: str | None) -> Severity | None:
+    if not option:
+        return None
+    try:
+        return Severity.parse(option)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
 
 
 def print_summary(result: AnalyzeResult) -> None:
@@ -353,70 +300,39 @@ def print_summary(result: AnalyzeResult) -> None:
         print(terminal_safe(f"  note: {entry.sentence()}"))
     for warning in result.warnings:
         print(terminal_safe(f"  warning: {warning}"))
-    print(f"  findings: {result.run_dir / 'findings.csv'} (also .json, .parquet)")
-    report = result.run_dir / "report.html"
-    if report.exists():
-        print(f"  report: {report} (also report.pdf, findings.xlsx)")
+    outputs = result.outputs
+    if "findings.csv" in outputs:
+        print(f"  findings: {outputs['findings.csv']} (also .json, .parquet)")
+    if "report.html" in outputs:
+        print(f"  report: {outputs['report.html']} (also report.pdf, findings.xlsx)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from audit.demo import write_demo_inputs
-
-    out: Path = args.out
-    if out.exists() and any(out.iterdir()):
-        if not (out / DEMO_MARKER).exists():
-            raise UsageError(f"{out}: exists and is not a syncaudit demo directory")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / DEMO_MARKER).write_text("created by `syncaudit demo`; safe to delete\n")
-    progress("writing the demo estate's exports")
-    inputs = write_demo_inputs(out / "exports")
-    run_dir = import_to_run(out=out / "runs" / "demo", **inputs.import_arguments())
-    progress("analyzing")
-    result = analyze_run(run_dir, inputs.settings)
+    _imported, result = pipeline.demo(args.out, progress=progress)
     print_summary(result)
-    print(f"demo exports: {out / 'exports'} (config: {inputs.config_path})")
+    print(f"demo exports: {result.outputs['exports']} (config: {result.outputs['config']})")
     return EXIT_OK
 
 
 def cmd_hardmatch(args: argparse.Namespace) -> int:
     """Exit 0: script ready; 1: written, but blockers remain (manual steps); 2: lookup error."""
-    from audit.classify import effective_features
-    from audit.hardmatch import (
-        HardMatchLookupError,
-        SnapshotDirectory,
-        default_script_path,
-        explanation,
-        hardmatch_script,
-        plan_hardmatch,
-        write_script,
-    )
-    from audit.pipeline import settings_for_run
-    from audit.remediate import options_from_settings
-    from audit.report import generation_time
-    from audit.store import read_manifest, read_snapshot
+    from audit.hardmatch import HardMatchLookupError
 
-    run_dir: Path = args.run
-    manifest = read_manifest(run_dir)
-    settings = settings_for_run(run_dir, load_settings(args.config) if args.config else None)
-    snapshot = read_snapshot(run_dir)
-    directory = SnapshotDirectory(snapshot, effective_features(snapshot, settings))
     try:
-        result = plan_hardmatch(directory, args.ad, args.cloud, options_from_settings(settings))
+        result = pipeline.hardmatch(
+            args.run,
+            args.ad,
+            args.cloud,
+            settings=load_settings(args.config) if args.config else None,
+            out=args.out,
+        )
     except HardMatchLookupError as exc:
         print("syncaudit: error: " + terminal_safe(" ".join(str(exc).split())), file=sys.stderr)
         return EXIT_ERROR
-    for line in explanation(result):
+    for line in result.explanation:
         print(terminal_safe(line))
-    text = hardmatch_script(
-        result,
-        run_id=str(manifest.get("run_id") or run_dir.name),
-        tenant=snapshot.tenant,
-        taken_at=snapshot.taken_at,
-        generated=generation_time(),
-    )
-    path = write_script(args.out or default_script_path(run_dir, result), text)
-    print(f"script: {path} (review it; run it without -Apply first, then with -Apply)")
+    for path in result.outputs.values():
+        print(f"script: {path} (review it; run it without -Apply first, then with -Apply)")
     return EXIT_FINDINGS if result.blocked else EXIT_OK
 
 

@@ -1,7 +1,11 @@
-"""The steps the CLI and the scheduler wire together: import -> run directory -> analyze.
+"""Every step as a library call: import (exports -> run directory), analyze (run directory ->
+findings, reports, remediation.ps1), hardmatch (one pair -> a script), and the demo that chains
+them; collect and the scheduled cycle join here.
 
-Library first: every step takes settings and paths and returns data; printing and exit codes
-belong to the CLI.
+Each step takes a `progress` callback (one line per stage, for a terminal or a log) and returns
+a frozen result holding what a caller needs without re-reading the run directory: the settings
+used, counts, sync health, the headline, the `fail_on` verdict, and every output written
+(name -> path). Nothing here prints or chooses an exit code: that is the CLI's job.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import shutil
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -18,34 +24,41 @@ from typing import Any
 
 import polars as pl
 
-from audit.classify import HeldBack, classify, coverage, prepared_for_rules
+from audit.classify import HeldBack, classify, coverage, effective_features, prepared_for_rules
 from audit.config import Settings, settings_from_dict
-from audit.model import Severity, Snapshot
-from audit.remediate import options_from_settings, plan_findings, write_remediation
-from audit.render import render_reports
-from audit.report import generation_time
+from audit.errors import RunDirError, UsageError
+from audit.hardmatch import (
+    HardMatchResult as HardMatchPlan,
+)
+from audit.hardmatch import (
+    SnapshotDirectory,
+    default_script_path,
+    explanation,
+    hardmatch_script,
+    plan_hardmatch,
+    write_script,
+)
+from audit.history import load_history, redaction_key
+from audit.model import Severity, Snapshot, SourceReport
+from audit.outputs.common import causes_of
+from audit.outputs.findings import write_findings
+from audit.outputs.model import Health, build_report, compute_health, generation_time
+from audit.outputs.redact import Redactor
+from audit.outputs.writers import write_reports
+from audit.remediate import PlanSummary, options_from_settings, plan_findings, write_remediation
 from audit.rules import all_rules
+from audit.sources.files import import_files
 from audit.store import (
+    MANIFEST,
+    SNAPSHOT_DIR,
     read_manifest,
     read_snapshot,
     source_reports_as_json,
     staged_directory,
     staged_outputs,
-    write_findings,
     write_manifest,
     write_snapshot,
 )
-
-
-@dataclass(frozen=True)
-class AnalyzeResult:
-    run_dir: Path
-    findings: pl.DataFrame
-    counts_by_severity: dict[str, int]
-    counts_by_code: list[tuple[str, str, int]]  # (code, severity, count), most severe first
-    worst: Severity | None
-    held_back: tuple[HeldBack, ...]  # rules not checked (or checked with a caveat), and why
-    warnings: tuple[str, ...] = ()  # from the reports: a logo left out, a run left out...
 
 
 def syncaudit_version() -> str:
@@ -66,6 +79,13 @@ def now_iso() -> str:
 
 def save_run(out: Path, snapshot: Snapshot, settings: Settings, timings: dict[str, float]) -> Path:
     """Write a snapshot and its manifest as a new, complete run directory."""
+    return write_run(out, snapshot, settings, timings)[0]
+
+
+def write_run(
+    out: Path, snapshot: Snapshot, settings: Settings, timings: dict[str, float]
+) -> tuple[Path, dict[str, Any]]:
+    """save_run, returning the manifest too."""
     started = now_iso()
     # Stored in the order the rules want it, so analyze reads it ready to use.
     snapshot = prepared_for_rules(snapshot)
@@ -73,8 +93,9 @@ def save_run(out: Path, snapshot: Snapshot, settings: Settings, timings: dict[st
         t0 = time.perf_counter()
         write_snapshot(staging, snapshot)
         timings = {**timings, "write_snapshot_s": round(time.perf_counter() - t0, 3)}
-        write_manifest(staging, run_manifest(out, snapshot, settings, started, timings))
-    return out.resolve()
+        manifest = run_manifest(out, snapshot, settings, started, timings)
+        write_manifest(staging, manifest)
+    return out.resolve(), manifest
 
 
 def run_manifest(
@@ -107,13 +128,131 @@ def run_manifest(
     }
 
 
-def settings_for_run(run_dir: Path, override: Settings | None) -> Settings:
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    run_dir: Path
+    settings: Settings
+    counts: dict[str, int]  # the manifest's counts: AD users (in scope), cloud users (deleted)
+    sources: tuple[SourceReport, ...]  # per input: format, rows, completeness, warnings
+    outputs: dict[str, Path]  # manifest.json and every snapshot file
+
+
+@dataclass(frozen=True)
+class AnalyzeResult:
+    run_dir: Path
+    settings: Settings  # the operator's, else the run's stored config
+    findings: pl.DataFrame
+    counts_by_severity: dict[str, int]
+    counts_by_code: list[tuple[str, str, int]]  # (code, severity, count), most severe first
+    worst: Severity | None  # of the unwaived findings
+    held_back: tuple[HeldBack, ...]  # rules not checked (or checked with a caveat), and why
+    health: Health
+    headline: str  # the report's first sentence
+    fail_on: Severity
+    outputs: dict[str, Path]  # every file written: findings.*, reports, remediation.ps1, manifest
+    warnings: tuple[str, ...] = ()  # from the reports: a logo left out, a run left out...
+
+    @property
+    def failed(self) -> bool:
+        """The `fail_on` verdict: an unwaived finding at or above the threshold."""
+        return self.worst is not None and self.worst >= self.fail_on
+
+
+@dataclass(frozen=True)
+class HardMatchResult:
+    run_dir: Path
+    plan: HardMatchPlan
+    explanation: tuple[str, ...]  # the checks, one line each, for the operator
+    outputs: dict[str, Path]  # the script
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.plan.blocked)
+
+
+def import_exports(
+    *,
+    settings: Settings,
+    out: Path,
+    ad: Sequence[tuple[str | None, Path]],
+    cloud: Sequence[Path],
+    deleted: Path | None = None,
+    domains: Path | None = None,
+    tenant: Path | None = None,
+    roles: Sequence[Path] = (),
+    taken_at: str | None = None,
+    progress: Progress = _quiet,
+) -> ImportResult:
+    """Exports -> a new, complete run directory at `out` (or an InputError and nothing)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunDirError(f"{out}: already exists; choose a new run directory")
+    t0 = time.perf_counter()
+    progress("reading exports")
+    snapshot = import_files(
+        ad=ad,
+        cloud=cloud,
+        deleted=deleted,
+        domains=domains,
+        tenant=tenant,
+        roles=roles,
+        settings=settings,
+        taken_at=taken_at,
+    )
+    import_s = round(time.perf_counter() - t0, 3)
+    for line in source_lines(snapshot.sources):
+        progress(line)
+    run_dir, manifest = write_run(out, snapshot, settings, {"import_s": import_s})
+    return ImportResult(
+        run_dir=run_dir,
+        settings=settings,
+        counts=dict(manifest["counts"]),
+        sources=snapshot.sources,
+        outputs=run_outputs(run_dir),
+    )
+
+
+def source_lines(sources: Sequence[SourceReport]) -> list[str]:
+    """What each source gave, for the operator: format, rows, completeness, notes, warnings."""
+    lines = []
+    for source in sources:
+        state = (
+            "complete"
+            if source.complete
+            else f"INCOMPLETE ({source.incomplete_reason or 'not read completely'})"
+        )
+        excluded = ", ".join(f"{n} {why}" for why, n in source.excluded.items() if n)
+        lines.append(
+            f"  {source.kind:<8} {source.path or source.name}: {source.format}, "
+            f"{source.rows} rows, {state}" + (f" (excluded: {excluded})" if excluded else "")
+        )
+        lines += [f"    {note}" for note in source.notes]
+        lines += [f"    warning: {warning}" for warning in source.warnings]
+    return lines
+
+
+def run_outputs(run_dir: Path) -> dict[str, Path]:
+    """The files of a run directory as written by import (manifest and snapshot)."""
+    files = [run_dir / MANIFEST, *sorted((run_dir / SNAPSHOT_DIR).iterdir())]
+    return {str(path.relative_to(run_dir)): path for path in files}
+
+
+def settings_for_run(
+    run_dir: Path, override: Settings | None, manifest: Mapping[str, Any] | None = None
+) -> Settings:
     """The operator's config, else the one stored in the run's manifest. A run directory is
     input (it may come from anyone), so stored config never reads a local file: its logo is
     dropped, and relative paths have no base."""
     if override is not None:
         return override
-    manifest = read_manifest(run_dir)
+    if manifest is None:
+        manifest = read_manifest(run_dir)
     stored = settings_from_dict(manifest.get("config") or {}, f"{run_dir}/manifest.json")
     return replace(stored, report=replace(stored.report, logo=""), source_path=None)
 
@@ -134,31 +273,30 @@ def held_back_json(entry: HeldBack) -> dict[str, Any]:
     }
 
 
-def analyze_run(
-    run_dir: Path, settings: Settings | None = None, redact: bool | None = None
+def analyze(
+    run_dir: Path,
+    settings: Settings | None = None,
+    *,
+    redact: bool | None = None,
+    fail_on: Severity | None = None,
+    progress: Progress = _quiet,
 ) -> AnalyzeResult:
-    """Classify a run's snapshot and write findings.{parquet,json,csv} into the run, then the
-    reports (report.html, report.pdf, findings.xlsx; masked when `redact`, default
-    settings.report.redact)."""
+    """Classify a run's snapshot and write, together or not at all, findings.{parquet,json,csv},
+    the reports (report.html, report.pdf, findings.xlsx; masked when `redact`, default
+    settings.report.redact) and remediation.ps1; then the manifest's ``analyzed`` section.
+    `fail_on` defaults to the settings' [run] fail_on."""
     run_dir = run_dir.resolve()
     manifest = read_manifest(run_dir)
-    settings = settings_for_run(run_dir, settings)
+    settings = settings_for_run(run_dir, settings, manifest)
+    run_id = str(manifest.get("run_id") or run_dir.name)
+    progress("reading the snapshot")
     snapshot = prepared_for_rules(read_snapshot(run_dir))
     not_checked = held_back(snapshot)
+    progress("classifying")
     t0 = time.perf_counter()
     findings = classify(snapshot, settings)
     classify_s = round(time.perf_counter() - t0, 3)
-    counts = (
-        findings.group_by("code", "severity").len().sort("len", descending=True)
-        if findings.height
-        else None
-    )
-    by_code: list[tuple[str, str, int]] = []
-    if counts is not None:
-        by_code = sorted(
-            ((r["code"], r["severity"], r["len"]) for r in counts.iter_rows(named=True)),
-            key=lambda t: (-Severity.parse(t[1]).value, t[0]),
-        )
+    by_code = counts_by_code(findings)
     by_severity = {s.name: 0 for s in sorted(Severity, reverse=True)}
     for _code, severity, n in by_code:
         by_severity[severity] += n
@@ -168,60 +306,163 @@ def analyze_run(
         if active.height
         else None
     )
+    generated = generation_time()
     header = {
-        "run_id": manifest.get("run_id"),
+        "run_id": run_id,
         "taken_at": snapshot.taken_at,
-        "generated": generation_time(),
+        "generated": generated,
         "counts_by_severity": by_severity,
         # what was not checked is part of the answer: an empty code is not a clean code
         "held_back": [held_back_json(h) for h in not_checked],
     }
-    # Human-facing outputs are views of the same findings: reports, then remediation.ps1.
-    # All are staged and moved in together, so a failure leaves the previous analysis whole.
     # One plan for the script and the reports' Fix columns, so they cannot disagree.
     plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
+    history_warnings: list[str] = []
+    history = load_history(run_dir, snapshot.taken_at, warnings=history_warnings)
+    do_redact = settings.report.redact if redact is None else redact
+    redactor = Redactor(redaction_key(run_dir.parent)) if do_redact else None
+    progress("building the report model")
+    t0 = time.perf_counter()
+    health = compute_health(snapshot, findings)
+    model = build_report(
+        findings,
+        snapshot,
+        settings,
+        run_id=run_id,
+        health=health,
+        history=history,
+        notes=[*(h.sentence() for h in not_checked), *history_warnings],
+        redactor=redactor,
+        generated=generated,
+        plan=PlanSummary.of(plan, causes_of(findings)),
+    )
+    timings = {"report_model_s": round(time.perf_counter() - t0, 3)}
+    # Human-facing outputs are views of the same findings. All are staged and moved in
+    # together, so a failure leaves the previous analysis whole.
+    written: dict[str, Path] = {}
     with staged_outputs(run_dir) as staging:
-        write_findings(staging, findings, header)
-        report_info = render_reports(
-            run_dir,
-            findings,
-            snapshot,
-            settings,
-            manifest,
-            redact=settings.report.redact if redact is None else redact,
-            notes=[h.sentence() for h in not_checked],
-            out_dir=staging,
-            plan=plan,
-        )
-        write_remediation(
+        written.update(write_findings(staging, findings, header))
+        progress("writing the reports")
+        reports, render_timings = write_reports(model, staging)
+        written.update(reports)
+        timings.update(render_timings)
+        progress("writing remediation.ps1")
+        script = write_remediation(
             staging,
             findings,
             settings,
             tenant=snapshot.tenant,
-            run_id=str(manifest.get("run_id") or run_dir.name),
+            run_id=run_id,
             taken_at=snapshot.taken_at,
-            generated=str(header["generated"]),
+            generated=generated,
             plan=plan,
         )
+        written[script.name] = script
+    warnings = (*model.warnings, *history_warnings)
     manifest["analyzed"] = {
-        "at": header["generated"],
+        "at": generated,
         "findings": findings.height,
         "counts_by_severity": by_severity,
         "classify_s": classify_s,
         "held_back": header["held_back"],
         "config_digest": config_digest(settings),
-        **report_info,
+        "health": health.as_json(),
+        "redacted": do_redact,
+        "reports": list(reports),
+        "report_warnings": list(warnings),
+        "render_timings": timings,
     }
     write_manifest(run_dir, manifest)
+    outputs = {name: run_dir / name for name in written}
+    outputs[MANIFEST] = run_dir / MANIFEST
     return AnalyzeResult(
         run_dir=run_dir,
+        settings=settings,
         findings=findings,
         counts_by_severity=by_severity,
         counts_by_code=by_code,
         worst=worst,
         held_back=not_checked,
-        warnings=tuple(report_info.get("report_warnings", ())),
+        health=health,
+        headline=model.headline,
+        fail_on=fail_on if fail_on is not None else settings.run.fail_on,
+        outputs=outputs,
+        warnings=warnings,
     )
+
+
+def counts_by_code(findings: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """(code, severity, count), most severe first, then by code."""
+    if not findings.height:
+        return []
+    counts = findings.group_by("code", "severity").len()
+    return sorted(
+        ((r["code"], r["severity"], r["len"]) for r in counts.iter_rows(named=True)),
+        key=lambda t: (-Severity.parse(t[1]).value, t[0]),
+    )
+
+
+def hardmatch(
+    run_dir: Path,
+    ad: str,
+    cloud: str,
+    *,
+    settings: Settings | None = None,
+    out: Path | None = None,
+    progress: Progress = _quiet,
+) -> HardMatchResult:
+    """One AD user and one cloud user of a run: the checks Entra makes before a hard match,
+    and a small script (default RUN_DIR/hardmatch-<ad>-<cloud>.ps1). A user that is not
+    found or is ambiguous raises one line naming the candidates."""
+    manifest = read_manifest(run_dir)
+    settings = settings_for_run(run_dir, settings, manifest)
+    progress("reading the snapshot")
+    snapshot = read_snapshot(run_dir)
+    directory = SnapshotDirectory(snapshot, effective_features(snapshot, settings))
+    plan = plan_hardmatch(directory, ad, cloud, options_from_settings(settings))
+    text = hardmatch_script(
+        plan,
+        run_id=str(manifest.get("run_id") or run_dir.name),
+        tenant=snapshot.tenant,
+        taken_at=snapshot.taken_at,
+        generated=generation_time(),
+    )
+    path = write_script(out or default_script_path(run_dir, plan), text)
+    return HardMatchResult(
+        run_dir=run_dir,
+        plan=plan,
+        explanation=tuple(explanation(plan)),
+        outputs={path.name: path},
+    )
+
+
+DEMO_MARKER = ".syncaudit-demo"
+
+
+def demo(out: Path, *, progress: Progress = _quiet) -> tuple[ImportResult, AnalyzeResult]:
+    """The built-in estate's exports written to `out`/exports, imported to `out`/runs/demo
+    and analysed. `out` is replaced only when an earlier demo made it."""
+    from audit.demo import write_demo_inputs
+
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).exists():
+            raise UsageError(f"{out}: exists and is not a syncaudit demo directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / DEMO_MARKER).write_text("created by `syncaudit demo`; safe to delete\n")
+    progress("writing the demo estate's exports")
+    inputs = write_demo_inputs(out / "exports")
+    imported = import_exports(
+        out=out / "runs" / "demo", progress=progress, **inputs.import_arguments()
+    )
+    progress("analyzing")
+    analyzed = analyze(imported.run_dir, inputs.settings, progress=progress)
+    outputs = {
+        **analyzed.outputs,
+        "exports": out / "exports",
+        "config": inputs.config_path,
+    }
+    return imported, replace(analyzed, outputs=outputs)
 
 
 def parse_ad_argument(value: str) -> tuple[str | None, Path]:

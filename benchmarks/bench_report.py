@@ -53,7 +53,7 @@ work, step = Path(sys.argv[1]), sys.argv[2]
 t0 = time.perf_counter()
 from audit.config import ReportSettings, Settings
 from audit.model import Snapshot
-from audit.report import Health, build_report, compute_health
+from audit.outputs.model import Health, build_report, compute_health
 from audit.scale import scale_tenant
 settings = Settings(report=ReportSettings(company="Contoso"))
 findings = pl.read_parquet(work / "findings.parquet")
@@ -76,7 +76,7 @@ else:
         tenant=scale_tenant(),
     )
     h = json.loads((work / "health.json").read_text())
-    from audit import render
+    from audit.outputs import html, pdf, xlsx
     if step == "pdf":
         import weasyprint  # noqa: F401  (import cost counted in "import_s", not the render)
     t1 = time.perf_counter()
@@ -84,11 +84,11 @@ else:
                          health=Health(h["clean"], h["total"]))
     target = work / {"html": "report.html", "pdf": "report.pdf", "xlsx": "findings.xlsx"}[step]
     if step == "html":
-        target.write_text(render.render_html(model), encoding="utf-8")
+        target.write_text(html.render_html(model), encoding="utf-8")
     elif step == "pdf":
-        render.render_pdf(model, target)
+        pdf.render_pdf(model, target)
     else:
-        render.render_xlsx(model, target)
+        xlsx.render_xlsx(model, target)
     out = {"bytes": target.stat().st_size}
 t2 = time.perf_counter()
 out.update(step=step, import_s=round(t1 - t0, 3), seconds=round(t2 - t1, 3),

@@ -13,11 +13,10 @@ from pathlib import Path
 import polars as pl
 
 from audit.classify import classify
-from audit.cli import import_to_run
 from audit.config import ReportSettings, Settings
 from audit.demo import write_demo_inputs
 from audit.model import Snapshot
-from audit.pipeline import analyze_run
+from audit.pipeline import analyze, import_exports
 from audit.store import read_snapshot
 from tests import factories as f
 
@@ -39,8 +38,8 @@ def demo_run() -> DemoRun:
     root = Path(tempfile.mkdtemp(prefix="syncaudit-report-tests-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     inputs = write_demo_inputs(root / "exports")
-    run_dir = import_to_run(out=root / "runs" / "demo", **inputs.import_arguments())
-    result = analyze_run(run_dir, inputs.settings)
+    run_dir = import_exports(out=root / "runs" / "demo", **inputs.import_arguments()).run_dir
+    result = analyze(run_dir, inputs.settings)
     return DemoRun(
         run_dir=run_dir,
         findings=result.findings,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from audit import render
-from audit.pipeline import analyze_run
+from audit.model import Severity
+from audit.outputs import writers
+from audit.pipeline import analyze
 from tests.report_fixtures import demo_run
 
 OUTPUTS = (
@@ -35,9 +36,17 @@ def test_failed_reanalysis_leaves_the_previous_analysis_whole(
     def broken_pdf(*_args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(render, "render_pdf", broken_pdf)
+    pdf = next(w for w in writers.REPORT_WRITERS if w.name == "report.pdf")
+    monkeypatch.setattr(
+        writers,
+        "REPORT_WRITERS",
+        tuple(
+            writers.Writer(w.name, w.timing, broken_pdf) if w is pdf else w
+            for w in writers.REPORT_WRITERS
+        ),
+    )
     with pytest.raises(OSError, match="disk full"):
-        analyze_run(run, redact=True)
+        analyze(run, redact=True)
     assert {name: (run / name).read_bytes() for name in OUTPUTS} == before
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
 
@@ -62,16 +71,16 @@ def test_tenant_switches_from_config_apply_at_analyze_time(tmp_path: Path) -> No
         row = findings.filter(findings["attribute"] == "blockSoftMatchEnabled").row(0, named=True)
         return row["value"], row["detail"].split(":", 1)[0]
 
-    assert switch(analyze_run(run)) == (
+    assert switch(analyze(run)) == (
         "true",
         "Tenant switch blockSoftMatchEnabled is true (from config)",
     )
     later = settings_from_dict({"entra": {"features": {"block_soft_match": False}}})
-    assert switch(analyze_run(run, later)) == (
+    assert switch(analyze(run, later)) == (
         "false",
         "Tenant switch blockSoftMatchEnabled is false (from config)",
     )
-    assert switch(analyze_run(run, settings_from_dict({}))) == (
+    assert switch(analyze(run, settings_from_dict({}))) == (
         "unknown",
         "Tenant switch blockSoftMatchEnabled is unknown (from unknown)",
     )
@@ -95,8 +104,66 @@ def test_a_run_directory_is_input_no_write_follows_a_symlink(tmp_path: Path) -> 
     manifest = json.loads((run / "manifest.json").read_text())
     manifest.setdefault("config", {}).setdefault("report", {})["logo"] = "logo.png"
     (run / "manifest.json").write_text(json.dumps(manifest))
-    analyze_run(run)
+    analyze(run)
     assert victim.read_text() == "precious\n"
     html = (run / "report.html").read_text(encoding="utf-8")
     assert base64.b64encode(private.read_bytes()).decode()[:24] not in html
     assert (run / "manifest.json").is_file() and not (run / "manifest.json").is_symlink()
+
+
+def test_import_analyze_hardmatch_through_the_pipeline_alone(tmp_path: Path) -> None:
+    """The library is the product: the three steps run without the CLI, report progress
+    through the callback, and name every file they wrote; each named file exists and every
+    file in the run directory is named."""
+    from audit.demo import write_demo_inputs
+    from audit.pipeline import hardmatch, import_exports
+
+    lines: list[str] = []
+    inputs = write_demo_inputs(tmp_path / "exports")
+    imported = import_exports(
+        out=tmp_path / "runs" / "r1", progress=lines.append, **inputs.import_arguments()
+    )
+    assert lines[0] == "reading exports"
+    assert any(line.strip().startswith("ad ") and "complete" in line for line in lines)
+    assert imported.counts["ad_users"] == sum(s.rows for s in imported.sources if s.kind == "ad")
+    assert set(imported.outputs) == {
+        "manifest.json",
+        "snapshot/ad_users.parquet",
+        "snapshot/cloud_users.parquet",
+        "snapshot/cloud_objects.parquet",
+        "snapshot/tenant.json",
+    }
+    assert all(path.is_file() for path in imported.outputs.values())
+
+    lines.clear()
+    analyzed = analyze(imported.run_dir, inputs.settings, progress=lines.append)
+    assert lines == [
+        "reading the snapshot",
+        "classifying",
+        "building the report model",
+        "writing the reports",
+        "writing remediation.ps1",
+    ]
+    assert set(analyzed.outputs) == {*OUTPUTS}
+    written = {p.name for p in imported.run_dir.iterdir() if p.is_file()}
+    assert written == {*OUTPUTS}
+    assert all(analyzed.outputs[name] == imported.run_dir / name for name in OUTPUTS)
+    assert analyzed.counts_by_severity["critical"] == 1
+    assert analyzed.headline.startswith("1 critical and 48 high findings need action")
+    assert analyzed.health.clean == 2908 and analyzed.health.total == 2980
+    assert analyzed.fail_on.name == "high" and analyzed.failed
+
+    quiet = analyze(imported.run_dir, inputs.settings, fail_on=Severity.critical)
+    assert quiet.failed  # one critical finding
+
+    lines.clear()
+    matched = hardmatch(
+        imported.run_dir,
+        "grady.archie@contoso.com",
+        "grady.archie@contoso.com",
+        progress=lines.append,
+    )
+    assert lines == ["reading the snapshot"]
+    [(name, script)] = matched.outputs.items()
+    assert script.is_file() and name == script.name and script.parent == imported.run_dir
+    assert matched.explanation

@@ -11,13 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from audit.errors import RunDirError
 from audit.model import FINDINGS_SCHEMA, conform
+from audit.outputs.findings import neutralise_formulas, write_findings
 from audit.store import (
-    RunDirError,
-    neutralise_formulas,
     read_snapshot,
     staged_directory,
-    write_findings,
     write_manifest,
     write_snapshot,
 )

@@ -16,7 +16,8 @@ from pypdf import PdfReader
 
 from audit.cli import main
 from audit.errors import ConfigError
-from audit.redact import KEY_ENV, KEY_FILE, Redactor, redact_findings, redaction_key
+from audit.history import KEY_ENV, KEY_FILE, redaction_key
+from audit.outputs.redact import Redactor, redact_findings
 from tests.report_fixtures import demo_run
 
 KEY = b"test-key"

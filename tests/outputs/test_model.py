@@ -7,14 +7,14 @@ from pathlib import Path
 
 import polars as pl
 
+from audit.history import load_history
 from audit.model import FINDINGS_SCHEMA, Severity, conform
-from audit.render import render_html
-from audit.report import (
+from audit.outputs.html import render_html
+from audit.outputs.model import (
     Health,
     build_report,
     compute_health,
     human_time,
-    load_history,
     load_logo,
 )
 from tests import factories as f
@@ -214,7 +214,7 @@ def test_human_time() -> None:
 
 
 def test_every_code_has_a_plain_english_action() -> None:
-    from audit.report import PLAIN_ACTIONS
+    from audit.outputs.model import PLAIN_ACTIONS
     from audit.rules import all_rules
 
     assert {r.meta.code for r in all_rules()} <= set(PLAIN_ACTIONS)
@@ -235,7 +235,7 @@ def test_a_logo_is_checked_by_content_and_never_followed_through_a_symlink(tmp_p
 
 
 def test_a_malformed_sibling_manifest_is_skipped_with_a_warning(tmp_path: Path) -> None:
-    from audit.report import load_history
+    from audit.history import load_history
 
     for name, manifest in (
         (
@@ -266,7 +266,7 @@ def test_health_is_coloured_by_value_and_never_green_beside_a_critical_finding()
     from dataclasses import replace as dc_replace
 
     from audit.config import Thresholds
-    from audit.report import health_status
+    from audit.outputs.model import health_status
 
     demo = demo_run()
     model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")

@@ -26,8 +26,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from audit.render import HTML_COLUMNS, render_html
-from audit.report import build_report
+from audit.outputs.common import HTML_COLUMNS
+from audit.outputs.html import render_html
+from audit.outputs.model import build_report
 from tests.report_fixtures import FORMULA, SCRIPT, demo_run, hostile_findings, settings_with
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from audit.charts import SEVERITY_COLOURS
 from audit.model import FINDINGS_SCHEMA, Severity, conform
-from audit.render import XLSX_COLUMNS, XLSX_MAX_CELL, _cell, _sheet_name, render_xlsx
-from audit.report import FAMILY_LABELS, ReportModel, build_report
-from audit.store import neutralise_formulas, write_findings
+from audit.outputs.charts import SEVERITY_COLOURS
+from audit.outputs.findings import neutralise_formulas, write_findings
+from audit.outputs.model import FAMILY_LABELS, ReportModel, build_report
+from audit.outputs.xlsx import XLSX_COLUMNS, XLSX_MAX_CELL, _cell, _sheet_name, render_xlsx
 from tests import factories as f
 from tests.report_fixtures import FORMULA, SCRIPT, demo_run, hostile_findings, settings_with
 

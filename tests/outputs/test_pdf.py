@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from pypdf import PdfReader
 
-from audit.render import render_pdf
-from audit.report import build_report
+from audit.outputs.model import build_report
+from audit.outputs.pdf import render_pdf
 from tests.report_fixtures import FORMULA, SCRIPT, demo_run, hostile_findings, settings_with
 
 
@@ -102,7 +102,7 @@ def test_hostile_values_are_text_in_the_pdf(tmp_path: Path) -> None:
 def test_pdf_fetches_nothing_but_inline_data() -> None:
     """All the PDF needs is inline; refusing file: and network URLs means neither a directory
     value nor a reference inside an SVG logo can make weasyprint read a file or the network."""
-    from audit.render import pdf_fetcher
+    from audit.outputs.pdf import pdf_fetcher
 
     fetcher = pdf_fetcher()
     for url in ("file:///etc/hostname", "http://127.0.0.1:9/x.png", "https://example.com/a.css"):

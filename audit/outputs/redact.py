@@ -43,20 +43,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import secrets
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import polars as pl
 
-from audit.errors import ConfigError
 from audit.model import Snapshot
 from audit.sources.scope import split_first_rdn
 
-KEY_ENV = "SYNCAUDIT_REDACT_KEY"
-KEY_FILE = ".syncaudit-redact-key"
 HASH_HEX = 12
 MIN_FREE_TEXT_NAME = 4
 
@@ -98,47 +91,6 @@ PERSONAL_ATTRIBUTES = frozenset(
         "targetaddress",
     }
 )
-
-
-def redaction_key(runs_parent: Path | None) -> bytes:
-    """The HMAC key: $SYNCAUDIT_REDACT_KEY, else a random key kept beside the run directories."""
-    from_env = os.environ.get(KEY_ENV)
-    if from_env:
-        return _long_enough(from_env.encode("utf-8"), f"${KEY_ENV}")
-    if runs_parent is None:
-        return secrets.token_bytes(32)
-    path = runs_parent / KEY_FILE
-    if path.is_symlink():
-        # a key someone else chose would make every mask computable by them
-        raise ConfigError(f"{path}: is a symbolic link; the redaction key must be a plain file")
-    if path.exists():
-        return _long_enough(path.read_text(encoding="ascii").strip().encode("ascii"), str(path))
-    # Written to a private temporary file and linked into place, so the key file is never
-    # visible empty (an empty key would make every mask computable by anyone).
-    key = secrets.token_hex(32)
-    fd, tmp = tempfile.mkstemp(prefix=".redact-key.", dir=runs_parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(key + "\n")
-        os.chmod(tmp, 0o600)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:  # another run created it first: use theirs
-            return _long_enough(path.read_text(encoding="ascii").strip().encode("ascii"), str(path))
-    finally:
-        os.unlink(tmp)
-    return key.encode("ascii")
-
-
-MIN_KEY_BYTES = 32
-
-
-def _long_enough(key: bytes, where: str) -> bytes:
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(
-            f"{where}: redaction key shorter than {MIN_KEY_BYTES} bytes; masks would be guessable"
-        )
-    return key
 
 
 class Redactor:

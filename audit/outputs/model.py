@@ -1,8 +1,8 @@
 """The one report model every format (HTML, PDF, XLSX) renders from.
 
 ``build_report`` is called once per analyze with the findings, the snapshot, the rule metadata
-(through the rule registry) and the run history; the renderers in ``audit.render`` only lay it
-out. Nothing here does I/O except ``load_history`` (reads sibling manifests) and the logo.
+(through the rule registry) and the run history; the writers in ``audit.outputs`` only lay it
+out. Nothing here does I/O except reading the configured logo.
 
 Sync health
     The share of in-scope, enabled AD users that are *cleanly matched*: hard-matched (their
@@ -13,17 +13,13 @@ Sync health
     severity counts. Waived findings do not lower it either: a waiver is an accepted state.
 
 Trend
-    The history is the run directories beside this one (same parent directory, as
-    ``<data_dir>/runs/<run_id>``): each analyzed run's ``manifest.json`` has an ``analyzed``
-    section with ``counts_by_severity`` and, since reports exist, ``health``. Runs taken after
-    this run's snapshot are left out (re-analysing an old run shows the trend up to it), as are
-    hidden and unreadable directories. At most ``HISTORY_RUNS`` earlier runs are shown.
+    The earlier runs' points (``audit.history.load_history``) and this one, when there
+    are earlier runs.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -36,12 +32,11 @@ import polars as pl
 
 from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
-from audit.redact import Redactor, redact_findings
+from audit.outputs.redact import Redactor, redact_findings
 from audit.remediate import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
 from audit.rules.idfix import KIND_TEXT as _KIND_TEXT
 
-HISTORY_RUNS = 25
 TOP_ACTIONS = 8  # causes at the top of the HTML
 HTML_CAUSES = 60  # causes the HTML lists in all (the rest: by code, and in findings.xlsx)
 LOGO_MAX_BYTES = 2_000_000
@@ -332,73 +327,6 @@ def compute_health(snapshot: Snapshot, findings: pl.DataFrame) -> Health:
         .to_list()
     )
     return Health(clean=int(clean), total=int(total))
-
-
-def load_history(
-    run_dir: Path,
-    taken_at: str | None,
-    limit: int = HISTORY_RUNS,
-    warnings: list[str] | None = None,
-) -> list[TrendPoint]:
-    """Earlier analyzed runs beside `run_dir` (see the module docstring), oldest first. A
-    sibling whose manifest cannot be read is skipped, with a line in `warnings`."""
-    points: list[TrendPoint] = []
-    parent = run_dir.resolve().parent
-    try:
-        siblings = [d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    except OSError:
-        return []
-    for directory in siblings:
-        if directory.resolve() == run_dir.resolve():
-            continue
-        try:
-            point = _trend_point(directory)
-        except (ValueError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
-            if warnings is not None:
-                warnings.append(
-                    f"earlier run {directory.name} left out of the trend: its manifest is "
-                    f"malformed ({type(exc).__name__})"
-                )
-            continue
-        if point is not None and (taken_at is None or _before(point.taken_at, taken_at)):
-            points.append(point)
-    points.sort(key=lambda p: _sort_key(p.taken_at))
-    return points[-limit:]
-
-
-def _trend_point(directory: Path) -> TrendPoint | None:
-    try:
-        text = (directory / "manifest.json").read_text(encoding="utf-8")
-    except OSError:
-        return None  # not a run (or not readable): nothing to say
-    manifest = json.loads(text)
-    analyzed = manifest.get("analyzed") if isinstance(manifest, dict) else None
-    if not isinstance(analyzed, dict) or not isinstance(analyzed.get("counts_by_severity"), dict):
-        return None
-    counts = {s: int(analyzed["counts_by_severity"].get(s, 0) or 0) for s in SEVERITIES}
-    health = analyzed.get("health")
-    percent = health.get("percent") if isinstance(health, dict) else None
-    taken = manifest.get("taken_at") or analyzed.get("at")
-    if not isinstance(taken, str):
-        return None
-    return TrendPoint(
-        run_id=str(manifest.get("run_id") or directory.name),
-        taken_at=taken,
-        counts_by_severity=counts,
-        health_percent=float(percent) if isinstance(percent, int | float) else None,
-    )
-
-
-def _sort_key(iso: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _before(iso: str, reference: str) -> bool:
-    return _sort_key(iso) <= _sort_key(reference)
 
 
 def load_logo(logo: str, base: Path | None) -> tuple[str | None, str | None]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
-from pathlib import Path
 
 import polars as pl
 
-from audit.render import HTML_COLUMNS, HTML_PREVIEW_ROWS, render_html, script_json
-from audit.report import build_report
+from audit.outputs.common import HTML_COLUMNS, script_json
+from audit.outputs.html import HTML_PREVIEW_ROWS, render_html
+from audit.outputs.model import build_report
+from audit.templates import templates_dir
 from tests import factories as f
 from tests.report_fixtures import (
     FORMULA,
@@ -172,7 +173,7 @@ def test_empty_estate_renders() -> None:
 def test_title_company_and_redaction_banner() -> None:
     demo = demo_run()
     settings = settings_with(company="Fabrikam & Sons", title="Sync <audit>")
-    from audit.redact import Redactor
+    from audit.outputs.redact import Redactor
 
     model = build_report(
         demo.findings, demo.snapshot, settings, run_id="demo", redactor=Redactor(b"k")
@@ -183,8 +184,8 @@ def test_title_company_and_redaction_banner() -> None:
 
 
 def test_trend_charts_appear_with_history_and_escape_run_ids() -> None:
-    from audit.charts import trend_columns
-    from audit.report import TrendPoint
+    from audit.outputs.charts import trend_columns
+    from audit.outputs.model import TrendPoint
 
     demo = demo_run()
     history = [
@@ -205,12 +206,12 @@ def test_trend_charts_appear_with_history_and_escape_run_ids() -> None:
 
 
 def test_object_cells_break_after_separators_not_mid_word() -> None:
-    from audit.render import breakable
+    from audit.outputs.common import breakable
 
     assert breakable("john.smith@contoso.com") == ("john.<wbr>smith@<wbr>contoso.<wbr>com")
     assert breakable("CN=O'Brien\\, Pat,OU=Staff") == (
         "CN=<wbr>O&#39;Brien\\,<wbr> Pat,<wbr>OU=<wbr>Staff"
     )
     assert breakable("<script>a.b</script>") == "&lt;script&gt;a.<wbr>b&lt;/script&gt;"
-    css = (Path(__file__).resolve().parent.parent / "report_templates" / "report.css").read_text()
+    css = (templates_dir() / "report.css").read_text()
     assert "td.obj { min-width: 22ch;" in css and "word-break: break-word" not in css

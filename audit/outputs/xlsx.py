@@ -1,76 +1,25 @@
-"""Renderers: the report model (audit.report) -> report.html, report.pdf, findings.xlsx.
-
-* HTML: one self-contained file. CSS, SVG charts and the vanilla JS are inlined; the findings
-  travel as JSON inside ``<script type="application/json">`` with ``<``, ``>`` and ``&``
-  written as ``\\u003c``... so no directory value can close the script element. Jinja2
-  autoescape is on for everything else, and the JS builds table cells with ``textContent``
-  only. The first rows of every code are also rendered server-side, so the report is readable
-  with scripts off (mail clients' previews) and prints.
-* PDF: weasyprint over ``pdf.html.j2``: the management summary, the per-code summary and the
-  first ``report.pdf_rows_per_code`` objects of each code, then "and M more in findings.xlsx".
-  The PDF never holds more than codes x N rows, so its time and memory do not grow with the
-  estate (weasyprint needs ~43 s and 1.2 GB for a 10k-row table).
-* XLSX: xlsxwriter in constant_memory mode; a summary sheet (linking to every sheet) and one
-  sheet per family, header frozen, autofilter, widths set, severities coloured like the
-  charts. Counts are numbers and datetimes real Excel dates (UTC); text is written with
-  ``write_string`` (never a formula) and cells starting with ``= + - @`` (also behind blanks,
-  controls or invisible characters) get a leading quote like findings.csv, so Excel or
-  LibreOffice do not evaluate them even when the cell is edited.
-"""
+"""findings.xlsx: xlsxwriter in constant_memory mode; a summary sheet (linking to every sheet)
+and one sheet per family, header frozen, autofilter, widths set, severities coloured like the
+charts. Counts are numbers and datetimes real Excel dates (UTC); text is written with
+``write_string`` (never a formula) and cells starting with ``= + - @`` (also behind blanks,
+controls or invisible characters) get a leading quote like findings.csv, so Excel or
+LibreOffice do not evaluate them even when the cell is edited."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
 
-from audit import charts
-from audit.config import Settings
-from audit.model import Snapshot
-from audit.redact import Redactor, redaction_key
-from audit.remediate import Plan, PlanSummary
-from audit.report import (
-    SEVERITIES,
-    CodeSection,
-    FamilySection,
-    ReportModel,
-    TrendPoint,
-    build_report,
-    compute_health,
-    load_history,
-)
-from audit.store import _IGNORABLE_LEAD, FORMULA_PREFIXES, write_file_atomically
-from audit.templates import templates_dir
+from audit.outputs import charts
+from audit.outputs.findings import FORMULA_PREFIXES, IGNORABLE_LEAD
+from audit.outputs.model import SEVERITIES, CodeSection, FamilySection, ReportModel
 
-HTML_PREVIEW_ROWS = 25
-# Columns the HTML carries per finding (the full record is in findings.xlsx / .json).
-HTML_COLUMNS = (
-    "fingerprint",
-    "code",
-    "severity",
-    "status",
-    "family",
-    "ad_upn",
-    "ad_dn",
-    "cloud_upn",
-    "cloud_state",
-    "attribute",
-    "value",
-    "proposed_value",
-    "remediation",
-    "detail",
-)
 XLSX_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (column, header, width)
     ("severity", "Severity", 10),
     ("status", "Status", 8),
@@ -98,177 +47,6 @@ XLSX_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (column, header, width)
 )
 XLSX_MAX_ROWS = 1_048_575  # Excel's limit minus the header row
 XLSX_MAX_CELL = 32_767
-
-
-# -- templates -------------------------------------------------------------------------------
-
-
-@cache
-def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(str(templates_dir())),
-        autoescape=select_autoescape(enabled_extensions=("html", "j2"), default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["num"] = lambda n: f"{n:,}"
-    env.filters["pct"] = lambda p: "n/a" if p is None else f"{p:.1f}%"
-    env.filters["wrapdn"] = wrap_dn
-    env.filters["breakable"] = breakable
-    env.filters["plural"] = plural
-    return env
-
-
-def causes_of(findings: pl.DataFrame) -> dict[str, str]:
-    """fingerprint -> cause key (the plan knows fingerprints, the reports group by cause)."""
-    if findings.is_empty() or "cause" not in findings.columns:
-        return {}
-    pairs = findings.select("fingerprint", pl.col("cause").fill_null(pl.col("code")))
-    return dict(pairs.iter_rows())
-
-
-def plural(n: int, noun: str, plural_form: str | None = None) -> str:
-    """ "1 finding", "44 findings" (with thousands separators)."""
-    return f"{n:,} {noun if n == 1 else plural_form or noun + 's'}"
-
-
-def breakable(value: object) -> Markup:
-    """HTML text that wraps after @ . , = (a <wbr>, which copy-paste leaves out) rather than in
-    the middle of a name. The text is escaped first."""
-    text = str(escape("" if value is None else value))
-    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", text))  # noqa: S704 (escaped above)
-
-
-_BREAK_AFTER = re.compile(r"([@.,=])(?=.)")
-
-
-def wrap_dn(value: object) -> str:
-    """Let long DNs and addresses break after commas, @ and dots (zero-width spaces: cheaper
-    for weasyprint than <wbr> elements). Autoescape still applies to the result."""
-    text = str(value or "")
-    text = text.replace(",", ",\u200b").replace("@", "@\u200b").replace("=", "=\u200b")
-    return text.replace(".", ".\u200b") if len(text) > 30 else text
-
-
-def _static(name: str) -> Markup:
-    # Our own files, inlined: CSS and JS contain no user data. "</" cannot appear in them.
-    text = (templates_dir() / name).read_text(encoding="utf-8")
-    if "</style" in text.lower() or "</script" in text.lower():
-        raise ValueError(f"{name} must not contain a closing style/script tag")
-    return Markup(text)  # noqa: S704 (static asset shipped with the package)
-
-
-def script_hash(script: str) -> str:
-    """The CSP source for exactly this inline script: only it may run, no injected one."""
-    digest = hashlib.sha256(script.encode("utf-8")).digest()
-    return "sha256-" + base64.b64encode(digest).decode("ascii")
-
-
-def script_json(payload: Any) -> Markup:
-    """JSON safe inside <script type="application/json">: no <, > or & survives."""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return Markup(text)  # noqa: S704 (escaped above)
-
-
-def _chart_context(model: ReportModel) -> dict[str, Markup | None]:
-    labels = [_short_date(p) for p in model.trend]
-    return {
-        "severity_chart": Markup(charts.severity_bars(model.counts_by_severity)),  # noqa: S704
-        "trend_chart": (
-            Markup(charts.trend_columns(labels, [p.counts_by_severity for p in model.trend]))  # noqa: S704
-            if model.trend
-            else None
-        ),
-        "health_chart": (
-            Markup(charts.health_line(labels, [p.health_percent for p in model.trend]))  # noqa: S704
-            if model.trend
-            else None
-        ),
-    }
-
-
-def _short_date(point: TrendPoint) -> str:
-    try:
-        return datetime.fromisoformat(point.taken_at.replace("Z", "+00:00")).strftime("%d %b %y")
-    except ValueError:
-        return point.run_id
-
-
-def _records(frame: pl.DataFrame, columns: Sequence[str]) -> list[dict[str, str]]:
-    return frame.select([pl.col(c).cast(pl.String).fill_null("") for c in columns]).to_dicts()
-
-
-# -- HTML ------------------------------------------------------------------------------------
-
-
-def render_html(model: ReportModel) -> str:
-    rows = (
-        model.findings.select(
-            [pl.col(c).cast(pl.String).fill_null("") for c in HTML_COLUMNS]
-        ).rows()
-        if model.total
-        else []
-    )
-    payload = {"columns": list(HTML_COLUMNS), "rows": rows}
-    previews = {c.code: _records(c.head(HTML_PREVIEW_ROWS), HTML_COLUMNS) for c in model.codes}
-    template = environment().get_template("report.html.j2")
-    js = _static("report.js")
-    return template.render(
-        m=model,
-        css=_static("report.css"),
-        js=js,
-        script_hash=script_hash(js),
-        data=script_json(payload),
-        previews=previews,
-        preview_rows=HTML_PREVIEW_ROWS,
-        severities=SEVERITIES,
-        **_chart_context(model),
-    )
-
-
-# -- PDF -------------------------------------------------------------------------------------
-
-
-PDF_CAUSES = 6
-
-
-def render_pdf_html(model: ReportModel) -> str:
-    n = model.pdf_rows_per_code
-    rows = {c.code: _records(c.head(n), HTML_COLUMNS) for c in model.codes}
-    template = environment().get_template("pdf.html.j2")
-    return template.render(
-        m=model,
-        css=_static("pdf.css"),
-        rows=rows,
-        rows_per_code=n,
-        severities=SEVERITIES,
-        # the causes that fit on the summary page beside the KPIs and the severity chart
-        pdf_causes=PDF_CAUSES,
-        **_chart_context(model),
-    )
-
-
-def render_pdf(model: ReportModel, path: Path) -> None:
-    from weasyprint import HTML  # type: ignore[import-untyped]  # lazily: loads Pango
-
-    document = HTML(
-        string=render_pdf_html(model), base_url=str(templates_dir()), url_fetcher=pdf_fetcher()
-    )
-    document.write_pdf(str(path))
-
-
-def pdf_fetcher() -> Any:
-    """Everything the PDF shows is inline (CSS, SVG charts, the logo as a data: URI). Refusing
-    every other protocol means no value in the page, and no reference inside an SVG logo, can
-    make weasyprint read a local file or reach the network."""
-    from weasyprint.urls import URLFetcher  # type: ignore[import-untyped]
-
-    return URLFetcher(allowed_protocols={"data"})
-
-
-# -- XLSX ------------------------------------------------------------------------------------
 
 
 def render_xlsx(model: ReportModel, path: Path) -> None:
@@ -369,7 +147,7 @@ def _sheet_name(label: str, used: set[str]) -> str:
 
 @cache
 def _xlsx_ignorable_lead() -> re.Pattern[str]:
-    return re.compile(_IGNORABLE_LEAD)  # the same characters as findings.csv
+    return re.compile(IGNORABLE_LEAD)  # the same characters as findings.csv
 
 
 def _cell(value: str) -> str:
@@ -557,57 +335,3 @@ def _xlsx_summary(
 
 def _family_label(m: ReportModel, code: CodeSection) -> str:
     return next((f.label for f in m.families if f.family == code.family), code.family)
-
-
-# -- the analyze step ------------------------------------------------------------------------
-
-
-def render_reports(
-    run_dir: Path,
-    findings: pl.DataFrame,
-    snapshot: Snapshot,
-    settings: Settings,
-    manifest: Mapping[str, Any],
-    *,
-    redact: bool = False,
-    notes: Iterable[str] = (),
-    out_dir: Path | None = None,
-    plan: Plan | None = None,
-) -> dict[str, Any]:
-    """Write report.html, report.pdf and findings.xlsx into the run (or `out_dir`, where
-    analyze stages its outputs); return what the manifest's ``analyzed`` section records:
-    health, redaction and timings. `plan` is the run's remediation plan (the Fix columns)."""
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    health = compute_health(snapshot, findings)
-    redactor = Redactor(redaction_key(run_dir.parent)) if redact else None
-    skipped: list[str] = []
-    history = load_history(run_dir, snapshot.taken_at, warnings=skipped)
-    model = build_report(
-        findings,
-        snapshot,
-        settings,
-        run_id=str(manifest.get("run_id") or run_dir.name),
-        health=health,
-        history=history,
-        notes=[*notes, *skipped],
-        redactor=redactor,
-        plan=PlanSummary.of(plan, causes_of(findings)) if plan is not None else None,
-    )
-    timings["report_model_s"] = round(time.perf_counter() - t0, 3)
-    outputs = (
-        ("report.html", "render_html_s", lambda p: p.write_text(render_html(model), "utf-8")),
-        ("report.pdf", "render_pdf_s", lambda p: render_pdf(model, p)),
-        ("findings.xlsx", "render_xlsx_s", lambda p: render_xlsx(model, p)),
-    )
-    for name, key, write in outputs:
-        t0 = time.perf_counter()
-        write_file_atomically((out_dir or run_dir) / name, write)
-        timings[key] = round(time.perf_counter() - t0, 3)
-    return {
-        "health": health.as_json(),
-        "redacted": redact,
-        "reports": [name for name, _k, _w in outputs],
-        "report_warnings": [*model.warnings, *skipped],
-        "render_timings": timings,
-    }
