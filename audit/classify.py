@@ -148,9 +148,9 @@ def classify(
     findings = pl.concat(frames, how="vertical")
     findings = findings.with_columns(
         fingerprint=pl.Series(_fingerprints(findings), dtype=pl.String),
+        # No waivers exist yet, and without run history nothing knows whether a finding is
+        # new or when it was first seen: status and first_seen stay empty, not guessed.
         waived=pl.lit(False),
-        status=pl.lit("new"),
-        first_seen=pl.lit(context.now).cast(FINDINGS_SCHEMA["first_seen"]),
     )
     # One cause, one line: fold the findings the overlap policy says another code reports.
     findings = fold_overlaps(findings).with_columns(cause_key())

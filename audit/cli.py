@@ -19,7 +19,7 @@ from pathlib import Path
 
 from audit import pipeline
 from audit.anchor import parse_anchor
-from audit.config import load_settings
+from audit.config import Settings, load_settings
 from audit.errors import SyncauditError, UsageError
 from audit.model import Severity
 from audit.pipeline import AnalyzeResult, parse_ad_argument
@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_from(path: Path | None) -> Settings:
+    """The config, with one warning line per key this version does not read yet."""
+    settings = load_settings(path)
+    for line in settings.not_used_yet:
+        progress(f"warning: {line}")
+    return settings
+
+
 def package_version() -> str:
     """The installed distribution's version; from a source tree that is not installed, the
     version in its pyproject.toml."""
@@ -251,7 +259,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     result = pipeline.import_exports(
-        settings=load_settings(args.config),
+        settings=settings_from(args.config),
         out=args.out,
         ad=[parse_ad_argument(a) for a in args.ad],
         cloud=[Path(c) for c in args.cloud],
@@ -269,7 +277,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     result = pipeline.analyze(
         args.run_dir,
-        load_settings(args.config) if args.config else None,
+        settings_from(args.config) if args.config else None,
         redact=args.redact,
         fail_on=_severity_option(args.fail_on),
     )
@@ -323,7 +331,7 @@ def cmd_hardmatch(args: argparse.Namespace) -> int:
             args.run,
             args.ad,
             args.cloud,
-            settings=load_settings(args.config) if args.config else None,
+            settings=settings_from(args.config) if args.config else None,
             out=args.out,
         )
     except HardMatchLookupError as exc:

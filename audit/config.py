@@ -138,6 +138,11 @@ class Settings:
     source_path: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def not_used_yet(self) -> list[str]:
+        """One line per key this config sets that no command of this version reads."""
+        return not_used_yet(self.raw, self.source_path or "config")
+
     def ad_source(self, name: str | None) -> AdSource:
         """The [[ad]] table for an import: by name, else the only one, else defaults."""
         if name is not None:
@@ -146,6 +151,78 @@ class Settings:
                     return source
             return AdSource(name=name)
         return self.ad[0] if len(self.ad) == 1 else AdSource()
+
+
+# Keys validated now (so a config written for a later version fails early on a typo or a
+# literal secret) that no command of this version reads, with what will read them. Setting one
+# gets a warning line, so nobody believes it took effect.
+_LIVE = "live collection (`syncaudit collect`)"
+_SERVICE = "the scheduled service (`syncaudit run` / `serve`)"
+NOT_USED_YET: Mapping[str, Mapping[str, str]] = {
+    "run": {"data_dir": _SERVICE, "keep_runs": _SERVICE},
+    "ad": {
+        key: _LIVE
+        for key in (
+            "url",
+            "start_tls",
+            "ca_file",
+            "tls_verify",
+            "bind_dn",
+            "password_env",
+            "password_file",
+            "base_dn",
+            "page_size",
+        )
+    },
+    "entra": {
+        key: _LIVE
+        for key in (
+            "client_id",
+            "auth",
+            "client_secret_env",
+            "client_secret_file",
+            "certificate_file",
+            "authority_host",
+            "graph_url",
+            "ca_file",
+        )
+    },
+    "thresholds": {"max_drop_percent": _SERVICE},
+    "schedule": {"cron": _SERVICE, "timezone": _SERVICE},
+    "email": {
+        key: _SERVICE
+        for key in (
+            "smtp_host",
+            "smtp_port",
+            "security",
+            "username_env",
+            "password_env",
+            "password_file",
+            "ca_file",
+            "sender",
+            "to",
+            "attach",
+        )
+    },
+}
+
+
+def not_used_yet(raw: Mapping[str, Any], origin: str) -> list[str]:
+    lines = []
+    for table, keys in NOT_USED_YET.items():
+        value = raw.get(table)
+        tables = value if isinstance(value, list) else [value] if isinstance(value, Mapping) else []
+        label = f"[[{table}]]" if table == "ad" else f"[{table}]"
+        seen: set[str] = set()
+        for entry in tables:
+            for key in entry if isinstance(entry, Mapping) else ():
+                if key in keys and key not in seen:
+                    seen.add(key)
+                    lines.append(
+                        f"{origin}: {label} {key} is not used by this version yet (it is for "
+                        f"{keys[key]})"
+                    )
+    return lines
 
 
 def load_settings(path: str | Path | None) -> Settings:

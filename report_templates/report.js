@@ -47,7 +47,6 @@
     tr.setAttribute('data-fp', r[C.fingerprint]);
     var td = el('td');
     td.appendChild(el('span', 'sev sev-' + r[C.severity], r[C.severity]));
-    if (r[C.status]) { td.appendChild(el('span', 'status', r[C.status])); }
     tr.appendChild(td);
     td = el('td', 'obj');
     td.appendChild(breakable('span', 'upn', r[C.ad_upn]));

@@ -24,6 +24,50 @@ def test_example_config_loads_with_every_key() -> None:
     assert settings.thresholds.stale_sync_hours == 3
     assert settings.report.company == "Contoso"
     assert settings.entra.features == {}
+    assert settings.not_used_yet == []
+
+
+def test_every_commented_later_key_of_the_example_is_valid_and_says_it_is_not_used(
+    tmp_path: Path,
+) -> None:
+    """Uncommenting the example's "later" keys gives a valid config, and exactly one warning
+    line per key naming what will read it: nobody believes a setting took effect."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    later = [
+        line
+        for line in text.splitlines()
+        if line.startswith("# ") and "=" in line.split("#")[1] and not line.startswith("# ---")
+    ]
+    switches = {"block_soft_match", "block_hard_match_takeover", "soft_match_on_upn"}
+    keys = [k for line in later if (k := line[2:].split("=")[0].strip()) not in switches]
+    enabled = "\n".join(
+        line[2:] if line in later and line[2:].split("=")[0].strip() in keys else line
+        for line in text.splitlines()
+    )
+    path = tmp_path / "later.toml"
+    path.write_text(enabled, encoding="utf-8")
+    lines = load_settings(path).not_used_yet
+    assert sorted(line.split("] ")[1].split(" is ")[0] for line in lines) == sorted(keys)
+    assert f"{path}: [run] keep_runs is not used by this version yet (it is for the scheduled " in (
+        "\n".join(lines)
+    )
+
+
+def test_the_cli_warns_once_per_key_it_does_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audit.cli import main
+
+    path = tmp_path / "c.toml"
+    path.write_text('[thresholds]\nmax_drop_percent = 5\n[[ad]]\nname = "a"\npage_size = 500\n')
+    assert main(["analyze", str(tmp_path / "missing-run"), "--config", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == [
+        f"warning: {path}: [[ad]] page_size is not used by this version yet (it is for live "
+        "collection (`syncaudit collect`))",
+        f"warning: {path}: [thresholds] max_drop_percent is not used by this version yet (it is "
+        "for the scheduled service (`syncaudit run` / `serve`))",
+    ]
 
 
 @pytest.mark.parametrize("key", ["password", "client_secret"])

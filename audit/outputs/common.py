@@ -25,7 +25,6 @@ HTML_COLUMNS = (
     "fingerprint",
     "code",
     "severity",
-    "status",
     "family",
     "ad_upn",
     "ad_dn",

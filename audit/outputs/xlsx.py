@@ -22,7 +22,6 @@ from audit.outputs.model import SEVERITIES, CodeSection, FamilySection, ReportMo
 
 XLSX_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (column, header, width)
     ("severity", "Severity", 10),
-    ("status", "Status", 8),
     ("code", "Code", 24),
     ("title", "Title", 34),
     ("ad_upn", "AD UPN", 34),
@@ -40,9 +39,6 @@ XLSX_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (column, header, width)
     ("cause", "Cause", 30),
     ("detail", "Detail", 90),
     ("evidence", "Evidence (JSON)", 60),
-    ("waiver_reason", "Waiver reason", 24),
-    ("waiver_expires", "Waiver expires", 14),
-    ("first_seen", "First seen", 20),
     ("fingerprint", "Fingerprint", 22),
 )
 XLSX_MAX_ROWS = 1_048_575  # Excel's limit minus the header row
@@ -120,21 +116,6 @@ def _as_datetime(iso: str) -> datetime:
     return moment.replace(tzinfo=None)  # xlsxwriter wants a naive datetime (UTC here)
 
 
-def _xlsx_date_text(value: str) -> tuple[datetime, str] | None:
-    """A text column's ISO 8601 date or date-time (waiver_expires) as a datetime and the name
-    of its format; None when it is anything else, which is then written as text."""
-    try:
-        if len(value) == 10:
-            moment, style = datetime.combine(date.fromisoformat(value), datetime.min.time()), "date"
-        elif len(value) > 10 and value[10] in "T ":
-            moment, style = _as_datetime(value), "datetime"
-        else:
-            return None
-    except (ValueError, OverflowError):  # not ISO 8601; out of range once moved to UTC
-        return None
-    return (moment, style) if 1900 <= moment.year <= 9999 else None
-
-
 def _sheet_name(label: str, used: set[str]) -> str:
     base = "".join("-" if ch in "[]:*?/\\" else ch for ch in label)[:31].strip("' ") or "Sheet"
     name, k = base, 2
@@ -194,13 +175,6 @@ def _xlsx_findings(workbook: Any, fmt: Mapping[str, Any], name: str, frame: pl.D
     def severity(r: int, c: int, value: str) -> None:
         sheet.write_string(r, c, _cell(value), fmt.get(f"severity:{value}"))
 
-    def date_text(r: int, c: int, value: str) -> None:
-        parsed = _xlsx_date_text(value)
-        if parsed is None:
-            text(r, c, value)
-        else:
-            sheet.write_datetime(r, c, parsed[0], fmt[parsed[1]])
-
     def moment(r: int, c: int, value: datetime) -> None:
         sheet.write_datetime(r, c, value, fmt["datetime"])
 
@@ -217,8 +191,6 @@ def _xlsx_findings(workbook: Any, fmt: Mapping[str, Any], name: str, frame: pl.D
     for column, dtype in frame.schema.items():
         if column == "severity":
             writers.append(severity)
-        elif column == "waiver_expires":  # text in the schema, a date when it reads as one
-            writers.append(date_text)
         elif isinstance(dtype, pl.Datetime):
             writers.append(moment)
         elif dtype == pl.Date:
@@ -296,7 +268,6 @@ def _xlsx_summary(
         number="percent",
     )
     put("Findings", m.total)
-    put("Waived", m.waived)
     put()
     put("Severity", "Findings", style="header")
     for s in SEVERITIES:
