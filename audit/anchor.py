@@ -15,6 +15,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+import polars as pl
+
 from audit.errors import AnchorError
 
 # A GUID's text form (registry-style braces are added where they are accepted).
@@ -191,3 +193,41 @@ def _lenient_b64decode(text: str) -> bytes | None:
     padded = text.rstrip("=")
     padded += "=" * (-len(padded) % 4)
     return _strict_b64decode(padded)
+
+
+# --- vectorised twins (Polars expressions) of the conversions above, for the rules -----------
+
+_CANONICAL_B64 = r"^[A-Za-z0-9+/]{22}==$"
+
+
+def is_canonical(column: str) -> pl.Expr:
+    """Vectorised anchor.is_canonical_immutable_id: 24-char standard base64 of 16 bytes."""
+    return pl.col(column).str.contains(_CANONICAL_B64)
+
+
+def swap_guid_byte_order(hex32: pl.Expr) -> pl.Expr:
+    """32 hex chars in bytes_le order <-> RFC (big-endian) order; the swap is its own inverse."""
+    parts = [(6, 2), (4, 2), (2, 2), (0, 2), (10, 2), (8, 2), (14, 2), (12, 2), (16, 16)]
+    return pl.concat_str([hex32.str.slice(o, n) for o, n in parts])
+
+
+def guid_text_to_le_hex(guid: pl.Expr) -> pl.Expr:
+    """Canonical lower-case GUID text -> 32 hex chars of its bytes in bytes_le order."""
+    spans = [(6, 2), (4, 2), (2, 2), (0, 2), (11, 2), (9, 2), (16, 2), (14, 2), (19, 4), (24, 12)]
+    return pl.concat_str([guid.str.slice(o, n) for o, n in spans])
+
+
+def guid_text_from_hex(hex32: pl.Expr) -> pl.Expr:
+    """32 hex chars in RFC order -> canonical lower-case GUID text."""
+    h = hex32.str.to_lowercase()
+    spans = [(0, 8), (8, 4), (12, 4), (16, 4), (20, 12)]
+    return pl.concat_str([h.str.slice(o, n) for o, n in spans], separator="-")
+
+
+def b64_to_hex(column: str) -> pl.Expr:
+    """Hex of the bytes a base64 value holds; null when it is not strict base64."""
+    return pl.col(column).str.decode("base64", strict=False).bin.encode("hex")
+
+
+def hex_to_b64(hex32: pl.Expr) -> pl.Expr:
+    return hex32.str.decode("hex", strict=False).bin.encode("base64")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from audit import anchor as anchor_
 from audit.anchor import ascii_guid_bytes_guid, immutable_id_from_guid
 from audit.model import Need, RuleMeta, Severity
+from audit.rules import blockers, shape
 from audit.rules import joins as j
 from audit.rules.base import (
     FIX_ANCHOR_ENCODING,
@@ -49,21 +51,21 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
     # no active holder even when the active users were not all read.
     if ctx.deleted_links.is_empty():
         return _EMPTY
-    tokens, phrases = j.soft_match_blockers(ctx.features.block_soft_match.value)
+    tokens, phrases = blockers.soft_match_blockers(ctx.features.block_soft_match.value)
     candidates = ctx.soft_candidates.with_columns(cand_blockers=tokens, cand_blocker_text=phrases)
     rows = ad_identity(ctx, ctx.deleted_links).join(candidates, on=j.AD_KEY, how="left")
     waiting = pl.col("cand_id").is_not_null() & (pl.col("cand_type") == "user")
     deleted_on = pl.col("deleted_at").dt.strftime("%Y-%m-%d")
-    head = j.say(
+    head = shape.say(
         "AD user {} cannot hard-match: its anchor {} is held by soft-deleted cloud user {} "
         "(id {}, deleted {})",
-        j.who(),
+        shape.who(),
         "anchor",
         "deleted_upn",
         "deleted_id",
         deleted_on,
     )
-    waiting_text = j.say(
+    waiting_text = shape.say(
         "; cloud-only user {} (id {}) waits to be soft-matched on {} {}: purge the deleted "
         "holder, then the next sync matches the waiting account",
         "cand_upn",
@@ -71,7 +73,7 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
         "matched_on",
         "matched_value",
     )
-    blocked_text = j.say(" (that match will then fail too: {})", "cand_blocker_text")
+    blocked_text = shape.say(" (that match will then fail too: {})", "cand_blocker_text")
     detail = (
         pl.when(waiting & (pl.col("cand_blockers").list.len() > 0))
         .then(pl.concat_str([head, waiting_text, blocked_text]))
@@ -96,13 +98,13 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
         )
     )
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col("deleted_id").alias("cloud_id"),
         pl.col("deleted_upn").alias("cloud_upn"),
         pl.lit("deleted").alias("cloud_state"),
         detail.alias("detail"),
-        j.evidence(
+        shape.evidence(
             deleted_at=deleted_on,
             waiting_cloud_id=pl.col("cand_id"),
             waiting_cloud_upn=pl.col("cand_upn"),
@@ -150,21 +152,21 @@ def anchor_held_by_other(ctx: RuleContext) -> pl.DataFrame:
     if rows.is_empty():
         return _EMPTY
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col("cloud_id"),
         pl.col("cloud_upn"),
         pl.lit("active").alias("cloud_state"),
-        j.say(
+        shape.say(
             "AD user {} is hard-matched through anchor {} to cloud user {} (id {}), but none of "
             "UPN, primary SMTP, mail, on-premises sAMAccountName, SID or DN agree: the anchor "
             "links two different people",
-            j.who(),
+            shape.who(),
             "anchor",
             "cloud_upn",
             "cloud_id",
         ).alias("detail"),
-        j.evidence(
+        shape.evidence(
             ad_upn=pl.col("upn"),
             cloud_upn=pl.col("cloud_upn"),
             ad_primary_smtp=pl.col("primary_smtp"),
@@ -196,7 +198,7 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
     detail = (
         pl.when(named)
         .then(
-            j.say(
+            shape.say(
                 "{} cloud user {} (id {}) has immutableId {}, a {} encoding of AD user {} "
                 "({}); the value Entra Connect sends is {}",
                 state,
@@ -211,7 +213,7 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
         )
         .when(pl.col("immutable_id") == "System.Byte[]")
         .then(
-            j.say(
+            shape.say(
                 "{} cloud user {} (id {}) has immutableId 'System.Byte[]': the text "
                 "Export-Csv writes for a byte array, not an anchor; it matches no AD user",
                 state,
@@ -221,7 +223,7 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
         )
         .when(pl.col("decoded_guid").is_not_null())
         .then(
-            j.say(
+            shape.say(
                 "{} cloud user {} (id {}) has immutableId {}, a {} encoding of GUID {} that no "
                 "AD user has",
                 state,
@@ -233,7 +235,7 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
             )
         )
         .otherwise(
-            j.say(
+            shape.say(
                 "{} cloud user {} (id {}) has immutableId {}, which is not the base64 of 16 "
                 "bytes that Entra Connect writes and matches no AD user's anchor",
                 state,
@@ -256,7 +258,7 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
         pl.col("immutable_id").alias("value"),
         pl.col("ad_anchor").alias("proposed_value"),
         detail.str.slice(0, 1).str.to_uppercase().add(detail.str.slice(1)).alias("detail"),
-        j.evidence(
+        shape.evidence(
             encoding=pl.col("encoding"),
             decoded_guid=pl.col("decoded_guid"),
             ad_in_scope=pl.col("ad_in_scope"),
@@ -286,7 +288,7 @@ def anchor_duplicate_ad(ctx: RuleContext) -> pl.DataFrame:
     rows = dupes.join(parties, on="anchor").join(holders, on="anchor", how="left")
     others = pl.col("parties").list.set_difference(pl.concat_list(pl.col("dn")))
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col("id").alias("cloud_id"),
         pl.col("holder_upn").alias("cloud_upn"),
@@ -296,15 +298,15 @@ def anchor_duplicate_ad(ctx: RuleContext) -> pl.DataFrame:
         .alias("cloud_state"),
         pl.lit("sourceAnchor").alias("attribute"),
         pl.col("anchor").alias("value"),
-        j.say(
+        shape.say(
             "AD user {} has anchor {}, the same as {} {}: only one of them can "
             "match a cloud user; the others fail to export or take over the wrong account",
-            j.who(),
+            shape.who(),
             "anchor",
-            j.noun(others.list.len(), "in-scope AD user"),
+            shape.noun(others.list.len(), "in-scope AD user"),
             others.list.sort().list.join("; "),
         ).alias("detail"),
-        j.evidence(parties=pl.col("parties"), cloud_holder_upn=pl.col("holder_upn")),
+        shape.evidence(parties=pl.col("parties"), cloud_holder_upn=pl.col("holder_upn")),
         pl.lit(MANUAL).alias("remediation"),
     )
 
@@ -386,18 +388,18 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
         proposed=pl.coalesce(
             "proposed",
             pl.when(pl.col("spelled_guid").is_not_null()).then(
-                j.hex_to_b64(j.guid_text_to_le_hex(pl.col("spelled_guid")))
+                anchor_.hex_to_b64(anchor_.guid_text_to_le_hex(pl.col("spelled_guid")))
             ),
         ),
     )
     detail = (
         pl.when(pl.col("prefix").is_not_null() & pl.col("text_guid").is_not_null())
         .then(
-            j.say(
+            shape.say(
                 "AD user {} has mS-DS-ConsistencyGuid {}: 16 characters of text ('{}'), the "
                 "start of the text of GUID {}{}, not GUID bytes; the anchor Entra sees is that "
                 "text; the right value is {}",
-                j.who(),
+                shape.who(),
                 "consistency_guid",
                 "cg_text",
                 "text_guid",
@@ -409,22 +411,22 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
         )
         .when(pl.col("prefix").is_not_null())
         .then(
-            j.say(
+            shape.say(
                 "AD user {} has mS-DS-ConsistencyGuid {}: 16 characters of text ('{}'), the "
                 "start of a GUID's text that no AD user has, not GUID bytes; the anchor Entra "
                 "sees is that text",
-                j.who(),
+                shape.who(),
                 "consistency_guid",
                 "cg_text",
             )
         )
         .when(pl.col("text_guid").is_not_null())
         .then(
-            j.say(
+            shape.say(
                 "AD user {} has mS-DS-ConsistencyGuid {}: the ASCII text of GUID {} instead of "
                 "its 16 bytes; the anchor Entra sees is that text, not the GUID; the right value "
                 "is {}",
-                j.who(),
+                shape.who(),
                 "consistency_guid",
                 "text_guid",
                 "proposed",
@@ -432,30 +434,30 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
         )
         .when(pl.col("cg_size").is_null())
         .then(
-            j.say(
+            shape.say(
                 "AD user {} has mS-DS-ConsistencyGuid {} that is not base64 of any bytes",
-                j.who(),
+                shape.who(),
                 "consistency_guid",
             )
         )
         .otherwise(
-            j.say(
+            shape.say(
                 "AD user {} has mS-DS-ConsistencyGuid {} of {} bytes, not the 16 bytes of a GUID",
-                j.who(),
+                shape.who(),
                 "consistency_guid",
                 "cg_size",
             )
         )
     )
     return bad.select(
-        *j.ad_output(bad),
+        *shape.ad_output(bad),
         pl.col("anchor"),
         pl.lit("none").alias("cloud_state"),
         pl.lit("mS-DS-ConsistencyGuid").alias("attribute"),
         pl.col("consistency_guid").alias("value"),
         pl.col("proposed").alias("proposed_value"),
         detail.alias("detail"),
-        j.evidence(
+        shape.evidence(
             size=pl.col("cg_size"),
             ascii_text=pl.col("prefix").is_not_null() | pl.col("text_guid").is_not_null(),
             ascii_guid=pl.col("text_guid"),
@@ -469,18 +471,20 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
     cg = _consistency(ctx).filter((pl.col("cg_size") == 16) & ~_guid_text_bytes())
     # Compare in bytes_le hex (one byte swap of the GUID text) and build the GUID text of the
     # ConsistencyGuid only for the few rows that differ.
-    object_guid_le = j.guid_text_to_le_hex(pl.col("object_guid"))
+    object_guid_le = anchor_.guid_text_to_le_hex(pl.col("object_guid"))
     rows = cg.filter(pl.col("cg_bytes").bin.encode("hex") != object_guid_le)
     if rows.is_empty():
         return _EMPTY
     rows = rows.with_columns(
-        cg_guid=j.guid_text_from_hex(j.swap_guid_byte_order(pl.col("cg_bytes").bin.encode("hex")))
+        cg_guid=anchor_.guid_text_from_hex(
+            anchor_.swap_guid_byte_order(pl.col("cg_bytes").bin.encode("hex"))
+        )
     ).join(ctx.objectguid_anchored.drop(j.AD_KEY), on="object_guid", how="left")
     # Usually a harmless restamp (info). But when the user's cloud account still holds its
     # objectGUID, Entra is sent the ConsistencyGuid and never matches that account again.
     stranded = pl.col("og_cloud_id").is_not_null()
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col("og_cloud_id").alias("cloud_id"),
         pl.col("og_cloud_upn").alias("cloud_upn"),
@@ -490,12 +494,12 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
         pl.col("consistency_guid").alias("value"),
         pl.when(stranded)
         .then(
-            j.say(
+            shape.say(
                 "AD user {} has mS-DS-ConsistencyGuid {} (GUID {}) but its cloud account {} "
                 "(id {}) is anchored on its objectGUID {}: Entra is sent the ConsistencyGuid "
                 "and will not match that account (a duplicate is created instead); set "
                 "mS-DS-ConsistencyGuid back to the objectGUID bytes",
-                j.who(),
+                shape.who(),
                 "consistency_guid",
                 "cg_guid",
                 "og_cloud_upn",
@@ -504,18 +508,18 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
             )
         )
         .otherwise(
-            j.say(
+            shape.say(
                 "AD user {} has mS-DS-ConsistencyGuid {} (GUID {}) that differs from its "
                 "objectGUID {}: the object was restamped or migrated; its anchor follows the "
                 "ConsistencyGuid",
-                j.who(),
+                shape.who(),
                 "consistency_guid",
                 "cg_guid",
                 "object_guid",
             )
         )
         .alias("detail"),
-        j.evidence(
+        shape.evidence(
             consistency_guid_as_guid=pl.col("cg_guid"),
             object_guid=pl.col("object_guid"),
             cloud_holds_object_guid=stranded,

@@ -17,7 +17,7 @@ import polars as pl
 
 from audit.config import Thresholds
 from audit.model import Case, Need, RuleMeta, Snapshot, TenantFeatures
-from audit.rules import joins
+from audit.rules import joins, upn
 
 # Action ids implemented by remediation.ps1 (issue: remediation). Rules name them in the
 # `remediation` column so the report and the script agree on what fixes what.
@@ -137,7 +137,7 @@ class RuleContext:
         named = tenant.initial_domain or next((d.name for d in tenant.domains if d.initial), None)
         if named:
             return named.lower(), "tenant domains"
-        inferred = joins.inferred_initial_domain(self.active_cloud)
+        inferred = upn.inferred_initial_domain(self.active_cloud)
         return (inferred, "cloud users' UPNs") if inferred else (None, None)
 
     @property

@@ -22,7 +22,7 @@ import re
 import polars as pl
 
 from audit.model import Case, Need, RuleMeta, Severity
-from audit.rules import idfix, joins
+from audit.rules import idfix, joins, upn
 from audit.rules.base import BLOCK_SIGN_IN, MANUAL, Rule, RuleContext
 
 FAMILY = "drift"
@@ -161,7 +161,7 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
     domains_known = ctx.allows(VERIFIED_DOMAINS_CASE)
     verified = tenant.verified_domains() if domains_known else []
     initial, initial_from = ctx.initial_domain
-    never = joins.suffix_never_verifiable("upn")
+    never = upn.suffix_never_verifiable("upn")
     unverified = never | (pl.lit(domains_known) & ~_in_domains("upn", verified))
     suspects = ctx.in_scope_ad.filter(pl.col("upn").is_not_null() & unverified).filter(
         pl.col("upn").str.strip_chars() != ""
@@ -174,9 +174,9 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
         .select("source", "dn", "cloud_id", "cloud_upn")
         .unique(subset=["source", "dn"], keep="first", maintain_order=True)
     )
-    nickname, nickname_source = joins.predicted_mail_nickname()
+    nickname, nickname_source = upn.predicted_mail_nickname()
     rows = suspects.join(matched, on=["source", "dn"], how="left").with_columns(
-        _ad_suffix=joins.upn_suffix("upn"),
+        _ad_suffix=upn.upn_suffix("upn"),
         _never=never,
         _predicted=(
             pl.concat_str([nickname, pl.lit(f"@{initial}")]) if initial else pl.lit(None, pl.String)
@@ -293,9 +293,9 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
         return pl.DataFrame()
     verified = tenant.verified_domains()
     federated = tenant.federated_domains()
-    ad_suffix = joins.upn_suffix("upn")
-    cloud_suffix = joins.upn_suffix("cloud_upn")
-    ad_prefix = joins.local_part("upn").str.to_lowercase()
+    ad_suffix = upn.upn_suffix("upn")
+    cloud_suffix = upn.upn_suffix("cloud_upn")
+    ad_prefix = upn.local_part("upn").str.to_lowercase()
     twin_prefix = pl.col("cloud_upn").str.to_lowercase().str.extract(_QUARANTINE)
     quarantined = twin_prefix.is_not_null() & (
         (twin_prefix == ad_prefix)
@@ -303,7 +303,7 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
     ).fill_null(False)
     fallback = cloud_suffix.str.ends_with(".onmicrosoft.com").fill_null(False)
     # a suffix whose TLD is not delegated can never be verified, whatever the domains export
-    unverified = joins.suffix_never_verifiable("upn") | (
+    unverified = upn.suffix_never_verifiable("upn") | (
         ~ad_suffix.is_in(verified).fill_null(False)
         if ctx.met(Need.tenant_domains)
         else pl.lit(False)

@@ -7,6 +7,7 @@ import polars as pl
 
 from audit.model import RuleMeta, Severity
 from audit.rules import joins as j
+from audit.rules import shape
 from audit.rules.anchor import (
     REF_DUPLICATE_RESILIENCY,
     REF_EXISTING_TENANT,
@@ -61,10 +62,10 @@ def duplicate_cloud_account(ctx: RuleContext) -> pl.DataFrame:
     quarantined = pl.col("holder_upn").str.contains(_QUARANTINED).fill_null(False)
     detail = pl.concat_str(
         [
-            j.say(
+            shape.say(
                 "AD user {} is matched to cloud user {} (id {}) while another active cloud user "
                 "{} (id {}, not synced) also has its {} {}: one person, two cloud accounts",
-                j.who(),
+                shape.who(),
                 "holder_upn",
                 "holder_id",
                 "b_upn",
@@ -74,7 +75,7 @@ def duplicate_cloud_account(ctx: RuleContext) -> pl.DataFrame:
             ),
             pl.when(quarantined)
             .then(
-                j.say(
+                shape.say(
                     "; {} is the quarantined twin sync created when the value collided",
                     "holder_upn",
                 )
@@ -83,7 +84,7 @@ def duplicate_cloud_account(ctx: RuleContext) -> pl.DataFrame:
         ]
     )
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col("owner_id").alias("cloud_id"),
         pl.col("b_upn").alias("cloud_upn"),
@@ -91,7 +92,7 @@ def duplicate_cloud_account(ctx: RuleContext) -> pl.DataFrame:
         _attribute_names("attributes").alias("attribute"),
         pl.col("values").list.join(",").alias("value"),
         detail.alias("detail"),
-        j.evidence(
+        shape.evidence(
             matched_cloud_id=pl.col("holder_id"),
             matched_cloud_upn=pl.col("holder_upn"),
             matched_looks_quarantined=quarantined,
@@ -162,23 +163,23 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
         .list.head(_MAX_PARTIES)
     )
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.lit("none").alias("cloud_state"),
         _attribute_names("attribute").alias("attribute"),
         pl.col("address").alias("value"),
-        j.say(
+        shape.say(
             "AD user {} has {} {}, which {} {} also {} ({}): Entra "
             "accepts it once, the other exports fail with AttributeValueMustBeUnique",
-            j.who(),
+            shape.who(),
             _attribute_names("attribute"),
             "address",
             pl.col("parties").list.len() - 1,
-            j.noun(pl.col("parties").list.len() - 1, "other in-scope AD object"),
-            j.noun(pl.col("parties").list.len() - 1, "has", "have"),
+            shape.noun(pl.col("parties").list.len() - 1, "other in-scope AD object"),
+            shape.noun(pl.col("parties").list.len() - 1, "has", "have"),
             others.list.join("; "),
         ).alias("detail"),
-        j.evidence(
+        shape.evidence(
             uniqueness_space=pl.col("space"),
             party_count=pl.col("parties").list.len(),
             parties=pl.col("parties").list.head(_MAX_PARTIES),
@@ -213,18 +214,18 @@ def attribute_conflict_cloud(ctx: RuleContext) -> pl.DataFrame:
     )
     rows = ad_identity(ctx, rows)
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col("owner_id").alias("cloud_id"),
         pl.col("owner_name").alias("cloud_upn"),
         pl.lit("active").alias("cloud_state"),
         _attribute_names("attribute").alias("attribute"),
         pl.col("address").alias("value"),
-        j.say(
+        shape.say(
             "AD user {}'s {} {} is already owned by cloud {} {} (id {}, its {}), which is not "
             "its match: the export fails with AttributeValueMustBeUnique and the value is "
             "quarantined",
-            j.who(),
+            shape.who(),
             _attribute_names("attribute"),
             "address",
             "owner_type",
@@ -232,7 +233,7 @@ def attribute_conflict_cloud(ctx: RuleContext) -> pl.DataFrame:
             "owner_id",
             pl.col("owner_attribute").list.join(","),
         ).alias("detail"),
-        j.evidence(
+        shape.evidence(
             owner_type=pl.col("owner_type"),
             owner_attributes=pl.col("owner_attribute"),
             owner_synced=pl.col("owner_synced"),

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import polars as pl
 
-from audit import tlds
 from audit.anchor import (
     GUID_ANCHOR_ATTRIBUTES,
     Encoding,
+    b64_to_hex,
     decode_wrong_encodings,
+    guid_text_from_hex,
+    hex_to_b64,
     immutable_id_from_guid,
+    is_canonical,
+    swap_guid_byte_order,
 )
 
 
@@ -124,40 +128,6 @@ def smtp_addresses(frame: pl.DataFrame, id_column: str) -> pl.DataFrame:
 # move integers, not strings; the few finding rows get their AD columns back at the end.
 
 AD_KEY = "_ad"
-_CANONICAL_B64 = r"^[A-Za-z0-9+/]{22}==$"
-
-
-def is_canonical(column: str) -> pl.Expr:
-    """Vectorised anchor.is_canonical_immutable_id: 24-char standard base64 of 16 bytes."""
-    return pl.col(column).str.contains(_CANONICAL_B64)
-
-
-def swap_guid_byte_order(hex32: pl.Expr) -> pl.Expr:
-    """32 hex chars in bytes_le order <-> RFC (big-endian) order; the swap is its own inverse."""
-    parts = [(6, 2), (4, 2), (2, 2), (0, 2), (10, 2), (8, 2), (14, 2), (12, 2), (16, 16)]
-    return pl.concat_str([hex32.str.slice(o, n) for o, n in parts])
-
-
-def guid_text_to_le_hex(guid: pl.Expr) -> pl.Expr:
-    """Canonical lower-case GUID text -> 32 hex chars of its bytes in bytes_le order."""
-    spans = [(6, 2), (4, 2), (2, 2), (0, 2), (11, 2), (9, 2), (16, 2), (14, 2), (19, 4), (24, 12)]
-    return pl.concat_str([guid.str.slice(o, n) for o, n in spans])
-
-
-def guid_text_from_hex(hex32: pl.Expr) -> pl.Expr:
-    """32 hex chars in RFC order -> canonical lower-case GUID text."""
-    h = hex32.str.to_lowercase()
-    spans = [(0, 8), (8, 4), (12, 4), (16, 4), (20, 12)]
-    return pl.concat_str([h.str.slice(o, n) for o, n in spans], separator="-")
-
-
-def b64_to_hex(column: str) -> pl.Expr:
-    """Hex of the bytes a base64 value holds; null when it is not strict base64."""
-    return pl.col(column).str.decode("base64", strict=False).bin.encode("hex")
-
-
-def hex_to_b64(hex32: pl.Expr) -> pl.Expr:
-    return hex32.str.decode("hex", strict=False).bin.encode("base64")
 
 
 def anchor_links(scoped_ad: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
@@ -623,156 +593,6 @@ def misencoded_anchors(unheld: pl.DataFrame, ad: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-# --- shaping finding rows -----------------------------------------------------------------------
-
-
-def noun(count: pl.Expr, singular: str, plural: str | None = None) -> pl.Expr:
-    """ "role" or "roles" by `count` (no "role(s)" in what people read)."""
-    return pl.when(count == 1).then(pl.lit(singular)).otherwise(pl.lit(plural or singular + "s"))
-
-
-def say(template: str, *parts: pl.Expr | str) -> pl.Expr:
-    """Fill each ``{}`` of the template; a missing part reads "?" instead of nulling the text.
-
-    Other braces are literal (JSON bodies in PowerShell hints), unlike pl.format.
-    """
-    pieces = template.split("{}")
-    if len(pieces) != len(parts) + 1:
-        raise ValueError(f"template has {len(pieces) - 1} slots for {len(parts)} parts")
-    exprs: list[pl.Expr] = [pl.lit(pieces[0])]
-    for part, text in zip(parts, pieces[1:], strict=True):
-        expr = pl.col(part) if isinstance(part, str) else part
-        exprs += [expr.cast(pl.String).fill_null("?"), pl.lit(text)]
-    return pl.concat_str(exprs)
-
-
-def evidence(**fields: pl.Expr) -> pl.Expr:
-    """JSON text of the named fields, for the findings' evidence column."""
-    return pl.struct([e.alias(k) for k, e in fields.items()]).struct.json_encode().alias("evidence")
-
-
-def ad_output(frame: pl.DataFrame) -> list[pl.Expr]:
-    """The ad_* finding columns from a frame carrying source, dn, object_guid, upn."""
-    return [
-        pl.col("source").alias("ad_source"),
-        pl.col("dn").alias("ad_dn"),
-        pl.col("object_guid").alias("ad_object_guid"),
-        pl.col("upn").alias("ad_upn"),
-    ]
-
-
-def who(dn: str = "dn", upn: str = "upn") -> pl.Expr:
-    """`CN=...,DC=... (alice@contoso.com)`: how a detail sentence names an AD user."""
-    return say("{} ({})", dn, upn)
-
-
-def non_empty(column: str) -> pl.Expr:
-    return pl.col(column).list.len().fill_null(0) > 0
-
-
-def soft_match_blockers(block_soft_match: bool | None) -> tuple[pl.Expr, pl.Expr]:
-    """(reason tokens, human phrase) why a soft-match candidate cannot be taken over.
-
-    Works on soft_match_candidates rows. Empty list = the next sync will soft-match it.
-    """
-    roles = pl.col("cand_directory_roles").list.join(", ")
-    checks: list[tuple[pl.Expr, str, pl.Expr]] = [
-        (
-            pl.col("cand_type") != "user",
-            "object-type-mismatch",
-            say("the address belongs to {} {} (ObjectTypeMismatch)", "cand_type", "cand_upn"),
-        ),
-        (
-            non_empty("cand_directory_roles"),
-            "admin-role",
-            say(
-                "{} holds {} {} (Existing Admin Role Conflict)",
-                "cand_upn",
-                noun(pl.col("cand_directory_roles").list.len(), "directory role"),
-                roles,
-            ),
-        ),
-        (
-            pl.lit(block_soft_match is True),
-            "soft-match-blocked-by-tenant",
-            pl.lit("the tenant blocks soft match (blockSoftMatchEnabled)"),
-        ),
-        (
-            pl.col("cand_immutable_id").is_not_null(),
-            "holds-other-immutable-id",
-            say(
-                "{} already holds immutableId {} (InvalidSoftMatch)",
-                "cand_upn",
-                "cand_immutable_id",
-            ),
-        ),
-    ]
-    tokens = pl.concat_list(
-        [pl.when(cond).then(pl.lit(token)) for cond, token, _ in checks]
-    ).list.drop_nulls()
-    phrases = (
-        pl.concat_list([pl.when(cond).then(text) for cond, _, text in checks])
-        .list.drop_nulls()
-        .list.join("; ")
-    )
-    return tokens, phrases
-
-
-def hard_match_blockers(prefix: str, takeover_blocked: bool | None) -> tuple[pl.Expr, pl.Expr]:
-    """(reason tokens, human phrase) why Entra would refuse a hard match onto the cloud user in
-    the ``{prefix}*`` columns: the 2026 hardening (onPremisesObjectIdentifier set, privileged role
-    assigned or PIM-eligible) or blockCloudObjectTakeoverThroughHardMatchEnabled."""
-    upn = f"{prefix}upn"
-    checks: list[tuple[pl.Expr, str, pl.Expr]] = [
-        (
-            pl.col(f"{prefix}on_prem_object_id").is_not_null(),
-            "on-prem-object-id-set",
-            say(
-                "{} has onPremisesObjectIdentifier {} set (it was synced before)",
-                upn,
-                f"{prefix}on_prem_object_id",
-            ),
-        ),
-        (
-            non_empty(f"{prefix}admin_roles"),
-            "privileged-role-assigned",
-            say(
-                "{} has {} {} assigned",
-                upn,
-                noun(pl.col(f"{prefix}admin_roles").list.len(), "privileged role"),
-                pl.col(f"{prefix}admin_roles").list.join(", "),
-            ),
-        ),
-        (
-            non_empty(f"{prefix}eligible_roles"),
-            "privileged-role-eligible",
-            say(
-                "{} is PIM-eligible for {} {}",
-                upn,
-                noun(pl.col(f"{prefix}eligible_roles").list.len(), "privileged role"),
-                pl.col(f"{prefix}eligible_roles").list.join(", "),
-            ),
-        ),
-        (
-            pl.lit(takeover_blocked is True),
-            "takeover-blocked-by-tenant",
-            pl.lit(
-                "the tenant blocks cloud object takeover through hard match "
-                "(blockCloudObjectTakeoverThroughHardMatchEnabled)"
-            ),
-        ),
-    ]
-    tokens = pl.concat_list(
-        [pl.when(cond).then(pl.lit(token)) for cond, token, _ in checks]
-    ).list.drop_nulls()
-    phrases = (
-        pl.concat_list([pl.when(cond).then(text) for cond, _, text in checks])
-        .list.drop_nulls()
-        .list.join("; ")
-    )
-    return tokens, phrases
-
-
 def duplicate_cloud_pairs(
     collisions: pl.DataFrame, scoped_ad: pl.DataFrame, active: pl.DataFrame
 ) -> pl.DataFrame:
@@ -799,70 +619,3 @@ def duplicate_cloud_pairs(
             pl.col("address").unique().sort().alias("values"),
         )
     )
-
-
-# --- UPN outcomes ---------------------------------------------------------------------------
-
-
-def upn_suffix(column: str = "upn") -> pl.Expr:
-    """Lower-case part after the last '@' (null without one)."""
-    return pl.col(column).str.extract(r"@([^@]*)$").str.strip_chars().str.to_lowercase()
-
-
-def suffix_never_verifiable(column: str = "upn") -> pl.Expr:
-    """The UPN suffix can never be a verified domain of any tenant: a single label, or a TLD
-    IANA has not delegated (.local, .lan, .corp, .lab...). Entra then gives the user
-    <mailNickname>@<initial domain> whatever the tenant's domains are."""
-    value = pl.col(column)
-    has_suffix = value.str.contains(r"@[^@\s]")
-    return (has_suffix & ~value.str.contains(tlds.delegated_suffix_pattern())).fill_null(False)
-
-
-def non_blank(expr: pl.Expr) -> pl.Expr:
-    """The stripped text, null when blank."""
-    return pl.when(expr.str.strip_chars() != "").then(expr.str.strip_chars())
-
-
-def local_part(column: str) -> pl.Expr:
-    """Part before the first '@' (the whole value when there is none), null when blank."""
-    return non_blank(pl.col(column).str.replace(r"@.*$", ""))
-
-
-def predicted_mail_nickname() -> tuple[pl.Expr, pl.Expr]:
-    """(nickname, where it came from) the way Entra derives mailNickname on first sync: the
-    first non-empty of mailNickname, the primary SMTP's prefix, mail's, the UPN's, a secondary
-    smtp's (entra-docs plan-connect-userprincipalname.md)."""
-    secondary = (
-        pl.col("proxy_addresses")
-        .list.eval(pl.element().filter(pl.element().str.starts_with("smtp:")).str.slice(5))
-        .list.first()
-    )
-    candidates = [
-        ("mailNickname", non_blank(pl.col("mail_nickname"))),
-        ("primary SMTP", local_part("primary_smtp")),
-        ("mail", local_part("mail")),
-        ("userPrincipalName", local_part("upn")),
-        ("secondary smtp", non_blank(secondary.str.replace(r"@.*$", ""))),
-    ]
-    nickname = pl.coalesce([expr for _, expr in candidates])
-    source: pl.Expr = pl.lit(None, dtype=pl.String)
-    for name, expr in reversed(candidates):
-        source = pl.when(expr.is_not_null()).then(pl.lit(name)).otherwise(source)
-    return nickname, source
-
-
-_INITIAL_DOMAIN_RE = r"(?i)@([a-z0-9-]+\.onmicrosoft\.com)$"
-
-
-def inferred_initial_domain(cloud: pl.DataFrame) -> str | None:
-    """The tenant's <name>.onmicrosoft.com as its cloud users show it (break-glass admins,
-    guests' #EXT# UPNs, fallback UPNs): the most frequent one, when no domains were exported.
-    <name>.mail.onmicrosoft.com (the routing domain) is not one: the regex allows one label."""
-    found = (
-        cloud.select(pl.col("upn").str.extract(_INITIAL_DOMAIN_RE).str.to_lowercase().alias("d"))
-        .drop_nulls()
-        .group_by("d")
-        .len()
-        .sort(["len", "d"], descending=[True, False])
-    )
-    return str(found.item(0, "d")) if found.height else None

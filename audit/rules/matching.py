@@ -9,6 +9,7 @@ from datetime import timedelta
 import polars as pl
 
 from audit.model import Case, Need, RuleMeta, Severity
+from audit.rules import blockers, shape, upn
 from audit.rules import joins as j
 from audit.rules.anchor import (
     REF_DUPLICATE_RESILIENCY,
@@ -69,7 +70,7 @@ def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
     detail = (
         pl.when(out_of_scope)
         .then(
-            j.say(
+            shape.say(
                 "{} cloud user {} (id {}) holds anchor {} that no in-scope AD user has: AD user "
                 "{} ({}) holds this anchor but is out of sync scope ({})",
                 kind,
@@ -82,7 +83,7 @@ def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
             )
         )
         .otherwise(
-            j.say(
+            shape.say(
                 "{} cloud user {} (id {}) holds anchor {} that no AD user has: its AD object "
                 "was deleted, or lives outside the AD sources read (last known DN {})",
                 kind,
@@ -103,7 +104,7 @@ def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
         pl.col("upn").alias("cloud_upn"),
         pl.lit("active").alias("cloud_state"),
         detail.alias("detail"),
-        j.evidence(
+        shape.evidence(
             sync_enabled=pl.col("sync_enabled"),
             on_prem_dn=pl.col("on_prem_dn"),
             held_by_out_of_scope_ad_user=out_of_scope,
@@ -121,7 +122,7 @@ def _soft_rows(ctx: RuleContext) -> pl.DataFrame:
     cands = ctx.soft_candidates.join(ctx.deleted_links.select(j.AD_KEY), on=j.AD_KEY, how="anti")
     if cands.is_empty():
         return _EMPTY
-    tokens, phrases = j.soft_match_blockers(ctx.features.block_soft_match.value)
+    tokens, phrases = blockers.soft_match_blockers(ctx.features.block_soft_match.value)
     return ad_identity(ctx, cands.with_columns(blockers=tokens, blocker_text=phrases))
 
 
@@ -132,7 +133,7 @@ def _soft_evidence(ctx: RuleContext) -> pl.Expr:
         if upn_feature.value is None
         else f"{'on' if upn_feature.value else 'off'} ({upn_feature.source})"
     )
-    return j.evidence(
+    return shape.evidence(
         matched_on=pl.col("matched_on"),
         candidate_type=pl.col("cand_type"),
         blockers=pl.col("blockers"),
@@ -148,7 +149,7 @@ def _soft_output(
     ctx: RuleContext, rows: pl.DataFrame, detail: pl.Expr, remediation: pl.Expr
 ) -> pl.DataFrame:
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col("cand_id").alias("cloud_id"),
         pl.col("cand_upn").alias("cloud_upn"),
@@ -178,11 +179,11 @@ def soft_match_pending(ctx: RuleContext) -> pl.DataFrame:
             "block it (Existing Admin Role Conflict)"
         )
     caveat = f" ({'; '.join(caveats)})" if caveats else ""
-    detail = j.say(
+    detail = shape.say(
         "AD user {} has no cloud user holding its anchor {}; cloud-only user {} (id {}) has the "
         "same {} {} and an empty immutableId: the next sync soft-matches and takes it over"
         + caveat,
-        j.who(),
+        shape.who(),
         "anchor",
         "cand_upn",
         "cand_id",
@@ -216,10 +217,10 @@ def soft_match_blocked(ctx: RuleContext) -> pl.DataFrame:
         .then(pl.lit(ROLES_DETOUR))
         .otherwise(pl.lit(SET_ANCHOR))
     )
-    detail = j.say(
+    detail = shape.say(
         "AD user {} has no cloud user holding its anchor {}; its soft-match candidate {} (id {}, "
         "same {} {}) cannot be matched: {}",
-        j.who(),
+        shape.who(),
         "anchor",
         "cand_upn",
         "cand_id",
@@ -246,14 +247,14 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
         return _EMPTY
     tenant = ctx.snapshot.tenant
     verified = tenant.verified_domains()
-    suffix = j.upn_suffix("upn")
+    suffix = upn.upn_suffix("upn")
     # Entra gives <mailNickname>@<initial domain> to a UPN whose suffix is not verified (or
     # never can be) or that has characters it refuses (plan-connect-userprincipalname.md).
-    not_verified = j.suffix_never_verifiable("upn") | (
+    not_verified = upn.suffix_never_verifiable("upn") | (
         pl.lit(ctx.met(Need.tenant_domains)) & ~suffix.is_in(verified).fill_null(False)
     )
     refused = pl.col("upn").str.contains(f"{UPN_INVALID}|{NON_ASCII}").fill_null(False)
-    nickname, _ = j.predicted_mail_nickname()
+    nickname, _ = upn.predicted_mail_nickname()
     initial, _ = ctx.initial_domain
     predicted = (
         pl.when(not_verified | refused)
@@ -261,10 +262,10 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
         .otherwise(pl.col("upn"))
     )
     fallback_why = (
-        pl.when(j.suffix_never_verifiable("upn"))
-        .then(j.say(" (UPN suffix {} can never be a verified tenant domain)", suffix))
+        pl.when(upn.suffix_never_verifiable("upn"))
+        .then(shape.say(" (UPN suffix {} can never be a verified tenant domain)", suffix))
         .when(not_verified)
-        .then(j.say(" (UPN suffix {} is not a verified tenant domain)", suffix))
+        .then(shape.say(" (UPN suffix {} is not a verified tenant domain)", suffix))
         .when(refused)
         .then(pl.lit(" (its UPN has characters Entra ID does not accept)"))
         .otherwise(pl.lit(""))
@@ -276,17 +277,17 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
     rows = rows.with_columns(predicted_upn=predicted, unverified=not_verified, overdue=overdue)
     detail = pl.concat_str(
         [
-            j.say(
+            shape.say(
                 "In-scope enabled AD user {} has no cloud user holding its anchor {} and no "
                 "soft-match candidate: the next sync creates a new cloud user {}",
-                j.who(),
+                shape.who(),
                 "anchor",
                 "predicted_upn",
             ),
             fallback_why,
             pl.when(pl.col("overdue"))
             .then(
-                j.say(
+                shape.say(
                     "; it was created {} and sync is on, so it should have synced by now",
                     pl.col("when_created").dt.strftime("%Y-%m-%d"),
                 )
@@ -301,7 +302,7 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
         ]
     )
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.lit("none").alias("cloud_state"),
         pl.when(pl.col("overdue"))
@@ -309,7 +310,7 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
         .otherwise(pl.lit(Severity.info.name))
         .alias("severity"),
         detail.alias("detail"),
-        j.evidence(
+        shape.evidence(
             predicted_cloud_upn=pl.col("predicted_upn"),
             upn_suffix_verified=~pl.col("unverified"),
             when_created=pl.col("when_created").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -328,7 +329,9 @@ _TARGET_COLUMNS = ("id", "upn", "on_prem_object_id", "admin_roles", "eligible_ro
 def _hard_block_output(
     ctx: RuleContext, rows: pl.DataFrame, prefix: str, case: str, why: pl.Expr
 ) -> pl.DataFrame:
-    tokens, phrases = j.hard_match_blockers(prefix, ctx.features.block_hard_match_takeover.value)
+    tokens, phrases = blockers.hard_match_blockers(
+        prefix, ctx.features.block_hard_match_takeover.value
+    )
     rows = rows.with_columns(blockers=tokens, blocker_text=phrases).filter(
         pl.col("blockers").list.len() > 0
     )
@@ -338,7 +341,7 @@ def _hard_block_output(
     recovery = (
         pl.concat_list(
             pl.when(has("on-prem-object-id-set")).then(
-                j.say(
+                shape.say(
                     "clear onPremisesObjectIdentifier (Invoke-MgGraphRequest -Method PATCH -Uri "
                     "'beta/users/{}' -Body '{\"onPremisesObjectIdentifier\":null}')",
                     f"{prefix}id",
@@ -357,7 +360,7 @@ def _hard_block_output(
         .list.drop_nulls()
         .list.join(", then ")
     )
-    detail = j.say(
+    detail = shape.say(
         "{}; Entra will refuse that hard match (InvalidHardMatch, 'Hard match operation blocked "
         "due to security hardening'): {}. Recovery: {}, then Start-ADSyncSyncCycle -PolicyType "
         "Delta",
@@ -373,13 +376,13 @@ def _hard_block_output(
         .otherwise(pl.lit(MANUAL))
     )
     return rows.select(
-        *j.ad_output(rows),
+        *shape.ad_output(rows),
         pl.col("anchor"),
         pl.col(f"{prefix}id").alias("cloud_id"),
         pl.col(f"{prefix}upn").alias("cloud_upn"),
         pl.lit("active").alias("cloud_state"),
         detail.alias("detail"),
-        j.evidence(
+        shape.evidence(
             case=pl.lit(case),
             blockers=pl.col("blockers"),
             on_prem_object_id=pl.col(f"{prefix}on_prem_object_id"),
@@ -405,10 +408,10 @@ def hard_match_blocked(ctx: RuleContext) -> pl.DataFrame:
                 takeover,
                 "cloud_",
                 "sync-takeover",
-                j.say(
+                shape.say(
                     "AD user {}'s anchor {} is held by unsynced cloud user {}, so the next sync "
                     "takes that account over by hard match",
-                    j.who(),
+                    shape.who(),
                     "anchor",
                     "cloud_upn",
                 ),
@@ -432,10 +435,10 @@ def hard_match_blocked(ctx: RuleContext) -> pl.DataFrame:
                     ad_identity(ctx, cands),
                     "cand_",
                     "remediation-set-anchor",
-                    j.say(
+                    shape.say(
                         "AD user {} can only be joined to cloud-only user {} (same {}) by setting "
                         "its anchor on that account ({})",
-                        j.who(),
+                        shape.who(),
                         "cand_upn",
                         "matched_on",
                         pl.lit(
@@ -457,10 +460,10 @@ def hard_match_blocked(ctx: RuleContext) -> pl.DataFrame:
                 merged,
                 "b_",
                 "remediation-merge-duplicate",
-                j.say(
+                shape.say(
                     "Merging the duplicate accounts of AD user {} means hard-matching its "
                     "original cloud account {}",
-                    j.who(),
+                    shape.who(),
                     "b_upn",
                 ),
             )

@@ -8,8 +8,10 @@ import uuid
 import polars as pl
 import pytest
 
+from audit import anchor
 from audit.model import AD_USERS_SCHEMA, CLOUD_OBJECTS_SCHEMA, CLOUD_USERS_SCHEMA
 from audit.rules import joins as j
+from audit.rules import shape
 from tests.factories import ad_user, cloud_id_for, cloud_only_user, cloud_user, frame
 
 GUIDS = ["f7cc07d7-7c15-447d-876d-c01b0e5a9e38", "8c4ac332-975f-4717-ad7b-ba4a4e968fff"]
@@ -23,10 +25,10 @@ def test_byte_order_swap_matches_uuid(guid: str) -> None:
         {"h": [value.bytes_le.hex()], "b64": [base64.b64encode(value.bytes_le).decode()]}
     )
     out = df.select(
-        be=j.swap_guid_byte_order(pl.col("h")),
-        text=j.guid_text_from_hex(j.swap_guid_byte_order(pl.col("h"))),
-        back=j.hex_to_b64(pl.col("h")),
-        hexed=j.b64_to_hex("b64"),
+        be=anchor.swap_guid_byte_order(pl.col("h")),
+        text=anchor.guid_text_from_hex(anchor.swap_guid_byte_order(pl.col("h"))),
+        back=anchor.hex_to_b64(pl.col("h")),
+        hexed=anchor.b64_to_hex("b64"),
     ).row(0, named=True)
     assert out == {
         "be": value.bytes.hex(),
@@ -41,14 +43,14 @@ def test_is_canonical_matches_python_check() -> None:
     from audit.anchor import is_canonical_immutable_id
 
     values = ["1wfM9xV8fUSHbcAbDlqeOA==", "1wfM9xV8fUSHbcAbDlqeOA", "E1001", "System.Byte[]"]
-    got = pl.DataFrame({"v": values}).select(j.is_canonical("v")).to_series().to_list()
+    got = pl.DataFrame({"v": values}).select(anchor.is_canonical("v")).to_series().to_list()
     assert got == [is_canonical_immutable_id(v) for v in values]
 
 
 def test_say_keeps_sentence_when_part_missing_and_braces_literal() -> None:
     """say() fills '?' for nulls and leaves JSON braces alone."""
     df = pl.DataFrame({"a": ["x", None]})
-    got = df.select(j.say("{} -Body '{\"k\":null}' {}", "a", pl.lit("z"))).to_series().to_list()
+    got = df.select(shape.say("{} -Body '{\"k\":null}' {}", "a", pl.lit("z"))).to_series().to_list()
     assert got == ["x -Body '{\"k\":null}' z", "? -Body '{\"k\":null}' z"]
 
 
