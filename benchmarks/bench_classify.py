@@ -2,7 +2,7 @@
 
     python benchmarks/bench_classify.py [--sizes 100000,1000000] [--repeat 3] [--no-write]
 
-For each size N (N AD users x N cloud users, 1% planted problems, audit.scale):
+For each size N (N AD users x N cloud users, 1% planted problems, benchmarks.scale):
 
 1. a fresh subprocess generates the estate and writes its frames to Parquet (as a collected run
    stores its snapshot);
@@ -60,7 +60,7 @@ def peak_rss_gb() -> float:
 
 
 def child_generate(n: int, directory: Path) -> dict[str, float]:
-    from audit.scale import generate_scale_estate
+    from benchmarks.scale import generate_scale_estate
 
     start = time.perf_counter()
     snapshot = generate_scale_estate(n, n, issue_rate=ISSUE_RATE, seed=0)
@@ -77,7 +77,7 @@ def _load(directory: Path):  # type: ignore[no-untyped-def]
     import polars as pl
 
     from audit.model import Snapshot, SourceReport, Tenant
-    from audit.scale import SCALE_TAKEN_AT
+    from benchmarks.scale import SCALE_TAKEN_AT
 
     tenant = Tenant.from_dict(
         json.loads((directory / "snapshot" / "tenant.json").read_text(encoding="utf-8"))
@@ -348,7 +348,7 @@ Targets at 1M x 1M:
 
 {per_rule_table(rows)}
 
-Findings per code (1% planted problems, audit.scale):
+Findings per code (1% planted problems, benchmarks.scale):
 
 {chr(10).join(counts_lines)}
 """

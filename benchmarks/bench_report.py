@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/bench_report.py --sizes 1000000 --issue-rate 0.1   # ~115k findings
 
 For each size N: an estate of N AD users and N cloud users with `--issue-rate` planted problems
-(audit.scale.generate_scale_estate), classified once; snapshot and findings are written to
+(benchmarks.scale.generate_scale_estate), classified once; snapshot and findings are written to
 Parquet. Then, each in a fresh subprocess so peak RSS (VmHWM) is the step's own:
 
 * model: read the whole snapshot and the findings, compute sync health and build the report
@@ -34,6 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))  # run as a script: `audit` and `benchmarks.scale` from this tree
 RESULTS = HERE / "RESULTS.md"
 SECTION = "## Reports"
 TARGETS = {"pdf_s": 5.0, "pdf_mb": 400.0, "html_s_1m": 10.0}
@@ -54,7 +55,7 @@ t0 = time.perf_counter()
 from audit.config import ReportSettings, Settings
 from audit.model import Snapshot
 from audit.outputs.model import Health, build_report, compute_health
-from audit.scale import scale_tenant
+from benchmarks.scale import scale_tenant
 settings = Settings(report=ReportSettings(company="Contoso"))
 findings = pl.read_parquet(work / "findings.parquet")
 if step == "model":
@@ -101,7 +102,7 @@ def prepare(work: Path, n: int, issue_rate: float, seed: int) -> dict[str, float
     """Generate, classify, write Parquet (in this process; not measured per format)."""
     from audit.classify import classify
     from audit.config import Settings
-    from audit.scale import generate_scale_estate
+    from benchmarks.scale import generate_scale_estate
 
     t0 = time.perf_counter()
     snapshot = generate_scale_estate(n, n, issue_rate=issue_rate, seed=seed)

@@ -11,7 +11,7 @@ import pytest
 from audit.classify import classify
 from audit.config import Settings
 from audit.model import AD_USERS_SCHEMA, CLOUD_USERS_SCHEMA
-from audit.scale import CATEGORIES, expected_counts, generate_scale_estate
+from benchmarks.scale import CATEGORIES, expected_counts, generate_scale_estate
 
 N_AD, N_CLOUD, RATE = 3000, 2600, 0.05
 
