@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from audit.anchor import GUID_ANCHOR_ATTRIBUTES, GUID_PATTERN
-from audit.model import Snapshot, Tenant, TenantFeatures
+from audit.model import Action, Snapshot, Tenant, TenantFeatures
 from audit.powershell import UnsafeValue, valid_anchor, valid_guid, valid_text
 from audit.remediate import (
     Call,
@@ -33,7 +33,6 @@ from audit.remediate import (
     render_plan,
     tenant_label,
 )
-from audit.rules.base import CLEAR_ONPREM_OBJECT_ID, PURGE_DELETED_HOLDER, ROLES_DETOUR, SET_ANCHOR
 
 CODE = "hardmatch"
 _GUID = re.compile(rf"\{{?{GUID_PATTERN}\}}?")
@@ -304,7 +303,7 @@ def plan_hardmatch(
         try:
             for h in deleted_others:
                 call(
-                    PURGE_DELETED_HOLDER,
+                    Action.purge_deleted_holder,
                     "purge the soft-deleted holder of the anchor",
                     DeletedId=valid_guid(h.id),
                     DeletedUpn=valid_text(h.upn),
@@ -314,7 +313,7 @@ def plan_hardmatch(
                 )
             if cloud.on_prem_object_id:
                 call(
-                    CLEAR_ONPREM_OBJECT_ID,
+                    Action.clear_onprem_object_id,
                     "clear onPremisesObjectIdentifier so Entra accepts the hard match",
                     UserId=valid_guid(cloud.id),
                     Upn=valid_text(cloud.upn),
@@ -323,7 +322,7 @@ def plan_hardmatch(
                 )
             if not already:
                 call(
-                    SET_ANCHOR,
+                    Action.set_anchor,
                     "set the AD user's anchor on the cloud user (hard match)",
                     UserId=valid_guid(cloud.id),
                     Upn=valid_text(cloud.upn),
@@ -333,7 +332,7 @@ def plan_hardmatch(
                 )
             if (cloud.admin_roles or cloud.eligible_roles) and options.allow_role_changes:
                 call(
-                    ROLES_DETOUR,
+                    Action.roles_detour,
                     "take the privileged roles off for the match, then put them back",
                     UserId=valid_guid(cloud.id),
                     Upn=valid_text(cloud.upn),

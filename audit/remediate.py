@@ -31,7 +31,7 @@ import polars as pl
 
 from audit.anchor import GUID_ANCHOR_ATTRIBUTES
 from audit.config import DEFAULT_ANCHOR_ATTRIBUTE, Settings
-from audit.model import Tenant
+from audit.model import Action, Tenant
 from audit.powershell import (
     PsCode,
     UnsafeValue,
@@ -44,19 +44,6 @@ from audit.powershell import (
     valid_guid,
     valid_text,
     valid_upn,
-)
-from audit.rules.base import (
-    AD_SET_ATTRIBUTE,
-    BLOCK_SIGN_IN,
-    CLEAR_ANCHOR,
-    CLEAR_ONPREM_OBJECT_ID,
-    FIX_ANCHOR_ENCODING,
-    MANUAL,
-    MERGE_DUPLICATE_CLOUD,
-    PURGE_DELETED_HOLDER,
-    RESTORE_DELETED_HOLDER,
-    ROLES_DETOUR,
-    SET_ANCHOR,
 )
 from audit.scope import split_first_rdn
 from audit.templates import templates_dir
@@ -239,7 +226,7 @@ ACTIONS: dict[str, ActionSpec] = {
     spec.action: spec
     for spec in (
         ActionSpec(
-            RESTORE_DELETED_HOLDER,
+            Action.restore_deleted_holder,
             "Invoke-SaRestoreDeletedHolder",
             10,
             CLOUD,
@@ -254,7 +241,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_RESTORE,),
         ),
         ActionSpec(
-            PURGE_DELETED_HOLDER,
+            Action.purge_deleted_holder,
             "Invoke-SaPurgeDeletedHolder",
             10,
             CLOUD,
@@ -268,7 +255,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_DELETED_ITEMS,),
         ),
         ActionSpec(
-            CLEAR_ONPREM_OBJECT_ID,
+            Action.clear_onprem_object_id,
             "Invoke-SaClearOnPremObjectId",
             20,
             CLOUD,
@@ -285,7 +272,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_EXISTING_TENANT + "#hard-match-security-protections",),
         ),
         ActionSpec(
-            CLEAR_ANCHOR,
+            Action.clear_anchor,
             "Invoke-SaClearAnchor",
             30,
             CLOUD,
@@ -302,7 +289,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_USER_UPDATE,),
         ),
         ActionSpec(
-            FIX_ANCHOR_ENCODING,
+            Action.fix_anchor_encoding,
             "Invoke-SaFixAnchorEncoding",
             40,
             CLOUD,
@@ -320,7 +307,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_USER_UPDATE, REF_EXISTING_TENANT),
         ),
         ActionSpec(
-            SET_ANCHOR,
+            Action.set_anchor,
             "Invoke-SaSetAnchor",
             50,
             CLOUD,
@@ -338,7 +325,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_EXISTING_TENANT, REF_USER_UPDATE),
         ),
         ActionSpec(
-            MERGE_DUPLICATE_CLOUD,
+            Action.merge_duplicate_cloud,
             "Invoke-SaMergeDuplicateCloud",
             60,
             CLOUD,
@@ -357,7 +344,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_DUPLICATE, REF_DELETED_ITEMS, REF_EXISTING_TENANT, REF_MOVE_ADOBJECT),
         ),
         ActionSpec(
-            ROLES_DETOUR,
+            Action.roles_detour,
             "Invoke-SaRolesDetour",
             70,
             CLOUD,
@@ -381,7 +368,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_EXISTING_TENANT + "#hard-match-security-protections", REF_PIM_REQUESTS),
         ),
         ActionSpec(
-            BLOCK_SIGN_IN,
+            Action.block_sign_in,
             "Invoke-SaBlockSignIn",
             80,
             CLOUD,
@@ -396,7 +383,7 @@ ACTIONS: dict[str, ActionSpec] = {
             references=(REF_REVOKE, REF_USER_UPDATE),
         ),
         ActionSpec(
-            AD_SET_ATTRIBUTE,
+            Action.ad_set_attribute,
             "Invoke-SaAdSetAttribute",
             100,
             ON_PREMISES,
@@ -463,7 +450,7 @@ class ManualStep:
     reason: str
     detail: str = ""
     how: str = ""
-    intended: str = MANUAL  # the action id the finding named
+    intended: str = Action.manual  # the action id the finding named
 
 
 @dataclass
@@ -486,7 +473,7 @@ class Plan:
 
     @property
     def uses_roles(self) -> bool:
-        return any(c.action == ROLES_DETOUR for c in self.calls)
+        return any(c.action == Action.roles_detour for c in self.calls)
 
     @property
     def actions(self) -> list[str]:
@@ -639,10 +626,10 @@ def plan_findings(findings: pl.DataFrame, options: PlanOptions | None = None) ->
     return plan
 
 
-_ANCHOR_TARGET = {
-    SET_ANCHOR: "UserId",
-    FIX_ANCHOR_ENCODING: "UserId",
-    MERGE_DUPLICATE_CLOUD: "OriginalId",
+_ANCHOR_TARGET: dict[str, str] = {
+    Action.set_anchor: "UserId",
+    Action.fix_anchor_encoding: "UserId",
+    Action.merge_duplicate_cloud: "OriginalId",
 }
 
 
@@ -650,7 +637,7 @@ def link_role_detours(calls: list[Call]) -> list[Call]:
     """An anchor write onto a user whose privileged roles a later roles-detour call takes off
     may go ahead despite those roles (the detour completes the documented recovery); any other
     hardening blocker still stops it. The flag tells the script which writes those are."""
-    detoured = {c.arg("UserId") for c in calls if c.action == ROLES_DETOUR}
+    detoured = {c.arg("UserId") for c in calls if c.action == Action.roles_detour}
     linked = []
     for c in calls:
         target = _ANCHOR_TARGET.get(c.action)
@@ -669,7 +656,7 @@ def plan_finding(row: Mapping[str, Any], options: PlanOptions) -> Call | ManualS
     if builder is None:
         reason = (
             "no safe automatic fix: decide and act by hand"
-            if action == MANUAL
+            if action == Action.manual
             else f"the script has no automatic action {action!r}"
         )
         return manual_step(row, reason)
@@ -685,7 +672,7 @@ def plan_finding(row: Mapping[str, Any], options: PlanOptions) -> Call | ManualS
         )
 
 
-def manual_step(row: Mapping[str, Any], reason: str, intended: str = MANUAL) -> ManualStep:
+def manual_step(row: Mapping[str, Any], reason: str, intended: str = Action.manual) -> ManualStep:
     meta = _rule_meta(str(row.get("code")))
     return ManualStep(
         fingerprint=str(row.get("fingerprint") or ""),
@@ -771,7 +758,7 @@ def _text(row: Mapping[str, Any], column: str) -> str | None:
 def _restore(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
     return _call(
         row,
-        RESTORE_DELETED_HOLDER,
+        Action.restore_deleted_holder,
         "restore the soft-deleted holder of the AD user's anchor",
         DeletedId=valid_guid(row.get("cloud_id"), "deleted user id"),
         DeletedUpn=_text(row, "cloud_upn"),
@@ -788,7 +775,7 @@ def _purge(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
         )
     return _call(
         row,
-        PURGE_DELETED_HOLDER,
+        Action.purge_deleted_holder,
         "purge the soft-deleted holder so the waiting cloud-only account can match",
         DeletedId=valid_guid(row.get("cloud_id"), "deleted user id"),
         DeletedUpn=_text(row, "cloud_upn"),
@@ -801,7 +788,7 @@ def _purge(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
 def _set_anchor(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     return _call(
         row,
-        SET_ANCHOR,
+        Action.set_anchor,
         "set the AD user's anchor on its cloud-only account (hard match)",
         UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
         Upn=_text(row, "cloud_upn"),
@@ -819,7 +806,7 @@ def _fix_encoding(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) ->
         )
     return _call(
         row,
-        FIX_ANCHOR_ENCODING,
+        Action.fix_anchor_encoding,
         "replace the wrongly encoded immutableId with the value Entra Connect sends",
         UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
         Upn=_text(row, "cloud_upn"),
@@ -843,7 +830,7 @@ def _clear_anchor(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) ->
         )
     return _call(
         row,
-        CLEAR_ANCHOR,
+        Action.clear_anchor,
         "clear the immutableId no AD user has, so the account can be matched again",
         UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
         Upn=_text(row, "cloud_upn"),
@@ -891,7 +878,7 @@ def _merge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     )
     call = _call(
         row,
-        MERGE_DUPLICATE_CLOUD,
+        Action.merge_duplicate_cloud,
         "after the AD user left sync scope: purge the soft-deleted twin, anchor the original",
         TwinId=twin_id,
         TwinUpn=twin_upn,
@@ -943,7 +930,7 @@ def _roles(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     mode = "hard" if row.get("code") == "hard-match-blocked" else "soft"
     return _call(
         row,
-        ROLES_DETOUR,
+        Action.roles_detour,
         "take the privileged roles off for the match, then put them back",
         UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
         Upn=_text(row, "cloud_upn"),
@@ -958,7 +945,7 @@ def _block_sign_in(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) 
         raise NotAutomatic("the cloud account is not one that signs in while AD says disabled")
     return _call(
         row,
-        BLOCK_SIGN_IN,
+        Action.block_sign_in,
         "block sign-in of the cloud account of a disabled AD user",
         UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
         Upn=_text(row, "cloud_upn"),
@@ -970,7 +957,7 @@ def _block_sign_in(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) 
 def _clear_object_id(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
     return _call(
         row,
-        CLEAR_ONPREM_OBJECT_ID,
+        Action.clear_onprem_object_id,
         "clear onPremisesObjectIdentifier so Entra accepts the hard match",
         UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
         Upn=_text(row, "cloud_upn"),
@@ -988,7 +975,7 @@ def _ad_set(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call
         valid_upn(proposed)
     return _call(
         row,
-        AD_SET_ATTRIBUTE,
+        Action.ad_set_attribute,
         f"set {attribute} of the AD user to the proposed value",
         ObjectGuid=valid_guid(row.get("ad_object_guid"), "AD objectGUID"),
         Dn=_text(row, "ad_dn"),
@@ -1007,16 +994,16 @@ def _required(row: Mapping[str, Any], column: str) -> str:
 
 _Builder = Callable[[Mapping[str, Any], dict[str, Any], PlanOptions], Call]
 _BUILDERS: dict[str, _Builder] = {
-    RESTORE_DELETED_HOLDER: _restore,
-    PURGE_DELETED_HOLDER: _purge,
-    SET_ANCHOR: _set_anchor,
-    FIX_ANCHOR_ENCODING: _fix_encoding,
-    CLEAR_ANCHOR: _clear_anchor,
-    MERGE_DUPLICATE_CLOUD: _merge,
-    ROLES_DETOUR: _roles,
-    CLEAR_ONPREM_OBJECT_ID: _clear_object_id,
-    AD_SET_ATTRIBUTE: _ad_set,
-    BLOCK_SIGN_IN: _block_sign_in,
+    Action.restore_deleted_holder: _restore,
+    Action.purge_deleted_holder: _purge,
+    Action.set_anchor: _set_anchor,
+    Action.fix_anchor_encoding: _fix_encoding,
+    Action.clear_anchor: _clear_anchor,
+    Action.merge_duplicate_cloud: _merge,
+    Action.roles_detour: _roles,
+    Action.clear_onprem_object_id: _clear_object_id,
+    Action.ad_set_attribute: _ad_set,
+    Action.block_sign_in: _block_sign_in,
 }
 
 

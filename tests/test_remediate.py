@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from audit.classify import classify
 from audit.config import RemediationSettings, Settings
 from audit.demo import write_demo_inputs
-from audit.model import FINDINGS_SCHEMA, Tenant, conform
+from audit.model import FINDINGS_SCHEMA, Action, Tenant, conform
 from audit.powershell import UnsafeValue
 from audit.remediate import (
     ACTIONS,
@@ -37,14 +37,6 @@ from audit.remediate import (
     remediation_script,
     render_plan,
     write_remediation,
-)
-from audit.rules.base import (
-    AD_SET_ATTRIBUTE,
-    BLOCK_SIGN_IN,
-    CLEAR_ONPREM_OBJECT_ID,
-    RESTORE_DELETED_HOLDER,
-    ROLES_DETOUR,
-    SET_ANCHOR,
 )
 from audit.sources.files import import_files
 from tests.psast import assert_values_confined as confined
@@ -461,8 +453,11 @@ def test_header_names_run_tenant_modules_and_what_it_fixes(demo):
 
 def test_scopes_are_the_documented_minimum_for_the_actions_present(demo):
     settings, snapshot, findings = demo
-    assert least_scopes([RESTORE_DELETED_HOLDER]) == ["User.Read.All", "User.DeleteRestore.All"]
-    assert least_scopes([SET_ANCHOR]) == [
+    assert least_scopes([Action.restore_deleted_holder]) == [
+        "User.Read.All",
+        "User.DeleteRestore.All",
+    ]
+    assert least_scopes([Action.set_anchor]) == [
         "User.Read.All",  # the deleted-items list names it; ReadUpdate is not documented to
         "User.ReadUpdate.All",
         "Domain.Read.All",
@@ -470,19 +465,22 @@ def test_scopes_are_the_documented_minimum_for_the_actions_present(demo):
         "RoleAssignmentSchedule.Read.Directory",
         "RoleEligibilitySchedule.Read.Directory",
     ]
-    assert least_scopes([CLEAR_ONPREM_OBJECT_ID]) == [
+    assert least_scopes([Action.clear_onprem_object_id]) == [
         "User.Read.All",
         "User-OnPremisesSyncBehavior.ReadWrite.All",
     ]
-    assert least_scopes([BLOCK_SIGN_IN]) == ["User.Read.All", "User.EnableDisableAccount.All"]
-    assert least_scopes([ROLES_DETOUR]) == [
+    assert least_scopes([Action.block_sign_in]) == [
+        "User.Read.All",
+        "User.EnableDisableAccount.All",
+    ]
+    assert least_scopes([Action.roles_detour]) == [
         "User.Read.All",
         "RoleManagement.Read.Directory",
         "RoleAssignmentSchedule.ReadWrite.Directory",
         "RoleEligibilitySchedule.ReadWrite.Directory",
     ]
-    assert least_scopes([AD_SET_ATTRIBUTE]) == []
-    assert least_scopes([RESTORE_DELETED_HOLDER], undo=True) == ["User.ReadWrite.All"]
+    assert least_scopes([Action.ad_set_attribute]) == []
+    assert least_scopes([Action.restore_deleted_holder], undo=True) == ["User.ReadWrite.All"]
     for name, permission in PERMISSIONS.items():
         assert permission.reference.startswith("https://learn.microsoft.com/"), name
         assert all(broader in PERMISSIONS for broader in permission.implied_by)

@@ -10,16 +10,9 @@ from __future__ import annotations
 import polars as pl
 
 from audit.anchor import ascii_guid_bytes_guid, immutable_id_from_guid
-from audit.model import Need, RuleMeta, Severity
+from audit.model import Action, Need, RuleMeta, Severity
 from audit.rules import joins as j
-from audit.rules.base import (
-    FIX_ANCHOR_ENCODING,
-    MANUAL,
-    PURGE_DELETED_HOLDER,
-    RESTORE_DELETED_HOLDER,
-    Rule,
-    RuleContext,
-)
+from audit.rules.base import Rule, RuleContext
 
 LEARN = "https://learn.microsoft.com/entra/identity/hybrid/connect"
 REF_EXISTING_TENANT = f"{LEARN}/how-to-connect-install-existing-tenant"
@@ -111,8 +104,8 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
             cloud_read_complete=pl.lit(ctx.cloud_complete),
         ),
         pl.when(waiting)
-        .then(pl.lit(PURGE_DELETED_HOLDER))
-        .otherwise(pl.lit(RESTORE_DELETED_HOLDER))
+        .then(pl.lit(Action.purge_deleted_holder))
+        .otherwise(pl.lit(Action.restore_deleted_holder))
         .alias("remediation"),
     )
 
@@ -178,7 +171,7 @@ def anchor_held_by_other(ctx: RuleContext) -> pl.DataFrame:
             cloud_on_prem_dn=pl.col("cloud_on_prem_dn"),
             cloud_sync_enabled=pl.col("cloud_sync_enabled"),
         ),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -262,8 +255,8 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
             ad_in_scope=pl.col("ad_in_scope"),
         ),
         pl.when(named)
-        .then(pl.lit(FIX_ANCHOR_ENCODING))
-        .otherwise(pl.lit(MANUAL))
+        .then(pl.lit(Action.fix_anchor_encoding))
+        .otherwise(pl.lit(Action.manual))
         .alias("remediation"),
     )
 
@@ -305,7 +298,7 @@ def anchor_duplicate_ad(ctx: RuleContext) -> pl.DataFrame:
             others.list.sort().list.join("; "),
         ).alias("detail"),
         j.evidence(parties=pl.col("parties"), cloud_holder_upn=pl.col("holder_upn")),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -461,7 +454,7 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
             ascii_guid=pl.col("text_guid"),
             matches_object_guid=(pl.col("text_guid") == pl.col("object_guid")),
         ),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -520,7 +513,7 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
             object_guid=pl.col("object_guid"),
             cloud_holds_object_guid=stranded,
         ),
-        pl.when(stranded).then(pl.lit(MANUAL)).alias("remediation"),
+        pl.when(stranded).then(pl.lit(Action.manual)).alias("remediation"),
     )
 
 
@@ -560,7 +553,7 @@ RULES: tuple[Rule, ...] = (
                 "sync rejoin it."
             ),
             references=(REF_EXISTING_TENANT, REF_DELETED_ITEMS, REF_SYNC_ERRORS),
-            remediation_actions=(PURGE_DELETED_HOLDER, RESTORE_DELETED_HOLDER),
+            remediation_actions=(Action.purge_deleted_holder, Action.restore_deleted_holder),
             requires=(Need.deleted_users,),
             # a cloud-only account waiting for the anchor is only known over a complete read
             caveats=(Need.complete_cloud,),
@@ -590,7 +583,7 @@ RULES: tuple[Rule, ...] = (
                 "fixed on premises."
             ),
             references=(REF_EXISTING_TENANT, REF_SYNC_ERRORS),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         anchor_held_by_other,
     ),
@@ -621,7 +614,7 @@ RULES: tuple[Rule, ...] = (
                 "synced users cannot be written through Graph: fix the AD side."
             ),
             references=(REF_DESIGN_CONCEPTS, REF_EXISTING_TENANT, REF_ADSYNCTOOLS),
-            remediation_actions=(FIX_ANCHOR_ENCODING, MANUAL),
+            remediation_actions=(Action.fix_anchor_encoding, Action.manual),
         ),
         anchor_format_invalid,
     ),
@@ -643,7 +636,7 @@ RULES: tuple[Rule, ...] = (
                 "configured anchor attribute, then Start-ADSyncSyncCycle -PolicyType Delta."
             ),
             references=(REF_DESIGN_CONCEPTS, REF_SYNC_ERRORS),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         anchor_duplicate_ad,
     ),
@@ -667,7 +660,7 @@ RULES: tuple[Rule, ...] = (
                 "must change too, so plan it with the hard-match procedure."
             ),
             references=(REF_DESIGN_CONCEPTS,),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         consistency_guid_invalid,
     ),
