@@ -4,8 +4,9 @@ The script is a *view* of the findings, like the reports: one call per remediabl
 fingerprint and code in a comment above it), one function per action, and a commented-out,
 clearly marked manual step for every finding that has no safe automatic fix or whose values fail
 validation. The PowerShell itself (checks, changes, log, undo) lives in
-report_templates/remediation.ps1.j2; this module decides which call each finding gets and with
-which values.
+report_templates/remediation/: static PowerShell for the runtime and -Undo, one small template per
+action, and main.ps1.j2 that puts them together; this module decides which call each finding gets
+and with which values.
 
 Injection-proofing: a value from the directory enters the script only through the template's
 ``ps_literal`` filter (a verbatim literal with every quote character doubled, see
@@ -48,7 +49,11 @@ from audit.powershell import (
 from audit.scope import split_first_rdn
 from audit.templates import templates_dir
 
-TEMPLATE = "remediation.ps1.j2"
+# report_templates/remediation/: the main template, the static PowerShell it inserts verbatim
+# (runtime.ps1, roles.ps1, undo.ps1: no Jinja syntax, linted as PowerShell by the tests) and one
+# template per action (actions/<action id>.ps1.j2).
+TEMPLATE_DIR = "remediation"
+TEMPLATE = f"{TEMPLATE_DIR}/main.ps1.j2"
 SCRIPT_NAME = "remediation.ps1"
 CLOUD, ON_PREMISES = "cloud", "on-premises"
 
@@ -220,6 +225,11 @@ class ActionSpec:
     role: str = ""  # the least-privileged Entra role (or AD right) the action needs
     documented: str = ""  # the documented path the action follows
     references: tuple[str, ...] = ()
+
+    @property
+    def template(self) -> str:
+        """Its function in the script: the template that defines it."""
+        return f"{TEMPLATE_DIR}/actions/{self.action}.ps1.j2"
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -466,10 +476,6 @@ class Plan:
 
     def ordered_manual(self) -> list[ManualStep]:
         return sorted(self.manual, key=lambda m: (m.code, m.fingerprint))
-
-    @property
-    def functions(self) -> set[str]:
-        return {c.function for c in self.calls}
 
     @property
     def uses_roles(self) -> bool:
@@ -1042,7 +1048,17 @@ def ps_environment() -> jinja2.Environment:
     env.filters["ps_comment"] = comment_text
     env.filters["ps_comment_lines"] = comment_lines
     env.filters["ps_name"] = identifier
+    env.globals["ps_static"] = static_part
     return env
+
+
+@cache
+def static_part(name: str) -> PsCode:
+    """A static PowerShell part of the script (report_templates/remediation/<name>), inserted as
+    it is: the template never interprets it. Without its last line break, which the template
+    line that inserts it supplies."""
+    path = templates_dir() / TEMPLATE_DIR / name
+    return PsCode(path.read_text(encoding="ascii").removesuffix("\n"))
 
 
 @dataclass(frozen=True)
@@ -1086,7 +1102,7 @@ def render_plan(plan: Plan, header: ScriptHeader) -> str:
         manual=plan.ordered_manual(),
         cloud_calls=plan.ordered_calls(CLOUD),
         onprem_calls=plan.ordered_calls(ON_PREMISES),
-        functions=plan.functions,
+        action_specs=[spec for spec in ACTIONS.values() if spec.action in counts],
         scopes=[PERMISSIONS[name] for name in plan.scopes],
         undo_scopes=plan.undo_scopes,
         roles=plan.roles,

@@ -647,6 +647,36 @@ def test_script_means_the_same_when_read_as_cp1252_without_bom(tmp_path, name):
     }
 
 
+STATIC_PARTS = sorted((REPO / "report_templates" / "remediation").glob("*.ps1"))
+
+
+def test_static_parts_are_powershell_without_template_syntax():
+    """runtime.ps1, roles.ps1 and undo.ps1 go into every script as they are: each is ASCII
+    PowerShell that parses on its own (no ERROR or MISSING node, no expandable string) and holds
+    nothing a template engine would read."""
+    assert {p.name for p in STATIC_PARTS} == {"runtime.ps1", "roles.ps1", "undo.ps1"}
+    for path in STATIC_PARTS:
+        text = path.read_text(encoding="ascii")
+        for delimiter in ("{{", "{%", "{#"):
+            assert delimiter not in text, (path.name, delimiter)
+        parsed = parse(text)
+        assert functions(parsed), path.name
+
+
+def test_static_parts_go_into_the_script_verbatim(demo):
+    settings, snapshot, findings = demo
+    script = _script(findings, _with_roles(settings), snapshot)
+    for path in STATIC_PARTS:
+        assert path.read_text(encoding="ascii") in script, path.name
+    without_roles = _script(findings, settings, snapshot)
+    assert "function Remove-SaRoleSchedule" not in without_roles
+    assert "$script:RoleChanges = $false" in without_roles
+    assert "$script:RoleChanges = $true" in script
+    # -Undo of a role row only where the script has the roles detour (and its scopes)
+    check = parse(without_roles).text(functions(parse(without_roles))["Test-SaUndoRow"])
+    assert "if (-not $script:RoleChanges) { return" in check
+
+
 def test_sample_report_script_parses():
     sample = REPO / "sample_reports" / "remediation.ps1"
     if not sample.exists():
