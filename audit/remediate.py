@@ -12,8 +12,11 @@ Injection-proofing: a value from the directory enters the script only through th
 ``ps_literal`` filter (a verbatim literal with every quote character doubled, see
 audit/powershell.py), or as comment text through ``ps_comment``. The Jinja environment's
 ``finalize`` refuses any other value, so a template edit that prints a raw value fails loudly.
-Identifiers the script writes (anchors, object ids, UPNs, AD attribute names) are validated here
-first; a value that fails becomes a manual step, never code.
+Each action's parameters are declared once, in ACTIONS (ActionSpec.params): its function's
+param(...) list in the script is written from the declaration, and every call, the plan's and
+hardmatch's, passes each value through the parameter's check. Identifiers the script writes
+(anchors, object ids, UPNs, AD attribute names) are checked strictly; a value that fails becomes
+a manual step, never code.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from audit.anchor import GUID_ANCHOR_ATTRIBUTES
 from audit.config import DEFAULT_ANCHOR_ATTRIBUTE, Settings
 from audit.model import Action, Tenant
 from audit.powershell import (
+    AD_WRITABLE_ATTRIBUTES,
     PsCode,
     UnsafeValue,
     comment_text,
@@ -208,11 +212,106 @@ REF_SET_ADUSER = "https://learn.microsoft.com/powershell/module/activedirectory/
 REF_MOVE_ADOBJECT = "https://learn.microsoft.com/powershell/module/activedirectory/move-adobject"
 
 
+# --- the parameters of an action's function -----------------------------------------------------
+
+# A parameter's check: the value as the caller has it (a finding's column, a hardmatch user's
+# field) -> the value the call writes; raises UnsafeValue for one that may not be written.
+Check = Callable[[Any, "PlanOptions"], str | bool | None]
+
+
+def _guid(what: str) -> Check:
+    def check(value: Any, _options: PlanOptions) -> str:
+        return valid_guid(value, what)
+
+    return check
+
+
+def _text(what: str) -> Check:
+    """Any text a verbatim literal can hold; None is written as $null."""
+
+    def check(value: Any, _options: PlanOptions) -> str | None:
+        return valid_text(value, what)
+
+    return check
+
+
+def _required(what: str) -> Check:
+    def check(value: Any, _options: PlanOptions) -> str:
+        checked = valid_text(value, what)
+        if checked is None:
+            raise UnsafeValue(f"{what} is empty")
+        return checked
+
+    return check
+
+
+def _anchor(value: Any, options: PlanOptions) -> str:
+    """An anchor the call writes into the directory: stricter than text (see valid_anchor)."""
+    return valid_anchor(value, text_anchors=options.text_anchors)
+
+
+def _ad_attribute(value: Any, _options: PlanOptions) -> str:
+    return valid_ad_attribute(value)
+
+
+def _flag(value: Any, _options: PlanOptions) -> bool:
+    if not isinstance(value, bool):
+        raise UnsafeValue(f"not true or false: {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an action's function, declared once: the param(...) list of the function
+    in the script is written from it, and every call (remediation plan or hardmatch) passes its
+    value through `check` (and `choices`). A value that fails makes the finding a manual step."""
+
+    name: str
+    check: Check = field(compare=False)
+    ps_type: str = "string"
+    default: str | bool | None = None  # the function's default ('' / $false); None: none
+    choices: tuple[str, ...] = ()  # [ValidateSet(...)] in the script, enforced here too
+    allow_empty: bool = False  # [AllowEmptyString()] in the script
+    from_plan: bool = False  # set once the plan is complete (link_role_detours), not by callers
+
+    def validate(self, value: Any, options: PlanOptions) -> str | bool | None:
+        checked = self.check(value, options)
+        if self.choices and checked not in self.choices:
+            raise UnsafeValue(f"{self.name} is none of {', '.join(self.choices)}")
+        return checked
+
+    def declaration(self) -> str:
+        """The parameter as the function's param(...) list declares it."""
+        out = ""
+        if self.choices:
+            out += "[ValidateSet(" + ", ".join(ps_literal(c) for c in self.choices) + ")]"
+        if self.allow_empty:
+            out += "[AllowEmptyString()]"
+        out += f"[{identifier(self.ps_type)}]${identifier(self.name)}"
+        if self.default is not None:
+            out += f" = {ps_literal(self.default)}"
+        return out
+
+
+# Every function starts with these two: the finding (or hardmatch pair) the call is for.
+COMMON_PARAMS = (Param("Fingerprint", _required("fingerprint")), Param("Code", _required("code")))
+# Parameters several actions share.
+_USER_ID = Param("UserId", _guid("cloud user id"))
+_UPN = Param("Upn", _text("cloud user's UPN"))
+_AD_USER = Param("AdUser", _text("AD user's DN"))
+_ANCHOR_WRITTEN = Param("Anchor", _anchor)  # the action writes it into the directory
+_ANCHOR_SEEN = Param("Anchor", _required("anchor"))  # compared and shown, never written
+_EXPECTED_IMMUTABLE_ID = Param("ExpectedImmutableId", _required("current immutableId"))
+_EXPECTED_IF_ANY = Param("ExpectedImmutableId", _text("current immutableId"), default="")
+# Whether a roles detour for the same user follows later in the script (link_role_detours).
+ROLES_DETOUR_FOLLOWS = Param("RolesDetourFollows", _flag, "bool", default=False, from_plan=True)
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """What one action id does in the script: the catalogue the tests and docs refer to."""
 
-    action: str
+    action: Action
     function: str
     phase: int  # order in the script: holders first, then anchors, merges, role detours
     section: str
@@ -225,11 +324,56 @@ class ActionSpec:
     role: str = ""  # the least-privileged Entra role (or AD right) the action needs
     documented: str = ""  # the documented path the action follows
     references: tuple[str, ...] = ()
+    # the parameters of its function after COMMON_PARAMS, in order
+    params: tuple[Param, ...] = ()
+    # the parameter naming the cloud user whose anchor it writes, or whose roles it takes off
+    user_param: str = ""
 
     @property
     def template(self) -> str:
         """Its function in the script: the template that defines it."""
         return f"{TEMPLATE_DIR}/actions/{self.action}.ps1.j2"
+
+    @property
+    def parameters(self) -> tuple[Param, ...]:
+        return (*COMMON_PARAMS, *self.params)
+
+    @property
+    def ps_parameters(self) -> PsCode:
+        """What goes between the parentheses of its function's param(...)."""
+        return PsCode(", ".join(p.declaration() for p in self.parameters))
+
+    def call(
+        self,
+        *,
+        fingerprint: str,
+        code: str,
+        title: str,
+        values: Mapping[str, Any],
+        options: PlanOptions,
+        notes: tuple[str, ...] = (),
+        steps: tuple[str, ...] = (),
+    ) -> Call:
+        """The call of its function for one finding (or hardmatch pair): every parameter the caller
+        gives (all but those set from the plan), each value through its check. Raises UnsafeValue
+        for a value that may not be written."""
+        wanted = [p.name for p in self.params if not p.from_plan]
+        if sorted(values) != sorted(wanted):
+            raise TypeError(f"{self.action} takes {', '.join(wanted)}; got {', '.join(values)}")
+        given = {"Fingerprint": fingerprint, "Code": code, **values}
+        return Call(
+            action=self.action,
+            fingerprint=fingerprint,
+            code=code,
+            title=title,
+            args=tuple(
+                (p.name, p.validate(given[p.name], options))
+                for p in self.parameters
+                if not p.from_plan
+            ),
+            notes=notes,
+            steps=steps,
+        )
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -249,6 +393,12 @@ ACTIONS: dict[str, ActionSpec] = {
             role=USER_ADMIN,
             documented="restore the deleted user so the AD user matches it again",
             references=(REF_RESTORE,),
+            params=(
+                Param("DeletedId", _guid("deleted user id")),
+                Param("DeletedUpn", _text("deleted user's UPN")),
+                _ANCHOR_SEEN,
+                _AD_USER,
+            ),
         ),
         ActionSpec(
             Action.purge_deleted_holder,
@@ -263,6 +413,13 @@ ACTIONS: dict[str, ActionSpec] = {
             role=USER_ADMIN,
             documented="hard-delete the deleted holder so the waiting account can match",
             references=(REF_DELETED_ITEMS,),
+            params=(
+                Param("DeletedId", _guid("deleted user id")),
+                Param("DeletedUpn", _text("deleted user's UPN")),
+                _ANCHOR_SEEN,
+                _AD_USER,
+                Param("WaitingId", _guid("waiting cloud user id"), default=""),
+            ),
         ),
         ActionSpec(
             Action.clear_onprem_object_id,
@@ -280,6 +437,12 @@ ACTIONS: dict[str, ActionSpec] = {
                 "rerun synchronization"
             ),
             references=(REF_EXISTING_TENANT + "#hard-match-security-protections",),
+            params=(
+                _USER_ID,
+                _UPN,
+                Param("ExpectedObjectIdentifier", _guid("onPremisesObjectIdentifier")),
+                _AD_USER,
+            ),
         ),
         ActionSpec(
             Action.clear_anchor,
@@ -297,6 +460,7 @@ ACTIONS: dict[str, ActionSpec] = {
                 "PATCH onPremisesImmutableId to null on a cloud-only user in a managed domain"
             ),
             references=(REF_USER_UPDATE,),
+            params=(_USER_ID, _UPN, _EXPECTED_IMMUTABLE_ID),
         ),
         ActionSpec(
             Action.fix_anchor_encoding,
@@ -315,6 +479,15 @@ ACTIONS: dict[str, ActionSpec] = {
                 "through the onmicrosoft.com domain and back)"
             ),
             references=(REF_USER_UPDATE, REF_EXISTING_TENANT),
+            params=(
+                _USER_ID,
+                _UPN,
+                _EXPECTED_IMMUTABLE_ID,
+                _ANCHOR_WRITTEN,
+                _AD_USER,
+                ROLES_DETOUR_FOLLOWS,
+            ),
+            user_param="UserId",
         ),
         ActionSpec(
             Action.set_anchor,
@@ -333,6 +506,15 @@ ACTIONS: dict[str, ActionSpec] = {
                 "2026 hardening is re-checked first"
             ),
             references=(REF_EXISTING_TENANT, REF_USER_UPDATE),
+            params=(
+                _USER_ID,
+                _UPN,
+                _ANCHOR_WRITTEN,
+                _EXPECTED_IF_ANY,
+                _AD_USER,
+                ROLES_DETOUR_FOLLOWS,
+            ),
+            user_param="UserId",
         ),
         ActionSpec(
             Action.merge_duplicate_cloud,
@@ -352,6 +534,17 @@ ACTIONS: dict[str, ActionSpec] = {
                 "set the anchor on the original account, bring the AD user back"
             ),
             references=(REF_DUPLICATE, REF_DELETED_ITEMS, REF_EXISTING_TENANT, REF_MOVE_ADOBJECT),
+            params=(
+                Param("TwinId", _guid("twin cloud user id")),
+                Param("TwinUpn", _text("twin's UPN")),
+                Param("OriginalId", _guid("original cloud user id")),
+                Param("OriginalUpn", _text("original account's UPN")),
+                _ANCHOR_WRITTEN,
+                _EXPECTED_IF_ANY,
+                Param("AdUser", _required("AD user's DN")),  # its OU is in the manual steps
+                ROLES_DETOUR_FOLLOWS,
+            ),
+            user_param="OriginalId",
         ),
         ActionSpec(
             Action.roles_detour,
@@ -376,6 +569,14 @@ ACTIONS: dict[str, ActionSpec] = {
                 "temporarily remove the role or eligibility, complete the match, then reassign it"
             ),
             references=(REF_EXISTING_TENANT + "#hard-match-security-protections", REF_PIM_REQUESTS),
+            params=(
+                _USER_ID,
+                _UPN,
+                _ANCHOR_SEEN,
+                Param("Mode", _required("match mode"), choices=("hard", "soft")),
+                _AD_USER,
+            ),
+            user_param="UserId",
         ),
         ActionSpec(
             Action.block_sign_in,
@@ -391,6 +592,12 @@ ACTIONS: dict[str, ActionSpec] = {
             role=USER_ADMIN + _PRIVILEGED_TARGET,
             documented="disable the user in Microsoft Entra ID (Update-MgUser -AccountEnabled)",
             references=(REF_REVOKE, REF_USER_UPDATE),
+            params=(
+                _USER_ID,
+                _UPN,
+                Param("AdObjectGuid", _guid("AD objectGUID"), default=""),
+                _AD_USER,
+            ),
         ),
         ActionSpec(
             Action.ad_set_attribute,
@@ -404,6 +611,13 @@ ACTIONS: dict[str, ActionSpec] = {
             role="write access to the AD user's attributes (no Graph permission)",
             documented="Set-ADUser -Replace (proxyAddresses: -Remove the old, -Add the new)",
             references=(REF_SET_ADUSER,),
+            params=(
+                Param("ObjectGuid", _guid("AD objectGUID")),
+                Param("Dn", _text("AD user's DN")),
+                Param("Attribute", _ad_attribute, choices=AD_WRITABLE_ATTRIBUTES),
+                Param("Current", _text("current value"), default="", allow_empty=True),
+                Param("Proposed", _text("proposed value")),
+            ),
         ),
     )
 }
@@ -426,7 +640,8 @@ def least_scopes(actions: Iterable[str], *, undo: bool = False) -> list[str]:
 
 @dataclass(frozen=True)
 class Call:
-    """One generated call: `action`'s function with these parameters, for one finding."""
+    """One generated call: `action`'s function with these parameters, for one finding. Made by
+    ActionSpec.call, which checks every value against the action's declared parameters."""
 
     action: str
     fingerprint: str
@@ -632,23 +847,16 @@ def plan_findings(findings: pl.DataFrame, options: PlanOptions | None = None) ->
     return plan
 
 
-_ANCHOR_TARGET: dict[str, str] = {
-    Action.set_anchor: "UserId",
-    Action.fix_anchor_encoding: "UserId",
-    Action.merge_duplicate_cloud: "OriginalId",
-}
-
-
 def link_role_detours(calls: list[Call]) -> list[Call]:
     """An anchor write onto a user whose privileged roles a later roles-detour call takes off
     may go ahead despite those roles (the detour completes the documented recovery); any other
     hardening blocker still stops it. The flag tells the script which writes those are."""
-    detoured = {c.arg("UserId") for c in calls if c.action == Action.roles_detour}
+    detoured = {c.arg(c.spec.user_param) for c in calls if c.action == Action.roles_detour}
     linked = []
     for c in calls:
-        target = _ANCHOR_TARGET.get(c.action)
-        if target is not None:
-            c = replace(c, args=(*c.args, ("RolesDetourFollows", c.arg(target) in detoured)))
+        if ROLES_DETOUR_FOLLOWS in c.spec.params:
+            follows = c.arg(c.spec.user_param) in detoured
+            c = replace(c, args=(*c.args, (ROLES_DETOUR_FOLLOWS.name, follows)))
         linked.append(c)
     return linked
 
@@ -740,40 +948,36 @@ def _evidence(row: Mapping[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _call(row: Mapping[str, Any], action: str, title: str, **args: str | bool | None) -> Call:
-    ordered = (
-        ("Fingerprint", valid_text(str(row["fingerprint"]), "fingerprint")),
-        ("Code", valid_text(str(row["code"]), "code")),
-        *args.items(),
-    )
+def _call(
+    row: Mapping[str, Any], action: Action, title: str, options: PlanOptions, **values: Any
+) -> Call:
+    """The call of `action` for a finding row; `values` are its parameters as the row has them
+    (ACTIONS[action] checks each)."""
     detail = str(row.get("detail") or "")
-    return Call(
-        action=action,
+    return ACTIONS[action].call(
         fingerprint=str(row["fingerprint"]),
         code=str(row["code"]),
         title=title,
-        args=ordered,
+        values=values,
+        options=options,
         notes=(detail,) if detail else (),
     )
 
 
-def _text(row: Mapping[str, Any], column: str) -> str | None:
-    return valid_text(row.get(column), column)
-
-
-def _restore(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _restore(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     return _call(
         row,
         Action.restore_deleted_holder,
         "restore the soft-deleted holder of the AD user's anchor",
-        DeletedId=valid_guid(row.get("cloud_id"), "deleted user id"),
-        DeletedUpn=_text(row, "cloud_upn"),
-        Anchor=_required(row, "anchor"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        DeletedId=row.get("cloud_id"),
+        DeletedUpn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _purge(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _purge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     waiting = ev.get("waiting_cloud_id")
     if not waiting:
         raise NotAutomatic(
@@ -783,11 +987,12 @@ def _purge(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
         row,
         Action.purge_deleted_holder,
         "purge the soft-deleted holder so the waiting cloud-only account can match",
-        DeletedId=valid_guid(row.get("cloud_id"), "deleted user id"),
-        DeletedUpn=_text(row, "cloud_upn"),
-        Anchor=_required(row, "anchor"),
-        AdUser=_text(row, "ad_dn"),
-        WaitingId=valid_guid(waiting, "waiting cloud user id"),
+        o,
+        DeletedId=row.get("cloud_id"),
+        DeletedUpn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        AdUser=row.get("ad_dn"),
+        WaitingId=waiting,
     )
 
 
@@ -796,11 +1001,12 @@ def _set_anchor(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> C
         row,
         Action.set_anchor,
         "set the AD user's anchor on its cloud-only account (hard match)",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        Anchor=valid_anchor(row.get("anchor"), text_anchors=o.text_anchors),
-        ExpectedImmutableId=valid_text(ev.get("candidate_immutable_id"), "current immutableId"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        ExpectedImmutableId=ev.get("candidate_immutable_id"),
+        AdUser=row.get("ad_dn"),
     )
 
 
@@ -814,11 +1020,12 @@ def _fix_encoding(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) ->
         row,
         Action.fix_anchor_encoding,
         "replace the wrongly encoded immutableId with the value Entra Connect sends",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        ExpectedImmutableId=_required(row, "value"),
-        Anchor=valid_anchor(row.get("proposed_value"), text_anchors=o.text_anchors),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        ExpectedImmutableId=row.get("value"),
+        Anchor=row.get("proposed_value"),
+        AdUser=row.get("ad_dn"),
     )
 
 
@@ -838,9 +1045,10 @@ def _clear_anchor(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) ->
         row,
         Action.clear_anchor,
         "clear the immutableId no AD user has, so the account can be matched again",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        ExpectedImmutableId=_required(row, "anchor"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        ExpectedImmutableId=row.get("anchor"),
     )
 
 
@@ -852,12 +1060,24 @@ def _merge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
         )
     if ev.get("other_sync_enabled") is True:
         raise NotAutomatic("the original account is synced: merging would be wrong")
-    twin_id = valid_guid(ev.get("matched_cloud_id"), "twin cloud user id")
-    twin_upn = valid_text(ev.get("matched_cloud_upn"), "twin UPN")
-    original_id = valid_guid(row.get("cloud_id"), "original cloud user id")
-    original_upn = _text(row, "cloud_upn")
+    call = _call(
+        row,
+        Action.merge_duplicate_cloud,
+        "after the AD user left sync scope: purge the soft-deleted twin, anchor the original",
+        o,
+        TwinId=ev.get("matched_cloud_id"),
+        TwinUpn=ev.get("matched_cloud_upn"),
+        OriginalId=row.get("cloud_id"),
+        OriginalUpn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        ExpectedImmutableId=ev.get("other_immutable_id"),
+        AdUser=row.get("ad_dn"),
+    )
+    # The manual steps around the call name the same (checked) values.
+    twin_id, twin_upn = call.arg("TwinId"), call.arg("TwinUpn")
+    original_id, original_upn = call.arg("OriginalId"), call.arg("OriginalUpn")
+    dn = str(call.arg("AdUser"))
     ad_guid = valid_guid(row.get("ad_object_guid"), "AD objectGUID")
-    dn = _required(row, "ad_dn")
     parent = parent_dn(dn)
     if parent is None:
         raise NotAutomatic(f"cannot tell the OU of {dn}, so its way back into scope is unknown")
@@ -881,18 +1101,6 @@ def _merge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
         "MANUAL STEP 3 of 3, on-premises, after this call: bring the AD user back: "
         f"Move-ADObject -Identity {ps_literal(ad_guid)} -TargetPath {ps_literal(parent)}; then "
         f"Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches {original_upn}.",
-    )
-    call = _call(
-        row,
-        Action.merge_duplicate_cloud,
-        "after the AD user left sync scope: purge the soft-deleted twin, anchor the original",
-        TwinId=twin_id,
-        TwinUpn=twin_upn,
-        OriginalId=original_id,
-        OriginalUpn=original_upn,
-        Anchor=valid_anchor(row.get("anchor"), text_anchors=o.text_anchors),
-        ExpectedImmutableId=valid_text(ev.get("other_immutable_id"), "current immutableId"),
-        AdUser=dn,
     )
     return replace(call, steps=steps)
 
@@ -933,47 +1141,49 @@ def _roles(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
             "role assignment/eligibility by hand, let the match happen "
             "(Start-ADSyncSyncCycle -PolicyType Delta), then add it back"
         )
-    mode = "hard" if row.get("code") == "hard-match-blocked" else "soft"
     return _call(
         row,
         Action.roles_detour,
         "take the privileged roles off for the match, then put them back",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        Anchor=_required(row, "anchor"),
-        Mode=mode,
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        Mode="hard" if row.get("code") == "hard-match-blocked" else "soft",
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _block_sign_in(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _block_sign_in(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     if ev.get("ad_enabled") is not False or ev.get("cloud_account_enabled") is not True:
         raise NotAutomatic("the cloud account is not one that signs in while AD says disabled")
     return _call(
         row,
         Action.block_sign_in,
         "block sign-in of the cloud account of a disabled AD user",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        AdObjectGuid=valid_guid(row.get("ad_object_guid"), "AD objectGUID"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        AdObjectGuid=row.get("ad_object_guid"),
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _clear_object_id(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _clear_object_id(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     return _call(
         row,
         Action.clear_onprem_object_id,
         "clear onPremisesObjectIdentifier so Entra accepts the hard match",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        ExpectedObjectIdentifier=valid_guid(ev.get("on_prem_object_id"), "onPremisesObjectId"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        ExpectedObjectIdentifier=ev.get("on_prem_object_id"),
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _ad_set(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
-    attribute = valid_ad_attribute(row.get("attribute"))
+def _ad_set(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
+    attribute = valid_ad_attribute(row.get("attribute"))  # named in the title
     proposed = row.get("proposed_value")
     if proposed is None:
         raise NotAutomatic("no proposed value")
@@ -983,19 +1193,13 @@ def _ad_set(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call
         row,
         Action.ad_set_attribute,
         f"set {attribute} of the AD user to the proposed value",
-        ObjectGuid=valid_guid(row.get("ad_object_guid"), "AD objectGUID"),
-        Dn=_text(row, "ad_dn"),
+        o,
+        ObjectGuid=row.get("ad_object_guid"),
+        Dn=row.get("ad_dn"),
         Attribute=attribute,
-        Current=_text(row, "value"),
-        Proposed=valid_text(proposed, "proposed value"),
+        Current=row.get("value"),
+        Proposed=proposed,
     )
-
-
-def _required(row: Mapping[str, Any], column: str) -> str:
-    value = _text(row, column)
-    if value is None:
-        raise NotAutomatic(f"the finding has no {column}")
-    return value
 
 
 _Builder = Callable[[Mapping[str, Any], dict[str, Any], PlanOptions], Call]

@@ -171,6 +171,63 @@ def test_role_detour_only_when_enabled(demo):
     assert "allow_role_changes = false" in off_script  # the manual step says how to enable
 
 
+SCRIPT_PARAMETERS = {"$Apply", "$Section", "$Undo", "$LogPath", "$TenantId", "$SyncWaitMinutes"}
+
+
+def test_each_action_function_is_written_from_its_declared_parameters(demo):
+    """The param(...) list of every action function is its declaration, and the function's body
+    uses exactly those parameters (besides the script's own): the template and the catalogue
+    cannot drift apart."""
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    for spec in ACTIONS.values():
+        node = functions(parsed)[spec.function]
+        declared = [p.name for p in spec.parameters]
+        assert declared[:2] == ["Fingerprint", "Code"]
+        param_block = next(n for n in walk(node) if n.type == "param_block")
+        names = [
+            parsed.text(n)
+            for n in walk(param_block)
+            if n.type == "variable" and parsed.text(n) not in ("$true", "$false", "$null")
+        ]
+        assert names == [f"${name}" for name in declared], spec.action
+        used = {parsed.text(n) for n in walk(node) if n.type == "variable"}
+        capitalised = {name for name in used if re.match(r"\$[A-Z]", name)} - SCRIPT_PARAMETERS
+        assert capitalised == {f"${name}" for name in declared}, spec.action
+        template = (REPO / "report_templates" / spec.template).read_text(encoding="ascii")
+        assert template.count("param(") == 1 and "param({{ spec.ps_parameters }})" in template
+
+
+def test_every_call_passes_exactly_the_declared_parameters_in_order(demo):
+    *_, findings = demo
+    plan = plan_findings(findings, PlanOptions(allow_role_changes=True))
+    assert {c.action for c in plan.calls} == set(ACTIONS)
+    for call in plan.calls:
+        assert [name for name, _ in call.args] == [p.name for p in call.spec.parameters]
+
+
+def test_a_call_takes_its_declared_parameters_and_checks_each():
+    spec = ACTIONS[Action.clear_anchor]
+    base = dict(fingerprint="f" * 20, code="cloud-orphan", title="t", options=PlanOptions())
+    values = {"UserId": GUID_A.upper(), "Upn": "a@contoso.com", "ExpectedImmutableId": ANCHOR}
+    call = spec.call(values=values, **base)
+    assert call.arg("UserId") == GUID_A  # canonical GUID, as the check returns it
+    with pytest.raises(TypeError, match="takes UserId, Upn, ExpectedImmutableId"):
+        spec.call(values={**values, "AdUser": "CN=x"}, **base)
+    with pytest.raises(TypeError):
+        spec.call(values={"UserId": GUID_A}, **base)
+    with pytest.raises(UnsafeValue, match="cloud user id"):
+        spec.call(values={**values, "UserId": "not-a-guid"}, **base)
+    with pytest.raises(UnsafeValue, match="current immutableId is empty"):
+        spec.call(values={**values, "ExpectedImmutableId": None}, **base)
+    detour = ACTIONS[Action.roles_detour]
+    with pytest.raises(UnsafeValue, match="Mode is none of hard, soft"):
+        detour.call(
+            values={"UserId": GUID_A, "Upn": None, "Anchor": ANCHOR, "Mode": "x", "AdUser": None},
+            **base,
+        )
+
+
 def test_exact_call_for_a_purge(demo):
     settings, snapshot, findings = demo
     parsed = parse(_script(findings, settings, snapshot))
@@ -1226,6 +1283,6 @@ def test_the_change_log_is_formula_safe_and_undo_takes_only_what_the_script_chan
 
     script = parsed.source.decode("ascii")
     line = next(x for x in script.splitlines() if x.startswith("$script:AdAttributes = @("))
-    assert set(re.findall(r"'([A-Za-z]+)'", line)) == AD_WRITABLE_ATTRIBUTES
+    assert re.findall(r"'([A-Za-z]+)'", line) == list(AD_WRITABLE_ATTRIBUTES)
     lead = next(x for x in script.splitlines() if x.startswith("$script:FormulaLead = "))
     assert lead == "$script:FormulaLead = '^[=+\\-@''\\s\\p{C}\\uFF1D\\uFF0B\\uFF0D\\uFF20]'"
