@@ -643,7 +643,7 @@ class Call:
     """One generated call: `action`'s function with these parameters, for one finding. Made by
     ActionSpec.call, which checks every value against the action's declared parameters."""
 
-    action: str
+    action: Action
     fingerprint: str
     code: str
     title: str
