@@ -21,10 +21,10 @@ from typing import Any, Protocol
 import polars as pl
 
 from audit.anchor import GUID_ANCHOR_ATTRIBUTES, GUID_PATTERN
-from audit.model import Snapshot, Tenant, TenantFeatures
-from audit.powershell import UnsafeValue, valid_anchor, valid_guid, valid_text
+from audit.model import Action, Snapshot, Tenant, TenantFeatures
+from audit.powershell import UnsafeValue, valid_anchor
 from audit.remediate import (
-    Call,
+    ACTIONS,
     ManualStep,
     Plan,
     PlanOptions,
@@ -33,7 +33,6 @@ from audit.remediate import (
     render_plan,
     tenant_label,
 )
-from audit.rules.base import CLEAR_ONPREM_OBJECT_ID, PURGE_DELETED_HOLDER, ROLES_DETOUR, SET_ANCHOR
 
 CODE = "hardmatch"
 _GUID = re.compile(rf"\{{?{GUID_PATTERN}\}}?")
@@ -229,14 +228,11 @@ def plan_hardmatch(
     steps: list[Step] = []
     plan = Plan()
 
-    def call(action: str, title: str, **args: str | bool | None) -> None:
+    def call(action: Action, title: str, **values: Any) -> None:
+        # the same parameters and checks as remediation.ps1's calls (remediate.ACTIONS)
         plan.calls.append(
-            Call(
-                action=action,
-                fingerprint=fingerprint,
-                code=CODE,
-                title=title,
-                args=(("Fingerprint", fingerprint), ("Code", CODE), *args.items()),
+            ACTIONS[action].call(
+                fingerprint=fingerprint, code=CODE, title=title, values=values, options=options
             )
         )
 
@@ -304,42 +300,42 @@ def plan_hardmatch(
         try:
             for h in deleted_others:
                 call(
-                    PURGE_DELETED_HOLDER,
+                    Action.purge_deleted_holder,
                     "purge the soft-deleted holder of the anchor",
-                    DeletedId=valid_guid(h.id),
-                    DeletedUpn=valid_text(h.upn),
+                    DeletedId=h.id,
+                    DeletedUpn=h.upn,
                     Anchor=anchor,
-                    AdUser=valid_text(ad.dn),
-                    WaitingId=valid_guid(cloud.id),
+                    AdUser=ad.dn,
+                    WaitingId=cloud.id,
                 )
             if cloud.on_prem_object_id:
                 call(
-                    CLEAR_ONPREM_OBJECT_ID,
+                    Action.clear_onprem_object_id,
                     "clear onPremisesObjectIdentifier so Entra accepts the hard match",
-                    UserId=valid_guid(cloud.id),
-                    Upn=valid_text(cloud.upn),
-                    ExpectedObjectIdentifier=valid_guid(cloud.on_prem_object_id),
-                    AdUser=valid_text(ad.dn),
+                    UserId=cloud.id,
+                    Upn=cloud.upn,
+                    ExpectedObjectIdentifier=cloud.on_prem_object_id,
+                    AdUser=ad.dn,
                 )
             if not already:
                 call(
-                    SET_ANCHOR,
+                    Action.set_anchor,
                     "set the AD user's anchor on the cloud user (hard match)",
-                    UserId=valid_guid(cloud.id),
-                    Upn=valid_text(cloud.upn),
+                    UserId=cloud.id,
+                    Upn=cloud.upn,
                     Anchor=anchor,
-                    ExpectedImmutableId=valid_text(cloud.immutable_id),
-                    AdUser=valid_text(ad.dn),
+                    ExpectedImmutableId=cloud.immutable_id,
+                    AdUser=ad.dn,
                 )
             if (cloud.admin_roles or cloud.eligible_roles) and options.allow_role_changes:
                 call(
-                    ROLES_DETOUR,
+                    Action.roles_detour,
                     "take the privileged roles off for the match, then put them back",
-                    UserId=valid_guid(cloud.id),
-                    Upn=valid_text(cloud.upn),
+                    UserId=cloud.id,
+                    Upn=cloud.upn,
                     Anchor=anchor,
                     Mode="hard",
-                    AdUser=valid_text(ad.dn),
+                    AdUser=ad.dn,
                 )
         except UnsafeValue as exc:
             plan.calls.clear()

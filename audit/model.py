@@ -195,6 +195,24 @@ class Need(enum.Enum):
     roles = "the directory role assignments (--roles)"
 
 
+class Action(enum.StrEnum):
+    """The remediation action ids. A rule names one in a finding's `remediation` column (the
+    frame stores its plain string value) so the report and remediation.ps1 agree on what fixes
+    what; remediate.ACTIONS declares what each one does in the script."""
+
+    purge_deleted_holder = "purge-deleted-holder"
+    restore_deleted_holder = "restore-deleted-holder"
+    set_anchor = "set-anchor"
+    clear_anchor = "clear-anchor"
+    fix_anchor_encoding = "fix-anchor-encoding"
+    merge_duplicate_cloud = "merge-duplicate-cloud"
+    roles_detour = "roles-detour"
+    clear_onprem_object_id = "clear-onprem-object-id"
+    ad_set_attribute = "ad-set-attribute"
+    block_sign_in = "block-sign-in"
+    manual = "manual"
+
+
 @dataclass(frozen=True)
 class Case:
     """A part of a rule with needs of its own (the rest of the rule runs without them)."""

@@ -52,18 +52,17 @@ _UPN = re.compile(
 _DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
-# AD attributes the on-premises section may write (IdFix's rule set); nothing else.
-AD_WRITABLE_ATTRIBUTES = frozenset(
-    {
-        "userPrincipalName",
-        "mail",
-        "mailNickname",
-        "proxyAddresses",
-        "sAMAccountName",
-        "displayName",
-        "givenName",
-        "targetAddress",
-    }
+# AD attributes the on-premises section may write (IdFix's rule set); nothing else. In the order
+# the script's ValidateSet and $script:AdAttributes list them.
+AD_WRITABLE_ATTRIBUTES = (
+    "userPrincipalName",
+    "mail",
+    "mailNickname",
+    "proxyAddresses",
+    "sAMAccountName",
+    "displayName",
+    "givenName",
+    "targetAddress",
 )
 
 

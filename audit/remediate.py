@@ -4,15 +4,19 @@ The script is a *view* of the findings, like the reports: one call per remediabl
 fingerprint and code in a comment above it), one function per action, and a commented-out,
 clearly marked manual step for every finding that has no safe automatic fix or whose values fail
 validation. The PowerShell itself (checks, changes, log, undo) lives in
-report_templates/remediation.ps1.j2; this module decides which call each finding gets and with
-which values.
+report_templates/remediation/: static PowerShell for the runtime and -Undo, one small template per
+action, and main.ps1.j2 that puts them together; this module decides which call each finding gets
+and with which values.
 
 Injection-proofing: a value from the directory enters the script only through the template's
 ``ps_literal`` filter (a verbatim literal with every quote character doubled, see
 audit/powershell.py), or as comment text through ``ps_comment``. The Jinja environment's
 ``finalize`` refuses any other value, so a template edit that prints a raw value fails loudly.
-Identifiers the script writes (anchors, object ids, UPNs, AD attribute names) are validated here
-first; a value that fails becomes a manual step, never code.
+Each action's parameters are declared once, in ACTIONS (ActionSpec.params): its function's
+param(...) list in the script is written from the declaration, and every call, the plan's and
+hardmatch's, passes each value through the parameter's check. Identifiers the script writes
+(anchors, object ids, UPNs, AD attribute names) are checked strictly; a value that fails becomes
+a manual step, never code.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ import polars as pl
 
 from audit.anchor import GUID_ANCHOR_ATTRIBUTES
 from audit.config import DEFAULT_ANCHOR_ATTRIBUTE, Settings
-from audit.model import Tenant
+from audit.model import Action, Tenant
 from audit.powershell import (
+    AD_WRITABLE_ATTRIBUTES,
     PsCode,
     UnsafeValue,
     comment_text,
@@ -45,23 +50,14 @@ from audit.powershell import (
     valid_text,
     valid_upn,
 )
-from audit.rules.base import (
-    AD_SET_ATTRIBUTE,
-    BLOCK_SIGN_IN,
-    CLEAR_ANCHOR,
-    CLEAR_ONPREM_OBJECT_ID,
-    FIX_ANCHOR_ENCODING,
-    MANUAL,
-    MERGE_DUPLICATE_CLOUD,
-    PURGE_DELETED_HOLDER,
-    RESTORE_DELETED_HOLDER,
-    ROLES_DETOUR,
-    SET_ANCHOR,
-)
 from audit.sources.scope import split_first_rdn
 from audit.templates import templates_dir
 
-TEMPLATE = "remediation.ps1.j2"
+# report_templates/remediation/: the main template, the static PowerShell it inserts verbatim
+# (runtime.ps1, roles.ps1, undo.ps1: no Jinja syntax, linted as PowerShell by the tests) and one
+# template per action (actions/<action id>.ps1.j2).
+TEMPLATE_DIR = "remediation"
+TEMPLATE = f"{TEMPLATE_DIR}/main.ps1.j2"
 SCRIPT_NAME = "remediation.ps1"
 CLOUD, ON_PREMISES = "cloud", "on-premises"
 
@@ -216,11 +212,106 @@ REF_SET_ADUSER = "https://learn.microsoft.com/powershell/module/activedirectory/
 REF_MOVE_ADOBJECT = "https://learn.microsoft.com/powershell/module/activedirectory/move-adobject"
 
 
+# --- the parameters of an action's function -----------------------------------------------------
+
+# A parameter's check: the value as the caller has it (a finding's column, a hardmatch user's
+# field) -> the value the call writes; raises UnsafeValue for one that may not be written.
+Check = Callable[[Any, "PlanOptions"], str | bool | None]
+
+
+def _guid(what: str) -> Check:
+    def check(value: Any, _options: PlanOptions) -> str:
+        return valid_guid(value, what)
+
+    return check
+
+
+def _text(what: str) -> Check:
+    """Any text a verbatim literal can hold; None is written as $null."""
+
+    def check(value: Any, _options: PlanOptions) -> str | None:
+        return valid_text(value, what)
+
+    return check
+
+
+def _required(what: str) -> Check:
+    def check(value: Any, _options: PlanOptions) -> str:
+        checked = valid_text(value, what)
+        if checked is None:
+            raise UnsafeValue(f"{what} is empty")
+        return checked
+
+    return check
+
+
+def _anchor(value: Any, options: PlanOptions) -> str:
+    """An anchor the call writes into the directory: stricter than text (see valid_anchor)."""
+    return valid_anchor(value, text_anchors=options.text_anchors)
+
+
+def _ad_attribute(value: Any, _options: PlanOptions) -> str:
+    return valid_ad_attribute(value)
+
+
+def _flag(value: Any, _options: PlanOptions) -> bool:
+    if not isinstance(value, bool):
+        raise UnsafeValue(f"not true or false: {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an action's function, declared once: the param(...) list of the function
+    in the script is written from it, and every call (remediation plan or hardmatch) passes its
+    value through `check` (and `choices`). A value that fails makes the finding a manual step."""
+
+    name: str
+    check: Check = field(compare=False)
+    ps_type: str = "string"
+    default: str | bool | None = None  # the function's default ('' / $false); None: none
+    choices: tuple[str, ...] = ()  # [ValidateSet(...)] in the script, enforced here too
+    allow_empty: bool = False  # [AllowEmptyString()] in the script
+    from_plan: bool = False  # set once the plan is complete (link_role_detours), not by callers
+
+    def validate(self, value: Any, options: PlanOptions) -> str | bool | None:
+        checked = self.check(value, options)
+        if self.choices and checked not in self.choices:
+            raise UnsafeValue(f"{self.name} is none of {', '.join(self.choices)}")
+        return checked
+
+    def declaration(self) -> str:
+        """The parameter as the function's param(...) list declares it."""
+        out = ""
+        if self.choices:
+            out += "[ValidateSet(" + ", ".join(ps_literal(c) for c in self.choices) + ")]"
+        if self.allow_empty:
+            out += "[AllowEmptyString()]"
+        out += f"[{identifier(self.ps_type)}]${identifier(self.name)}"
+        if self.default is not None:
+            out += f" = {ps_literal(self.default)}"
+        return out
+
+
+# Every function starts with these two: the finding (or hardmatch pair) the call is for.
+COMMON_PARAMS = (Param("Fingerprint", _required("fingerprint")), Param("Code", _required("code")))
+# Parameters several actions share.
+_USER_ID = Param("UserId", _guid("cloud user id"))
+_UPN = Param("Upn", _text("cloud user's UPN"))
+_AD_USER = Param("AdUser", _text("AD user's DN"))
+_ANCHOR_WRITTEN = Param("Anchor", _anchor)  # the action writes it into the directory
+_ANCHOR_SEEN = Param("Anchor", _required("anchor"))  # compared and shown, never written
+_EXPECTED_IMMUTABLE_ID = Param("ExpectedImmutableId", _required("current immutableId"))
+_EXPECTED_IF_ANY = Param("ExpectedImmutableId", _text("current immutableId"), default="")
+# Whether a roles detour for the same user follows later in the script (link_role_detours).
+ROLES_DETOUR_FOLLOWS = Param("RolesDetourFollows", _flag, "bool", default=False, from_plan=True)
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """What one action id does in the script: the catalogue the tests and docs refer to."""
 
-    action: str
+    action: Action
     function: str
     phase: int  # order in the script: holders first, then anchors, merges, role detours
     section: str
@@ -233,13 +324,63 @@ class ActionSpec:
     role: str = ""  # the least-privileged Entra role (or AD right) the action needs
     documented: str = ""  # the documented path the action follows
     references: tuple[str, ...] = ()
+    # the parameters of its function after COMMON_PARAMS, in order
+    params: tuple[Param, ...] = ()
+    # the parameter naming the cloud user whose anchor it writes, or whose roles it takes off
+    user_param: str = ""
+
+    @property
+    def template(self) -> str:
+        """Its function in the script: the template that defines it."""
+        return f"{TEMPLATE_DIR}/actions/{self.action}.ps1.j2"
+
+    @property
+    def parameters(self) -> tuple[Param, ...]:
+        return (*COMMON_PARAMS, *self.params)
+
+    @property
+    def ps_parameters(self) -> PsCode:
+        """What goes between the parentheses of its function's param(...)."""
+        return PsCode(", ".join(p.declaration() for p in self.parameters))
+
+    def call(
+        self,
+        *,
+        fingerprint: str,
+        code: str,
+        title: str,
+        values: Mapping[str, Any],
+        options: PlanOptions,
+        notes: tuple[str, ...] = (),
+        steps: tuple[str, ...] = (),
+    ) -> Call:
+        """The call of its function for one finding (or hardmatch pair): every parameter the caller
+        gives (all but those set from the plan), each value through its check. Raises UnsafeValue
+        for a value that may not be written."""
+        wanted = [p.name for p in self.params if not p.from_plan]
+        if sorted(values) != sorted(wanted):
+            raise TypeError(f"{self.action} takes {', '.join(wanted)}; got {', '.join(values)}")
+        given = {"Fingerprint": fingerprint, "Code": code, **values}
+        return Call(
+            action=self.action,
+            fingerprint=fingerprint,
+            code=code,
+            title=title,
+            args=tuple(
+                (p.name, p.validate(given[p.name], options))
+                for p in self.parameters
+                if not p.from_plan
+            ),
+            notes=notes,
+            steps=steps,
+        )
 
 
 ACTIONS: dict[str, ActionSpec] = {
     spec.action: spec
     for spec in (
         ActionSpec(
-            RESTORE_DELETED_HOLDER,
+            Action.restore_deleted_holder,
             "Invoke-SaRestoreDeletedHolder",
             10,
             CLOUD,
@@ -252,9 +393,15 @@ ACTIONS: dict[str, ActionSpec] = {
             role=USER_ADMIN,
             documented="restore the deleted user so the AD user matches it again",
             references=(REF_RESTORE,),
+            params=(
+                Param("DeletedId", _guid("deleted user id")),
+                Param("DeletedUpn", _text("deleted user's UPN")),
+                _ANCHOR_SEEN,
+                _AD_USER,
+            ),
         ),
         ActionSpec(
-            PURGE_DELETED_HOLDER,
+            Action.purge_deleted_holder,
             "Invoke-SaPurgeDeletedHolder",
             10,
             CLOUD,
@@ -266,9 +413,16 @@ ACTIONS: dict[str, ActionSpec] = {
             role=USER_ADMIN,
             documented="hard-delete the deleted holder so the waiting account can match",
             references=(REF_DELETED_ITEMS,),
+            params=(
+                Param("DeletedId", _guid("deleted user id")),
+                Param("DeletedUpn", _text("deleted user's UPN")),
+                _ANCHOR_SEEN,
+                _AD_USER,
+                Param("WaitingId", _guid("waiting cloud user id"), default=""),
+            ),
         ),
         ActionSpec(
-            CLEAR_ONPREM_OBJECT_ID,
+            Action.clear_onprem_object_id,
             "Invoke-SaClearOnPremObjectId",
             20,
             CLOUD,
@@ -283,9 +437,15 @@ ACTIONS: dict[str, ActionSpec] = {
                 "rerun synchronization"
             ),
             references=(REF_EXISTING_TENANT + "#hard-match-security-protections",),
+            params=(
+                _USER_ID,
+                _UPN,
+                Param("ExpectedObjectIdentifier", _guid("onPremisesObjectIdentifier")),
+                _AD_USER,
+            ),
         ),
         ActionSpec(
-            CLEAR_ANCHOR,
+            Action.clear_anchor,
             "Invoke-SaClearAnchor",
             30,
             CLOUD,
@@ -300,9 +460,10 @@ ACTIONS: dict[str, ActionSpec] = {
                 "PATCH onPremisesImmutableId to null on a cloud-only user in a managed domain"
             ),
             references=(REF_USER_UPDATE,),
+            params=(_USER_ID, _UPN, _EXPECTED_IMMUTABLE_ID),
         ),
         ActionSpec(
-            FIX_ANCHOR_ENCODING,
+            Action.fix_anchor_encoding,
             "Invoke-SaFixAnchorEncoding",
             40,
             CLOUD,
@@ -318,9 +479,18 @@ ACTIONS: dict[str, ActionSpec] = {
                 "through the onmicrosoft.com domain and back)"
             ),
             references=(REF_USER_UPDATE, REF_EXISTING_TENANT),
+            params=(
+                _USER_ID,
+                _UPN,
+                _EXPECTED_IMMUTABLE_ID,
+                _ANCHOR_WRITTEN,
+                _AD_USER,
+                ROLES_DETOUR_FOLLOWS,
+            ),
+            user_param="UserId",
         ),
         ActionSpec(
-            SET_ANCHOR,
+            Action.set_anchor,
             "Invoke-SaSetAnchor",
             50,
             CLOUD,
@@ -336,9 +506,18 @@ ACTIONS: dict[str, ActionSpec] = {
                 "2026 hardening is re-checked first"
             ),
             references=(REF_EXISTING_TENANT, REF_USER_UPDATE),
+            params=(
+                _USER_ID,
+                _UPN,
+                _ANCHOR_WRITTEN,
+                _EXPECTED_IF_ANY,
+                _AD_USER,
+                ROLES_DETOUR_FOLLOWS,
+            ),
+            user_param="UserId",
         ),
         ActionSpec(
-            MERGE_DUPLICATE_CLOUD,
+            Action.merge_duplicate_cloud,
             "Invoke-SaMergeDuplicateCloud",
             60,
             CLOUD,
@@ -355,9 +534,20 @@ ACTIONS: dict[str, ActionSpec] = {
                 "set the anchor on the original account, bring the AD user back"
             ),
             references=(REF_DUPLICATE, REF_DELETED_ITEMS, REF_EXISTING_TENANT, REF_MOVE_ADOBJECT),
+            params=(
+                Param("TwinId", _guid("twin cloud user id")),
+                Param("TwinUpn", _text("twin's UPN")),
+                Param("OriginalId", _guid("original cloud user id")),
+                Param("OriginalUpn", _text("original account's UPN")),
+                _ANCHOR_WRITTEN,
+                _EXPECTED_IF_ANY,
+                Param("AdUser", _required("AD user's DN")),  # its OU is in the manual steps
+                ROLES_DETOUR_FOLLOWS,
+            ),
+            user_param="OriginalId",
         ),
         ActionSpec(
-            ROLES_DETOUR,
+            Action.roles_detour,
             "Invoke-SaRolesDetour",
             70,
             CLOUD,
@@ -379,9 +569,17 @@ ACTIONS: dict[str, ActionSpec] = {
                 "temporarily remove the role or eligibility, complete the match, then reassign it"
             ),
             references=(REF_EXISTING_TENANT + "#hard-match-security-protections", REF_PIM_REQUESTS),
+            params=(
+                _USER_ID,
+                _UPN,
+                _ANCHOR_SEEN,
+                Param("Mode", _required("match mode"), choices=("hard", "soft")),
+                _AD_USER,
+            ),
+            user_param="UserId",
         ),
         ActionSpec(
-            BLOCK_SIGN_IN,
+            Action.block_sign_in,
             "Invoke-SaBlockSignIn",
             80,
             CLOUD,
@@ -394,9 +592,15 @@ ACTIONS: dict[str, ActionSpec] = {
             role=USER_ADMIN + _PRIVILEGED_TARGET,
             documented="disable the user in Microsoft Entra ID (Update-MgUser -AccountEnabled)",
             references=(REF_REVOKE, REF_USER_UPDATE),
+            params=(
+                _USER_ID,
+                _UPN,
+                Param("AdObjectGuid", _guid("AD objectGUID"), default=""),
+                _AD_USER,
+            ),
         ),
         ActionSpec(
-            AD_SET_ATTRIBUTE,
+            Action.ad_set_attribute,
             "Invoke-SaAdSetAttribute",
             100,
             ON_PREMISES,
@@ -407,6 +611,13 @@ ACTIONS: dict[str, ActionSpec] = {
             role="write access to the AD user's attributes (no Graph permission)",
             documented="Set-ADUser -Replace (proxyAddresses: -Remove the old, -Add the new)",
             references=(REF_SET_ADUSER,),
+            params=(
+                Param("ObjectGuid", _guid("AD objectGUID")),
+                Param("Dn", _text("AD user's DN")),
+                Param("Attribute", _ad_attribute, choices=AD_WRITABLE_ATTRIBUTES),
+                Param("Current", _text("current value"), default="", allow_empty=True),
+                Param("Proposed", _text("proposed value")),
+            ),
         ),
     )
 }
@@ -429,9 +640,10 @@ def least_scopes(actions: Iterable[str], *, undo: bool = False) -> list[str]:
 
 @dataclass(frozen=True)
 class Call:
-    """One generated call: `action`'s function with these parameters, for one finding."""
+    """One generated call: `action`'s function with these parameters, for one finding. Made by
+    ActionSpec.call, which checks every value against the action's declared parameters."""
 
-    action: str
+    action: Action
     fingerprint: str
     code: str
     title: str
@@ -463,7 +675,7 @@ class ManualStep:
     reason: str
     detail: str = ""
     how: str = ""
-    intended: str = MANUAL  # the action id the finding named
+    intended: str = Action.manual  # the action id the finding named
 
 
 @dataclass
@@ -481,12 +693,8 @@ class Plan:
         return sorted(self.manual, key=lambda m: (m.code, m.fingerprint))
 
     @property
-    def functions(self) -> set[str]:
-        return {c.function for c in self.calls}
-
-    @property
     def uses_roles(self) -> bool:
-        return any(c.action == ROLES_DETOUR for c in self.calls)
+        return any(c.action == Action.roles_detour for c in self.calls)
 
     @property
     def actions(self) -> list[str]:
@@ -639,23 +847,16 @@ def plan_findings(findings: pl.DataFrame, options: PlanOptions | None = None) ->
     return plan
 
 
-_ANCHOR_TARGET = {
-    SET_ANCHOR: "UserId",
-    FIX_ANCHOR_ENCODING: "UserId",
-    MERGE_DUPLICATE_CLOUD: "OriginalId",
-}
-
-
 def link_role_detours(calls: list[Call]) -> list[Call]:
     """An anchor write onto a user whose privileged roles a later roles-detour call takes off
     may go ahead despite those roles (the detour completes the documented recovery); any other
     hardening blocker still stops it. The flag tells the script which writes those are."""
-    detoured = {c.arg("UserId") for c in calls if c.action == ROLES_DETOUR}
+    detoured = {c.arg(c.spec.user_param) for c in calls if c.action == Action.roles_detour}
     linked = []
     for c in calls:
-        target = _ANCHOR_TARGET.get(c.action)
-        if target is not None:
-            c = replace(c, args=(*c.args, ("RolesDetourFollows", c.arg(target) in detoured)))
+        if ROLES_DETOUR_FOLLOWS in c.spec.params:
+            follows = c.arg(c.spec.user_param) in detoured
+            c = replace(c, args=(*c.args, (ROLES_DETOUR_FOLLOWS.name, follows)))
         linked.append(c)
     return linked
 
@@ -669,7 +870,7 @@ def plan_finding(row: Mapping[str, Any], options: PlanOptions) -> Call | ManualS
     if builder is None:
         reason = (
             "no safe automatic fix: decide and act by hand"
-            if action == MANUAL
+            if action == Action.manual
             else f"the script has no automatic action {action!r}"
         )
         return manual_step(row, reason)
@@ -685,7 +886,7 @@ def plan_finding(row: Mapping[str, Any], options: PlanOptions) -> Call | ManualS
         )
 
 
-def manual_step(row: Mapping[str, Any], reason: str, intended: str = MANUAL) -> ManualStep:
+def manual_step(row: Mapping[str, Any], reason: str, intended: str = Action.manual) -> ManualStep:
     meta = _rule_meta(str(row.get("code")))
     return ManualStep(
         fingerprint=str(row.get("fingerprint") or ""),
@@ -747,40 +948,36 @@ def _evidence(row: Mapping[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _call(row: Mapping[str, Any], action: str, title: str, **args: str | bool | None) -> Call:
-    ordered = (
-        ("Fingerprint", valid_text(str(row["fingerprint"]), "fingerprint")),
-        ("Code", valid_text(str(row["code"]), "code")),
-        *args.items(),
-    )
+def _call(
+    row: Mapping[str, Any], action: Action, title: str, options: PlanOptions, **values: Any
+) -> Call:
+    """The call of `action` for a finding row; `values` are its parameters as the row has them
+    (ACTIONS[action] checks each)."""
     detail = str(row.get("detail") or "")
-    return Call(
-        action=action,
+    return ACTIONS[action].call(
         fingerprint=str(row["fingerprint"]),
         code=str(row["code"]),
         title=title,
-        args=ordered,
+        values=values,
+        options=options,
         notes=(detail,) if detail else (),
     )
 
 
-def _text(row: Mapping[str, Any], column: str) -> str | None:
-    return valid_text(row.get(column), column)
-
-
-def _restore(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _restore(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     return _call(
         row,
-        RESTORE_DELETED_HOLDER,
+        Action.restore_deleted_holder,
         "restore the soft-deleted holder of the AD user's anchor",
-        DeletedId=valid_guid(row.get("cloud_id"), "deleted user id"),
-        DeletedUpn=_text(row, "cloud_upn"),
-        Anchor=_required(row, "anchor"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        DeletedId=row.get("cloud_id"),
+        DeletedUpn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _purge(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _purge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     waiting = ev.get("waiting_cloud_id")
     if not waiting:
         raise NotAutomatic(
@@ -788,26 +985,28 @@ def _purge(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
         )
     return _call(
         row,
-        PURGE_DELETED_HOLDER,
+        Action.purge_deleted_holder,
         "purge the soft-deleted holder so the waiting cloud-only account can match",
-        DeletedId=valid_guid(row.get("cloud_id"), "deleted user id"),
-        DeletedUpn=_text(row, "cloud_upn"),
-        Anchor=_required(row, "anchor"),
-        AdUser=_text(row, "ad_dn"),
-        WaitingId=valid_guid(waiting, "waiting cloud user id"),
+        o,
+        DeletedId=row.get("cloud_id"),
+        DeletedUpn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        AdUser=row.get("ad_dn"),
+        WaitingId=waiting,
     )
 
 
 def _set_anchor(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     return _call(
         row,
-        SET_ANCHOR,
+        Action.set_anchor,
         "set the AD user's anchor on its cloud-only account (hard match)",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        Anchor=valid_anchor(row.get("anchor"), text_anchors=o.text_anchors),
-        ExpectedImmutableId=valid_text(ev.get("candidate_immutable_id"), "current immutableId"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        ExpectedImmutableId=ev.get("candidate_immutable_id"),
+        AdUser=row.get("ad_dn"),
     )
 
 
@@ -819,13 +1018,14 @@ def _fix_encoding(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) ->
         )
     return _call(
         row,
-        FIX_ANCHOR_ENCODING,
+        Action.fix_anchor_encoding,
         "replace the wrongly encoded immutableId with the value Entra Connect sends",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        ExpectedImmutableId=_required(row, "value"),
-        Anchor=valid_anchor(row.get("proposed_value"), text_anchors=o.text_anchors),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        ExpectedImmutableId=row.get("value"),
+        Anchor=row.get("proposed_value"),
+        AdUser=row.get("ad_dn"),
     )
 
 
@@ -843,11 +1043,12 @@ def _clear_anchor(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) ->
         )
     return _call(
         row,
-        CLEAR_ANCHOR,
+        Action.clear_anchor,
         "clear the immutableId no AD user has, so the account can be matched again",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        ExpectedImmutableId=_required(row, "anchor"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        ExpectedImmutableId=row.get("anchor"),
     )
 
 
@@ -859,12 +1060,24 @@ def _merge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
         )
     if ev.get("other_sync_enabled") is True:
         raise NotAutomatic("the original account is synced: merging would be wrong")
-    twin_id = valid_guid(ev.get("matched_cloud_id"), "twin cloud user id")
-    twin_upn = valid_text(ev.get("matched_cloud_upn"), "twin UPN")
-    original_id = valid_guid(row.get("cloud_id"), "original cloud user id")
-    original_upn = _text(row, "cloud_upn")
+    call = _call(
+        row,
+        Action.merge_duplicate_cloud,
+        "after the AD user left sync scope: purge the soft-deleted twin, anchor the original",
+        o,
+        TwinId=ev.get("matched_cloud_id"),
+        TwinUpn=ev.get("matched_cloud_upn"),
+        OriginalId=row.get("cloud_id"),
+        OriginalUpn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        ExpectedImmutableId=ev.get("other_immutable_id"),
+        AdUser=row.get("ad_dn"),
+    )
+    # The manual steps around the call name the same (checked) values.
+    twin_id, twin_upn = call.arg("TwinId"), call.arg("TwinUpn")
+    original_id, original_upn = call.arg("OriginalId"), call.arg("OriginalUpn")
+    dn = str(call.arg("AdUser"))
     ad_guid = valid_guid(row.get("ad_object_guid"), "AD objectGUID")
-    dn = _required(row, "ad_dn")
     parent = parent_dn(dn)
     if parent is None:
         raise NotAutomatic(f"cannot tell the OU of {dn}, so its way back into scope is unknown")
@@ -888,18 +1101,6 @@ def _merge(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
         "MANUAL STEP 3 of 3, on-premises, after this call: bring the AD user back: "
         f"Move-ADObject -Identity {ps_literal(ad_guid)} -TargetPath {ps_literal(parent)}; then "
         f"Start-ADSyncSyncCycle -PolicyType Delta: it hard-matches {original_upn}.",
-    )
-    call = _call(
-        row,
-        MERGE_DUPLICATE_CLOUD,
-        "after the AD user left sync scope: purge the soft-deleted twin, anchor the original",
-        TwinId=twin_id,
-        TwinUpn=twin_upn,
-        OriginalId=original_id,
-        OriginalUpn=original_upn,
-        Anchor=valid_anchor(row.get("anchor"), text_anchors=o.text_anchors),
-        ExpectedImmutableId=valid_text(ev.get("other_immutable_id"), "current immutableId"),
-        AdUser=dn,
     )
     return replace(call, steps=steps)
 
@@ -940,47 +1141,49 @@ def _roles(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
             "role assignment/eligibility by hand, let the match happen "
             "(Start-ADSyncSyncCycle -PolicyType Delta), then add it back"
         )
-    mode = "hard" if row.get("code") == "hard-match-blocked" else "soft"
     return _call(
         row,
-        ROLES_DETOUR,
+        Action.roles_detour,
         "take the privileged roles off for the match, then put them back",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        Anchor=_required(row, "anchor"),
-        Mode=mode,
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        Anchor=row.get("anchor"),
+        Mode="hard" if row.get("code") == "hard-match-blocked" else "soft",
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _block_sign_in(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _block_sign_in(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     if ev.get("ad_enabled") is not False or ev.get("cloud_account_enabled") is not True:
         raise NotAutomatic("the cloud account is not one that signs in while AD says disabled")
     return _call(
         row,
-        BLOCK_SIGN_IN,
+        Action.block_sign_in,
         "block sign-in of the cloud account of a disabled AD user",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        AdObjectGuid=valid_guid(row.get("ad_object_guid"), "AD objectGUID"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        AdObjectGuid=row.get("ad_object_guid"),
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _clear_object_id(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
+def _clear_object_id(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
     return _call(
         row,
-        CLEAR_ONPREM_OBJECT_ID,
+        Action.clear_onprem_object_id,
         "clear onPremisesObjectIdentifier so Entra accepts the hard match",
-        UserId=valid_guid(row.get("cloud_id"), "cloud user id"),
-        Upn=_text(row, "cloud_upn"),
-        ExpectedObjectIdentifier=valid_guid(ev.get("on_prem_object_id"), "onPremisesObjectId"),
-        AdUser=_text(row, "ad_dn"),
+        o,
+        UserId=row.get("cloud_id"),
+        Upn=row.get("cloud_upn"),
+        ExpectedObjectIdentifier=ev.get("on_prem_object_id"),
+        AdUser=row.get("ad_dn"),
     )
 
 
-def _ad_set(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call:
-    attribute = valid_ad_attribute(row.get("attribute"))
+def _ad_set(row: Mapping[str, Any], ev: dict[str, Any], o: PlanOptions) -> Call:
+    attribute = valid_ad_attribute(row.get("attribute"))  # named in the title
     proposed = row.get("proposed_value")
     if proposed is None:
         raise NotAutomatic("no proposed value")
@@ -988,35 +1191,29 @@ def _ad_set(row: Mapping[str, Any], ev: dict[str, Any], _o: PlanOptions) -> Call
         valid_upn(proposed)
     return _call(
         row,
-        AD_SET_ATTRIBUTE,
+        Action.ad_set_attribute,
         f"set {attribute} of the AD user to the proposed value",
-        ObjectGuid=valid_guid(row.get("ad_object_guid"), "AD objectGUID"),
-        Dn=_text(row, "ad_dn"),
+        o,
+        ObjectGuid=row.get("ad_object_guid"),
+        Dn=row.get("ad_dn"),
         Attribute=attribute,
-        Current=_text(row, "value"),
-        Proposed=valid_text(proposed, "proposed value"),
+        Current=row.get("value"),
+        Proposed=proposed,
     )
-
-
-def _required(row: Mapping[str, Any], column: str) -> str:
-    value = _text(row, column)
-    if value is None:
-        raise NotAutomatic(f"the finding has no {column}")
-    return value
 
 
 _Builder = Callable[[Mapping[str, Any], dict[str, Any], PlanOptions], Call]
 _BUILDERS: dict[str, _Builder] = {
-    RESTORE_DELETED_HOLDER: _restore,
-    PURGE_DELETED_HOLDER: _purge,
-    SET_ANCHOR: _set_anchor,
-    FIX_ANCHOR_ENCODING: _fix_encoding,
-    CLEAR_ANCHOR: _clear_anchor,
-    MERGE_DUPLICATE_CLOUD: _merge,
-    ROLES_DETOUR: _roles,
-    CLEAR_ONPREM_OBJECT_ID: _clear_object_id,
-    AD_SET_ATTRIBUTE: _ad_set,
-    BLOCK_SIGN_IN: _block_sign_in,
+    Action.restore_deleted_holder: _restore,
+    Action.purge_deleted_holder: _purge,
+    Action.set_anchor: _set_anchor,
+    Action.fix_anchor_encoding: _fix_encoding,
+    Action.clear_anchor: _clear_anchor,
+    Action.merge_duplicate_cloud: _merge,
+    Action.roles_detour: _roles,
+    Action.clear_onprem_object_id: _clear_object_id,
+    Action.ad_set_attribute: _ad_set,
+    Action.block_sign_in: _block_sign_in,
 }
 
 
@@ -1055,7 +1252,17 @@ def ps_environment() -> jinja2.Environment:
     env.filters["ps_comment"] = comment_text
     env.filters["ps_comment_lines"] = comment_lines
     env.filters["ps_name"] = identifier
+    env.globals["ps_static"] = static_part
     return env
+
+
+@cache
+def static_part(name: str) -> PsCode:
+    """A static PowerShell part of the script (report_templates/remediation/<name>), inserted as
+    it is: the template never interprets it. Without its last line break, which the template
+    line that inserts it supplies."""
+    path = templates_dir() / TEMPLATE_DIR / name
+    return PsCode(path.read_text(encoding="ascii").removesuffix("\n"))
 
 
 @dataclass(frozen=True)
@@ -1099,7 +1306,7 @@ def render_plan(plan: Plan, header: ScriptHeader) -> str:
         manual=plan.ordered_manual(),
         cloud_calls=plan.ordered_calls(CLOUD),
         onprem_calls=plan.ordered_calls(ON_PREMISES),
-        functions=plan.functions,
+        action_specs=[spec for spec in ACTIONS.values() if spec.action in counts],
         scopes=[PERMISSIONS[name] for name in plan.scopes],
         undo_scopes=plan.undo_scopes,
         roles=plan.roles,

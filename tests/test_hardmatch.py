@@ -271,6 +271,23 @@ def test_default_script_path_stays_in_the_run_directory(tmp_path: Path) -> None:
     assert path.name == "hardmatch-ad-e.ps1"
 
 
+def test_the_calls_are_checked_like_the_remediation_scripts():
+    """hardmatch builds its calls from the same declarations as remediation.ps1 (ACTIONS): same
+    parameters, same checks; a value that fails is a blocker, never code."""
+    from audit.remediate import ACTIONS
+
+    result = _plan(_estate(f.cloud_only_user("alice", on_prem_object_id=f.guid_for("x"))))
+    for call in result.plan.calls:
+        assert [name for name, _ in call.args] == [p.name for p in ACTIONS[call.action].parameters]
+    broken = f.cloud_only_user("alice", upn="alice@contoso.com\nRemove-Item C:\\")
+    result = _plan(_estate(broken), cloud=f.cloud_id_for("alice"))
+    assert result.plan.calls == [] and result.blocked
+    (script,) = [s for s in result.steps if s.title == "Script"]
+    assert script.lines == [
+        "a value failed validation: cloud user's UPN: value contains a line break character U+000A"
+    ]
+
+
 def test_hardmatch_script_means_the_same_read_as_cp1252(tmp_path):
     name = "Erd\u0151s P\u00e9ter -replace $(Start-Process calc) #"
     ad = [

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from audit.classify import classify
 from audit.config import RemediationSettings, Settings
 from audit.demo import write_demo_inputs
-from audit.model import FINDINGS_SCHEMA, Tenant, conform
+from audit.model import FINDINGS_SCHEMA, Action, Tenant, conform
 from audit.powershell import UnsafeValue
 from audit.remediate import (
     ACTIONS,
@@ -37,14 +37,6 @@ from audit.remediate import (
     remediation_script,
     render_plan,
     write_remediation,
-)
-from audit.rules.base import (
-    AD_SET_ATTRIBUTE,
-    BLOCK_SIGN_IN,
-    CLEAR_ONPREM_OBJECT_ID,
-    RESTORE_DELETED_HOLDER,
-    ROLES_DETOUR,
-    SET_ANCHOR,
 )
 from audit.sources.files import import_files
 from tests.psast import assert_values_confined as confined
@@ -177,6 +169,63 @@ def test_role_detour_only_when_enabled(demo):
     assert "function Invoke-SaRolesDetour" not in off_script
     assert "function Invoke-SaRolesDetour" in on_script
     assert "allow_role_changes = false" in off_script  # the manual step says how to enable
+
+
+SCRIPT_PARAMETERS = {"$Apply", "$Section", "$Undo", "$LogPath", "$TenantId", "$SyncWaitMinutes"}
+
+
+def test_each_action_function_is_written_from_its_declared_parameters(demo):
+    """The param(...) list of every action function is its declaration, and the function's body
+    uses exactly those parameters (besides the script's own): the template and the catalogue
+    cannot drift apart."""
+    settings, snapshot, findings = demo
+    parsed = parse(_script(findings, _with_roles(settings), snapshot))
+    for spec in ACTIONS.values():
+        node = functions(parsed)[spec.function]
+        declared = [p.name for p in spec.parameters]
+        assert declared[:2] == ["Fingerprint", "Code"]
+        param_block = next(n for n in walk(node) if n.type == "param_block")
+        names = [
+            parsed.text(n)
+            for n in walk(param_block)
+            if n.type == "variable" and parsed.text(n) not in ("$true", "$false", "$null")
+        ]
+        assert names == [f"${name}" for name in declared], spec.action
+        used = {parsed.text(n) for n in walk(node) if n.type == "variable"}
+        capitalised = {name for name in used if re.match(r"\$[A-Z]", name)} - SCRIPT_PARAMETERS
+        assert capitalised == {f"${name}" for name in declared}, spec.action
+        template = (REPO / "report_templates" / spec.template).read_text(encoding="ascii")
+        assert template.count("param(") == 1 and "param({{ spec.ps_parameters }})" in template
+
+
+def test_every_call_passes_exactly_the_declared_parameters_in_order(demo):
+    *_, findings = demo
+    plan = plan_findings(findings, PlanOptions(allow_role_changes=True))
+    assert {c.action for c in plan.calls} == set(ACTIONS)
+    for call in plan.calls:
+        assert [name for name, _ in call.args] == [p.name for p in call.spec.parameters]
+
+
+def test_a_call_takes_its_declared_parameters_and_checks_each():
+    spec = ACTIONS[Action.clear_anchor]
+    base = dict(fingerprint="f" * 20, code="cloud-orphan", title="t", options=PlanOptions())
+    values = {"UserId": GUID_A.upper(), "Upn": "a@contoso.com", "ExpectedImmutableId": ANCHOR}
+    call = spec.call(values=values, **base)
+    assert call.arg("UserId") == GUID_A  # canonical GUID, as the check returns it
+    with pytest.raises(TypeError, match="takes UserId, Upn, ExpectedImmutableId"):
+        spec.call(values={**values, "AdUser": "CN=x"}, **base)
+    with pytest.raises(TypeError):
+        spec.call(values={"UserId": GUID_A}, **base)
+    with pytest.raises(UnsafeValue, match="cloud user id"):
+        spec.call(values={**values, "UserId": "not-a-guid"}, **base)
+    with pytest.raises(UnsafeValue, match="current immutableId is empty"):
+        spec.call(values={**values, "ExpectedImmutableId": None}, **base)
+    detour = ACTIONS[Action.roles_detour]
+    with pytest.raises(UnsafeValue, match="Mode is none of hard, soft"):
+        detour.call(
+            values={"UserId": GUID_A, "Upn": None, "Anchor": ANCHOR, "Mode": "x", "AdUser": None},
+            **base,
+        )
 
 
 def test_exact_call_for_a_purge(demo):
@@ -461,8 +510,11 @@ def test_header_names_run_tenant_modules_and_what_it_fixes(demo):
 
 def test_scopes_are_the_documented_minimum_for_the_actions_present(demo):
     settings, snapshot, findings = demo
-    assert least_scopes([RESTORE_DELETED_HOLDER]) == ["User.Read.All", "User.DeleteRestore.All"]
-    assert least_scopes([SET_ANCHOR]) == [
+    assert least_scopes([Action.restore_deleted_holder]) == [
+        "User.Read.All",
+        "User.DeleteRestore.All",
+    ]
+    assert least_scopes([Action.set_anchor]) == [
         "User.Read.All",  # the deleted-items list names it; ReadUpdate is not documented to
         "User.ReadUpdate.All",
         "Domain.Read.All",
@@ -470,19 +522,22 @@ def test_scopes_are_the_documented_minimum_for_the_actions_present(demo):
         "RoleAssignmentSchedule.Read.Directory",
         "RoleEligibilitySchedule.Read.Directory",
     ]
-    assert least_scopes([CLEAR_ONPREM_OBJECT_ID]) == [
+    assert least_scopes([Action.clear_onprem_object_id]) == [
         "User.Read.All",
         "User-OnPremisesSyncBehavior.ReadWrite.All",
     ]
-    assert least_scopes([BLOCK_SIGN_IN]) == ["User.Read.All", "User.EnableDisableAccount.All"]
-    assert least_scopes([ROLES_DETOUR]) == [
+    assert least_scopes([Action.block_sign_in]) == [
+        "User.Read.All",
+        "User.EnableDisableAccount.All",
+    ]
+    assert least_scopes([Action.roles_detour]) == [
         "User.Read.All",
         "RoleManagement.Read.Directory",
         "RoleAssignmentSchedule.ReadWrite.Directory",
         "RoleEligibilitySchedule.ReadWrite.Directory",
     ]
-    assert least_scopes([AD_SET_ATTRIBUTE]) == []
-    assert least_scopes([RESTORE_DELETED_HOLDER], undo=True) == ["User.ReadWrite.All"]
+    assert least_scopes([Action.ad_set_attribute]) == []
+    assert least_scopes([Action.restore_deleted_holder], undo=True) == ["User.ReadWrite.All"]
     for name, permission in PERMISSIONS.items():
         assert permission.reference.startswith("https://learn.microsoft.com/"), name
         assert all(broader in PERMISSIONS for broader in permission.implied_by)
@@ -647,6 +702,36 @@ def test_script_means_the_same_when_read_as_cp1252_without_bom(tmp_path, name):
     assert "Start-Process" not in {
         parsed.text(n.children[0]) for n in walk(parsed.tree.root_node) if n.type == "command"
     }
+
+
+STATIC_PARTS = sorted((REPO / "report_templates" / "remediation").glob("*.ps1"))
+
+
+def test_static_parts_are_powershell_without_template_syntax():
+    """runtime.ps1, roles.ps1 and undo.ps1 go into every script as they are: each is ASCII
+    PowerShell that parses on its own (no ERROR or MISSING node, no expandable string) and holds
+    nothing a template engine would read."""
+    assert {p.name for p in STATIC_PARTS} == {"runtime.ps1", "roles.ps1", "undo.ps1"}
+    for path in STATIC_PARTS:
+        text = path.read_text(encoding="ascii")
+        for delimiter in ("{{", "{%", "{#"):
+            assert delimiter not in text, (path.name, delimiter)
+        parsed = parse(text)
+        assert functions(parsed), path.name
+
+
+def test_static_parts_go_into_the_script_verbatim(demo):
+    settings, snapshot, findings = demo
+    script = _script(findings, _with_roles(settings), snapshot)
+    for path in STATIC_PARTS:
+        assert path.read_text(encoding="ascii") in script, path.name
+    without_roles = _script(findings, settings, snapshot)
+    assert "function Remove-SaRoleSchedule" not in without_roles
+    assert "$script:RoleChanges = $false" in without_roles
+    assert "$script:RoleChanges = $true" in script
+    # -Undo of a role row only where the script has the roles detour (and its scopes)
+    check = parse(without_roles).text(functions(parse(without_roles))["Test-SaUndoRow"])
+    assert "if (-not $script:RoleChanges) { return" in check
 
 
 def test_sample_report_script_parses():
@@ -1198,6 +1283,6 @@ def test_the_change_log_is_formula_safe_and_undo_takes_only_what_the_script_chan
 
     script = parsed.source.decode("ascii")
     line = next(x for x in script.splitlines() if x.startswith("$script:AdAttributes = @("))
-    assert set(re.findall(r"'([A-Za-z]+)'", line)) == AD_WRITABLE_ATTRIBUTES
+    assert re.findall(r"'([A-Za-z]+)'", line) == list(AD_WRITABLE_ATTRIBUTES)
     lead = next(x for x in script.splitlines() if x.startswith("$script:FormulaLead = "))
     assert lead == "$script:FormulaLead = '^[=+\\-@''\\s\\p{C}\\uFF1D\\uFF0B\\uFF0D\\uFF20]'"

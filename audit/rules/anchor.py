@@ -11,17 +11,10 @@ import polars as pl
 
 from audit import anchor as anchor_
 from audit.anchor import ascii_guid_bytes_guid, immutable_id_from_guid
-from audit.model import Need, RuleMeta, Severity
+from audit.model import Action, Need, RuleMeta, Severity
 from audit.rules import blockers, shape
 from audit.rules import joins as j
-from audit.rules.base import (
-    FIX_ANCHOR_ENCODING,
-    MANUAL,
-    PURGE_DELETED_HOLDER,
-    RESTORE_DELETED_HOLDER,
-    Rule,
-    RuleContext,
-)
+from audit.rules.base import Rule, RuleContext
 
 LEARN = "https://learn.microsoft.com/entra/identity/hybrid/connect"
 REF_EXISTING_TENANT = f"{LEARN}/how-to-connect-install-existing-tenant"
@@ -113,8 +106,8 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
             cloud_read_complete=pl.lit(ctx.cloud_complete),
         ),
         pl.when(waiting)
-        .then(pl.lit(PURGE_DELETED_HOLDER))
-        .otherwise(pl.lit(RESTORE_DELETED_HOLDER))
+        .then(pl.lit(Action.purge_deleted_holder))
+        .otherwise(pl.lit(Action.restore_deleted_holder))
         .alias("remediation"),
     )
 
@@ -180,7 +173,7 @@ def anchor_held_by_other(ctx: RuleContext) -> pl.DataFrame:
             cloud_on_prem_dn=pl.col("cloud_on_prem_dn"),
             cloud_sync_enabled=pl.col("cloud_sync_enabled"),
         ),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -264,8 +257,8 @@ def anchor_format_invalid(ctx: RuleContext) -> pl.DataFrame:
             ad_in_scope=pl.col("ad_in_scope"),
         ),
         pl.when(named)
-        .then(pl.lit(FIX_ANCHOR_ENCODING))
-        .otherwise(pl.lit(MANUAL))
+        .then(pl.lit(Action.fix_anchor_encoding))
+        .otherwise(pl.lit(Action.manual))
         .alias("remediation"),
     )
 
@@ -307,7 +300,7 @@ def anchor_duplicate_ad(ctx: RuleContext) -> pl.DataFrame:
             others.list.sort().list.join("; "),
         ).alias("detail"),
         shape.evidence(parties=pl.col("parties"), cloud_holder_upn=pl.col("holder_upn")),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -463,7 +456,7 @@ def consistency_guid_invalid(ctx: RuleContext) -> pl.DataFrame:
             ascii_guid=pl.col("text_guid"),
             matches_object_guid=(pl.col("text_guid") == pl.col("object_guid")),
         ),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -524,7 +517,7 @@ def consistency_guid_differs(ctx: RuleContext) -> pl.DataFrame:
             object_guid=pl.col("object_guid"),
             cloud_holds_object_guid=stranded,
         ),
-        pl.when(stranded).then(pl.lit(MANUAL)).alias("remediation"),
+        pl.when(stranded).then(pl.lit(Action.manual)).alias("remediation"),
     )
 
 
@@ -564,7 +557,7 @@ RULES: tuple[Rule, ...] = (
                 "sync rejoin it."
             ),
             references=(REF_EXISTING_TENANT, REF_DELETED_ITEMS, REF_SYNC_ERRORS),
-            remediation_actions=(PURGE_DELETED_HOLDER, RESTORE_DELETED_HOLDER),
+            remediation_actions=(Action.purge_deleted_holder, Action.restore_deleted_holder),
             requires=(Need.deleted_users,),
             # a cloud-only account waiting for the anchor is only known over a complete read
             caveats=(Need.complete_cloud,),
@@ -594,7 +587,7 @@ RULES: tuple[Rule, ...] = (
                 "fixed on premises."
             ),
             references=(REF_EXISTING_TENANT, REF_SYNC_ERRORS),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         anchor_held_by_other,
     ),
@@ -625,7 +618,7 @@ RULES: tuple[Rule, ...] = (
                 "synced users cannot be written through Graph: fix the AD side."
             ),
             references=(REF_DESIGN_CONCEPTS, REF_EXISTING_TENANT, REF_ADSYNCTOOLS),
-            remediation_actions=(FIX_ANCHOR_ENCODING, MANUAL),
+            remediation_actions=(Action.fix_anchor_encoding, Action.manual),
         ),
         anchor_format_invalid,
     ),
@@ -647,7 +640,7 @@ RULES: tuple[Rule, ...] = (
                 "configured anchor attribute, then Start-ADSyncSyncCycle -PolicyType Delta."
             ),
             references=(REF_DESIGN_CONCEPTS, REF_SYNC_ERRORS),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         anchor_duplicate_ad,
     ),
@@ -671,7 +664,7 @@ RULES: tuple[Rule, ...] = (
                 "must change too, so plan it with the hard-match procedure."
             ),
             references=(REF_DESIGN_CONCEPTS,),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         consistency_guid_invalid,
     ),

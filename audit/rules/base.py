@@ -19,20 +19,6 @@ from audit.config import Thresholds
 from audit.model import Case, Need, RuleMeta, Snapshot, TenantFeatures
 from audit.rules import joins, upn
 
-# Action ids implemented by remediation.ps1 (issue: remediation). Rules name them in the
-# `remediation` column so the report and the script agree on what fixes what.
-PURGE_DELETED_HOLDER = "purge-deleted-holder"
-RESTORE_DELETED_HOLDER = "restore-deleted-holder"
-SET_ANCHOR = "set-anchor"
-CLEAR_ANCHOR = "clear-anchor"
-FIX_ANCHOR_ENCODING = "fix-anchor-encoding"
-MERGE_DUPLICATE_CLOUD = "merge-duplicate-cloud"
-ROLES_DETOUR = "roles-detour"
-CLEAR_ONPREM_OBJECT_ID = "clear-onprem-object-id"
-AD_SET_ATTRIBUTE = "ad-set-attribute"
-BLOCK_SIGN_IN = "block-sign-in"
-MANUAL = "manual"
-
 
 @dataclass(frozen=True)
 class RuleContext:

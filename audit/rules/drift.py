@@ -21,9 +21,9 @@ import re
 
 import polars as pl
 
-from audit.model import Case, Need, RuleMeta, Severity
+from audit.model import Action, Case, Need, RuleMeta, Severity
 from audit.rules import idfix, joins, upn
-from audit.rules.base import BLOCK_SIGN_IN, MANUAL, Rule, RuleContext
+from audit.rules.base import Rule, RuleContext
 
 FAMILY = "drift"
 
@@ -66,7 +66,7 @@ UPN_SUFFIX_UNVERIFIED = RuleMeta(
         "UPNs of already synced users."
     ),
     references=_REFERENCES,
-    remediation_actions=(MANUAL,),
+    remediation_actions=(Action.manual,),
     cases=(VERIFIED_DOMAINS_CASE,),
 )
 
@@ -103,7 +103,7 @@ UPN_DRIFT = RuleMeta(
         "https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-syncservice-duplicate-attribute-resiliency",
         *_REFERENCES[:1],
     ),
-    remediation_actions=(MANUAL,),
+    remediation_actions=(Action.manual,),
 )
 
 ENABLED_DRIFT = RuleMeta(
@@ -131,7 +131,7 @@ ENABLED_DRIFT = RuleMeta(
         "https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-sync-technical-concepts",
         "https://learn.microsoft.com/entra/identity/users/users-revoke-access",
     ),
-    remediation_actions=(BLOCK_SIGN_IN, MANUAL),
+    remediation_actions=(Action.block_sign_in, Action.manual),
 )
 
 
@@ -260,7 +260,7 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
         )
         .struct.json_encode()
         .alias("evidence"),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -388,7 +388,7 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
         )
         .struct.json_encode()
         .alias("evidence"),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -445,8 +445,8 @@ def enabled_drift(ctx: RuleContext) -> pl.DataFrame:
         # A leaver who can still sign in is blocked by the script (the documented emergency
         # step); the reverse needs a human to find out who blocked the account and why.
         pl.when(ad_disabled & pl.col("cloud_account_enabled").fill_null(False))
-        .then(pl.lit(BLOCK_SIGN_IN))
-        .otherwise(pl.lit(MANUAL))
+        .then(pl.lit(Action.block_sign_in))
+        .otherwise(pl.lit(Action.manual))
         .alias("remediation"),
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from audit.model import RuleMeta, Severity
+from audit.model import Action, RuleMeta, Severity
 from audit.rules import joins as j
 from audit.rules import shape
 from audit.rules.anchor import (
@@ -14,7 +14,7 @@ from audit.rules.anchor import (
     REF_SYNC_ERRORS,
     ad_identity,
 )
-from audit.rules.base import MANUAL, MERGE_DUPLICATE_CLOUD, Rule, RuleContext
+from audit.rules.base import Rule, RuleContext
 
 _EMPTY = pl.DataFrame()
 # Parties named per row (a value on thousands of objects would make the report quadratic);
@@ -102,7 +102,7 @@ def duplicate_cloud_account(ctx: RuleContext) -> pl.DataFrame:
             matched_created=pl.col("holder_created").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             other_created=pl.col("b_created").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
         ),
-        pl.lit(MERGE_DUPLICATE_CLOUD).alias("remediation"),
+        pl.lit(Action.merge_duplicate_cloud).alias("remediation"),
     )
 
 
@@ -184,7 +184,7 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
             party_count=pl.col("parties").list.len(),
             parties=pl.col("parties").list.head(_MAX_PARTIES),
         ),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -238,7 +238,7 @@ def attribute_conflict_cloud(ctx: RuleContext) -> pl.DataFrame:
             owner_attributes=pl.col("owner_attribute"),
             owner_synced=pl.col("owner_synced"),
         ),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -268,7 +268,7 @@ RULES: tuple[Rule, ...] = (
                 "hard-match-blocked when B is privileged or has onPremisesObjectIdentifier set."
             ),
             references=(REF_DUPLICATE_RESILIENCY, REF_EXISTING_TENANT, REF_SYNC_ERRORS),
-            remediation_actions=(MERGE_DUPLICATE_CLOUD,),
+            remediation_actions=(Action.merge_duplicate_cloud,),
         ),
         duplicate_cloud_account,
     ),
@@ -297,7 +297,7 @@ RULES: tuple[Rule, ...] = (
                 "'smtp:...'}), then Start-ADSyncSyncCycle -PolicyType Delta."
             ),
             references=(REF_IDFIX, REF_PREPARE, REF_DUPLICATE_RESILIENCY),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         duplicate_ad_attribute,
     ),
@@ -322,7 +322,7 @@ RULES: tuple[Rule, ...] = (
                 "then Start-ADSyncSyncCycle -PolicyType Delta."
             ),
             references=(REF_DUPLICATE_RESILIENCY, REF_SYNC_ERRORS),
-            remediation_actions=(MANUAL,),
+            remediation_actions=(Action.manual,),
         ),
         attribute_conflict_cloud,
     ),

@@ -56,9 +56,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from audit import tlds
-from audit.model import RuleMeta, Severity
+from audit.model import Action, RuleMeta, Severity
 from audit.rules import joins
-from audit.rules.base import AD_SET_ATTRIBUTE, MANUAL, Rule, RuleContext
+from audit.rules.base import Rule, RuleContext
 
 FAMILY = "attributes"
 
@@ -133,7 +133,7 @@ INVALID_ATTRIBUTE = RuleMeta(
         "https://learn.microsoft.com/microsoft-365/enterprise/prepare-for-directory-synchronization",
         "https://github.com/microsoft/idfix",
     ),
-    remediation_actions=(AD_SET_ATTRIBUTE, MANUAL),
+    remediation_actions=(Action.ad_set_attribute, Action.manual),
 )
 
 KIND_TEXT = {
@@ -631,8 +631,8 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
         .struct.json_encode()
         .alias("evidence"),
         pl.when(pl.col("proposed").is_not_null())
-        .then(pl.lit(AD_SET_ATTRIBUTE))
-        .otherwise(pl.lit(MANUAL))
+        .then(pl.lit(Action.ad_set_attribute))
+        .otherwise(pl.lit(Action.manual))
         .alias("remediation"),
     )
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import polars as pl
 
-from audit.model import Case, Need, RuleMeta, Severity
+from audit.model import Action, Case, Need, RuleMeta, Severity
 from audit.rules import blockers, shape, upn
 from audit.rules import joins as j
 from audit.rules.anchor import (
@@ -19,15 +19,7 @@ from audit.rules.anchor import (
     REF_SYNC_FEATURES,
     ad_identity,
 )
-from audit.rules.base import (
-    CLEAR_ANCHOR,
-    CLEAR_ONPREM_OBJECT_ID,
-    MANUAL,
-    ROLES_DETOUR,
-    SET_ANCHOR,
-    Rule,
-    RuleContext,
-)
+from audit.rules.base import Rule, RuleContext
 from audit.rules.idfix import NON_ASCII, UPN_INVALID
 
 _EMPTY = pl.DataFrame()
@@ -110,7 +102,10 @@ def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
             held_by_out_of_scope_ad_user=out_of_scope,
             out_of_scope_reason=pl.col("oos_reason"),
         ),
-        pl.when(synced).then(pl.lit(MANUAL)).otherwise(pl.lit(CLEAR_ANCHOR)).alias("remediation"),
+        pl.when(synced)
+        .then(pl.lit(Action.manual))
+        .otherwise(pl.lit(Action.clear_anchor))
+        .alias("remediation"),
     )
 
 
@@ -212,10 +207,10 @@ def soft_match_blocked(ctx: RuleContext) -> pl.DataFrame:
     synced_other = has("holds-other-immutable-id") & pl.col("cand_sync_enabled").fill_null(False)
     remediation = (
         pl.when(has("object-type-mismatch") | synced_other)
-        .then(pl.lit(MANUAL))
+        .then(pl.lit(Action.manual))
         .when(has("admin-role"))
-        .then(pl.lit(ROLES_DETOUR))
-        .otherwise(pl.lit(SET_ANCHOR))
+        .then(pl.lit(Action.roles_detour))
+        .otherwise(pl.lit(Action.set_anchor))
     )
     detail = shape.say(
         "AD user {} has no cloud user holding its anchor {}; its soft-match candidate {} (id {}, "
@@ -370,10 +365,10 @@ def _hard_block_output(
     )
     remediation = (
         pl.when(has("on-prem-object-id-set"))
-        .then(pl.lit(CLEAR_ONPREM_OBJECT_ID))
+        .then(pl.lit(Action.clear_onprem_object_id))
         .when(has("privileged-role-assigned") | has("privileged-role-eligible"))
-        .then(pl.lit(ROLES_DETOUR))
-        .otherwise(pl.lit(MANUAL))
+        .then(pl.lit(Action.roles_detour))
+        .otherwise(pl.lit(Action.manual))
     )
     return rows.select(
         *shape.ad_output(rows),
@@ -502,7 +497,7 @@ RULES: tuple[Rule, ...] = (
                 "and verify after (Update-MgUser with $null does not clear it)."
             ),
             references=(REF_EXISTING_TENANT, REF_GRAPH_USER),
-            remediation_actions=(MANUAL, CLEAR_ANCHOR),
+            remediation_actions=(Action.manual, Action.clear_anchor),
             requires=(Need.complete_ad,),  # "no AD user has it" is an absence
         ),
         cloud_orphan,
@@ -555,7 +550,7 @@ RULES: tuple[Rule, ...] = (
                 "another AD user: change the address on one side."
             ),
             references=(REF_EXISTING_TENANT, REF_SYNC_FEATURES, REF_SYNC_ERRORS),
-            remediation_actions=(ROLES_DETOUR, SET_ANCHOR, MANUAL),
+            remediation_actions=(Action.roles_detour, Action.set_anchor, Action.manual),
             requires=(Need.complete_cloud,),
         ),
         soft_match_blocked,
@@ -615,7 +610,7 @@ RULES: tuple[Rule, ...] = (
                 "allowOnPremUpdateOfOnPremisesObjectIdentifierEnabled off."
             ),
             references=(REF_HARDENING, REF_EXISTING_TENANT, REF_DUPLICATE_RESILIENCY),
-            remediation_actions=(CLEAR_ONPREM_OBJECT_ID, ROLES_DETOUR, MANUAL),
+            remediation_actions=(Action.clear_onprem_object_id, Action.roles_detour, Action.manual),
             cases=(SET_ANCHOR_CASE,),
             caveats=(Need.roles,),
         ),

@@ -17,9 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from audit.model import UTC_DATETIME, Feature, Need, RuleMeta, Severity
+from audit.model import UTC_DATETIME, Action, Feature, Need, RuleMeta, Severity
 from audit.rules import joins
-from audit.rules.base import MANUAL, Rule, RuleContext
+from audit.rules.base import Rule, RuleContext
 
 FAMILY = "tenant"
 
@@ -50,7 +50,7 @@ PROVISIONING_ERROR = RuleMeta(
         "https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-health-sync",
         "https://learn.microsoft.com/graph/api/resources/onpremisesprovisioningerror",
     ),
-    remediation_actions=(MANUAL,),
+    remediation_actions=(Action.manual,),
 )
 
 STALE_SYNC_OBJECT = RuleMeta(
@@ -76,7 +76,7 @@ STALE_SYNC_OBJECT = RuleMeta(
     references=(
         "https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-health-sync",
     ),
-    remediation_actions=(MANUAL,),
+    remediation_actions=(Action.manual,),
 )
 
 TENANT_SYNC_STALE = RuleMeta(
@@ -101,7 +101,7 @@ TENANT_SYNC_STALE = RuleMeta(
     references=(
         "https://learn.microsoft.com/entra/identity/hybrid/connect/how-to-connect-sync-feature-scheduler",
     ),
-    remediation_actions=(MANUAL,),
+    remediation_actions=(Action.manual,),
     requires=(Need.tenant_organization,),
 )
 
@@ -249,7 +249,7 @@ def provisioning_error(ctx: RuleContext) -> pl.DataFrame:
         )
         .struct.json_encode()
         .alias("evidence"),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -319,7 +319,7 @@ def stale_sync_object(ctx: RuleContext) -> pl.DataFrame:
         )
         .struct.json_encode()
         .alias("evidence"),
-        pl.lit(MANUAL).alias("remediation"),
+        pl.lit(Action.manual).alias("remediation"),
     )
 
 
@@ -365,7 +365,7 @@ def tenant_sync_stale(ctx: RuleContext) -> pl.DataFrame:
             age_hours=pl.lit(age, dtype=pl.Float64),
             threshold_hours=pl.lit(float(limit)),
         ).struct.json_encode(),
-        remediation=pl.lit(MANUAL),
+        remediation=pl.lit(Action.manual),
     )
 
 

@@ -8,12 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from audit.rules.base import (
-    FIX_ANCHOR_ENCODING,
-    MANUAL,
-    PURGE_DELETED_HOLDER,
-    RESTORE_DELETED_HOLDER,
-)
+from audit.model import Action
 from tests.factories import (
     NOW,
     ad_user,
@@ -59,7 +54,7 @@ def test_classic_deleted_holder_with_waiting_cloud_only_user() -> None:
     findings = run(snap)
     assert keys(findings) == {("anchor-held-by-deleted", dn("alice"), DELETED_ID, None, None)}
     row = one(findings, "anchor-held-by-deleted")
-    assert row["remediation"] == PURGE_DELETED_HOLDER
+    assert row["remediation"] == Action.purge_deleted_holder
     assert row["cloud_state"] == "deleted"
     assert row["anchor"] == b64_anchor(guid_for("alice"))
     assert cloud_id_for("alice") in row["detail"]
@@ -71,7 +66,7 @@ def test_deleted_holder_without_waiting_user_proposes_restore() -> None:
     """With nobody waiting for the address, restoring the deleted holder is proposed."""
     findings = run(snapshot([ad_user("alice")], [deleted_twin("alice")]))
     assert keys(findings) == {("anchor-held-by-deleted", dn("alice"), DELETED_ID, None, None)}
-    assert one(findings, "anchor-held-by-deleted")["remediation"] == RESTORE_DELETED_HOLDER
+    assert one(findings, "anchor-held-by-deleted")["remediation"] == Action.restore_deleted_holder
 
 
 def test_missing_deleted_data_makes_no_deleted_claim() -> None:
@@ -153,7 +148,7 @@ def test_wrong_encoding_names_ad_user_and_correct_value(encoding: str) -> None:
     }
     row = one(findings, "anchor-format-invalid")
     assert row["proposed_value"] == b64_anchor(guid)
-    assert row["remediation"] == FIX_ANCHOR_ENCODING
+    assert row["remediation"] == Action.fix_anchor_encoding
     assert evidence(row)["encoding"] == encoding
 
 
@@ -178,7 +173,7 @@ def test_system_byte_array_literal_is_format_invalid() -> None:
             "carol@contoso.com",
         ),
     }
-    assert one(findings, "anchor-format-invalid")["remediation"] == MANUAL
+    assert one(findings, "anchor-format-invalid")["remediation"] == Action.manual
 
 
 def test_soft_deleted_user_with_wrong_encoding_is_reported() -> None:

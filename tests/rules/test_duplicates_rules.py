@@ -3,7 +3,7 @@ by another cloud object."""
 
 from __future__ import annotations
 
-from audit.rules.base import MERGE_DUPLICATE_CLOUD
+from audit.model import Action
 from tests.factories import (
     ad_user,
     b64_anchor,
@@ -47,7 +47,7 @@ def test_duplicate_cloud_account_quarantined_twin() -> None:
         )
     }
     row = one(findings, "duplicate-cloud-account")
-    assert row["remediation"] == MERGE_DUPLICATE_CLOUD
+    assert row["remediation"] == Action.merge_duplicate_cloud
     assert QUARANTINED_ID in row["detail"] and cloud_id_for("alice") in row["detail"]
     ev = evidence(row)
     assert ev["matched_cloud_id"] == QUARANTINED_ID and ev["matched_looks_quarantined"] is True

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from audit.model import Tenant
-from audit.rules.base import (
-    CLEAR_ANCHOR,
-    CLEAR_ONPREM_OBJECT_ID,
-    MANUAL,
-    ROLES_DETOUR,
-    SET_ANCHOR,
-)
+from audit.model import Action, Tenant
 from tests.factories import (
     NOW,
     ad_user,
@@ -162,7 +155,7 @@ def test_soft_match_blocked_admin_role() -> None:
         )
     }
     row = one(findings, "soft-match-blocked")
-    assert row["remediation"] == ROLES_DETOUR
+    assert row["remediation"] == Action.roles_detour
     assert evidence(row)["blockers"] == ["admin-role"]
 
 
@@ -183,7 +176,7 @@ def test_soft_match_blocked_by_tenant_needs_hard_match() -> None:
             "alice@contoso.com",
         )
     }
-    assert one(findings, "soft-match-blocked")["remediation"] == SET_ANCHOR
+    assert one(findings, "soft-match-blocked")["remediation"] == Action.set_anchor
 
 
 def test_soft_match_blocked_by_group_owning_address() -> None:
@@ -201,7 +194,7 @@ def test_soft_match_blocked_by_group_owning_address() -> None:
     }
     row = one(findings, "soft-match-blocked")
     assert "ObjectTypeMismatch" in row["detail"]
-    assert row["remediation"] == MANUAL
+    assert row["remediation"] == Action.manual
 
 
 def test_soft_match_blocked_candidate_synced_to_other_ad_user() -> None:
@@ -217,7 +210,7 @@ def test_soft_match_blocked_candidate_synced_to_other_ad_user() -> None:
     ) in keys(findings)
     row = one(findings, "soft-match-blocked")
     assert evidence(row)["blockers"] == ["holds-other-immutable-id"]
-    assert row["remediation"] == MANUAL
+    assert row["remediation"] == Action.manual
 
 
 def test_hard_match_blocked_by_on_prem_object_id() -> None:
@@ -231,7 +224,7 @@ def test_hard_match_blocked_by_on_prem_object_id() -> None:
         ("hard-match-blocked", dn("alice"), cloud_id_for("alice"), None, None)
     }
     row = one(findings, "hard-match-blocked")
-    assert row["remediation"] == CLEAR_ONPREM_OBJECT_ID
+    assert row["remediation"] == Action.clear_onprem_object_id
     assert "onPremisesObjectIdentifier" in row["detail"] and "beta/users/" in row["detail"]
     assert evidence(row)["case"] == "sync-takeover"
 
@@ -243,7 +236,7 @@ def test_hard_match_blocked_by_eligible_role() -> None:
     assert keys(findings) == {
         ("hard-match-blocked", dn("alice"), cloud_id_for("alice"), None, None)
     }
-    assert one(findings, "hard-match-blocked")["remediation"] == ROLES_DETOUR
+    assert one(findings, "hard-match-blocked")["remediation"] == Action.roles_detour
 
 
 def test_hard_match_blocked_by_takeover_switch() -> None:
@@ -299,7 +292,10 @@ def test_cloud_orphan_synced_and_cloud_only() -> None:
         ("cloud-orphan", None, cloud_id_for("stale"), None, None),
     }
     fixes = {r["cloud_id"]: r["remediation"] for r in findings.to_dicts()}
-    assert fixes == {cloud_id_for("ghost"): MANUAL, cloud_id_for("stale"): CLEAR_ANCHOR}
+    assert fixes == {
+        cloud_id_for("ghost"): Action.manual,
+        cloud_id_for("stale"): Action.clear_anchor,
+    }
 
 
 def test_cloud_orphan_names_out_of_scope_holder() -> None:
