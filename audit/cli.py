@@ -324,19 +324,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_hardmatch(args: argparse.Namespace) -> int:
     """Exit 0: script ready; 1: written, but blockers remain (manual steps); 2: lookup error."""
-    from audit.hardmatch import HardMatchLookupError
-
-    try:
-        result = pipeline.hardmatch(
-            args.run,
-            args.ad,
-            args.cloud,
-            settings=settings_from(args.config) if args.config else None,
-            out=args.out,
-        )
-    except HardMatchLookupError as exc:
-        print("syncaudit: error: " + terminal_safe(" ".join(str(exc).split())), file=sys.stderr)
-        return EXIT_ERROR
+    result = pipeline.hardmatch(
+        args.run,
+        args.ad,
+        args.cloud,
+        settings=settings_from(args.config) if args.config else None,
+        out=args.out,
+    )
     for line in result.explanation:
         print(terminal_safe(line))
     for path in result.outputs.values():

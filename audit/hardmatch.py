@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from audit.anchor import GUID_ANCHOR_ATTRIBUTES, GUID_PATTERN
+from audit.errors import LookupFailed
 from audit.model import Action, Snapshot, Tenant, TenantFeatures
 from audit.powershell import UnsafeValue, valid_anchor
 from audit.remediate import (
@@ -36,10 +37,6 @@ from audit.remediate import (
 
 CODE = "hardmatch"
 _GUID = re.compile(rf"\{{?{GUID_PATTERN}\}}?")
-
-
-class HardMatchLookupError(ValueError):
-    """A user that is not found or is ambiguous; one line naming the candidates."""
 
 
 @dataclass(frozen=True)
@@ -192,12 +189,10 @@ class HardMatchResult:
 def resolve_ad(directory: UserDirectory, query: str) -> AdUser:
     found = directory.find_ad_users(query)
     if not found:
-        raise HardMatchLookupError(f"no AD user with sAMAccountName, UPN or DN {query!r}")
+        raise LookupFailed(f"no AD user with sAMAccountName, UPN or DN {query!r}")
     if len(found) > 1:
         names = "; ".join(f"{u.dn} ({u.source})" for u in found[:10])
-        raise HardMatchLookupError(
-            f"{len(found)} AD users match {query!r}: {names}; give the DN instead"
-        )
+        raise LookupFailed(f"{len(found)} AD users match {query!r}: {names}; give the DN instead")
     return found[0]
 
 
@@ -206,14 +201,14 @@ def resolve_cloud(directory: UserDirectory, query: str) -> CloudUser:
     active = [u for u in found if not u.deleted]
     if not active:
         if found:
-            raise HardMatchLookupError(
+            raise LookupFailed(
                 f"cloud user {query!r} is soft-deleted ({found[0].label}): restore it first "
                 "(Restore-MgDirectoryDeletedItem) or pick the active account"
             )
-        raise HardMatchLookupError(f"no active cloud user with UPN or id {query!r}")
+        raise LookupFailed(f"no active cloud user with UPN or id {query!r}")
     if len(active) > 1:
         names = "; ".join(u.label for u in active[:10])
-        raise HardMatchLookupError(
+        raise LookupFailed(
             f"{len(active)} cloud users match {query!r}: {names}; give the object id instead"
         )
     return active[0]
