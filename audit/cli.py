@@ -214,6 +214,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print()
     print(para(meta.explanation))
     print()
+    print("What to do: " + meta.action)
+    print()
     print("How to fix:")
     print(para(meta.remediation))
     if meta.remediation_actions:

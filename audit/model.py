@@ -232,6 +232,8 @@ class RuleMeta:
     title: str
     explanation: str
     remediation: str
+    # What to do, in one sentence a manager can read (the commands are in `remediation`).
+    action: str
     references: tuple[str, ...] = ()
     remediation_actions: tuple[str, ...] = ()
     # Held back entirely while one of these is unmet.

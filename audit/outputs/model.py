@@ -19,7 +19,6 @@ Trend
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ import polars as pl
 
 from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
+from audit.outputs.logo import load_logo
 from audit.outputs.redact import Redactor, redact_findings
 from audit.remediate import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
@@ -39,7 +39,6 @@ from audit.rules.idfix import KIND_TEXT as _KIND_TEXT
 
 TOP_ACTIONS = 8  # causes at the top of the HTML
 HTML_CAUSES = 60  # causes the HTML lists in all (the rest: by code, and in findings.xlsx)
-LOGO_MAX_BYTES = 2_000_000
 SEVERITIES = tuple(s.name for s in sorted(Severity, reverse=True))  # critical ... info
 HEALTH_SEVERITIES = tuple(s.name for s in Severity if s >= Severity.medium)
 FAMILY_LABELS = {
@@ -62,40 +61,6 @@ ACTION_TEXT = {
     "ad-set-attribute": "correct the AD attribute",
     "block-sign-in": "block sign-in of the cloud account",
     "manual": "manual steps (see the finding's fix)",
-}
-# What to do, in a sentence a manager can read (the exact commands are in each code's fix).
-PLAIN_ACTIONS = {
-    "anchor-held-by-deleted": "Restore or purge the deleted cloud account that still holds "
-    "the user's anchor, then sync.",
-    "anchor-held-by-other": "Stop sync for these users and re-link each to the right cloud "
-    "account before it overwrites someone else's.",
-    "anchor-format-invalid": "Rewrite the prepared ImmutableId in the correct encoding.",
-    "anchor-duplicate-ad": "Decide which AD account is the real one and clear the copied "
-    "anchor on the others.",
-    "consistency-guid-invalid": "Correct or clear the malformed mS-DS-ConsistencyGuid in AD.",
-    "consistency-guid-differs": "No action; informational.",
-    "cloud-orphan": "Find the missing AD account or bring it into sync scope; otherwise "
-    "retire the cloud account.",
-    "soft-match-pending": "Confirm these cloud accounts should be taken over at the next sync.",
-    "soft-match-blocked": "Clear what blocks the match (admin role, existing anchor) so the "
-    "next sync links the accounts.",
-    "unmatched-ad": "Prepare a hard match if the person already has a cloud account; "
-    "otherwise nothing.",
-    "hard-match-blocked": "Clear onPremisesObjectIdentifier or take the admin roles off "
-    "before matching.",
-    "duplicate-cloud-account": "Merge each duplicate cloud account into the person's real one.",
-    "duplicate-ad-attribute": "Make the duplicated UPN / mail / proxy value unique in AD.",
-    "attribute-conflict-cloud": "Remove the clashing value from the cloud object, or change it "
-    "in AD.",
-    "provisioning-error": "Resolve the value conflict each error names, then sync.",
-    "upn-suffix-unverified": "Verify the domain in the tenant, or move the users to a "
-    "verified UPN suffix.",
-    "upn-drift": "Re-align the cloud UPN with AD (or fix the blocking conflict first).",
-    "enabled-drift": "Block sign-in for leavers now, then find why the change did not sync.",
-    "stale-sync-object": "Find why these accounts stopped syncing (scope, export errors).",
-    "tenant-sync-stale": "Restart directory synchronization on the Entra Connect server today.",
-    "tenant-matching-settings": "Record the tenant matching switches; informational.",
-    "invalid-attribute": "Correct the attribute values in AD (a proposed value is given).",
 }
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 
@@ -139,6 +104,7 @@ class CodeSection:
     why: str  # the rest of it
     fix: str
     references: tuple[str, ...]
+    action: str  # what to do, in one sentence (RuleMeta.action)
     # What this run's remediation.ps1 does for the code: action id -> calls, in script order,
     # and how many of its findings are manual steps, need nothing, or are waived.
     script: Mapping[str, int]
@@ -200,8 +166,6 @@ class TopAction:
     def action_text(self) -> str:
         if self.todo:
             return self.todo
-        if self.code in PLAIN_ACTIONS:
-            return PLAIN_ACTIONS[self.code]
         named = [ACTION_TEXT.get(a, a) for a in self.actions if a != "manual"]
         return "; ".join(named).capitalize() if named else ACTION_TEXT["manual"].capitalize()
 
@@ -327,50 +291,6 @@ def compute_health(snapshot: Snapshot, findings: pl.DataFrame) -> Health:
         .to_list()
     )
     return Health(clean=int(clean), total=int(total))
-
-
-def load_logo(logo: str, base: Path | None) -> tuple[str | None, str | None]:
-    """(data URI, warning): the configured logo embedded, so the report stays self-contained.
-
-    Only from the operator's own config (analyze never passes one from a run's manifest). The
-    type comes from the file's first bytes, not its name, and a symlink is refused, so a name
-    like logo.png cannot pull another file into the report."""
-    if not logo:
-        return None, None
-    path = Path(logo).expanduser()
-    if not path.is_absolute() and base is not None and not path.exists():
-        path = base / path
-    if path.is_symlink():
-        return None, f"logo {logo}: is a symbolic link; give the image file itself"
-    try:
-        # O_NOFOLLOW: a link swapped in after the check above is refused too
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read(LOGO_MAX_BYTES + 1)
-    except OSError as exc:
-        return None, f"logo {logo}: {exc.strerror or exc}"
-    if len(data) > LOGO_MAX_BYTES:
-        return None, f"logo {logo}: larger than {LOGO_MAX_BYTES // 1_000_000} MB"
-    media = image_type(data)
-    if media is None:
-        return None, f"logo {logo}: not a PNG, JPEG, GIF, WebP or SVG image (by its content)"
-    return f"data:{media};base64,{base64.b64encode(data).decode('ascii')}", None
-
-
-def image_type(data: bytes) -> str | None:
-    """The media type of an image by its signature, or None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head.startswith((b"<?xml", b"<svg", b"<!--")) and b"<svg" in data[:4096]:
-        return "image/svg+xml"
-    return None
 
 
 def _split_explanation(text: str) -> tuple[str, str]:
@@ -543,7 +463,7 @@ def cause_sentences(row: Mapping[str, Any], section: CodeSection | None) -> tupl
     cause, code, n = str(row["cause"]), str(row["code"]), int(row["people"])
     users = "1 user's" if n == 1 else f"{n:,} users'"
     title = section.title if section else code
-    todo = PLAIN_ACTIONS.get(code, ACTION_TEXT["manual"].capitalize())
+    todo = section.action if section and section.action else ACTION_TEXT["manual"].capitalize()
     kind, _, rest = cause.partition(":")
     if kind == "upn-suffix" and rest:
         never = '"suffix_never_verifiable":true' in str(row.get("evidence") or "")
@@ -635,6 +555,7 @@ def _code_sections(
                 what=what,
                 why=why,
                 fix=meta.remediation if meta else "",
+                action=meta.action if meta else "",
                 references=meta.references if meta else (),
                 script=script,
                 manual=plan.manual.get(code, 0),

@@ -532,6 +532,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="anchor-held-by-deleted",
+            action=(
+                "Restore or purge the deleted cloud account that still holds the user's "
+                "anchor, then sync."
+            ),
             severity=Severity.high,
             family="anchor",
             title="Anchor held by a soft-deleted cloud user",
@@ -567,6 +571,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="anchor-held-by-other",
+            action=(
+                "Stop sync for these users and re-link each to the right cloud account "
+                "before it overwrites someone else's."
+            ),
             severity=Severity.high,
             family="anchor",
             title="Anchor links two different people",
@@ -594,6 +602,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="anchor-format-invalid",
+            action="Rewrite the prepared ImmutableId in the correct encoding.",
             severity=Severity.high,
             family="anchor",
             title="ImmutableId in the wrong encoding",
@@ -625,6 +634,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="anchor-duplicate-ad",
+            action=(
+                "Decide which AD account is the real one and clear the copied anchor on the others."
+            ),
             severity=Severity.high,
             family="anchor",
             title="Two AD users share one anchor",
@@ -647,6 +659,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="consistency-guid-invalid",
+            action="Correct or clear the malformed mS-DS-ConsistencyGuid in AD.",
             severity=Severity.high,
             family="anchor",
             title="mS-DS-ConsistencyGuid is not a GUID",
@@ -671,6 +684,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="consistency-guid-differs",
+            action="No action; informational.",
             severity=Severity.info,
             family="anchor",
             title="mS-DS-ConsistencyGuid differs from objectGUID",

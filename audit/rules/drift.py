@@ -43,6 +43,7 @@ VERIFIED_DOMAINS_CASE = Case(
 
 UPN_SUFFIX_UNVERIFIED = RuleMeta(
     code="upn-suffix-unverified",
+    action=("Verify the domain in the tenant, or move the users to a verified UPN suffix."),
     severity=Severity.medium,
     family=FAMILY,
     title="UPN suffix is not a verified tenant domain",
@@ -72,6 +73,7 @@ UPN_SUFFIX_UNVERIFIED = RuleMeta(
 
 UPN_DRIFT = RuleMeta(
     code="upn-drift",
+    action="Re-align the cloud UPN with AD (or fix the blocking conflict first).",
     severity=Severity.medium,
     family=FAMILY,
     title="Cloud UPN differs from the on-premises UPN",
@@ -108,6 +110,7 @@ UPN_DRIFT = RuleMeta(
 
 ENABLED_DRIFT = RuleMeta(
     code="enabled-drift",
+    action="Block sign-in for leavers now, then find why the change did not sync.",
     severity=Severity.high,
     family=FAMILY,
     title="Account enabled state differs between AD and Entra ID",

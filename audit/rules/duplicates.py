@@ -246,6 +246,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="duplicate-cloud-account",
+            action="Merge each duplicate cloud account into the person's real one.",
             severity=Severity.high,
             family="duplicates",
             title="One person, two cloud accounts",
@@ -275,6 +276,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="duplicate-ad-attribute",
+            action="Make the duplicated UPN / mail / proxy value unique in AD.",
             severity=Severity.high,
             family="duplicates",
             title="Value shared by several AD objects",
@@ -304,6 +306,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="attribute-conflict-cloud",
+            action="Remove the clashing value from the cloud object, or change it in AD.",
             severity=Severity.high,
             family="duplicates",
             title="AD value owned by another cloud object",

@@ -104,6 +104,7 @@ def _tld_delegated(value: pl.Expr) -> pl.Expr:
 
 INVALID_ATTRIBUTE = RuleMeta(
     code="invalid-attribute",
+    action="Correct the attribute values in AD (a proposed value is given).",
     severity=Severity.medium,
     family=FAMILY,
     title="Attribute value fails an IdFix rule",

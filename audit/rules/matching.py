@@ -475,6 +475,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="cloud-orphan",
+            action=(
+                "Find the missing AD account or bring it into sync scope; otherwise "
+                "retire the cloud account."
+            ),
             severity=Severity.medium,
             family="matching",
             title="Cloud user's anchor matches no AD user",
@@ -505,6 +509,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="soft-match-pending",
+            action="Confirm these cloud accounts should be taken over at the next sync.",
             severity=Severity.low,
             family="matching",
             title="Next sync will soft-match an existing cloud account",
@@ -530,6 +535,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="soft-match-blocked",
+            action=(
+                "Clear what blocks the match (admin role, existing anchor) so the next "
+                "sync links the accounts."
+            ),
             severity=Severity.high,
             family="matching",
             title="Soft match will fail",
@@ -558,6 +567,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="unmatched-ad",
+            action=(
+                "Prepare a hard match if the person already has a cloud account; otherwise nothing."
+            ),
             severity=Severity.info,
             family="matching",
             title="AD user will be created as a new cloud user",
@@ -583,6 +595,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         RuleMeta(
             code="hard-match-blocked",
+            action=(
+                "Clear onPremisesObjectIdentifier or take the admin roles off before matching."
+            ),
             severity=Severity.high,
             family="matching",
             title="Hard match refused by the 2026 hardening",

@@ -25,6 +25,7 @@ FAMILY = "tenant"
 
 PROVISIONING_ERROR = RuleMeta(
     code="provisioning-error",
+    action="Resolve the value conflict each error names, then sync.",
     severity=Severity.high,
     family=FAMILY,
     title="Cloud user carries an on-premises provisioning error",
@@ -55,6 +56,7 @@ PROVISIONING_ERROR = RuleMeta(
 
 STALE_SYNC_OBJECT = RuleMeta(
     code="stale-sync-object",
+    action="Find why these accounts stopped syncing (scope, export errors).",
     severity=Severity.medium,
     family=FAMILY,
     title="Synced cloud user no longer receives updates",
@@ -81,6 +83,7 @@ STALE_SYNC_OBJECT = RuleMeta(
 
 TENANT_SYNC_STALE = RuleMeta(
     code="tenant-sync-stale",
+    action="Restart directory synchronization on the Entra Connect server today.",
     severity=Severity.critical,
     family=FAMILY,
     title="Directory synchronization has stopped",
@@ -107,6 +110,7 @@ TENANT_SYNC_STALE = RuleMeta(
 
 TENANT_MATCHING_SETTINGS = RuleMeta(
     code="tenant-matching-settings",
+    action="Record the tenant matching switches; informational.",
     severity=Severity.info,
     family=FAMILY,
     title="Tenant matching switch",
