@@ -14,6 +14,7 @@ __all__ = ["FAMILY_MODULES", "Rule", "RuleContext", "all_rules", "rule_by_code"]
 
 FAMILY_MODULES = (
     "audit.rules.anchor",
+    "audit.rules.consistency",
     "audit.rules.matching",
     "audit.rules.duplicates",
     "audit.rules.drift",

@@ -22,7 +22,7 @@ import re
 import polars as pl
 
 from audit.model import Action, Case, Need, RuleMeta, Severity
-from audit.rules import idfix, joins, upn
+from audit.rules import idfix, joins, shape, upn
 from audit.rules.base import Rule, RuleContext
 
 FAMILY = "drift"
@@ -250,7 +250,7 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
         pl.lit("userPrincipalName").alias("attribute"),
         pl.col("upn").alias("value"),
         pl.coalesce("cloud_upn", "_predicted").alias("proposed_value"),
-        pl.struct(
+        shape.evidence(
             suffix=pl.col("_ad_suffix"),
             suffix_never_verifiable=pl.col("_never"),
             verified_domains=pl.lit(verified if domains_known else None, dtype=pl.List(pl.String)),
@@ -260,9 +260,7 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
             mail_nickname_from=pl.col("_nickname_source"),
             matched=pl.col("cloud_id").is_not_null(),
             actual_cloud_upn=pl.col("cloud_upn"),
-        )
-        .struct.json_encode()
-        .alias("evidence"),
+        ),
         pl.lit(Action.manual).alias("remediation"),
     )
 
@@ -381,16 +379,14 @@ def upn_drift(ctx: RuleContext) -> pl.DataFrame:
         pl.lit("userPrincipalName").alias("attribute"),
         pl.col("cloud_upn").alias("value"),
         pl.col("upn").alias("proposed_value"),
-        pl.struct(
+        shape.evidence(
             cause=pl.col("_cause"),
             ad_upn=pl.col("upn"),
             cloud_upn=pl.col("cloud_upn"),
             cloud_on_prem_upn=pl.col("cloud_on_prem_upn"),
             ad_ad_suffixverified=ad_suffix.is_in(verified).fill_null(False),
             federated_domains=pl.lit(federated, dtype=pl.List(pl.String)),
-        )
-        .struct.json_encode()
-        .alias("evidence"),
+        ),
         pl.lit(Action.manual).alias("remediation"),
     )
 
@@ -436,15 +432,13 @@ def enabled_drift(ctx: RuleContext) -> pl.DataFrame:
         pl.lit("accountEnabled").alias("attribute"),
         _text(pl.col("cloud_account_enabled")).alias("value"),
         _text(pl.col("enabled")).alias("proposed_value"),
-        pl.struct(
+        shape.evidence(
             ad_enabled=pl.col("enabled"),
             user_account_control=pl.col("user_account_control"),
             cloud_account_enabled=pl.col("cloud_account_enabled"),
             ad_when_changed=pl.col("when_changed"),
             cloud_last_sync=pl.col("cloud_last_sync"),
-        )
-        .struct.json_encode()
-        .alias("evidence"),
+        ),
         # A leaver who can still sign in is blocked by the script (the documented emergency
         # step); the reverse needs a human to find out who blocked the account and why.
         pl.when(ad_disabled & pl.col("cloud_account_enabled").fill_null(False))

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from audit.model import UTC_DATETIME, Action, Feature, Need, RuleMeta, Severity
-from audit.rules import joins
+from audit.rules import joins, shape
 from audit.rules.base import Rule, RuleContext
 
 FAMILY = "tenant"
@@ -243,16 +243,14 @@ def provisioning_error(ctx: RuleContext) -> pl.DataFrame:
         state.alias("cloud_state"),
         pl.col("property").alias("attribute"),
         pl.col("value"),
-        pl.struct(
+        shape.evidence(
             category=pl.col("category"),
             occurred=pl.col("occurred"),
             property=pl.col("property"),
             value=pl.col("value"),
             value_owner_ad_dn=pl.col("owner_dn"),
             anchor_holder_ad_dn=pl.col("holder_dn"),
-        )
-        .struct.json_encode()
-        .alias("evidence"),
+        ),
         pl.lit(Action.manual).alias("remediation"),
     )
 
@@ -312,7 +310,7 @@ def stale_sync_object(ctx: RuleContext) -> pl.DataFrame:
         pl.lit("active").alias("cloud_state"),
         pl.lit("onPremisesLastSyncDateTime").alias("attribute"),
         pl.col("last_sync").dt.to_string("%Y-%m-%dT%H:%M:%SZ").alias("value"),
-        pl.struct(
+        shape.evidence(
             last_sync=pl.col("last_sync"),
             reference=pl.lit(reference).cast(UTC_DATETIME),
             reference_is=pl.lit("tenant_last_dirsync" if tenant_last else "snapshot_time"),
@@ -320,9 +318,7 @@ def stale_sync_object(ctx: RuleContext) -> pl.DataFrame:
             threshold_days=pl.lit(limit_days),
             on_prem_dn=pl.col("on_prem_dn"),
             ad_in_scope=pl.col("ad_in_scope"),
-        )
-        .struct.json_encode()
-        .alias("evidence"),
+        ),
         pl.lit(Action.manual).alias("remediation"),
     )
 
@@ -362,13 +358,13 @@ def tenant_sync_stale(ctx: RuleContext) -> pl.DataFrame:
             "value": pl.String,
         },
     ).with_columns(
-        evidence=pl.struct(
+        shape.evidence(
             tenant_id=pl.lit(tenant.tenant_id, dtype=pl.String),
             last_dirsync=pl.lit(value, dtype=pl.String),
             snapshot_time=pl.lit(f"{ctx.now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"),
             age_hours=pl.lit(age, dtype=pl.Float64),
             threshold_hours=pl.lit(float(limit)),
-        ).struct.json_encode(),
+        ),
         remediation=pl.lit(Action.manual),
     )
 
@@ -428,13 +424,13 @@ def tenant_matching_settings(ctx: RuleContext) -> pl.DataFrame:
         "detail",
         "attribute",
         "value",
-        cloud_state=pl.lit("none"),
-        evidence=pl.struct(
+        shape.evidence(
             switch=pl.col("attribute"),
             config_key=pl.col("_key"),
             value=pl.col("value"),
             source=pl.col("_source"),
-        ).struct.json_encode(),
+        ),
+        cloud_state=pl.lit("none"),
     )
 
 
