@@ -44,7 +44,8 @@ class Origin:
         if self.line is not None:
             return f"{self.where}:{self.line}"
         if self.page is not None:
-            return f"{self.where} page {self.page}"
+            named = f", object {self.obj}" if self.obj is not None else ""
+            return f"{self.where} page {self.page}{named}"
         if self.obj is not None:
             return f"{self.where}: object {self.obj}"
         return self.where

@@ -20,7 +20,7 @@ import binascii
 import re
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,8 +38,8 @@ from audit.sources.detect import (
     datetime_from_text,
 )
 from audit.sources.entra import primary_smtp
-from audit.sources.records import Record, Value
-from audit.sources.scope import Scope
+from audit.sources.records import BINARY_ATTRIBUTES, Record, Value
+from audit.sources.scope import FilterError, Scope, scope_for
 
 CONSISTENCY_GUID = "mS-DS-ConsistencyGuid"
 # Anchor attributes that hold text (msDS-SourceAnchor stores the anchor string itself).
@@ -488,6 +488,67 @@ def _first(attrs: dict[str, list[Value]], name: str) -> str | None:
 
 def _b64(raw: bytes | None) -> str | None:
     return base64.b64encode(raw).decode("ascii") if raw is not None else None
+
+
+@dataclass(frozen=True)
+class AdReading:
+    """What any reader of one [[ad]] source (a file, a live LDAP search) needs before it reads:
+    the attributes to ask for, the ones that are binary, and the sync scope."""
+
+    config: AdSource
+    source: str  # the `source` column of its rows
+    scope: Scope
+    wanted: frozenset[str]
+    binary: frozenset[str]
+
+
+def prepare_ad_source(config: AdSource, source: str, config_path: str | None) -> AdReading:
+    """The reading plan of an [[ad]] table; a bad `filter` is an InputError naming the table."""
+    try:
+        scope = scope_for(config)
+    except FilterError as exc:
+        raise InputError(
+            config_path or "<config>", f"[[ad]] {config.name}: filter: {exc}"
+        ) from None
+    anchor = config.anchor_attribute.lower()
+    return AdReading(
+        config=config,
+        source=source,
+        scope=scope,
+        wanted=AD_ATTRIBUTES | scope.attributes | {anchor},
+        binary=BINARY_ATTRIBUTES | ({anchor} - TEXT_ANCHOR_ATTRIBUTES),
+    )
+
+
+def map_ad_records(
+    records: Iterable[Record],
+    reading: AdReading,
+    *,
+    where: str,
+    fmt: str,
+    notes: Notes,
+    target: AdRows,
+    raw_text_is_bytes: bool,
+    position: str = "line",
+    blanked: dict[str, int] | None = None,
+) -> SourceReport:
+    """One input's records -> rows in `target`, and its source report. Every reader, file or
+    live, ends here."""
+    scope = reading.scope
+    mapper = AdMapper(
+        source=reading.source,
+        anchor_attribute=reading.config.anchor_attribute,
+        scope=scope,
+        where=where,
+        notes=notes,
+        raw_text_is_bytes=raw_text_is_bytes,
+        target=target,
+        scoped=bool(scope.include_ous or scope.exclude_ous or scope.filter is not None),
+        position=position,
+    )
+    for record in records:
+        mapper.add(record)
+    return ad_source_report(mapper, reading.config, fmt, blanked or {}, where)
 
 
 def ad_source_report(

@@ -21,12 +21,10 @@ from audit.errors import InputError
 from audit.model import Domain, Snapshot, SourceReport, Tenant
 from audit.sources import csvfile
 from audit.sources.ad import (
-    AD_ATTRIBUTES,
-    TEXT_ANCHOR_ATTRIBUTES,
-    AdMapper,
     AdRows,
     ad_source_for,
-    ad_source_report,
+    map_ad_records,
+    prepare_ad_source,
 )
 from audit.sources.detect import Notes, TextInput, read_input
 from audit.sources.entra import (
@@ -45,8 +43,7 @@ from audit.sources.entra import (
 from audit.sources.entra_roles import RoleFacts, read_roles, with_role_columns
 from audit.sources.graph_pages import Export, Page, context_entity, exports, import_flag, pages
 from audit.sources.ldif import ldif_records
-from audit.sources.records import BINARY_ATTRIBUTES, Record
-from audit.sources.scope import FilterError, scope_for
+from audit.sources.records import Record
 from audit.sources.snapshot import assemble_snapshot
 from audit.sources.snapshot import taken_at as parse_taken_at
 
@@ -93,30 +90,21 @@ def import_files(
 def read_ad_file(path: Path, name: str | None, settings: Settings, target: AdRows) -> SourceReport:
     notes = Notes()
     config, source_name = ad_source_for(name, path, settings, notes)
-    try:
-        scope = scope_for(config)
-    except FilterError as exc:
-        raise InputError(
-            settings.source_path or "<config>", f"[[ad]] {config.name}: filter: {exc}"
-        ) from None
-    wanted = AD_ATTRIBUTES | scope.attributes | {config.anchor_attribute.lower()}
+    reading = prepare_ad_source(config, source_name, settings.source_path)
     text = read_input(path, ("ldif", "csv"))
     note_encoding(text, notes)
-    binary = BINARY_ATTRIBUTES | {config.anchor_attribute.lower()} - TEXT_ANCHOR_ATTRIBUTES
-    records, fmt, blanked = ad_records(text, wanted, binary, notes)
-    mapper = AdMapper(
-        source=source_name,
-        anchor_attribute=config.anchor_attribute,
-        scope=scope,
+    records, fmt, blanked = ad_records(text, reading.wanted, reading.binary, notes)
+    return map_ad_records(
+        records,
+        reading,
         where=str(path),
+        fmt=fmt,
         notes=notes,
-        raw_text_is_bytes=fmt == "ldif",
         target=target,
-        scoped=bool(scope.include_ous or scope.exclude_ous or scope.filter is not None),
+        # LDIF writes a printable binary value as text: those are its raw bytes
+        raw_text_is_bytes=fmt == "ldif",
+        blanked=blanked,
     )
-    for record in records:
-        mapper.add(record)
-    return ad_source_report(mapper, config, fmt, blanked, str(path))
 
 
 def note_encoding(text: TextInput, notes: Notes) -> None:

@@ -1,0 +1,94 @@
+"""sources/ad.py is the one door for AD records: a reader that is not a file (a live LDAP
+search) yields the same records to the same mapper and gets the same rows, with errors that
+name its own origin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from polars.testing import assert_frame_equal
+
+from audit.errors import InputError
+from audit.sources.ad import AdRows, map_ad_records, prepare_ad_source
+from audit.sources.detect import Notes
+from audit.sources.files import import_files
+from audit.sources.records import Record
+from tests.sources.helpers import TAKEN_AT, ldif_file, person, settings
+
+ESTATE = [
+    person("Anne Dubois", "f7cc07d7-7c15-447d-876d-c01b0e5a9e38", mail="anne@contoso.com"),
+    person(
+        "Bob Martin",
+        "8c4ac332-975f-4717-ad7b-ba4a4e968fff",
+        uac=514,
+        ou="OU=Disabled,DC=corp,DC=contoso,DC=com",
+        proxyAddresses=["SMTP:bob@contoso.com", "smtp:b@contoso.com"],
+    ),
+    person("SRV01$", "0d2a4b6c-8e1f-4a3b-9c5d-7e6f8a9b0c1d", objectClass=["computer"]),
+]
+
+
+def live_records(page: int) -> list[Record]:
+    """What a live LDAP page gives: binary attributes as bytes, every value a list, names in
+    lower case (ldap3 returns raw values)."""
+    out = []
+    for dn, attrs in ESTATE:
+        values = {
+            name.lower(): [v if isinstance(v, bytes) else str(v) for v in vs]
+            for name, raw in attrs.items()
+            for vs in [raw if isinstance(raw, list) else [raw]]
+        }
+        out.append(Record(line=page, dn=dn, attrs=values))  # type: ignore[arg-type]
+    return out
+
+
+def test_a_live_reader_gets_the_rows_an_ldif_export_gets(tmp_path: Path) -> None:
+    config = settings(exclude_ous=["OU=Disabled,DC=corp,DC=contoso,DC=com"])
+    from_file = import_files(
+        ad=[("corp", ldif_file(tmp_path / "ad.ldf", ESTATE))],
+        cloud=[],
+        settings=config,
+        taken_at=TAKEN_AT,
+    )
+    reading = prepare_ad_source(config.ad[0], "corp", None)
+    rows = AdRows()
+    report = map_ad_records(
+        live_records(page=1),
+        reading,
+        where="ldaps://dc01.corp.contoso.com",
+        fmt="ldap",
+        notes=Notes(),
+        target=rows,
+        raw_text_is_bytes=False,
+        position="page",
+    )
+    assert_frame_equal(rows.frame(), from_file.ad_users)
+    [file_report] = [s for s in from_file.sources if s.kind == "ad"]
+    assert (report.rows, report.excluded, report.complete) == (
+        file_report.rows,
+        file_report.excluded,
+        file_report.complete,
+    )
+    assert report.rows == 2 and report.excluded == {"computer": 1}
+
+
+def test_a_live_error_names_the_source_page_and_object() -> None:
+    reading = prepare_ad_source(settings().ad[0], "corp", None)
+    [anne, *_] = live_records(page=4)
+    broken = Record(anne.line, anne.dn, {**anne.attrs, "objectguid": [b"\x01\x02"]})
+    with pytest.raises(InputError) as info:
+        map_ad_records(
+            [broken],
+            reading,
+            where="ldaps://dc01",
+            fmt="ldap",
+            notes=Notes(),
+            target=AdRows(),
+            raw_text_is_bytes=False,
+            position="page",
+        )
+    assert str(info.value) == (
+        "ldaps://dc01 page 4, object CN=Anne Dubois,OU=Staff,DC=corp,DC=contoso,DC=com: "
+        "objectGUID has 2 bytes, not 16"
+    )
