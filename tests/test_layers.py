@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("audit.config",),
     ("audit.sources", "audit.store"),
     ("audit.rules", "audit.classify"),
-    ("audit.remediate", "audit.hardmatch"),
+    ("audit.remediation", "audit.hardmatch"),
     ("audit.outputs", "audit.history"),
     ("audit.demo",),
     ("audit.pipeline",),

@@ -33,7 +33,7 @@ import polars as pl
 from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
 from audit.outputs.redact import Redactor, redact_findings
-from audit.remediate import PlanSummary, options_from_settings, summarize_findings
+from audit.remediation.plan import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
 from audit.rules.idfix import KIND_TEXT as _KIND_TEXT
 
