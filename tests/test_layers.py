@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("audit.errors", "audit.tlds", "audit.templates"),
     ("audit.anchor", "audit.powershell"),
     ("audit.model",),
-    ("audit.config",),
+    ("audit.config", "audit.config_schema", "audit.config_lines"),
     ("audit.sources", "audit.store"),
     ("audit.rules", "audit.classify"),
     ("audit.remediation", "audit.hardmatch"),
