@@ -24,16 +24,9 @@ from audit.anchor import GUID_ANCHOR_ATTRIBUTES, GUID_PATTERN
 from audit.errors import LookupFailed
 from audit.model import Action, Snapshot, Tenant, TenantFeatures
 from audit.powershell import UnsafeValue, valid_anchor
-from audit.remediate import (
-    ACTIONS,
-    ManualStep,
-    Plan,
-    PlanOptions,
-    ScriptHeader,
-    link_role_detours,
-    render_plan,
-    tenant_label,
-)
+from audit.remediation.actions import ACTIONS, PlanOptions
+from audit.remediation.plan import ManualStep, Plan, link_role_detours
+from audit.remediation.script import ScriptHeader, render_plan, tenant_label
 
 CODE = "hardmatch"
 _GUID = re.compile(rf"\{{?{GUID_PATTERN}\}}?")
@@ -224,7 +217,7 @@ def plan_hardmatch(
     plan = Plan()
 
     def call(action: Action, title: str, **values: Any) -> None:
-        # the same parameters and checks as remediation.ps1's calls (remediate.ACTIONS)
+        # the same parameters and checks as remediation.ps1's calls (remediation.actions.ACTIONS)
         plan.calls.append(
             ACTIONS[action].call(
                 fingerprint=fingerprint, code=CODE, title=title, values=values, options=options

@@ -198,7 +198,7 @@ class Need(enum.Enum):
 class Action(enum.StrEnum):
     """The remediation action ids. A rule names one in a finding's `remediation` column (the
     frame stores its plain string value) so the report and remediation.ps1 agree on what fixes
-    what; remediate.ACTIONS declares what each one does in the script."""
+    what; remediation.actions.ACTIONS declares what each one does in the script."""
 
     purge_deleted_holder = "purge-deleted-holder"
     restore_deleted_holder = "restore-deleted-holder"

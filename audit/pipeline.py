@@ -45,7 +45,8 @@ from audit.outputs.findings import write_findings
 from audit.outputs.model import Health, build_report, compute_health, generation_time
 from audit.outputs.redact import Redactor
 from audit.outputs.writers import write_reports
-from audit.remediate import PlanSummary, options_from_settings, plan_findings, write_remediation
+from audit.remediation.plan import PlanSummary, options_from_settings, plan_findings
+from audit.remediation.script import write_remediation
 from audit.rules import all_rules
 from audit.sources.files import import_files
 from audit.store import (

@@ -11,8 +11,8 @@ paragraph separators U+2028/U+2029, unpaired surrogates, and the bidirectional o
 
 Identifiers the script writes into the directory are validated more strictly on top:
 anchors, object ids and UPNs (``valid_*``). A value that fails is never written as code; the
-caller turns it into a commented-out, clearly marked manual step (see remediate.py), and comment
-text goes through :func:`comment_text`, which cannot produce a line break.
+caller turns it into a commented-out, clearly marked manual step (see audit/remediation/), and
+comment text goes through :func:`comment_text`, which cannot produce a line break.
 """
 
 from __future__ import annotations

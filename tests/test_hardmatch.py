@@ -20,7 +20,7 @@ from audit.hardmatch import (
     write_script,
 )
 from audit.pipeline import save_run
-from audit.remediate import PlanOptions
+from audit.remediation.actions import PlanOptions
 from tests import factories as f
 from tests.psast import calls, parse
 
@@ -273,7 +273,7 @@ def test_default_script_path_stays_in_the_run_directory(tmp_path: Path) -> None:
 def test_the_calls_are_checked_like_the_remediation_scripts():
     """hardmatch builds its calls from the same declarations as remediation.ps1 (ACTIONS): same
     parameters, same checks; a value that fails is a blocker, never code."""
-    from audit.remediate import ACTIONS
+    from audit.remediation.actions import ACTIONS
 
     result = _plan(_estate(f.cloud_only_user("alice", on_prem_object_id=f.guid_for("x"))))
     for call in result.plan.calls:

@@ -33,9 +33,9 @@ from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
 from audit.outputs.logo import load_logo
 from audit.outputs.redact import Redactor, redact_findings
-from audit.remediate import PlanSummary, options_from_settings, summarize_findings
+from audit.remediation.plan import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
-from audit.rules.idfix import KIND_TEXT as _KIND_TEXT
+from audit.rules.idfix_values import KIND_TEXT as _KIND_TEXT
 
 TOP_ACTIONS = 8  # causes at the top of the HTML
 HTML_CAUSES = 60  # causes the HTML lists in all (the rest: by code, and in findings.xlsx)

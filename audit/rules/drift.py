@@ -22,7 +22,7 @@ import re
 import polars as pl
 
 from audit.model import Action, Case, Need, RuleMeta, Severity
-from audit.rules import idfix, joins, shape, upn
+from audit.rules import idfix_values, joins, shape, upn
 from audit.rules.base import Rule, RuleContext
 
 FAMILY = "drift"
@@ -267,7 +267,7 @@ def upn_ad_suffixunverified(ctx: RuleContext) -> pl.DataFrame:
 
 _QUARANTINE = r"^(.*)[0-9]{4}@[^@]*\.onmicrosoft\.com$"
 # IdFix's UPN character rule: the same character classes invalid-attribute uses.
-_UPN_INVALID_OR_NON_ASCII = f"{idfix.UPN_INVALID}|{idfix.NON_ASCII}"
+_UPN_INVALID_OR_NON_ASCII = f"{idfix_values.UPN_INVALID}|{idfix_values.NON_ASCII}"
 
 
 def upn_drift(ctx: RuleContext) -> pl.DataFrame:

@@ -20,7 +20,7 @@ from audit.rules.anchor import (
     ad_identity,
 )
 from audit.rules.base import Rule, RuleContext
-from audit.rules.idfix import NON_ASCII, UPN_INVALID
+from audit.rules.idfix_values import NON_ASCII, UPN_INVALID
 
 _EMPTY = pl.DataFrame()
 # "Only reachable by setting its anchor" rests on the AD user having no anchor holder at all.

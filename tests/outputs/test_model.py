@@ -345,7 +345,7 @@ def test_per_code_counts_show_their_severity_split() -> None:
 
 
 def test_the_report_summary_of_the_plan_equals_the_plan() -> None:
-    from audit.remediate import (
+    from audit.remediation.plan import (
         PlanSummary,
         options_from_settings,
         plan_findings,

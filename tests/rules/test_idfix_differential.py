@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.rules import idfix
+from audit.rules import idfix_values
 from tests.rules.idfix_oracle import idfix_errors
 
 PREP = "microsoft-365/enterprise/prepare-for-directory-synchronization.md (ms.date 09/25/2024)"
@@ -273,7 +273,7 @@ EDGES: list[tuple[str, str | None, str | None]] = [
 
 
 def ours(attribute: str, value: str | None) -> frozenset[str]:
-    found = idfix.check_values(attribute, [value])
+    found = idfix_values.check_values(attribute, [value])
     return frozenset(found.get_column("kind").to_list())
 
 
@@ -296,7 +296,7 @@ def test_idfix_and_syncaudit_agree_or_the_difference_is_documented(
 
 def test_the_edge_table_covers_every_attribute_and_both_outcomes() -> None:
     attributes = {a for a, _, _ in EDGES}
-    assert attributes == set(idfix.SPECS)
+    assert attributes == set(idfix_values.SPECS)
     assert len(EDGES) >= 176
     flagged = {a for a, v, _ in EDGES if idfix_errors(a, v)}
     clean = {a for a, v, _ in EDGES if not idfix_errors(a, v)}

@@ -11,7 +11,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from audit.classify import classify
-from audit.rules import idfix
+from audit.rules import idfix, idfix_values
 from tests.factories import ad_user, cloud_only_user, settings, snapshot
 
 CODE = "invalid-attribute"
@@ -386,10 +386,10 @@ def test_proposed_values_pass_the_rule_they_fix_and_fixing_is_idempotent(
     domain), and fixing a fixed value changes nothing."""
     for attribute, strategy in _VALUES.items():
         values = data.draw(st.lists(strategy, min_size=1, max_size=12), label=attribute)
-        result = idfix.check_values(attribute, list(values))
+        result = idfix_values.check_values(attribute, list(values))
         proposals = result.filter(pl.col("proposed").is_not_null())
         for proposal in set(proposals.get_column("proposed")):
-            again = idfix.check_values(attribute, [proposal])
+            again = idfix_values.check_values(attribute, [proposal])
             assert set(again.get_column("kind")) <= {"topleveldomain"}, (attribute, proposal)
-        fixed = idfix.fix_values(attribute, list(values))
-        assert idfix.fix_values(attribute, fixed) == fixed, attribute
+        fixed = idfix_values.fix_values(attribute, list(values))
+        assert idfix_values.fix_values(attribute, fixed) == fixed, attribute

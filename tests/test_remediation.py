@@ -21,18 +21,11 @@ from audit.config import RemediationSettings, Settings
 from audit.demo import write_demo_inputs
 from audit.model import FINDINGS_SCHEMA, Action, Tenant, conform
 from audit.powershell import UnsafeValue
-from audit.remediate import (
-    ACTIONS,
-    PERMISSIONS,
-    Call,
-    ManualStep,
-    PlanOptions,
+from audit.remediation.actions import ACTIONS, Call, PlanOptions, least_scopes, markdown_tables
+from audit.remediation.permissions import PERMISSIONS
+from audit.remediation.plan import ManualStep, options_from_settings, plan_finding, plan_findings
+from audit.remediation.script import (
     ScriptHeader,
-    least_scopes,
-    markdown_tables,
-    options_from_settings,
-    plan_finding,
-    plan_findings,
     ps_environment,
     remediation_script,
     render_plan,
@@ -1236,7 +1229,8 @@ def test_architecture_doc_lists_every_action_with_its_permissions_role_and_sourc
     end = text.index("<!-- remediation-tables:end -->")
     assert text[begin:end] == markdown_tables(), (
         "docs/ARCHITECTURE.md is out of date: paste the output of "
-        "python -c 'from audit.remediate import markdown_tables; print(markdown_tables())'"
+        "python -c 'from audit.remediation.actions import markdown_tables; "
+        "print(markdown_tables())'"
     )
 
 
