@@ -33,6 +33,7 @@ from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
 from audit.outputs.logo import load_logo
 from audit.outputs.redact import Redactor, redact_findings
+from audit.remediation.actions import ACTIONS
 from audit.remediation.plan import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
 from audit.rules.idfix_values import KIND_TEXT as _KIND_TEXT
@@ -49,19 +50,8 @@ FAMILY_LABELS = {
     "tenant": "Tenant and sync service",
     "attributes": "Attribute validity (IdFix)",
 }
-ACTION_TEXT = {
-    "purge-deleted-holder": "purge the soft-deleted user holding the anchor",
-    "restore-deleted-holder": "restore the soft-deleted user holding the anchor",
-    "set-anchor": "set the cloud user's ImmutableId to the AD anchor",
-    "clear-anchor": "clear a cloud user's ImmutableId",
-    "fix-anchor-encoding": "rewrite the ImmutableId in the right encoding",
-    "merge-duplicate-cloud": "merge the duplicate cloud account",
-    "roles-detour": "remove admin roles, match, then re-assign them",
-    "clear-onprem-object-id": "clear onPremisesObjectIdentifier",
-    "ad-set-attribute": "correct the AD attribute",
-    "block-sign-in": "block sign-in of the cloud account",
-    "manual": "manual steps (see the finding's fix)",
-}
+# A finding whose fix is not in the script: its code's fix says what to do.
+MANUAL_TEXT = "Manual steps (see the finding's fix)"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 
 
@@ -166,8 +156,8 @@ class TopAction:
     def action_text(self) -> str:
         if self.todo:
             return self.todo
-        named = [ACTION_TEXT.get(a, a) for a in self.actions if a != "manual"]
-        return "; ".join(named).capitalize() if named else ACTION_TEXT["manual"].capitalize()
+        named = [ACTIONS[a].summary for a in self.actions if a in ACTIONS]
+        return "; ".join(named).capitalize() if named else MANUAL_TEXT
 
 
 @dataclass(frozen=True)
@@ -463,7 +453,7 @@ def cause_sentences(row: Mapping[str, Any], section: CodeSection | None) -> tupl
     cause, code, n = str(row["cause"]), str(row["code"]), int(row["people"])
     users = "1 user's" if n == 1 else f"{n:,} users'"
     title = section.title if section else code
-    todo = section.action if section and section.action else ACTION_TEXT["manual"].capitalize()
+    todo = section.action if section and section.action else MANUAL_TEXT
     kind, _, rest = cause.partition(":")
     if kind == "upn-suffix" and rest:
         never = '"suffix_never_verifiable":true' in str(row.get("evidence") or "")

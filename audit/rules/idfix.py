@@ -55,7 +55,7 @@ from __future__ import annotations
 import polars as pl
 
 from audit.model import Action, RuleMeta, Severity
-from audit.rules import joins
+from audit.rules import joins, shape
 from audit.rules.base import Rule, RuleContext
 from audit.rules.idfix_values import (
     CONTEXT_COLUMNS,
@@ -188,7 +188,7 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
         "attribute",
         "value",
         pl.col("proposed").alias("proposed_value"),
-        pl.struct(
+        shape.evidence(
             kind=pl.col("kind"),
             rule=pl.lit("IdFix multi-tenant"),
             attribute=pl.col("attribute"),
@@ -196,9 +196,7 @@ def invalid_attribute(ctx: RuleContext) -> pl.DataFrame:
             reason=message,
             rejected_proposal=pl.col("_rejected"),
             proposal_taken_by=pl.col("_taken_by"),
-        )
-        .struct.json_encode()
-        .alias("evidence"),
+        ),
         pl.when(pl.col("proposed").is_not_null())
         .then(pl.lit(Action.ad_set_attribute))
         .otherwise(pl.lit(Action.manual))
