@@ -75,6 +75,17 @@ def test_no_import_from_a_higher_layer(path: Path) -> None:
     assert not upward, f"{module} (layer {mine}) imports from higher layers: {upward}"
 
 
+def test_no_module_over_600_lines() -> None:
+    """Big modules are split along their seams (data tables could be the exception; none is
+    needed yet)."""
+    long = {
+        module_name(p): n
+        for p in MODULES
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert not long
+
+
 @pytest.mark.parametrize(
     "error",
     [

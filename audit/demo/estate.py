@@ -488,3 +488,27 @@ def default_sam(first: str, last: str) -> str:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wrong_anchor(guid: uuid.UUID, mistake: str) -> str:
+    """A GUID turned into an ImmutableId by one of the home-made conversions FACTS section 1
+    lists."""
+    if mistake == "guid-text":
+        return str(guid)
+    if mistake == "big-endian":
+        return base64.b64encode(guid.bytes).decode()
+    if mistake == "guid-text-base64":
+        return base64.b64encode(str(guid).encode("ascii")).decode()
+    if mistake == "url-safe":
+        return base64.urlsafe_b64encode(guid.bytes_le).decode()
+    raise ValueError(mistake)
+
+
+def provisioning_error(prop: str, value: str | None, occurred: str) -> dict[str, Any]:
+    """An onPremisesProvisioningErrors entry as Graph returns it."""
+    return {
+        "category": "PropertyConflict",
+        "occurredDateTime": occurred,
+        "propertyCausingError": prop,
+        "value": value,
+    }

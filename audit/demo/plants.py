@@ -1,18 +1,15 @@
 """The planted problems: each finding code of the design's table, in a few realistic variants.
 
-Every plant changes clean objects from the estate's builders into one real-world case and
-records, with ``Estate.expect``, the findings it must produce: the planted one and the secondary
-findings the problem really causes. ``build_estate()`` adds them to the base population in a
-fixed order, so the seeded identifiers of every object stay the same from run to run.
+Each plant turns clean objects into one real-world case and records (``Estate.expect``) the
+findings it must produce, the planted one and the secondary ones the problem really causes.
+``build_estate()`` adds them in a fixed order, so every seeded identifier stays the same.
 """
 
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
 
 from audit.demo.estate import (
     AD_DNS_DOMAIN,
@@ -35,7 +32,9 @@ from audit.demo.estate import (
     base_estate,
     default_sam,
     iso,
+    provisioning_error,
     users_ou,
+    wrong_anchor,
 )
 
 CASCADE_PEOPLE = (
@@ -118,7 +117,7 @@ def _plant_anchor_cases(estate: Estate) -> None:
         if mistake == "url-safe":
             while "+" not in entry.anchor and "/" not in entry.anchor:
                 entry.guid = estate.guid()
-        value = _wrong_anchor(entry.guid, mistake)
+        value = wrong_anchor(entry.guid, mistake)
         estate.cloud_only(
             entry.upn or "", f"{first} {last}", created_days=30, onPremisesImmutableId=value
         )
@@ -335,8 +334,8 @@ def _plant_duplicate_cases(estate: Estate) -> None:
         mail=None,
         proxyAddresses=[f"SMTP:john.smith4821@{INITIAL}", f"smtp:john.smith@{MAIL_ROUTING}"],
         onPremisesProvisioningErrors=[
-            _error("UserPrincipalName", john.upn, conflict_at),
-            _error("ProxyAddresses", f"SMTP:{john.upn}", conflict_at),
+            provisioning_error("UserPrincipalName", john.upn, conflict_at),
+            provisioning_error("ProxyAddresses", f"SMTP:{john.upn}", conflict_at),
         ],
     )
     estate.expect("duplicate-cloud-account", john.dn)
@@ -356,7 +355,9 @@ def _plant_duplicate_cases(estate: Estate) -> None:
         sara,
         mail=None,
         proxyAddresses=[f"SMTP:sara.davis@{MAIL_ROUTING}"],
-        onPremisesProvisioningErrors=[_error("ProxyAddresses", f"SMTP:{sara.mail}", conflict_at)],
+        onPremisesProvisioningErrors=[
+            provisioning_error("ProxyAddresses", f"SMTP:{sara.mail}", conflict_at)
+        ],
     )
     estate.expect("duplicate-cloud-account", sara.dn)
     estate.expect("provisioning-error", sara.dn)
@@ -371,7 +372,9 @@ def _plant_duplicate_cases(estate: Estate) -> None:
     estate.twin(
         marcus,
         proxyAddresses=[p for p in marcus.proxies if "info@" not in p],
-        onPremisesProvisioningErrors=[_error("ProxyAddresses", f"smtp:info@{DOMAIN}", conflict_at)],
+        onPremisesProvisioningErrors=[
+            provisioning_error("ProxyAddresses", f"smtp:info@{DOMAIN}", conflict_at)
+        ],
     )
     for entry in (lynn, marcus):
         estate.expect("duplicate-ad-attribute", entry.dn)
@@ -402,7 +405,7 @@ def _plant_duplicate_cases(estate: Estate) -> None:
         lidia,
         proxyAddresses=lidia.proxies[:-1],
         onPremisesProvisioningErrors=[
-            _error("ProxyAddresses", f"smtp:lidia.holloway@{DOMAIN}", conflict_at)
+            provisioning_error("ProxyAddresses", f"smtp:lidia.holloway@{DOMAIN}", conflict_at)
         ],
     )
     estate.expect("attribute-conflict-cloud", lidia.dn)
@@ -413,7 +416,7 @@ def _plant_duplicate_cases(estate: Estate) -> None:
         carlos,
         proxyAddresses=carlos.proxies[:-1],
         onPremisesProvisioningErrors=[
-            _error("ProxyAddresses", f"smtp:sales@{DOMAIN}", conflict_at)
+            provisioning_error("ProxyAddresses", f"smtp:sales@{DOMAIN}", conflict_at)
         ],
     )
     estate.expect("attribute-conflict-cloud", carlos.dn)
@@ -431,7 +434,9 @@ def _plant_duplicate_cases(estate: Estate) -> None:
     estate.twin(
         grant,
         onPremisesProvisioningErrors=[
-            _error("ProxyAddresses", f"smtp:grant@{DOMAIN}", iso(TAKEN - timedelta(days=60)))
+            provisioning_error(
+                "ProxyAddresses", f"smtp:grant@{DOMAIN}", iso(TAKEN - timedelta(days=60))
+            )
         ],
     )
     estate.expect("provisioning-error", grant.dn)
@@ -593,25 +598,3 @@ def _plant_late_cases(estate: Estate) -> None:
         entry.upn = f"{alias}@cascade.local"
         estate.twin(entry, userPrincipalName=f"{alias}@{INITIAL}")
         estate.expect("upn-suffix-unverified", entry.dn)
-
-
-def _wrong_anchor(guid: uuid.UUID, mistake: str) -> str:
-    """The home-made conversions FACTS section 1 lists."""
-    if mistake == "guid-text":
-        return str(guid)
-    if mistake == "big-endian":
-        return base64.b64encode(guid.bytes).decode()
-    if mistake == "guid-text-base64":
-        return base64.b64encode(str(guid).encode("ascii")).decode()
-    if mistake == "url-safe":
-        return base64.urlsafe_b64encode(guid.bytes_le).decode()
-    raise ValueError(mistake)
-
-
-def _error(prop: str, value: str | None, occurred: str) -> dict[str, Any]:
-    return {
-        "category": "PropertyConflict",
-        "occurredDateTime": occurred,
-        "propertyCausingError": prop,
-        "value": value,
-    }

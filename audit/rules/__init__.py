@@ -16,6 +16,7 @@ FAMILY_MODULES = (
     "audit.rules.anchor",
     "audit.rules.consistency",
     "audit.rules.matching",
+    "audit.rules.hardening",
     "audit.rules.duplicates",
     "audit.rules.drift",
     "audit.rules.tenant",

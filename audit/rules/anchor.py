@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from audit.model import Action, Need, RuleMeta, Severity
-from audit.rules import blockers, shape
+from audit.rules import addresses, blockers, shape
 from audit.rules import joins as j
 from audit.rules.base import Rule, RuleContext
 
@@ -114,7 +114,7 @@ def anchor_held_by_deleted(ctx: RuleContext) -> pl.DataFrame:
 
 
 def _same(ad_col: str, cloud_col: str) -> pl.Expr:
-    return (j.lower(ad_col) == j.lower(cloud_col)).fill_null(False)
+    return (addresses.lower(ad_col) == addresses.lower(cloud_col)).fill_null(False)
 
 
 def anchor_held_by_other(ctx: RuleContext) -> pl.DataFrame:

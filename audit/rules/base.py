@@ -17,7 +17,7 @@ import polars as pl
 
 from audit.config import Thresholds
 from audit.model import Case, Need, RuleMeta, Snapshot, TenantFeatures
-from audit.rules import joins, upn
+from audit.rules import addresses, joins, upn
 
 
 @dataclass(frozen=True)
@@ -146,22 +146,22 @@ class RuleContext:
         """(_ad, address): UPN, mail, smtp proxies and SMTP targetAddress of in-scope AD users,
         lower-cased: one uniqueness space."""
         users = self.scoped_ad.select(
-            joins.AD_KEY, "upn", "mail", "proxy_addresses", joins.target_smtp().alias("_target")
+            joins.AD_KEY, "upn", "mail", "proxy_addresses", addresses.target_smtp().alias("_target")
         )
-        return joins.address_keys(users, joins.AD_KEY, ("upn", "mail", "_target")).collect()
+        return addresses.address_keys(users, joins.AD_KEY, ("upn", "mail", "_target")).collect()
 
     @cached_property
     def address_collisions(self) -> pl.DataFrame:
         """(_ad, address, holder_id, owner_id): an in-scope AD user's UPN/mail/smtp value owned
         by an active cloud object other than the one holding its anchor."""
-        return joins.address_collisions(
+        return addresses.address_collisions(
             self.ad_address_keys, self.anchor_links, self.cloud_address_keys
         )
 
     @cached_property
     def cloud_address_keys(self) -> pl.DataFrame:
         """(id, address): every address an active cloud user, group or contact owns."""
-        return joins.cloud_address_keys(self.active_cloud, self.snapshot.cloud_objects)
+        return addresses.cloud_address_keys(self.active_cloud, self.snapshot.cloud_objects)
 
     @cached_property
     def duplicate_cloud_pairs(self) -> pl.DataFrame:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import polars as pl
 
 from audit.model import Action, RuleMeta, Severity
+from audit.rules import addresses, shape
 from audit.rules import joins as j
-from audit.rules import shape
 from audit.rules.anchor import (
     REF_DUPLICATE_RESILIENCY,
     REF_EXISTING_TENANT,
@@ -118,12 +118,12 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
         .agg(pl.col(j.AD_KEY).n_unique().alias("n"))
         .filter(pl.col("n") > 1)
     )
-    addresses = j.ad_attributes(
+    shared_values = addresses.ad_attributes(
         keys.join(shared, on="address", how="semi").unique([j.AD_KEY, "address"]),
         ctx.scoped_ad,
     ).with_columns(space=pl.lit("address"))
     nicknames = (
-        ctx.scoped_ad.select(j.AD_KEY, j.lower("mail_nickname").alias("address"))
+        ctx.scoped_ad.select(j.AD_KEY, addresses.lower("mail_nickname").alias("address"))
         .filter(pl.col("address").is_not_null() & (pl.col("address") != ""))
         .filter(pl.col("address").hash().is_duplicated())
         .filter(pl.col("address").is_duplicated())
@@ -138,7 +138,7 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
     sams = (
         ctx.scoped_ad.select(j.AD_KEY, "upn", "sam_account_name")
         .filter(no_upn)
-        .select(j.AD_KEY, j.lower("sam_account_name").alias("address"))
+        .select(j.AD_KEY, addresses.lower("sam_account_name").alias("address"))
         .filter(pl.col("address").is_not_null() & (pl.col("address") != ""))
         .filter(pl.col("address").is_duplicated())
         .with_columns(
@@ -147,7 +147,11 @@ def duplicate_ad_attribute(ctx: RuleContext) -> pl.DataFrame:
         )
     )
     per_party = pl.concat(
-        [addresses, nicknames.select(addresses.columns), sams.select(addresses.columns)],
+        [
+            shared_values,
+            nicknames.select(shared_values.columns),
+            sams.select(shared_values.columns),
+        ],
         how="vertical",
     )
     if per_party.is_empty():
@@ -209,8 +213,8 @@ def attribute_conflict_cloud(ctx: RuleContext) -> pl.DataFrame:
     rows = collisions.join(matched, on=[j.AD_KEY, "owner_id"], how="anti")
     if rows.is_empty():
         return _EMPTY
-    rows = j.owner_details(
-        j.ad_attributes(rows, ctx.scoped_ad), ctx.active_cloud, ctx.snapshot.cloud_objects
+    rows = addresses.owner_details(
+        addresses.ad_attributes(rows, ctx.scoped_ad), ctx.active_cloud, ctx.snapshot.cloud_objects
     )
     rows = ad_identity(ctx, rows)
     return rows.select(

@@ -55,7 +55,7 @@ from __future__ import annotations
 import polars as pl
 
 from audit.model import Action, RuleMeta, Severity
-from audit.rules import joins, shape
+from audit.rules import addresses, joins, shape
 from audit.rules.base import Rule, RuleContext
 from audit.rules.idfix_values import (
     CONTEXT_COLUMNS,
@@ -220,7 +220,7 @@ def _proposal_key() -> pl.Expr:
         pl.when(attribute.is_in(["userPrincipalName", "mail", "mailNickname", "sAMAccountName"]))
         .then(proposed.str.to_lowercase())
         .when(attribute.is_in(["proxyAddresses", "targetAddress"]))
-        .then(joins.target_smtp("proposed").str.to_lowercase())
+        .then(addresses.target_smtp("proposed").str.to_lowercase())
     )
 
 
@@ -229,8 +229,8 @@ def _owners(ctx: RuleContext, keys: dict[str, list[str]]) -> pl.DataFrame:
     not) and active cloud object holding one of `keys` (space -> keys). The address keys the
     duplicate and conflict rules already built are reused; only the few matching rows are
     widened, and a space without proposals is not searched."""
-    addresses = keys.get("address", [])
-    wanted = pl.col("key").is_in(addresses)
+    proposed = keys.get("address", [])
+    wanted = pl.col("key").is_in(proposed)
     scoped = ctx.scoped_ad.select(joins.AD_KEY, "source", "dn")
     in_scope = (
         ctx.ad_address_keys.rename({"address": "key"})
@@ -239,10 +239,10 @@ def _owners(ctx: RuleContext, keys: dict[str, list[str]]) -> pl.DataFrame:
         .select("source", "dn", "key")
     )
     outside = ctx.out_of_scope_ad.select(
-        "source", "dn", "upn", "mail", "proxy_addresses", joins.target_smtp().alias("_target")
+        "source", "dn", "upn", "mail", "proxy_addresses", addresses.target_smtp().alias("_target")
     ).with_row_index("_o")
     out_of_scope = (
-        joins.address_keys(outside, "_o", ("upn", "mail", "_target"))
+        addresses.address_keys(outside, "_o", ("upn", "mail", "_target"))
         .collect()
         .rename({"address": "key"})
         .filter(wanted)

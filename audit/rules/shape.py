@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import polars as pl
 
+# In-scope AD users carry an integer row key (RuleContext.scoped_ad) so the wide joins move
+# integers, not strings; the few finding rows get their AD columns back at the end.
+AD_KEY = "_ad"
+
 
 def noun(count: pl.Expr, singular: str, plural: str | None = None) -> pl.Expr:
     """ "role" or "roles" by `count` (no "role(s)" in what people read)."""

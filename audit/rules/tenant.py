@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from audit.model import UTC_DATETIME, Action, Feature, Need, RuleMeta, Severity
-from audit.rules import joins, shape
+from audit.rules import addresses, shape
 from audit.rules.base import Rule, RuleContext
 
 FAMILY = "tenant"
@@ -183,10 +183,10 @@ def provisioning_error(ctx: RuleContext) -> pl.DataFrame:
         .list.any()
         .fill_null(False)
     ).with_row_index("_row")
-    by_upn = candidates.select(*_AD_ID_COLUMNS, "_key_rank", _key=joins.lower("upn"))
-    by_mail = candidates.select(*_AD_ID_COLUMNS, "_key_rank", _key=joins.lower("mail"))
+    by_upn = candidates.select(*_AD_ID_COLUMNS, "_key_rank", _key=addresses.lower("upn"))
+    by_mail = candidates.select(*_AD_ID_COLUMNS, "_key_rank", _key=addresses.lower("mail"))
     by_smtp = (
-        joins.smtp_addresses(candidates, "_row")
+        addresses.smtp_addresses(candidates, "_row")
         .join(candidates, on="_row")
         .select(*_AD_ID_COLUMNS, "_key_rank", _key=pl.col("address"))
     )

@@ -10,10 +10,16 @@ import polars as pl
 
 from audit.classify import classify
 from audit.model import Snapshot
-from audit.rules import anchor, consistency, duplicates, matching
+from audit.rules import anchor, consistency, duplicates, hardening, matching
 from tests.factories import settings
 
-RULES = (*anchor.RULES, *consistency.RULES, *matching.RULES, *duplicates.RULES)
+RULES = (
+    *anchor.RULES,
+    *consistency.RULES,
+    *matching.RULES,
+    *hardening.RULES,
+    *duplicates.RULES,
+)
 
 Key = tuple[str, str | None, str | None, str | None, str | None]
 

@@ -10,8 +10,8 @@ import pytest
 
 from audit import anchor
 from audit.model import AD_USERS_SCHEMA, CLOUD_OBJECTS_SCHEMA, CLOUD_USERS_SCHEMA
+from audit.rules import addresses, shape
 from audit.rules import joins as j
-from audit.rules import shape
 from tests.factories import ad_user, cloud_id_for, cloud_only_user, cloud_user, frame
 
 GUIDS = ["f7cc07d7-7c15-447d-876d-c01b0e5a9e38", "8c4ac332-975f-4717-ad7b-ba4a4e968fff"]
@@ -105,5 +105,5 @@ def test_address_keys_one_row_per_distinct_value() -> None:
     row = ad_user(
         "alice", proxy_addresses=["SMTP:alice@contoso.com", "smtp:A.Smith@Contoso.com", "X500:/o=x"]
     )
-    keys = j.address_keys(frame([row], AD_USERS_SCHEMA), "dn", ("upn", "mail")).collect()
+    keys = addresses.address_keys(frame([row], AD_USERS_SCHEMA), "dn", ("upn", "mail")).collect()
     assert sorted(keys["address"].to_list()) == ["a.smith@contoso.com", "alice@contoso.com"]
