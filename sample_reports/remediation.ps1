@@ -96,6 +96,7 @@ $script:RunTenantId = '6f1c3a52-8d4e-4b7a-9c21-5e0f7d3b9a10'
 $script:GraphModules = @('Microsoft.Graph.Authentication', 'Microsoft.Graph.Users', 'Microsoft.Graph.Identity.DirectoryManagement')
 $script:GraphScopes = @('User.Read.All', 'User.ReadUpdate.All', 'Domain.Read.All', 'User.DeleteRestore.All', 'User-OnPremisesSyncBehavior.ReadWrite.All', 'User.EnableDisableAccount.All', 'RoleManagement.Read.Directory', 'RoleAssignmentSchedule.Read.Directory', 'RoleEligibilitySchedule.Read.Directory')
 $script:UndoScopes = @('User.ReadWrite.All', 'Domain.Read.All', 'User.EnableDisableAccount.All')
+$script:RoleChanges = $false
 $script:UserSelect = 'id,userPrincipalName,onPremisesImmutableId,onPremisesSyncEnabled,accountEnabled'
 $script:RoleDefinitions = $null
 # A log cell starting like this is a formula to a spreadsheet (or hides what follows): it gets
@@ -816,12 +817,7 @@ function Invoke-SaBlockSignIn {
 function Invoke-SaAdSetAttribute {
     # ad-set-attribute: Set-ADUser with the IdFix-style proposed value (ActiveDirectory module).
     # https://learn.microsoft.com/powershell/module/activedirectory/set-aduser
-    param(
-        [string]$Fingerprint, [string]$Code, [string]$ObjectGuid, [string]$Dn,
-        [ValidateSet('userPrincipalName', 'mail', 'mailNickname', 'proxyAddresses', 'sAMAccountName', 'displayName', 'givenName', 'targetAddress')]
-        [string]$Attribute,
-        [AllowEmptyString()][string]$Current = '', [string]$Proposed
-    )
+    param([string]$Fingerprint, [string]$Code, [string]$ObjectGuid, [string]$Dn, [ValidateSet('userPrincipalName', 'mail', 'mailNickname', 'proxyAddresses', 'sAMAccountName', 'displayName', 'givenName', 'targetAddress')][string]$Attribute, [AllowEmptyString()][string]$Current = '', [string]$Proposed)
     $action = 'ad-set-attribute'
     $what = 'set {0} of AD user {1}: {2} -> {3}' -f $Attribute, $Dn, $Current, $Proposed
     if (-not $script:Apply) { Write-SaPlan $Fingerprint $Code $what; return }
@@ -867,6 +863,8 @@ function Test-SaUndoRow {
     $guid = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
     if ([string]$Row.TargetId -notmatch $guid) { return ('the target {0} is not an object id' -f $Row.TargetId) }
     if ($Row.Undo -eq 'role-schedule') {
+        # only a script with the roles detour changes roles (and connects for their undo)
+        if (-not $script:RoleChanges) { return ('this script does not undo {0}' -f $Row.Undo) }
         if ([string]$Row.Property -notmatch $guid) { return ('the role {0} is not a role definition id' -f $Row.Property) }
         return ''
     }
@@ -918,6 +916,14 @@ function Undo-SaRow {
             if ((-not $user) -or ($user.AccountEnabled -ne $false)) { return 'sign-in is not blocked (the change did not happen or was undone)' }
             if (-not (Confirm-SaChange -Target $Row.TargetId -Operation 'allow sign-in again (accountEnabled = true)')) { return 'declined' }
             Update-MgUser -UserId $Row.TargetId -AccountEnabled:$true -Confirm:$false
+        }
+        'role-schedule' {
+            $schedule = $Row.Before | ConvertFrom-Json
+            if ([string]$schedule.RoleDefinitionId -ne [string]$Row.Property) { return 'the logged schedule is not for the logged role' }
+            $present = @(Get-SaRoleSchedules -UserId $Row.TargetId | Where-Object { ($_.Kind -eq $schedule.Kind) -and ($_.RoleDefinitionId -eq $schedule.RoleDefinitionId) -and ($_.DirectoryScopeId -eq $schedule.DirectoryScopeId) })
+            if ($present.Count -gt 0) { return ('the role {0} is present' -f $schedule.Kind) }
+            if (-not (Confirm-SaChange -Target $Row.TargetId -Operation ('restore role {0} {1} with its schedule' -f $schedule.Kind, $schedule.RoleName))) { return 'declined' }
+            return (Restore-SaRoleSchedule -UserId $Row.TargetId -Schedule $schedule)
         }
         'ad-attribute' {
             Import-Module ActiveDirectory
