@@ -167,18 +167,28 @@ def _pages(docs: list[tuple[int, bytes]], path: Path) -> list[BulkPage] | None:
     texts = pl.Series("text", [text for _, text in docs], dtype=pl.Binary).cast(pl.String)
     if texts.str.contains(_DOUBT).any() or not texts.str.slice(-4096).str.contains(_TAIL).all():
         return None
+    keys: list[frozenset[str]] = []
+    objects: list[int] = []
+    for first in range(0, len(texts), _BATCH):  # a few pages at a time: bounded memory
+        found = _keys(texts.slice(first, _BATCH))
+        if found is None:
+            return None
+        keys += found[0]
+        objects += found[1]
+    del texts
     envelopes = pl.concat([pl.read_json(io.BytesIO(text), schema=_PAGE_SCHEMA) for _, text in docs])
-    if envelopes.height != len(docs) or envelopes["value"].is_null().any():
+    lines = [line for line, _ in docs]
+    docs.clear()  # the text is no longer needed: free it before the users are mapped
+    if envelopes.height != len(lines) or envelopes["value"].is_null().any():
         return None
     counts = envelopes["value"].list.len().to_list()
-    keys = _keys(texts, counts)
-    if keys is None:
+    if objects != [n + 1 for n in counts]:  # a nested object, or an object Polars did not see
         return None
     users = envelopes.select(pl.col("value").explode(empty_as_null=False)).unnest("value")
     pages = []
     offset = 0
-    for (line, _), count, page_keys, context, next_link in zip(
-        docs,
+    for line, count, page_keys, context, next_link in zip(
+        lines,
         counts,
         keys,
         envelopes["@odata.context"].to_list(),
@@ -200,53 +210,60 @@ def _pages(docs: list[tuple[int, bytes]], path: Path) -> list[BulkPage] | None:
     return pages
 
 
+_BATCH = 8
 _WS = " \t\r\n"
 
 
-def _keys(texts: pl.Series, counts: list[int]) -> list[frozenset[str]] | None:
-    """Each page's user property names, lower-cased, or None when a key is in doubt."""
-    token = pl.col("token")
-    is_object = token.str.ends_with(":")
-    name = (
-        pl.when(is_object)
-        .then(token)
-        .otherwise(token.str.head(-1))
-        .str.slice(1)
-        .str.strip_chars_start(_WS)
-        .str.strip_prefix('"')
-        .str.strip_chars_end(_WS)
-        .str.strip_suffix(":")
-        .str.strip_chars_end(_WS)
-        .str.strip_suffix('"')
+def _token_parts(token: str) -> tuple[bool, str, str]:
+    """`,"mail":"` -> (starts an object, name, first character of the value)."""
+    body = token.rstrip(_WS)
+    first = "{" if body.endswith(":") else body[-1]
+    name = (body if body.endswith(":") else body[:-1]).rstrip(_WS)[:-1].rstrip(_WS)
+    return token.startswith("{"), name[1:].lstrip(_WS)[1:-1], first
+
+
+def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
+    """Each page's user property names, lower-cased, and its number of objects (the envelope
+    and its users), or None when a key is in doubt.
+
+    Keys repeat: a page of 999 users has a few dozen distinct tokens (`,"mail":"`), so each
+    distinct token is read once in Python and the tokens become codes into that list."""
+    found = pl.DataFrame({"token": texts.str.extract_all(_KEY), "page": range(len(texts))}).explode(
+        "token", empty_as_null=False
     )
-    tokens = (
-        pl.DataFrame({"token": texts.str.extract_all(_KEY), "page": range(len(texts))})
-        .explode("token", empty_as_null=False)
-        .select(
-            "page",
-            start=token.str.starts_with("{"),
-            name=name.cast(pl.Categorical),
-            first=pl.when(is_object).then(pl.lit("{")).otherwise(token.str.slice(-1)),
-        )
-        .with_columns(obj=pl.col("start").cum_sum())
-    )
-    by_name = tokens.group_by("name").agg(pl.col("first").unique())
-    for key, firsts in by_name.iter_rows():
-        if key.lower() in _REFUSED_LOWER:
-            return None
-        if key.lower() in _CANONICAL_LOWER and (
-            key not in CANONICAL or set(firsts) - set(_FIRST_CHARS[key])
+    distinct = found["token"].unique().to_list()
+    parts = [_token_parts(token) for token in distinct]
+    names = sorted({name for _, name, _ in parts})
+    for name in names:
+        if name.lower() in _REFUSED_LOWER or (
+            name.lower() in _CANONICAL_LOWER and name not in CANONICAL
         ):
             return None
+    if any(name in CANONICAL and first not in _FIRST_CHARS[name] for _, name, first in parts):
+        return None
+    name_ids = {name: i for i, name in enumerate(names)}
+    envelope_ids = [name_ids.get(name, -1) for name in ENVELOPE]
+    code = found["token"].cast(pl.Enum(distinct)).to_physical()
+    tokens = pl.DataFrame(
+        {
+            "page": found["page"],
+            "start": pl.Series([start for start, _, _ in parts], dtype=pl.Boolean).gather(code),
+            "name": pl.Series([name_ids[name] for _, name, _ in parts], dtype=pl.Int64).gather(
+                code
+            ),
+        }
+    ).with_columns(obj=pl.col("start").cum_sum())
     pages = tokens.group_by("page", maintain_order=True).agg(
         pl.col("start").first().alias("first_start"),
         pl.col("start").sum().alias("starts"),
-        *[(pl.col("name") == name).sum().alias(name) for name in ENVELOPE],
+        *[
+            (pl.col("name") == i).sum().alias(name)
+            for i, name in zip(envelope_ids, ENVELOPE, strict=True)
+        ],
     )
     if (
         pages["page"].to_list() != list(range(len(texts)))
         or not pages["first_start"].all()
-        or pages["starts"].to_list() != [n + 1 for n in counts]
         or (pages["value"] != 1).any()
         or (pages["@odata.context"] > 1).any()
         or (pages["@odata.nextLink"] > 1).any()
@@ -254,19 +271,18 @@ def _keys(texts: pl.Series, counts: list[int]) -> list[frozenset[str]] | None:
         return None
     envelope_obj = pl.when(pl.col("page").is_first_distinct()).then(pl.col("obj")).forward_fill()
     users = tokens.with_columns(in_envelope=pl.col("obj") == envelope_obj).filter(
-        ~pl.col("name").cast(pl.String).is_in(ENVELOPE)
+        ~pl.col("name").is_in(envelope_ids)
     )
-    users = users.select(
-        "page",
-        "name",
-        "in_envelope",
-        key=pl.col("obj").cast(pl.Int64) * 65536 + pl.col("name").to_physical().cast(pl.Int64),
-    )
-    if users["in_envelope"].any() or users["key"].n_unique() != users.height:
+    key = pl.col("obj").cast(pl.Int64) * (len(names) + 1) + pl.col("name")
+    if users.select(pl.col("in_envelope").any() | (key.n_unique() != pl.len())).item():
         return None
-    by_page = users.group_by("page").agg(pl.col("name").cast(pl.String).unique())
-    found = {page: frozenset(n.lower() for n in names) for page, names in by_page.iter_rows()}
-    return [found.get(page, frozenset()) for page in range(len(texts))]
+    by_page = users.group_by("page").agg(pl.col("name").unique())
+    found_names = {
+        page: frozenset(names[i].lower() for i in ids) for page, ids in by_page.iter_rows()
+    }
+    return [found_names.get(page, frozenset()) for page in range(len(texts))], pages[
+        "starts"
+    ].to_list()
 
 
 def bulk_ids_usable(pages: list[BulkPage], taken: pl.Series | None) -> bool:
