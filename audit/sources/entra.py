@@ -67,7 +67,7 @@ _TIME_PROPERTIES = (
     ("deleted_at", "deleteddatetime"),
 )
 # Returned only when named in $select (FACTS.md section 3): missing everywhere = not exported.
-_SELECT_ONLY = ("onPremisesImmutableId", "proxyAddresses", "onPremisesSyncEnabled")
+SELECT_ONLY = ("onPremisesImmutableId", "proxyAddresses", "onPremisesSyncEnabled")
 
 
 @dataclass
@@ -80,8 +80,38 @@ class CloudUsers:
         default_factory=dict
     )  # id -> (path, line, deleted)
 
+    # Frames added in bulk (entra_bulk), in order with the rows above: see add_frame.
+    parts: list[pl.DataFrame] = field(default_factory=list)
+    bulk_where: list[tuple[pl.DataFrame, bool]] = field(default_factory=list)  # (id/path/line)
+
     def column(self, name: str) -> list[Any]:
         return self.columns.setdefault(name, [])
+
+    def add_frame(self, frame: pl.DataFrame, where: pl.DataFrame, *, deleted: bool) -> None:
+        """cloud_users rows read in bulk, after the rows collected so far."""
+        self._flush()
+        self.parts.append(frame)
+        self.bulk_where.append((where, deleted))
+
+    def taken_ids(self) -> pl.Series | None:
+        """Every user id added so far, or None when there is none."""
+        ids = [w["id"] for w, _ in self.bulk_where] + (
+            [pl.Series(list(self.where), dtype=pl.String)] if self.where else []
+        )
+        return pl.concat(ids) if ids else None
+
+    def exact_where(self) -> dict[str, tuple[str, int, bool]]:
+        """`where` with the users added in bulk too, for the exact path's repeat checks."""
+        for frame, deleted in self.bulk_where:
+            for user_id, path, line in frame.iter_rows():
+                self.where[user_id] = (path, line, deleted)
+        self.bulk_where.clear()
+        return self.where
+
+    def _flush(self) -> None:
+        if self.columns.get("id"):
+            self.parts.append(_users_part(self.columns))
+            self.columns = {}
 
 
 @dataclass
@@ -105,6 +135,7 @@ def add_user_objects(
     """Users -> cloud_users columns, groups/contacts -> cloud_objects; counts what was skipped."""
     result = UserFileResult()
     seen_keys: set[str] = set()
+    target.exact_where()
     for path, line, obj, page_type in items:
         kind = object_kind(obj, page_type)
         if kind == "removed":
@@ -123,7 +154,7 @@ def add_user_objects(
         _add_user(target, obj, path, line, notes, deleted=deleted, taken_at=taken_at)
         result.rows += 1
     if result.rows:
-        for prop in _SELECT_ONLY:
+        for prop in SELECT_ONLY:
             if prop.lower() not in seen_keys:
                 notes.add(f"no user has {prop!r}: it is returned only when named in $select")
     return result
@@ -447,14 +478,16 @@ def tenant_features(facts: Mapping[str, bool | None]) -> TenantFeatures:
 # --- frames -----------------------------------------------------------------------------------
 
 
+def _users_part(columns: Mapping[str, list[Any]]) -> pl.DataFrame:
+    data = {name: columns.get(name, [None] * len(columns["id"])) for name in CLOUD_USERS_SCHEMA}
+    return pl.DataFrame(data, schema=CLOUD_USERS_SCHEMA)
+
+
 def cloud_users_frame(users: CloudUsers) -> pl.DataFrame:
-    if not users.columns.get("id"):
+    parts = users.parts + ([_users_part(users.columns)] if users.columns.get("id") else [])
+    if not parts:
         return empty_frame(CLOUD_USERS_SCHEMA)
-    data = {
-        name: users.columns.get(name, [None] * len(users.columns["id"]))
-        for name in CLOUD_USERS_SCHEMA
-    }
-    frame = pl.DataFrame(data, schema=CLOUD_USERS_SCHEMA)
+    frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
     return conform(
         frame.unique(subset=["id"], keep="last", maintain_order=True), CLOUD_USERS_SCHEMA
     )

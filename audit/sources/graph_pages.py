@@ -71,6 +71,14 @@ class Page:
         return context_entity(self.context)
 
     @property
+    def object_count(self) -> int:
+        return len(self.items)
+
+    def has_key(self, name: str) -> bool:
+        """Whether any of its objects has the (lower-cased) property, null or not."""
+        return any(name in obj for obj in self.items)
+
+    @property
     def final(self) -> bool:
         """The last page of its export: Graph leaves out @odata.nextLink only there."""
         return self.next_link is None
@@ -173,7 +181,7 @@ def _judged(pages: tuple[Page, ...]) -> Export:
         return Export(pages, complete=True)  # bare objects: nothing says more pages exist
     delta = any(p.delta_link for p in pages) or any("@removed" in o for p in pages for o in p.items)
     finals = [p for p in pages if p.final]
-    objects = sum(len(p.items) for p in pages)
+    objects = sum(p.object_count for p in pages)
 
     def where(page: Page) -> str:
         return f"{page.path.name}:{page.line}"

@@ -1,0 +1,371 @@
+"""Graph user pages in bulk: the `value` arrays of a page chain parsed by Polars with an explicit
+schema and mapped to cloud_users columns as expressions (issue 11 item 8).
+
+The exact path (:mod:`audit.sources.graph_pages` + :mod:`audit.sources.entra`) stays the
+definition: this one must give the same frames, reports and errors, so it only takes pages it
+can be sure of and returns None for anything else (the caller then reads the files the exact
+way). It takes a file of Graph response pages, one per line or one pretty-printed page, in
+UTF-8 without BOM, holding only users, whose property names are Graph's own camelCase (the
+exact path matches names without case; Polars does not), whose values have the types Graph
+gives them, and whose dates are Graph's `yyyy-mm-ddThh:mm:ss[.ffffff]Z`.
+
+What Polars would read differently from Python's json is checked on the text first: every key
+is found by a regex (`{` or `,`, a plain quoted name, `:`, the value's first character), which
+in valid JSON matches real keys only, so the keys' spelling, duplicates (json keeps the last,
+Polars the first), the objects' count and the values' JSON types are known without decoding.
+Escaped letters (a key could be spelled `\\u006dail`) and escaped surrogates (Polars reads
+`\\ud800` as NUL) send the file to the exact path.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from audit.errors import InputError
+from audit.model import CLOUD_USERS_SCHEMA, PROVISIONING_ERROR, UTC_DATETIME, conform
+from audit.sources.detect import HEAD_BYTES, Notes, encoding_from_head, format_from_head
+from audit.sources.graph_pages import Page
+
+# Graph's spelling of every property the exact path reads (entra._TEXT_PROPERTIES etc.)
+TEXT = {
+    "id": "id",
+    "userPrincipalName": "upn",
+    "mail": "mail",
+    "mailNickname": "mail_nickname",
+    "displayName": "display_name",
+    "onPremisesImmutableId": "immutable_id",
+    "onPremisesDistinguishedName": "on_prem_dn",
+    "onPremisesSamAccountName": "on_prem_sam",
+    "onPremisesSecurityIdentifier": "on_prem_sid",
+    "onPremisesUserPrincipalName": "on_prem_upn",
+    "onPremisesDomainName": "on_prem_domain",
+    "onPremisesObjectIdentifier": "on_prem_object_id",
+    "userType": "user_type",
+    "employeeId": "employee_id",
+}
+BOOL = {"onPremisesSyncEnabled": "sync_enabled", "accountEnabled": "account_enabled"}
+TIME = {
+    "onPremisesLastSyncDateTime": "last_sync",
+    "createdDateTime": "created",
+    "deletedDateTime": "deleted_at",
+}
+PROXIES = "proxyAddresses"
+ERRORS = "onPremisesProvisioningErrors"
+ODATA_TYPE = "@odata.type"
+ENVELOPE = ("@odata.context", "@odata.nextLink", "value")
+# The JSON types each may have, by the first character of its value (n = null).
+_FIRST_CHARS = {
+    **{name: '"n' for name in (*TEXT, *TIME, ODATA_TYPE, "@odata.context", "@odata.nextLink")},
+    **{name: "tfn" for name in BOOL},
+    PROXIES: "[n",
+    ERRORS: "[n",
+    "value": "[",
+}
+CANONICAL = frozenset(_FIRST_CHARS)
+_CANONICAL_LOWER = {name.lower() for name in CANONICAL}
+# Names that mean something the bulk path does not do: delta pages, @odata.count, and the keys
+# of provisioning errors (only empty lists are taken).
+_REFUSED_LOWER = frozenset(
+    {"@removed", "@odata.deltalink", "@odata.count", "category", "occurreddatetime"}
+    | {"propertycausingerror"}
+)
+
+_USER_SCHEMA = pl.Struct(
+    {
+        **{name: pl.String() for name in (*TEXT, *TIME, ODATA_TYPE)},
+        **{name: pl.Boolean() for name in BOOL},
+        PROXIES: pl.List(pl.String()),
+    }
+)
+_PAGE_SCHEMA = {
+    "@odata.context": pl.String(),
+    "@odata.nextLink": pl.String(),
+    "value": pl.List(_USER_SCHEMA),
+}
+
+# A key and the first character of its value, unless that is `{`: the object's own first key is
+# the next match (a nested object's `{` must be seen, it is counted).
+_KEY = r'[{,]\s*"[^"\\]*"\s*:\s*[^{\s]|[{,]\s*"[^"\\]*"\s*:'
+# Anything here sends the file to the exact path: a proxyAddresses element that is not a string
+# or null, a provisioning error (the list is not empty), an empty object (it hides from _KEY).
+_DOUBT = re.compile(
+    r'"proxyAddresses"\s*:\s*\[\s*(?:(?:"(?:[^"\\]|\\.)*"|null)\s*,\s*)*[^"\s\]n]'
+    r'|"onPremisesProvisioningErrors"\s*:\s*\[\s*[^\s\]]'
+    r"|\{\s*\}"
+    # escaped letters (a key spelled \u006dail), escaped surrogates, raw control characters
+    r"|\\u(?:00[2-7][0-9a-fA-F]|[dD][89a-fA-F])|[\x00-\x08\x0b\x0c\x0e-\x1f]"
+).pattern
+# After the value array only envelope keys with plain string values may follow.
+_TAIL = re.compile(
+    r'(?:\}\s*\]|"value"\s*:\s*\[\s*\])\s*(?:,\s*"@odata\.(?:context|nextLink)"\s*:\s*(?:"[^"\\]*"|null)\s*)*'
+    r"\}\s*$"
+).pattern
+# Graph's form; year 0, hour 24 and second 60 are refused here (Polars would read them).
+_TIME_TEXT = (
+    r"^(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})-\d\d-\d\d"
+    r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?Z$"
+)
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+
+
+@dataclass
+class BulkPage(Page):
+    """A page whose users are a frame (the Graph properties, canonical names) and whose objects
+    are not kept as dicts. `keys` are the property names its users carry, lower-cased."""
+
+    users: pl.DataFrame | None = None
+    keys: frozenset[str] = frozenset()
+
+    @property
+    def object_count(self) -> int:
+        return 0 if self.users is None else self.users.height
+
+    def has_key(self, name: str) -> bool:
+        return name in self.keys
+
+
+def read_bulk_file(path: Path) -> list[BulkPage] | None:
+    """The file's pages, or None when the exact path must read it."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            if encoding_from_head(path, head) != "utf-8" or head.startswith(b"\xef\xbb\xbf"):
+                return None
+            if format_from_head(path, head, "utf-8", ("json",)) != "json":
+                return None
+            raw = head + handle.read()
+    except (OSError, InputError):
+        return None
+    docs = _documents(raw)
+    del raw  # the pages hold their own bytes (or the same object, for one page)
+    if not docs:
+        return None
+    try:
+        return _pages(docs, path)
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+
+
+def _documents(raw: bytes) -> list[tuple[int, bytes]]:
+    """(line, text) of each page: one per line, or the whole file as one pretty-printed page."""
+    lines = raw.split(b"\n")
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    if not numbered or not numbered[0][1].lstrip().startswith(b"{"):
+        return []
+    if numbered[0][1].rstrip().endswith(b"}"):
+        return numbered
+    return [(numbered[0][0], raw)]
+
+
+def _pages(docs: list[tuple[int, bytes]], path: Path) -> list[BulkPage] | None:
+    texts = pl.Series("text", [text for _, text in docs], dtype=pl.Binary).cast(pl.String)
+    if texts.str.contains(_DOUBT).any() or not texts.str.slice(-4096).str.contains(_TAIL).all():
+        return None
+    keys: list[frozenset[str]] = []
+    objects: list[int] = []
+    for first in range(0, len(texts), _BATCH):  # a few pages at a time: bounded memory
+        found = _keys(texts.slice(first, _BATCH))
+        if found is None:
+            return None
+        keys += found[0]
+        objects += found[1]
+    del texts
+    envelopes = pl.concat([pl.read_json(io.BytesIO(text), schema=_PAGE_SCHEMA) for _, text in docs])
+    lines = [line for line, _ in docs]
+    docs.clear()  # the text is no longer needed: free it before the users are mapped
+    if envelopes.height != len(lines) or envelopes["value"].is_null().any():
+        return None
+    counts = envelopes["value"].list.len().to_list()
+    if objects != [n + 1 for n in counts]:  # a nested object, or an object Polars did not see
+        return None
+    users = envelopes.select(pl.col("value").explode(empty_as_null=False)).unnest("value")
+    pages = []
+    offset = 0
+    for line, count, page_keys, context, next_link in zip(
+        lines,
+        counts,
+        keys,
+        envelopes["@odata.context"].to_list(),
+        envelopes["@odata.nextLink"].to_list(),
+        strict=True,
+    ):
+        pages.append(
+            BulkPage(
+                items=[],
+                context=context or "",
+                next_link=next_link or None,
+                line=line,
+                path=path,
+                users=users.slice(offset, count),
+                keys=page_keys,
+            )
+        )
+        offset += count
+    return pages
+
+
+_BATCH = 8
+_WS = " \t\r\n"
+
+
+def _token_parts(token: str) -> tuple[bool, str, str]:
+    """`,"mail":"` -> (starts an object, name, first character of the value)."""
+    body = token.rstrip(_WS)
+    first = "{" if body.endswith(":") else body[-1]
+    name = (body if body.endswith(":") else body[:-1]).rstrip(_WS)[:-1].rstrip(_WS)
+    return token.startswith("{"), name[1:].lstrip(_WS)[1:-1], first
+
+
+def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
+    """Each page's user property names, lower-cased, and its number of objects (the envelope
+    and its users), or None when a key is in doubt.
+
+    Keys repeat: a page of 999 users has a few dozen distinct tokens (`,"mail":"`), so each
+    distinct token is read once in Python and the tokens become codes into that list."""
+    found = pl.DataFrame({"token": texts.str.extract_all(_KEY), "page": range(len(texts))}).explode(
+        "token", empty_as_null=False
+    )
+    distinct = found["token"].unique().to_list()
+    parts = [_token_parts(token) for token in distinct]
+    names = sorted({name for _, name, _ in parts})
+    for name in names:
+        if name.lower() in _REFUSED_LOWER or (
+            name.lower() in _CANONICAL_LOWER and name not in CANONICAL
+        ):
+            return None
+    if any(name in CANONICAL and first not in _FIRST_CHARS[name] for _, name, first in parts):
+        return None
+    name_ids = {name: i for i, name in enumerate(names)}
+    envelope_ids = [name_ids.get(name, -1) for name in ENVELOPE]
+    code = found["token"].cast(pl.Enum(distinct)).to_physical()
+    tokens = pl.DataFrame(
+        {
+            "page": found["page"],
+            "start": pl.Series([start for start, _, _ in parts], dtype=pl.Boolean).gather(code),
+            "name": pl.Series([name_ids[name] for _, name, _ in parts], dtype=pl.Int64).gather(
+                code
+            ),
+        }
+    ).with_columns(obj=pl.col("start").cum_sum())
+    pages = tokens.group_by("page", maintain_order=True).agg(
+        pl.col("start").first().alias("first_start"),
+        pl.col("start").sum().alias("starts"),
+        *[
+            (pl.col("name") == i).sum().alias(name)
+            for i, name in zip(envelope_ids, ENVELOPE, strict=True)
+        ],
+    )
+    if (
+        pages["page"].to_list() != list(range(len(texts)))
+        or not pages["first_start"].all()
+        or (pages["value"] != 1).any()
+        or (pages["@odata.context"] > 1).any()
+        or (pages["@odata.nextLink"] > 1).any()
+    ):
+        return None
+    envelope_obj = pl.when(pl.col("page").is_first_distinct()).then(pl.col("obj")).forward_fill()
+    users = tokens.with_columns(in_envelope=pl.col("obj") == envelope_obj).filter(
+        ~pl.col("name").is_in(envelope_ids)
+    )
+    key = pl.col("obj").cast(pl.Int64) * (len(names) + 1) + pl.col("name")
+    if users.select(pl.col("in_envelope").any() | (key.n_unique() != pl.len())).item():
+        return None
+    by_page = users.group_by("page").agg(pl.col("name").unique())
+    found_names = {
+        page: frozenset(names[i].lower() for i in ids) for page, ids in by_page.iter_rows()
+    }
+    return [found_names.get(page, frozenset()) for page in range(len(texts))], pages[
+        "starts"
+    ].to_list()
+
+
+def bulk_ids_usable(pages: list[BulkPage], taken: pl.Series | None) -> bool:
+    """Every user has an id, and no id is given twice or already taken by an earlier input: a
+    repeat needs the exact path's notes and messages."""
+    columns = [p.users["id"] for p in pages if p.users is not None and p.users.height]
+    if not columns:
+        return True
+    ids = pl.concat(columns)
+    if ids.is_null().any() or (ids == "").any() or ids.is_duplicated().any():
+        return False
+    return taken is None or not ids.is_in(taken.implode()).any()
+
+
+def users_frame(
+    pages: list[BulkPage], notes: Notes, *, deleted: bool, taken_at: datetime
+) -> pl.DataFrame | None:
+    """The users of one export as cloud_users rows (schema order), or None when a value needs
+    the exact path (an object that is not a user, a date/time it would read differently)."""
+    frames = [p.users for p in pages if p.users is not None and p.users.height]
+    if not frames:
+        return conform(pl.DataFrame(), CLOUD_USERS_SCHEMA).clear()
+    raw = pl.concat(frames, how="vertical")
+    odata_type = pl.col(ODATA_TYPE)
+    if not raw.select(
+        (
+            odata_type.is_null()
+            | (odata_type == "")
+            | (odata_type.str.to_lowercase() == "#microsoft.graph.user")
+        ).all()
+    ).item():
+        return None
+    for prop in TIME:
+        text = raw[prop]
+        if not (text.is_null() | (text == "") | text.str.contains(_TIME_TEXT)).all():
+            return None
+    exprs = [
+        pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(column)
+        for name, column in TEXT.items()
+    ]
+    exprs += [pl.col(name).alias(column) for name, column in BOOL.items()]
+    exprs += [
+        pl.col(name)
+        .str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+        .alias(column)
+        for name, column in TIME.items()
+    ]
+    proxies = pl.col(PROXIES).list.drop_nulls()
+    exprs += [
+        proxies.alias("proxy_addresses"),
+        proxies.list.eval(pl.element().filter(pl.element().str.starts_with("SMTP:")))
+        .list.first()
+        .str.slice(5)
+        .alias("primary_smtp"),
+        pl.lit([], dtype=pl.List(PROVISIONING_ERROR)).alias("provisioning_errors"),
+    ]
+    frame = raw.select(exprs)
+    for prop, column in TIME.items():  # a value the exact path would note as unreadable
+        empty = raw.select((pl.col(prop).is_null() | (pl.col(prop) == "")).sum()).item()
+        if frame[column].null_count() != empty:
+            return None
+    without = frame["deleted_at"].null_count()
+    if deleted and without:
+        notes.add("deleted users without deletedDateTime: the snapshot time is used", without)
+        frame = frame.with_columns(pl.col("deleted_at").fill_null(pl.lit(taken_at, UTC_DATETIME)))
+    elif not deleted and frame.height - without:
+        notes.add(
+            "users with deletedDateTime in an active-users file: kept as active",
+            frame.height - without,
+        )
+        frame = frame.with_columns(pl.lit(None, UTC_DATETIME).alias("deleted_at"))
+    return conform(frame, CLOUD_USERS_SCHEMA)
+
+
+def where_frame(pages: list[BulkPage]) -> pl.DataFrame:
+    """id -> (path, line) of every user, for the exact path's repeat checks."""
+    return pl.concat(
+        [
+            p.users.select("id").with_columns(
+                path=pl.lit(str(p.path)), line=pl.lit(p.line, pl.Int64)
+            )
+            for p in pages
+            if p.users is not None and p.users.height
+        ]
+        or [pl.DataFrame(schema={"id": pl.String, "path": pl.String, "line": pl.Int64})]
+    )
