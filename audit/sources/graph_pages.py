@@ -27,8 +27,36 @@ class Document:
     line: int
 
 
+# A \\uD800-\\uDFFF escape (after an even run of backslashes, so it is an escape), and the same
+# as a valid pair: a high surrogate followed by a low one.
+_SURROGATE_ESCAPE_RE = re.compile(r"(?<!\\)(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_PAIR_RE = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def reject_lone_surrogates(text: str, path: Path) -> None:
+    """Python's json turns a lone \\ud800 into a string no encoder accepts (Parquet, the
+    terminal): it would end in a traceback far from the file. Graph writes characters outside
+    the BMP as valid pairs, so a lone one is a broken or hand-made file."""
+    if "\\u" not in text or not _SURROGATE_ESCAPE_RE.search(text):
+        return
+    # Pairs are replaced by text of the same length, so positions (and lines) stay put.
+    unpaired = _SURROGATE_PAIR_RE.sub(lambda m: m.group(1) + "x" * 12, text)
+    found = _SURROGATE_ESCAPE_RE.search(unpaired)
+    if found:
+        escape = found.group().lstrip("\\")
+        raise InputError(
+            path,
+            f"a lone UTF-16 surrogate (\\{escape}) in a JSON string: not a character, and no "
+            "Graph response has one",
+            line=1 + text.count("\n", 0, found.start()),
+        )
+
+
 def json_documents(text: str, path: Path) -> Iterator[Document]:
     """Every JSON document in the text: one, several concatenated, or one per line."""
+    reject_lone_surrogates(text, path)
     decoder = json.JSONDecoder()
     pos = _WHITESPACE_RE.match(text, 0).end()  # type: ignore[union-attr]
     line = 1 + text.count("\n", 0, pos)

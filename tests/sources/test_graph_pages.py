@@ -213,3 +213,35 @@ def test_the_classic_case_is_found_when_pages_are_separate_files(tmp_path: Path)
         ("anchor-held-by-deleted", "CN=Megan,OU=Staff,DC=corp,DC=contoso,DC=com", "old-megan")
     }
     assert "cloud-only user megan@contoso.com (id new-megan) waits" in matching["detail"][0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("\\ud83d\\ude00", "\U0001f600"),  # a pair: the emoji
+        ("\\\\ud800", "\\ud800"),  # an escaped backslash, then text
+        ("\\uD83D\\uDE00x", "\U0001f600x"),
+    ],
+)
+def test_surrogate_pairs_and_escaped_backslashes_are_text(
+    tmp_path: Path, value: str, expected: str
+) -> None:
+    path = tmp_path / "users.json"
+    path.write_text(
+        '{"value":[{"id":"u1","userPrincipalName":"a@contoso.com","displayName":"' + value + '"}]}',
+        encoding="utf-8",
+    )
+    snapshot = import_files(ad=[], cloud=[path], settings=Settings(), taken_at=TAKEN_AT)
+    assert snapshot.cloud_users["display_name"].to_list() == [expected]
+
+
+@pytest.mark.parametrize("value", ["\\ud800", "x\\udc00", "\\ud83d\\ud83d", "\\\\\\ud800"])
+def test_a_lone_surrogate_is_one_line_naming_the_file_and_line(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "users.json"
+    path.write_text(
+        '{"value":[\n{"id":"u1","userPrincipalName":"a@contoso.com"},\n'
+        '{"id":"u2","displayName":"' + value + '"}]}',
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"users.json:3: a lone UTF-16 surrogate \(\\ud"):
+        import_files(ad=[], cloud=[path], settings=Settings(), taken_at=TAKEN_AT)
