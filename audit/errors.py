@@ -37,7 +37,10 @@ class Origin:
     @classmethod
     def of(cls, place: str | Path | Origin, line: int | None = None) -> Origin:
         if isinstance(place, Origin):
-            return place if line is None else Origin(place.where, line, place.page, place.obj)
+            # a live page keeps its page: the position a reader passes along is that page
+            if line is None or place.page is not None:
+                return place
+            return Origin(place.where, line, place.page, place.obj)
         return cls(str(place), line)
 
     def __str__(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from audit.errors import InputError
+from audit.errors import InputError, Origin
 from audit.model import (
     CLOUD_OBJECTS_SCHEMA,
     CLOUD_USERS_SCHEMA,
@@ -120,8 +120,9 @@ class UserFileResult:
     excluded: dict[str, int] = field(default_factory=dict)
 
 
-# (file, line, object, the object type its page's @odata.context names)
-UserItem = tuple[Path, int, dict[str, Any], str]
+# (where: a file, or a live page's Origin; line in a file; the object; the object type its
+# page's @odata.context names)
+UserItem = tuple[Path | Origin, int, dict[str, Any], str]
 
 
 def add_user_objects(
@@ -183,7 +184,12 @@ def page_object_type(context: str) -> str:
 
 
 def _add_object(
-    target: CloudUsers, obj: Mapping[str, Any], kind: str, path: Path, line: int, notes: Notes
+    target: CloudUsers,
+    obj: Mapping[str, Any],
+    kind: str,
+    path: Path | Origin,
+    line: int,
+    notes: Notes,
 ) -> None:
     object_id = text_value(obj.get("id"))
     if object_id is None:
@@ -201,7 +207,7 @@ def _add_object(
 def _add_user(
     target: CloudUsers,
     obj: Mapping[str, Any],
-    path: Path,
+    path: Path | Origin,
     line: int,
     notes: Notes,
     *,
