@@ -39,7 +39,7 @@ from audit.sources.detect import (
 )
 from audit.sources.entra import primary_smtp
 from audit.sources.records import BINARY_ATTRIBUTES, Record, Value
-from audit.sources.scope import FilterError, Scope, scope_for
+from audit.sources.scope import FilterError, Scope, first_rdn_value, scope_for
 
 CONSISTENCY_GUID = "mS-DS-ConsistencyGuid"
 # Anchor attributes that hold text (msDS-SourceAnchor stores the anchor string itself).
@@ -441,7 +441,7 @@ def exclusion_reason(record: Record) -> str | None:
         return "replication-conflict"
     if bool_from_text(_first(attrs, "iscriticalsystemobject")):
         return "critical-system-object"
-    cn = (_first(attrs, "cn") or _first(attrs, "name") or _rdn_value(record.dn)).lower()
+    cn = (_first(attrs, "cn") or _first(attrs, "name") or first_rdn_value(record.dn)).lower()
     if cn.endswith("$"):
         return "cn-ends-with-$"
     if cn in SYSTEM_CN_NAMES or cn.startswith(SYSTEM_CN_PREFIXES):
@@ -462,11 +462,6 @@ def guid_text(raw: bytes) -> str:
     """Canonical GUID text of objectGUID bytes (.NET order = uuid bytes_le), without uuid.UUID."""
     head = f"{raw[3::-1].hex()}-{raw[5:3:-1].hex()}-{raw[7:5:-1].hex()}"
     return f"{head}-{raw[8:10].hex()}-{raw[10:].hex()}"
-
-
-def _rdn_value(dn: str) -> str:
-    first = re.split(r"(?<!\\),", dn, maxsplit=1)[0]
-    return first.split("=", 1)[1].strip() if "=" in first else first
 
 
 def _str(value: Value) -> str:

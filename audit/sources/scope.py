@@ -238,7 +238,7 @@ def _compare(node: Compare, value: str | bytes) -> bool:
         have = _text(value)
         if node.attr == "objectcategory" and "=" not in wanted:
             # AD accepts the short form (objectCategory=person) for the schema DN.
-            have = _first_rdn_value(have)
+            have = first_rdn_value(have)
         return have == wanted
     wanted_text = node.value.decode("utf-8", errors="replace")
     have_text = _text(value)
@@ -250,9 +250,10 @@ def _compare(node: Compare, value: str | bytes) -> bool:
     return left >= right if node.op == ">=" else left <= right
 
 
-def _first_rdn_value(dn: str) -> str:
-    first = dn.split(",", 1)[0]
-    return first.split("=", 1)[1] if "=" in first else first
+def first_rdn_value(dn: str) -> str:
+    """The value of a DN's first RDN (`CN=O'Brien\\, Pat,OU=...` -> `O'Brien\\, Pat`)."""
+    first = split_first_rdn(dn)[0]
+    return first.split("=", 1)[1].strip() if "=" in first else first
 
 
 def _substring(node: Substring, value: str) -> bool:

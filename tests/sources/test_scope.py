@@ -198,3 +198,11 @@ def test_filter_matches_reference_semantics(
 ) -> None:
     text, reference = case
     assert matches(parse_filter(text), record) is reference(record)  # type: ignore[operator]
+
+
+def test_first_rdn_value_keeps_an_escaped_comma() -> None:
+    from audit.sources.scope import first_rdn_value
+
+    assert first_rdn_value("CN=O'Brien\\, Pat,OU=Staff,DC=corp") == "O'Brien\\, Pat"
+    assert first_rdn_value("CN=Person,CN=Schema,CN=Configuration,DC=corp") == "Person"
+    assert first_rdn_value("no-equals-sign") == "no-equals-sign"
