@@ -28,7 +28,9 @@ _GUID_RE = re.compile(rf"^\{{?({GUID_PATTERN})\}}?$")
 _HEX_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]{32})$")
 _LDAP_ESCAPE_RE = re.compile(r"^(?:\\[0-9a-fA-F]{2}){16}$")
 _CONNECTOR_DN_RE = re.compile(r"^CN=\{([0-9a-fA-F]+)\}(?:,.*)?$", re.IGNORECASE)
-_STANDARD_B64_RE = re.compile(r"^[A-Za-z0-9+/]{22}==$")
+# The canonical ImmutableId: standard base64 of 16 bytes.
+CANONICAL_B64_PATTERN = r"[A-Za-z0-9+/]{22}=="
+_STANDARD_B64_RE = re.compile(f"^{CANONICAL_B64_PATTERN}$")
 _B64_ANY_RE = re.compile(r"^[A-Za-z0-9+/\-_]+={0,2}$")
 
 
@@ -197,12 +199,10 @@ def _lenient_b64decode(text: str) -> bytes | None:
 
 # --- vectorised twins (Polars expressions) of the conversions above, for the rules -----------
 
-_CANONICAL_B64 = r"^[A-Za-z0-9+/]{22}==$"
-
 
 def is_canonical(column: str) -> pl.Expr:
     """Vectorised anchor.is_canonical_immutable_id: 24-char standard base64 of 16 bytes."""
-    return pl.col(column).str.contains(_CANONICAL_B64)
+    return pl.col(column).str.contains(f"^{CANONICAL_B64_PATTERN}$")
 
 
 def swap_guid_byte_order(hex32: pl.Expr) -> pl.Expr:

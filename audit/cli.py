@@ -23,6 +23,8 @@ from audit.config import Settings, load_settings
 from audit.errors import SyncauditError, UsageError
 from audit.model import Severity
 from audit.pipeline import AnalyzeResult, parse_ad_argument
+from audit.rules import all_rules, rule_by_code
+from audit.rules.overlaps import overlaps_for
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 DISTRIBUTION = "syncaudit"  # [project] name in pyproject.toml
@@ -193,8 +195,6 @@ def cmd_anchor(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from audit.rules import all_rules, rule_by_code
-
     if not args.code:
         for listed in sorted(all_rules(), key=lambda r: (r.meta.family, r.meta.code)):
             meta = listed.meta
@@ -221,8 +221,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if meta.remediation_actions:
         print()
         print("Remediation actions: " + ", ".join(meta.remediation_actions))
-    from audit.rules.overlaps import overlaps_for
-
     overlaps = overlaps_for(meta.code)
     if overlaps:
         print()
@@ -282,6 +280,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         settings_from(args.config) if args.config else None,
         redact=args.redact,
         fail_on=_severity_option(args.fail_on),
+        progress=progress,
     )
     print_summary(result)
     return EXIT_FINDINGS if result.failed else EXIT_OK
@@ -318,9 +317,9 @@ def print_summary(result: AnalyzeResult) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    _imported, result = pipeline.demo(args.out, progress=progress)
-    print_summary(result)
-    print(f"demo exports: {result.outputs['exports']} (config: {result.outputs['config']})")
+    result = pipeline.demo(args.out, progress=progress)
+    print_summary(result.analyzed)
+    print(f"demo exports: {result.exports} (config: {result.config})")
     return EXIT_OK
 
 

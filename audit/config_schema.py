@@ -374,7 +374,6 @@ SCHEMA: Mapping[str, _Table] = {
         }
     ),
 }
-KNOWN_TABLES = frozenset(SCHEMA)
 
 
 # --- checking the parsed TOML ---------------------------------------------------------------

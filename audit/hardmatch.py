@@ -27,6 +27,7 @@ from audit.powershell import UnsafeValue, valid_anchor
 from audit.remediation.actions import ACTIONS, PlanOptions
 from audit.remediation.plan import ManualStep, Plan, link_role_detours
 from audit.remediation.script import ScriptHeader, render_plan, tenant_label
+from audit.store import write_file_atomically
 
 CODE = "hardmatch"
 _GUID = re.compile(rf"\{{?{GUID_PATTERN}\}}?")
@@ -555,8 +556,6 @@ def _hex_prefix(value: str | None) -> str:
 
 
 def write_script(path: Path, text: str) -> Path:
-    from audit.store import write_file_atomically
-
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file_atomically(path, lambda p: p.write_text(text, encoding="ascii", newline="\r\n"))
     return path

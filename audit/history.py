@@ -1,9 +1,11 @@
-"""What a run knows of the runs before it, in the same data directory: the trend of earlier
-analyses (their manifests' ``analyzed`` sections), and the redaction key they share so masks
-stay the same from week to week.
+"""What a run knows of the runs before it, in the same parent folder: the trend of earlier
+analyses, and the redaction key they share so masks stay the same from week to week.
 
-A sibling run directory whose manifest cannot be read is left out with a warning; a run taken
-later than this one is not part of its past.
+Trend: the run directories beside this one (same parent folder). Each analyzed run's
+``manifest.json`` has an ``analyzed`` section with ``counts_by_severity`` and ``health``. Runs
+taken after this run's snapshot are left out (re-analysing an old run shows the trend up to
+it), as are hidden and unreadable directories; a sibling whose manifest is malformed is left
+out with a warning. At most ``HISTORY_RUNS`` earlier runs are shown.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def load_history(
     limit: int = HISTORY_RUNS,
     warnings: list[str] | None = None,
 ) -> list[TrendPoint]:
-    """Earlier analyzed runs beside `run_dir` (see the module docstring), oldest first. A
+    """Earlier analyzed runs beside `run_dir` (the module docstring says which), oldest first. A
     sibling whose manifest cannot be read is skipped, with a line in `warnings`."""
     points: list[TrendPoint] = []
     parent = run_dir.resolve().parent

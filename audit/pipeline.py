@@ -440,7 +440,15 @@ def hardmatch(
 DEMO_MARKER = ".syncaudit-demo"
 
 
-def demo(out: Path, *, progress: Progress = _quiet) -> tuple[ImportResult, AnalyzeResult]:
+@dataclass(frozen=True)
+class DemoResult:
+    imported: ImportResult
+    analyzed: AnalyzeResult
+    exports: Path  # the folder of the estate's export files
+    config: Path  # the config those exports go with
+
+
+def demo(out: Path, *, progress: Progress = _quiet) -> DemoResult:
     """The built-in estate's exports written to `out`/exports, imported to `out`/runs/demo
     and analysed. `out` is replaced only when an earlier demo made it."""
     from audit.demo import write_demo_inputs
@@ -458,12 +466,7 @@ def demo(out: Path, *, progress: Progress = _quiet) -> tuple[ImportResult, Analy
     )
     progress("analyzing")
     analyzed = analyze(imported.run_dir, inputs.settings, progress=progress)
-    outputs = {
-        **analyzed.outputs,
-        "exports": out / "exports",
-        "config": inputs.config_path,
-    }
-    return imported, replace(analyzed, outputs=outputs)
+    return DemoResult(imported, analyzed, exports=out / "exports", config=inputs.config_path)
 
 
 def parse_ad_argument(value: str) -> tuple[str | None, Path]:

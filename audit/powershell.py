@@ -23,7 +23,7 @@ import re
 import unicodedata
 import uuid
 
-from audit.anchor import GUID_PATTERN
+from audit.anchor import CANONICAL_B64_PATTERN, GUID_PATTERN
 
 QUOTE_CHARS = "'\u2018\u2019\u201a\u201b"
 # Long values are legal in a literal, but nothing the remediation writes is this long; a longer
@@ -38,7 +38,7 @@ _LINE_BREAKS = frozenset("\n\r\x0b\x0c\u2028\u2029\u0085")
 # Printable ASCII and Latin-1 letters: nothing in it can be a problem (the loop decides the rest).
 _PLAIN = re.compile(r"[\x20-\x7e\u00a0-\u00ff]*")
 
-_CANONICAL_B64 = re.compile(r"[A-Za-z0-9+/]{22}==")
+_CANONICAL_B64 = re.compile(CANONICAL_B64_PATTERN)
 # A text anchor (employeeID, msDS-SourceAnchor...): Graph refuses `$` and `_` in a sourceAnchor;
 # keep to a conservative charset so nothing odd is ever written.
 _TEXT_ANCHOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9+/=.@-]{0,255}")
@@ -49,7 +49,6 @@ _UPN = re.compile(
     r"(?P<local>[A-Za-z0-9'._!#^~-]{1,64})@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
     r"[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
 )
-_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 
 # AD attributes the on-premises section may write (IdFix's rule set); nothing else. In the order

@@ -52,6 +52,8 @@ def module_name(path: Path) -> str:
 def imported(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        # every import, also inside functions; a relative one would hide its layer
+        assert not (isinstance(node, ast.ImportFrom) and node.level), f"{path}: relative import"
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == "audit":
                 found |= {f"audit.{alias.name}" for alias in node.names}

@@ -21,7 +21,14 @@ from audit.config import RemediationSettings, Settings
 from audit.demo import write_demo_inputs
 from audit.model import FINDINGS_SCHEMA, Action, Tenant, conform
 from audit.powershell import UnsafeValue
-from audit.remediation.actions import ACTIONS, Call, PlanOptions, least_scopes, markdown_tables
+from audit.remediation.actions import (
+    ACTIONS,
+    Call,
+    MissingValue,
+    PlanOptions,
+    least_scopes,
+    markdown_tables,
+)
 from audit.remediation.permissions import PERMISSIONS
 from audit.remediation.plan import ManualStep, options_from_settings, plan_finding, plan_findings
 from audit.remediation.script import (
@@ -211,7 +218,7 @@ def test_a_call_takes_its_declared_parameters_and_checks_each():
         spec.call(values={"UserId": GUID_A}, **base)
     with pytest.raises(UnsafeValue, match="cloud user id"):
         spec.call(values={**values, "UserId": "not-a-guid"}, **base)
-    with pytest.raises(UnsafeValue, match="current immutableId is empty"):
+    with pytest.raises(MissingValue, match="the finding has no current immutableId"):
         spec.call(values={**values, "ExpectedImmutableId": None}, **base)
     detour = ACTIONS[Action.roles_detour]
     with pytest.raises(UnsafeValue, match="Mode is none of hard, soft"):
@@ -1278,3 +1285,12 @@ def test_the_change_log_is_formula_safe_and_undo_takes_only_what_the_script_chan
     assert re.findall(r"'([A-Za-z]+)'", line) == list(AD_WRITABLE_ATTRIBUTES)
     lead = next(x for x in script.splitlines() if x.startswith("$script:FormulaLead = "))
     assert lead == "$script:FormulaLead = '^[=+\\-@''\\s\\p{C}\\uFF1D\\uFF0B\\uFF0D\\uFF20]'"
+
+
+def test_a_finding_without_a_needed_value_is_a_manual_step_saying_what_is_missing():
+    """Not a validation failure: nothing hostile, the finding simply lacks the value."""
+    row = _set_anchor_row(anchor=None)
+    step = plan_finding(row, PlanOptions())
+    assert isinstance(step, ManualStep)
+    assert step.reason.startswith("the finding has no ")
+    assert "failed validation" not in step.reason

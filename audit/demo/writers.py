@@ -283,13 +283,10 @@ def _sync_settings_page() -> dict[str, Any]:
 def _config_toml(directory: Path) -> str:
     return f"""# syncaudit demo: the Contoso estate (written by audit.demo)
 [run]
-data_dir = "{(directory / "data").as_posix()}"
-keep_runs = 52
 fail_on = "high"
 
 [[ad]]
 name = "corp"
-base_dn = "{BASE_DN}"
 exclude_ous = ["{DISABLED_OU}"]
 anchor_attribute = "mS-DS-ConsistencyGuid"
 
@@ -300,7 +297,6 @@ tenant_id = "{TENANT_ID}"
 stale_sync_hours = 3
 stale_object_days = 7
 unmatched_grace_days = 2
-max_drop_percent = 10
 
 [report]
 company = "Contoso"

@@ -47,6 +47,3 @@ def render_html(model: ReportModel) -> str:
         severities=SEVERITIES,
         **chart_context(model),
     )
-
-
-# -- PDF -------------------------------------------------------------------------------------

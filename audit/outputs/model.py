@@ -96,11 +96,10 @@ class CodeSection:
     references: tuple[str, ...]
     action: str  # what to do, in one sentence (RuleMeta.action)
     # What this run's remediation.ps1 does for the code: action id -> calls, in script order,
-    # and how many of its findings are manual steps, need nothing, or are waived.
+    # and how many of its findings are manual steps or are waived.
     script: Mapping[str, int]
     manual: int
     rows: pl.DataFrame  # this code's findings
-    not_needed: int = 0
     waived: int = 0
 
     @property
@@ -120,10 +119,6 @@ class CodeSection:
 
     def head(self, n: int) -> pl.DataFrame:
         return self.rows.head(n)
-
-    @property
-    def anchor_id(self) -> str:
-        return f"code-{self.code}"
 
 
 @dataclass(frozen=True)
@@ -172,7 +167,6 @@ class ReportModel:
     health: Health
     counts_by_severity: Mapping[str, int]  # all findings, waived included
     total: int
-    waived: int
     families: tuple[FamilySection, ...]
     codes: tuple[CodeSection, ...]  # most severe first, then most findings
     trend: tuple[TrendPoint, ...]  # earlier runs then this one; empty without history
@@ -193,14 +187,6 @@ class ReportModel:
     active_by_severity: Mapping[str, int] = field(default_factory=dict)
     health_status: str = "unknown"  # good / warn / bad / unknown: the colour of the figure
     health_caveat: str = ""  # a critical finding shown beside the figure
-
-    @property
-    def critical_titles(self) -> list[str]:
-        return [c.title for c in self.codes if c.counts_by_severity.get("critical")]
-
-    @property
-    def active(self) -> int:
-        return self.total - self.waived
 
     @property
     def taken_at_text(self) -> str:
@@ -373,7 +359,6 @@ def build_report(
         health=health,
         counts_by_severity=counts_by_severity,
         total=findings.height,
-        waived=int(findings["waived"].fill_null(False).sum()),
         families=tuple(families),
         codes=tuple(codes),
         causes=causes[:HTML_CAUSES],
@@ -549,7 +534,6 @@ def _code_sections(
                 references=meta.references if meta else (),
                 script=script,
                 manual=plan.manual.get(code, 0),
-                not_needed=plan.no_action.get(code, 0),
                 waived=plan.waived.get(code, 0),
                 rows=partitions[(code,)],
             )

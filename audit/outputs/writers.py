@@ -54,11 +54,7 @@ def write_reports(model: ReportModel, out_dir: Path) -> tuple[dict[str, Path], d
     for writer in REPORT_WRITERS:
         t0 = time.perf_counter()
         path = out_dir / writer.name
-        write_file_atomically(path, partial(_call, writer.write, model))
+        write_file_atomically(path, partial(writer.write, model))
         timings[writer.timing] = round(time.perf_counter() - t0, 3)
         written[writer.name] = path
     return written, timings
-
-
-def _call(write: Callable[[ReportModel, Path], None], model: ReportModel, path: Path) -> None:
-    write(model, path)

@@ -72,6 +72,10 @@ class PlanOptions:
 Check = Callable[[Any, PlanOptions], str | bool | None]
 
 
+class MissingValue(UnsafeValue):
+    """A value the call needs is absent (not hostile, just not there)."""
+
+
 def _guid(what: str) -> Check:
     def check(value: Any, _options: PlanOptions) -> str:
         return valid_guid(value, what)
@@ -92,7 +96,7 @@ def _required(what: str) -> Check:
     def check(value: Any, _options: PlanOptions) -> str:
         checked = valid_text(value, what)
         if checked is None:
-            raise UnsafeValue(f"{what} is empty")
+            raise MissingValue(f"the finding has no {what}")
         return checked
 
     return check
@@ -100,6 +104,8 @@ def _required(what: str) -> Check:
 
 def _anchor(value: Any, options: PlanOptions) -> str:
     """An anchor the call writes into the directory: stricter than text (see valid_anchor)."""
+    if value is None:
+        raise MissingValue("the finding has no anchor")
     return valid_anchor(value, text_anchors=options.text_anchors)
 
 

@@ -21,16 +21,19 @@ from audit.remediation.actions import (
     CLOUD,
     ROLES_DETOUR_FOLLOWS,
     Call,
+    MissingValue,
     PlanOptions,
     least_scopes,
 )
 from audit.remediation.builders import BUILDERS, NotAutomatic
+from audit.rules import rule_by_code
 
 GRAPH_MODULES = (
     "Microsoft.Graph.Authentication",
     "Microsoft.Graph.Users",
     "Microsoft.Graph.Identity.DirectoryManagement",
 )
+
 ROLES_MODULE = "Microsoft.Graph.Identity.Governance"
 
 
@@ -99,7 +102,6 @@ class PlanSummary:
 
     calls: Mapping[str, Mapping[str, int]]  # code -> action -> calls, in script (phase) order
     manual: Mapping[str, int]
-    no_action: Mapping[str, int]
     waived: Mapping[str, int]
     calls_by_cause: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     manual_by_cause: Mapping[str, int] = field(default_factory=dict)
@@ -111,7 +113,6 @@ class PlanSummary:
         return cls._build(
             Counter((c.code, c.action) for c in plan.calls),
             Counter(m.code for m in plan.manual),
-            Counter(plan.no_action),
             Counter(code for _fp, code in plan.waived),
             Counter((causes.get(c.fingerprint, c.code), c.action) for c in plan.calls),
             Counter(causes.get(m.fingerprint, m.code) for m in plan.manual),
@@ -122,7 +123,6 @@ class PlanSummary:
         cls,
         calls: Counter[tuple[str, str]],
         manual: Counter[str],
-        no_action: Counter[str],
         waived: Counter[str],
         cause_calls: Counter[tuple[str, str]],
         cause_manual: Counter[str],
@@ -136,7 +136,6 @@ class PlanSummary:
         return cls(
             nest(calls),
             dict(manual),
-            dict(no_action),
             dict(waived),
             nest(cause_calls),
             dict(cause_manual),
@@ -148,7 +147,6 @@ def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = Non
     options = options or PlanOptions()
     calls: Counter[tuple[str, str]] = Counter()
     manual: Counter[str] = Counter()
-    no_action: Counter[str] = Counter()
     waived: Counter[str] = Counter()
     cause_calls: Counter[tuple[str, str]] = Counter()
     cause_manual: Counter[str] = Counter()
@@ -158,14 +156,14 @@ def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = Non
         if item is WAIVED:
             waived[code] += 1
         elif item is None:
-            no_action[code] += 1
+            continue  # the finding needs no action
         elif isinstance(item, Call):
             calls[(code, item.action)] += 1
             cause_calls[(cause, item.action)] += 1
         else:
             manual[code] += 1
             cause_manual[cause] += 1
-    return PlanSummary._build(calls, manual, no_action, waived, cause_calls, cause_manual)
+    return PlanSummary._build(calls, manual, waived, cause_calls, cause_manual)
 
 
 # --- findings -> plan -----------------------------------------------------------------------------
@@ -231,7 +229,7 @@ def plan_finding(row: Mapping[str, Any], options: PlanOptions) -> Call | ManualS
         return manual_step(row, reason)
     try:
         return builder(row, _evidence(row), options)
-    except NotAutomatic as exc:
+    except (NotAutomatic, MissingValue) as exc:
         return manual_step(row, str(exc), intended=action)
     except UnsafeValue as exc:
         return manual_step(
@@ -289,8 +287,6 @@ def with_run_values(text: str, row: Mapping[str, Any]) -> str:
 
 @cache
 def _rule_meta(code: str) -> Any:
-    from audit.rules import rule_by_code
-
     rule = rule_by_code(code)
     return rule.meta if rule else None
 

@@ -27,6 +27,7 @@ from audit.powershell import (
 from audit.remediation.actions import ACTIONS, CLOUD, ON_PREMISES, TEMPLATE_DIR
 from audit.remediation.permissions import PERMISSIONS
 from audit.remediation.plan import Plan, options_from_settings, plan_findings
+from audit.store import write_file_atomically
 from audit.templates import templates_dir
 
 TEMPLATE = f"{TEMPLATE_DIR}/main.ps1.j2"
@@ -174,8 +175,6 @@ def write_remediation(
     """Write <run>/remediation.ps1 atomically, as pure ASCII with CRLF: Windows PowerShell 5.1
     reads a file without BOM in the ANSI code page (cp1252), where UTF-8 bytes can turn into
     quote characters; ASCII reads the same everywhere (non-ASCII values are [char] casts)."""
-    from audit.store import write_file_atomically
-
     text = remediation_script(
         findings,
         settings,

@@ -15,8 +15,6 @@ import polars as pl
 
 from audit import tlds
 
-KINDS = ("blank", "length", "character", "format", "localpart", "domainpart", "topleveldomain")
-
 _ATEXT = r"a-zA-Z0-9!#$%&'*+/=?^_`{|}~-"
 _LOCAL_RE = rf"^[{_ATEXT}]+(?:\.[{_ATEXT}]+)*$"
 _DOMAIN_RE = r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.)+[a-zA-Z]{2,17}$"
@@ -447,7 +445,7 @@ def _values_frame(values: list[str | None]) -> pl.DataFrame:
 
 
 def check_values(attribute: str, values: list[str | None]) -> pl.DataFrame:
-    """(value, kind, proposed) for bare values of one attribute; for tests and ``explain``."""
+    """(value, kind, proposed) for bare values of one attribute; for tests."""
     frame = _values_frame(values)
     found = failures(SPECS[attribute], frame)
     return found.select("value", "kind", "proposed")

@@ -28,6 +28,7 @@ from typing import Any
 
 import polars as pl
 
+from audit.anchor import GUID_PATTERN
 from audit.config import AdSource, Settings
 from audit.errors import InputError, Origin
 from audit.model import AD_USERS_SCHEMA, SourceReport, conform, empty_frame
@@ -124,9 +125,7 @@ NOT_EXPORTED = {
     ),
 }
 _ALSO_ACCEPTED = {"useraccountcontrol": "enabled"}  # Get-ADUser's Enabled property
-_GUID_TEXT_RE = re.compile(
-    r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}?$"
-)
+_GUID_TEXT_RE = re.compile(rf"^\{{?{GUID_PATTERN}\}}?$")
 _DECIMAL_BYTES_RE = re.compile(r"^\d{1,3}(?:[ ,;]+\d{1,3})*$")
 # Text columns in AD_USERS_SCHEMA order: 4 before proxy_addresses, 4 after primary_smtp.
 _TEXT_ATTRIBUTES = (

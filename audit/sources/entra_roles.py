@@ -30,10 +30,9 @@ from audit.sources.detect import bool_from_text
 from audit.sources.entra import text_value
 from audit.sources.graph_pages import lower_keys, pages
 
+# The built-in table below as of this date, from
+# https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference
 AS_OF = "2026-01-20"
-SOURCE = (
-    "https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference"
-)
 
 # template id -> (display name, privileged)
 BUILT_IN_ROLES: Mapping[str, tuple[str, bool]] = {

@@ -26,13 +26,14 @@ def assemble_snapshot(
     report), and an empty side marked incomplete."""
     ad_frame, ad_clipped = clip_long_values(ad_users, "dn")
     cloud_frame, cloud_clipped = clip_long_values(cloud_users, "id")
+    objects_frame, objects_clipped = clip_long_values(cloud_objects, "id")
     reports = with_warnings(reports, "ad", ad_clipped)
-    reports = with_warnings(reports, "cloud", cloud_clipped)
+    reports = with_warnings(reports, "cloud", [*cloud_clipped, *objects_clipped])
     return Snapshot(
         ad_users=ad_frame,
         cloud_users=cloud_frame,
         tenant=tenant,
-        cloud_objects=cloud_objects,
+        cloud_objects=objects_frame,
         sources=tuple(empty_side_is_incomplete(reports)),
         taken_at=taken.isoformat().replace("+00:00", "Z"),
     )
@@ -44,7 +45,7 @@ def taken_at(text: str | None) -> datetime:
         return datetime.now(UTC).replace(microsecond=0)
     parsed = datetime_from_text(text)
     if parsed is None:
-        raise InputError("--taken-at", f"not an ISO 8601 time: {text!r}")
+        raise InputError("taken_at (--taken-at)", f"not an ISO 8601 time: {text!r}")
     return parsed
 
 

@@ -197,6 +197,28 @@ def test_a_value_far_beyond_any_directory_limit_is_cut_with_one_warning(tmp_path
     )
 
 
+def test_a_group_s_huge_value_is_cut_too(tmp_path: Path) -> None:
+    """Groups and contacts reach the reports (they own addresses) like users do."""
+    from audit.sources.snapshot import MAX_VALUE_CHARS
+
+    path = tmp_path / "objects.json"
+    group = {
+        "@odata.type": "#microsoft.graph.group",
+        "id": "g1",
+        "displayName": "y" * 10_000,
+        "mail": "g@contoso.com",
+    }
+    user = {"id": "u1", "userPrincipalName": "a@contoso.com"}
+    path.write_text(json.dumps({"value": [user, group]}))
+    snapshot = cloud_import(path)
+    assert snapshot.cloud_objects["display_name"].str.len_chars().max() == MAX_VALUE_CHARS
+    (report,) = [s for s in snapshot.sources if s.kind == "cloud"]
+    assert report.warnings[-1] == (
+        "1 display_name value longer than 4,096 characters were cut to that length "
+        "(the longest, 10,000 characters, on g1)"
+    )
+
+
 def test_json_nested_beyond_reason_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "deep.json"
     path.write_text('{"value": ' + "[" * 100_000 + "]" * 100_000 + "}")
