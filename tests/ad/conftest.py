@@ -1,0 +1,52 @@
+"""Live Samba AD DCs for the tests marked `ad` (issue 12): one forest on 127.0.0.2, a second on
+127.0.0.3 only when a test asks for two. Started once per session, stopped by PID at its end
+whatever happened. They never skip: when Samba cannot be installed or started, or ldap3 is
+missing, every `ad` test fails with one line saying why."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ad.client import LDAP3_MISSING, ldap3
+from tests.ad.samba_dc import FOREST_ONE, FOREST_TWO, DcInfo, Forest, SambaError, running_dc
+
+ADDRESS_ONE = "127.0.0.2"
+ADDRESS_TWO = "127.0.0.3"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _needs_ldap3() -> None:
+    """Session scope and autouse: checked before any DC is started, failing every test here."""
+    if ldap3 is None:
+        pytest.fail(LDAP3_MISSING, pytrace=False)
+
+
+def _dc(base: Path, address: str, forest: Forest) -> Iterator[DcInfo]:
+    failed = None
+    try:
+        with running_dc(base, address, forest) as info:
+            yield info
+    except SambaError as error:
+        failed = f"Samba AD DC {forest.realm} on {address}: {error}"
+    if failed is not None:  # outside the except: one line, no chained traceback
+        pytest.fail(failed, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def ad_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcInfo]:
+    """The first forest, CORP.EXAMPLE.TEST on 127.0.0.2."""
+    yield from _dc(tmp_path_factory.mktemp("samba-dc1"), ADDRESS_ONE, FOREST_ONE)
+
+
+@pytest.fixture(scope="session")
+def ad_dc_two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcInfo]:
+    """A second forest, FABRIKAM.EXAMPLE.TEST on 127.0.0.3: started only if a test asks."""
+    yield from _dc(tmp_path_factory.mktemp("samba-dc2"), ADDRESS_TWO, FOREST_TWO)
+
+
+@pytest.fixture(scope="session")
+def ad_forests(ad_dc: DcInfo, ad_dc_two: DcInfo) -> tuple[DcInfo, DcInfo]:
+    return ad_dc, ad_dc_two
