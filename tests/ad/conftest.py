@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.ad.client import LDAP3_MISSING, ldap3
+from tests.ad.client import LDAP3_MISSING, ldap3, ldaps
 from tests.ad.samba_dc import FOREST_ONE, FOREST_TWO, DcInfo, Forest, SambaError, running_dc
+from tests.ad.seed import Seeded, seed
 
 ADDRESS_ONE = "127.0.0.2"
 ADDRESS_TWO = "127.0.0.3"
@@ -50,3 +51,13 @@ def ad_dc_two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcInfo]:
 @pytest.fixture(scope="session")
 def ad_forests(ad_dc: DcInfo, ad_dc_two: DcInfo) -> tuple[DcInfo, DcInfo]:
     return ad_dc, ad_dc_two
+
+
+@pytest.fixture(scope="session")
+def ad_seeded(ad_dc: DcInfo) -> list[Seeded]:
+    """The first forest with tests/ad/seed.py's estate written into it (once per session)."""
+    connection = ldaps(ad_dc)
+    try:
+        return seed(connection, ad_dc.base_dn)
+    finally:
+        connection.unbind()
