@@ -1,0 +1,498 @@
+"""A live read of one ``[[ad]]`` source over LDAP (issue 12 item 3): ldap3, TLS always, the
+password never in any message, and the records through the same door as an LDIF file
+(:func:`audit.sources.ad.map_ad_records`, one page being a record's position).
+
+- Transport: ``ldaps://`` or ``ldap://`` with ``start_tls = true``; a plain simple bind is
+  refused before anything is sent (it would put the password on the wire). The certificate is
+  verified by default against ``ca_file`` (else the system's CAs), hostname included;
+  ``tls_verify = false`` turns that off and says so in the report's warnings on every read.
+- Bind: simple, as ``bind_dn``, with the password from ``password_env`` (a variable's name) or
+  ``password_file`` (its trailing newline dropped).
+- Search: people only (the README's ldifde filter), under ``base_dn`` (the DC's
+  defaultNamingContext when empty), every user kept (sync scope is judged on the records, so
+  out-of-scope users keep their anchors), paged at min(page_size, 1000) (Windows' MaxPageSize;
+  Samba does not enforce it), the attributes of :attr:`AdReading.wanted` that LDAP has, raw
+  values: binary attributes stay bytes, text is decoded as UTF-8 like an LDIF's base64 values.
+- Referrals and continuation references are never chased (ldap3 would bind to the host they
+  name with the same credentials): a referral for the base is an error, continuation
+  references are counted and named in the report's notes.
+- Complete or nothing: any failure raises one-line :class:`InputError` naming the URL (and
+  the page), and the rows of this source reach the caller's :class:`AdRows` only once every
+  page was read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import ssl
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+
+from audit.config import AdSource
+from audit.errors import InputError, Origin
+from audit.model import SourceReport
+from audit.sources.ad import AdReading, AdRows, map_ad_records, prepare_ad_source
+from audit.sources.detect import Notes
+from audit.sources.records import Attrs, Record, Value, text_of
+
+# The README's ldifde -r filter: users and inetOrgPersons, no contacts or computers.
+PEOPLE_FILTER = "(&(objectCategory=person)(objectClass=user))"
+MAX_PAGE_SIZE = 1000  # Windows' default MaxPageSize: a larger page is silently cut to it
+CONNECT_TIMEOUT = 15  # seconds to open the TCP connection
+RECEIVE_TIMEOUT = 300  # seconds without a byte from the DC before a page is given up
+PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696 control OID
+
+# Get-ADUser properties in AdReading.wanted (file readers accept them); LDAP has no such
+# attribute, so a live read does not ask for them.
+NOT_LDAP = frozenset({"enabled", "lastlogondate"})
+# How AD spells the attributes it is asked for (LDAP names are case-insensitive: only for
+# readable requests and logs). Names not listed are asked for as configured, lower case.
+LDAP_NAMES = {
+    name.lower(): name
+    for name in (
+        "objectGUID",
+        "mS-DS-ConsistencyGuid",
+        "msDS-SourceAnchor",
+        "sAMAccountName",
+        "userPrincipalName",
+        "mail",
+        "mailNickname",
+        "proxyAddresses",
+        "targetAddress",
+        "msExchRecipientTypeDetails",
+        "displayName",
+        "givenName",
+        "sn",
+        "employeeID",
+        "employeeNumber",
+        "userAccountControl",
+        "objectSid",
+        "whenCreated",
+        "whenChanged",
+        "lastLogon",
+        "lastLogonTimestamp",
+        "isCriticalSystemObject",
+        "objectClass",
+        "objectCategory",
+        "cn",
+        "name",
+    )
+}
+# AD's bind error data codes (the "data 52e" in the diagnostic message of invalidCredentials)
+_BIND_DATA = {
+    "525": "the bind DN names no user",
+    "52e": "wrong password or bind DN",
+    "530": "the account may not log on at this time",
+    "531": "the account may not log on from this workstation",
+    "532": "the account's password has expired",
+    "533": "the account is disabled",
+    "701": "the account has expired",
+    "773": "the account must change its password first",
+    "775": "the account is locked out",
+}
+_BIND_DATA_RE = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
+_VERIFY_RE = re.compile(r"certificate verify failed: ([^(']+)", re.IGNORECASE)
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\"\])]+)")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect, from an [[ad]] table's url and start_tls."""
+
+    url: str
+    host: str
+    port: int
+    use_ssl: bool  # ldaps://
+    start_tls: bool  # ldap:// upgraded before the bind
+
+
+@dataclass
+class SearchTally:
+    """What the paged search met besides entries: pages, continuation references."""
+
+    pages: int = 0
+    entries: int = 0
+    references: list[str] = field(default_factory=list)
+
+
+def ldap_attributes(reading: AdReading) -> list[str]:
+    """The attributes a live read asks for: AdReading.wanted that LDAP has, spelt as AD does.
+    An `ldapsearch` export with the same list reads to the same frame (tests/ad)."""
+    return sorted(LDAP_NAMES.get(name, name) for name in reading.wanted - NOT_LDAP)
+
+
+def page_size_of(config: AdSource, endpoint: Endpoint) -> int:
+    if config.page_size < 1:
+        raise InputError(Origin(endpoint.url), f"[[ad]] {config.name}: page_size must be 1 or more")
+    return min(config.page_size, MAX_PAGE_SIZE)
+
+
+def endpoint_of(config: AdSource) -> Endpoint:
+    """The url checked: ldaps://host[:port], or ldap://host[:port] with start_tls = true."""
+    url = config.url.strip()
+    if not url:
+        raise InputError("<config>", f"[[ad]] {config.name}: url is empty: give ldaps://<dc>")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError(Origin(url), "the port is not a number") from None
+    if scheme not in ("ldap", "ldaps") or not parts.hostname:
+        raise InputError(Origin(url), "url must be ldaps://<dc>[:port] or ldap://<dc>[:port]")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise InputError(
+            Origin(url), "url must name only the DC: put the search base in base_dn, not the url"
+        )
+    if scheme == "ldaps" and config.start_tls:
+        raise InputError(
+            Origin(url), "start_tls = true is for ldap:// urls: ldaps:// is TLS already"
+        )
+    if scheme == "ldap" and not config.start_tls:
+        raise InputError(
+            Origin(url),
+            "a simple bind over plain ldap:// would send the password in clear text: use "
+            "ldaps:// or set start_tls = true",
+        )
+    return Endpoint(
+        url=url,
+        host=parts.hostname,
+        port=port or (636 if scheme == "ldaps" else 389),
+        use_ssl=scheme == "ldaps",
+        start_tls=scheme == "ldap",
+    )
+
+
+def bind_password(config: AdSource, endpoint: Endpoint, environ: Mapping[str, str]) -> str:
+    """The bind password from password_env or password_file, never echoed."""
+    origin = Origin(endpoint.url)
+    if config.password_env:
+        value = environ.get(config.password_env, "")
+        if not value:
+            raise InputError(
+                origin,
+                f"password_env: the environment variable {config.password_env} is not set or "
+                "empty: put the bind password in it",
+            )
+        return value
+    if config.password_file:
+        path = Path(config.password_file).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise InputError(
+                origin, f"password_file {path}: cannot read it ({exc.strerror or exc})"
+            ) from None
+        except UnicodeDecodeError:
+            raise InputError(origin, f"password_file {path}: not UTF-8 text") from None
+        if not value:
+            raise InputError(origin, f"password_file {path} is empty")
+        return value
+    raise InputError(
+        origin,
+        f"[[ad]] {config.name}: no password_env or password_file: say where the bind password is",
+    )
+
+
+def tls_of(config: AdSource, endpoint: Endpoint) -> Any:
+    """ldap3's Tls: CERT_REQUIRED against ca_file (or the system's CAs), hostname checked by
+    ldap3 after the handshake; CERT_NONE only with tls_verify = false."""
+    if not config.tls_verify:
+        return ldap3.Tls(validate=ssl.CERT_NONE, version=ssl.PROTOCOL_TLS_CLIENT)
+    ca_file = None
+    if config.ca_file:
+        path = Path(config.ca_file).expanduser()
+        if not path.is_file():
+            raise InputError(
+                Origin(endpoint.url), f"ca_file {path} does not exist or is not a file"
+            )
+        ca_file = str(path)
+    return ldap3.Tls(
+        ca_certs_file=ca_file, validate=ssl.CERT_REQUIRED, version=ssl.PROTOCOL_TLS_CLIENT
+    )
+
+
+def read_ad_ldap(
+    config: AdSource,
+    target: AdRows,
+    *,
+    source: str | None = None,
+    config_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SourceReport:
+    """Read one [[ad]] source live into `target` and return its SourceReport (as the file
+    reader does for an export). Raises InputError, with nothing added to `target`, when any
+    step fails: connect, TLS, bind, any page of the search."""
+    reading = prepare_ad_source(config, source or config.name, config_path)
+    endpoint = endpoint_of(config)
+    size = page_size_of(config, endpoint)
+    if not config.bind_dn:
+        raise InputError(
+            Origin(endpoint.url),
+            f"[[ad]] {config.name}: bind_dn is empty: give the DN (or UPN) to bind as",
+        )
+    password = bind_password(config, endpoint, os.environ if environ is None else environ)
+    notes = Notes()
+    if not config.tls_verify:
+        notes.add(
+            f"TLS certificate verification is OFF for {endpoint.url} (tls_verify = false): "
+            "whoever answers there gets the bind password; set ca_file and remove tls_verify"
+        )
+    tls = tls_of(config, endpoint)
+    connection = connect(config, endpoint, tls, password)
+    try:
+        base = config.base_dn or default_naming_context(connection, endpoint, password)
+        tally = SearchTally()
+        rows = AdRows()  # this source's rows: handed over only when every page was read
+        records = search_records(
+            connection, endpoint, base, ldap_attributes(reading), reading.binary, size, tally,
+            password,
+        )  # fmt: skip
+        report = map_ad_records(
+            records,
+            reading,
+            where=endpoint.url,
+            fmt="ldap",
+            notes=notes,
+            target=rows,
+            raw_text_is_bytes=False,
+            position="page",
+        )
+    finally:
+        _unbind(connection)
+    target.rows.extend(rows.rows)
+    target.seen.update(rows.seen)
+    read_notes = [f"{tally.entries} objects in {tally.pages} pages of up to {size} under {base}"]
+    if tally.references:
+        shown = ", ".join(tally.references[:5])
+        more = f" and {len(tally.references) - 5} more" if len(tally.references) > 5 else ""
+        read_notes.append(
+            f"{len(tally.references)} continuation reference"
+            f"{'s' if len(tally.references) > 1 else ''} not followed (never chased): "
+            f"{shown}{more}"
+        )
+    return replace(report, notes=(*report.notes, *read_notes))
+
+
+def connect(config: AdSource, endpoint: Endpoint, tls: Any, password: str) -> Any:
+    """An open, TLS-protected, bound connection, or InputError saying what to fix."""
+    server = ldap3.Server(
+        endpoint.host,
+        port=endpoint.port,
+        use_ssl=endpoint.use_ssl,
+        tls=tls,
+        get_info=ldap3.NONE,
+        connect_timeout=CONNECT_TIMEOUT,
+    )
+    connection = ldap3.Connection(
+        server,
+        user=config.bind_dn,
+        password=password,
+        authentication=ldap3.SIMPLE,
+        auto_referrals=False,  # never bind with these credentials to a host a DC names
+        raise_exceptions=False,
+        read_only=True,
+        receive_timeout=RECEIVE_TIMEOUT,
+        return_empty_attributes=False,
+    )
+    try:
+        connection.open()
+        if endpoint.start_tls and not connection.start_tls():
+            _unbind(connection)
+            raise InputError(
+                Origin(endpoint.url),
+                f"StartTLS refused ({_result_text(connection.result, password)}): use ldaps://",
+            )
+        if not connection.bind():
+            result = connection.result
+            _unbind(connection)
+            raise InputError(Origin(endpoint.url), bind_refusal(config, result, password))
+    except (ldap_errors.LDAPException, OSError) as exc:
+        _unbind(connection)
+        raise InputError(
+            Origin(endpoint.url), connect_failure(exc, config, endpoint, password)
+        ) from None
+    return connection
+
+
+def connect_failure(exc: BaseException, config: AdSource, endpoint: Endpoint, password: str) -> str:
+    """One line for an exception while connecting: what went wrong and what to fix."""
+    text = _scrub(str(exc), password)
+    step = "StartTLS" if isinstance(exc, ldap_errors.LDAPStartTLSError) else "TLS"
+    verify = _VERIFY_RE.search(text)
+    if verify or "CERTIFICATE_VERIFY_FAILED" in text:
+        why = verify.group(1).strip() if verify else "certificate verify failed"
+        against = f"ca_file {config.ca_file}" if config.ca_file else "the system's CAs"
+        return (
+            f"{step}: the DC's certificate was not verified against {against} ({why}): set "
+            "ca_file to the CA that issued the DC's certificate"
+        )
+    if isinstance(exc, ldap_errors.LDAPCertificateError) or "doesn't match any name" in text:
+        return (
+            f"{step}: the DC's certificate does not name {endpoint.host} (hostname mismatch): "
+            "put a name the certificate has (its subjectAltName) in url, or reissue it"
+        )
+    if isinstance(exc, ldap_errors.LDAPStartTLSError):
+        return f"StartTLS failed ({_short(text)}): check the DC's TLS setup, or use ldaps://"
+    if isinstance(exc, ldap_errors.LDAPSocketOpenError | OSError):
+        errno = _ERRNO_RE.search(text)
+        why = errno.group(1).strip() if errno else _short(text)
+        return (
+            f"cannot connect to {endpoint.host} port {endpoint.port} ({why}): check the url, "
+            "that the DC is up and that this port is open from here"
+        )
+    return f"connecting failed ({type(exc).__name__}: {_short(text)})"
+
+
+def bind_refusal(config: AdSource, result: Mapping[str, Any] | None, password: str) -> str:
+    result = result or {}
+    description = str(result.get("description") or "no answer")
+    message = _scrub(str(result.get("message") or ""), password)
+    where = (
+        f"password_env {config.password_env}"
+        if config.password_env
+        else f"password_file {config.password_file}"
+    )
+    if description == "invalidCredentials":
+        data = _BIND_DATA_RE.search(message)
+        why = _BIND_DATA.get(data.group(1).lower(), "") if data else ""
+        why = why or "wrong password or bind DN"
+        return (
+            f"bind as {config.bind_dn} refused (invalidCredentials: {why}): check bind_dn and "
+            f"the password in {where}"
+        )
+    detail = f": {_short(message)}" if message else ""
+    return f"bind as {config.bind_dn} refused ({description}{detail})"
+
+
+def default_naming_context(connection: Any, endpoint: Endpoint, password: str) -> str:
+    """base_dn when none is configured: the domain the DC holds (its rootDSE says which)."""
+    try:
+        connection.search("", "(objectClass=*)", ldap3.BASE, attributes=["defaultNamingContext"])
+        entries = [e for e in connection.response or () if e.get("type") == "searchResEntry"]
+    except (ldap_errors.LDAPException, OSError) as exc:
+        raise InputError(
+            Origin(endpoint.url),
+            f"reading the rootDSE failed ({_short(_scrub(str(exc), password))})",
+        ) from None
+    values = entries[0].get("raw_attributes", {}).get("defaultNamingContext") if entries else None
+    if not values:
+        raise InputError(Origin(endpoint.url), "the DC names no defaultNamingContext: set base_dn")
+    return text_of(values[0])
+
+
+def search_records(
+    connection: Any,
+    endpoint: Endpoint,
+    base: str,
+    attributes: list[str],
+    binary: frozenset[str],
+    page_size: int,
+    tally: SearchTally,
+    password: str,
+) -> Iterator[Record]:
+    """Every person under `base`, page by page (a record's line is its page number). Raises
+    InputError on a connection lost or an error result on any page: no partial read."""
+    cookie: bytes | None = None
+    while True:
+        page = tally.pages + 1
+        origin = Origin(endpoint.url, page=page)
+        try:
+            connection.search(
+                base,
+                PEOPLE_FILTER,
+                ldap3.SUBTREE,
+                attributes=attributes,
+                paged_size=page_size,
+                paged_cookie=cookie,
+                dereference_aliases=ldap3.DEREF_NEVER,
+            )
+        except (ldap_errors.LDAPException, OSError) as exc:
+            raise InputError(
+                origin,
+                f"connection to the DC lost while reading ({_short(_scrub(str(exc), password))})"
+                ": nothing of this source was kept; read it again",
+            ) from None
+        result = connection.result or {}
+        search_failure(result, base, password, origin)
+        tally.pages = page
+        for entry in connection.response or ():
+            kind = entry.get("type")
+            if kind == "searchResEntry":
+                tally.entries += 1
+                yield Record(page, entry["dn"], record_attrs(entry["raw_attributes"], binary))
+            elif kind == "searchResRef":
+                tally.references.extend(str(uri) for uri in entry.get("uri") or ())
+        control = (result.get("controls") or {}).get(PAGED_RESULTS) or {}
+        cookie = (control.get("value") or {}).get("cookie")
+        if not cookie:
+            return
+
+
+def search_failure(result: Mapping[str, Any], base: str, password: str, origin: Origin) -> None:
+    """Raise for a search page whose result is not success."""
+    code = result.get("result")
+    if code == 0:
+        return
+    description = str(result.get("description") or "no result: the connection was closed")
+    message = _short(_scrub(str(result.get("message") or ""), password))
+    if code == 32:  # noSuchObject
+        raise InputError(
+            origin,
+            f"base_dn {base} does not exist on this DC (noSuchObject): check base_dn",
+        )
+    if code == 10:  # referral: the base is in a naming context this DC does not hold
+        uris = ", ".join(str(u) for u in result.get("referrals") or ()) or "no URL given"
+        raise InputError(
+            origin,
+            f"base_dn {base} is not held by this DC (referral to {uris}, not followed): point "
+            "url at a DC of that domain or fix base_dn",
+        )
+    detail = f": {message}" if message else ""
+    raise InputError(origin, f"search under {base} failed ({description}{detail})")
+
+
+def record_attrs(raw: Mapping[str, list[bytes]], binary: frozenset[str]) -> Attrs:
+    """Raw LDAP values by lower-case name (options such as ;binary dropped): binary
+    attributes as bytes, every other value decoded as an LDIF's base64 text is."""
+    attrs: Attrs = {}
+    for name, values in raw.items():
+        if not values:
+            continue
+        lname = name.split(";", 1)[0].lower()
+        decoded: list[Value] = list(values) if lname in binary else [text_of(v) for v in values]
+        if lname in attrs:
+            attrs[lname].extend(decoded)
+        else:
+            attrs[lname] = decoded
+    return attrs
+
+
+def _result_text(result: Mapping[str, Any] | None, password: str) -> str:
+    result = result or {}
+    message = _scrub(str(result.get("message") or ""), password)
+    description = str(result.get("description") or "no answer")
+    return f"{description}: {_short(message)}" if message else description
+
+
+def _scrub(text: str, password: str) -> str:
+    """The password can never be printed, whatever a library puts in its messages."""
+    return text.replace(password, "<password>") if password else text
+
+
+def _short(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _unbind(connection: Any) -> None:
+    with contextlib.suppress(ldap_errors.LDAPException, OSError):
+        connection.unbind()
