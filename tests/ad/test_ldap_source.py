@@ -1,0 +1,295 @@
+"""The live LDAP reader (audit/sources/ldap.py, issue 12 item 3) against the seeded Samba DC:
+the frame it reads equals the import of an `ldapsearch -LLL` export of the same DC with the
+same attributes, every objectGUID and anchor is what Samba's own ldbsearch says, StartTLS reads
+the same, and each thing an operator can get wrong is one line naming the URL, never the
+password, with nothing kept of a source that was not read to its end."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from audit.config import AdSource, Settings
+from audit.errors import InputError
+from audit.model import SourceReport
+from audit.sources.ad import AdRows, prepare_ad_source
+from audit.sources.files import import_files
+from audit.sources.ldap import PEOPLE_FILTER, ldap_attributes, read_ad_ldap
+from tests.ad.samba_dc import DcInfo, make_tls
+from tests.ad.seed import IN_SCOPE_OU, Seeded
+
+pytestmark = pytest.mark.ad
+
+PASSWORD_ENV = "SYNCAUDIT_TEST_AD_PASSWORD"
+
+
+def corp(dc: DcInfo, **changes: object) -> AdSource:
+    config = AdSource(
+        name="corp",
+        url=dc.ldaps_url,
+        ca_file=str(dc.ca_file),
+        bind_dn=dc.bind_dn,
+        password_env=PASSWORD_ENV,
+        base_dn=dc.base_dn,
+        include_ous=(f"{IN_SCOPE_OU},{dc.base_dn}",),
+        page_size=3,  # several pages even for the small estate
+    )
+    return replace(config, **changes)
+
+
+def read_live(
+    dc: DcInfo, config: AdSource, environ: dict[str, str] | None = None
+) -> tuple[pl.DataFrame, SourceReport]:
+    rows = AdRows()
+    report = read_ad_ldap(
+        config, rows, environ=dc.password_env(PASSWORD_ENV) if environ is None else environ
+    )
+    return rows.frame(), report
+
+
+def ldapsearch_export(dc: DcInfo, config: AdSource, out: Path) -> Path:
+    """What an operator would run: ldapsearch over LDAPS, verified, paged by 1000, the filter
+    and attributes of the live read."""
+    attributes = ldap_attributes(prepare_ad_source(config, config.name, None))
+    env = {**os.environ, "LDAPTLS_CACERT": str(dc.ca_file), "LDAPTLS_REQCERT": "demand"}
+    with out.open("wb") as ldif:
+        subprocess.run(
+            [
+                "ldapsearch", "-LLL", "-x", "-H", dc.ldaps_url, "-D", dc.bind_dn,
+                "-y", str(dc.password_file), "-b", config.base_dn, "-E", "pr=1000/noprompt",
+                "-o", "ldif-wrap=no", PEOPLE_FILTER, *attributes,
+            ],
+            env=env, stdout=ldif, check=True,
+        )  # fmt: skip
+    return out
+
+
+def by_dn(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("dn")
+
+
+def test_live_frame_equals_the_import_of_an_ldapsearch_export(
+    ad_dc: DcInfo, ad_seeded: list[Seeded], tmp_path: Path
+) -> None:
+    config = corp(ad_dc)
+    started = time.perf_counter()
+    live, report = read_live(ad_dc, config)
+    seconds = time.perf_counter() - started
+    export = ldapsearch_export(ad_dc, config, tmp_path / "ad.ldif")
+    snapshot = import_files(ad=[("corp", export)], cloud=[], settings=Settings(ad=(config,)))
+    assert_frame_equal(by_dn(live), by_dn(snapshot.ad_users))
+    (imported,) = [s for s in snapshot.sources if s.kind == "ad"]
+    assert (report.rows, dict(report.excluded)) == (imported.rows, dict(imported.excluded))
+    assert report.complete and report.format == "ldap" and report.path == ad_dc.ldaps_url
+    seeded_dns = {s.dn.lower() for s in ad_seeded}
+    assert seeded_dns <= {dn.lower() for dn in live["dn"]}
+    # the pages and the reference to the Configuration partition, not followed
+    assert any("pages of up to 3" in note for note in report.notes), report.notes
+    assert any("continuation reference" in n and "CN=Configuration" in n for n in report.notes)
+    print(f"\nlive read: {live.height} rows ({report.rows} kept) in {seconds:.3f} s")
+
+
+def samba_view(dc: DcInfo) -> dict[str, tuple[uuid.UUID, bytes | None]]:
+    """objectGUID and mS-DS-ConsistencyGuid of every user, straight from sam.ldb."""
+    out = subprocess.run(
+        [
+            "ldbsearch", "-H", str(dc.directory / "private" / "sam.ldb"),
+            f"--configfile={dc.directory / 'etc' / 'smb.conf'}",
+            "-b", dc.base_dn, "(objectClass=user)", "objectGUID", "mS-DS-ConsistencyGuid",
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    found: dict[str, tuple[uuid.UUID, bytes | None]] = {}
+    for block in out.replace("\n ", "").split("\n\n"):
+        values: dict[str, str] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(":")
+            values[name.lower()] = value
+        if "dn" not in values or "objectguid" not in values:
+            continue
+        consistency = values.get("ms-ds-consistencyguid")
+        raw = None
+        if consistency is not None:
+            assert consistency.startswith(": "), consistency  # base64 (binary) in ldbsearch
+            raw = base64.b64decode(consistency[2:])
+        found[values["dn"].strip().lower()] = (uuid.UUID(values["objectguid"].strip()), raw)
+    return found
+
+
+def test_object_guid_and_anchor_of_every_seeded_user_are_what_samba_says(
+    ad_dc: DcInfo, ad_seeded: list[Seeded]
+) -> None:
+    live, _ = read_live(ad_dc, corp(ad_dc))
+    rows = {r["dn"].lower(): r for r in live.iter_rows(named=True)}
+    samba = samba_view(ad_dc)
+    for seeded in ad_seeded:
+        guid, consistency = samba[seeded.dn.lower()]
+        row = rows[seeded.dn.lower()]
+        assert row["object_guid"] == str(guid), seeded.user.sam
+        assert uuid.UUID(bytes_le=seeded.object_guid) == guid
+        assert row["anchor"] == base64.b64encode(consistency or guid.bytes_le).decode()
+        assert row["anchor_attribute"] == ("mS-DS-ConsistencyGuid" if consistency else "objectGUID")
+        assert row["in_scope"] is (IN_SCOPE_OU in seeded.user.ou), seeded.user.sam
+
+
+def test_starttls_reads_the_same_frame(ad_dc: DcInfo, ad_seeded: list[Seeded]) -> None:
+    over_ldaps, _ = read_live(ad_dc, corp(ad_dc))
+    over_starttls, report = read_live(ad_dc, corp(ad_dc, url=ad_dc.ldap_url, start_tls=True))
+    assert_frame_equal(by_dn(over_ldaps), by_dn(over_starttls))
+    assert report.path == ad_dc.ldap_url and not report.warnings
+
+
+def test_password_file_and_base_dn_from_the_rootdse(
+    ad_dc: DcInfo, ad_seeded: list[Seeded], tmp_path: Path
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text(ad_dc.password() + "\n", encoding="utf-8")  # the newline is dropped
+    config = corp(ad_dc, password_env="", password_file=str(secret), base_dn="", page_size=5000)
+    frame, report = read_live(ad_dc, config, environ={})
+    expected, _ = read_live(ad_dc, corp(ad_dc))
+    assert_frame_equal(by_dn(frame), by_dn(expected))
+    assert any(f"pages of up to 1000 under {ad_dc.base_dn}" in n for n in report.notes)
+
+
+def test_tls_verify_false_reads_but_warns(ad_dc: DcInfo, ad_seeded: list[Seeded]) -> None:
+    _, report = read_live(ad_dc, corp(ad_dc, ca_file="", tls_verify=False))
+    assert report.rows > 0
+    assert any("verification is OFF" in w for w in report.warnings), report.warnings
+
+
+@pytest.fixture(scope="module")
+def stranger_ca(tmp_path_factory: pytest.TempPathFactory, ad_dc: DcInfo) -> Path:
+    """A CA with the very subject name of the DC's CA that signed nothing of the DC's."""
+    ca, _, _ = make_tls(tmp_path_factory.mktemp("stranger"), ad_dc.host, ad_dc.forest)
+    return ca
+
+
+def failure(dc: DcInfo, config: AdSource, environ: dict[str, str] | None = None) -> str:
+    """The one line a bad config gives; the caller's rows untouched."""
+    target = AdRows()
+    environ = dc.password_env(PASSWORD_ENV) if environ is None else environ
+    with pytest.raises(InputError) as raised:
+        read_ad_ldap(config, target, environ=environ)
+    line = str(raised.value)
+    assert "\n" not in line
+    assert line.startswith(config.url), line
+    assert dc.password() not in line
+    assert not target.rows and not target.seen
+    return line
+
+
+def test_a_wrong_password_is_one_line_without_the_password(ad_dc: DcInfo) -> None:
+    wrong = {PASSWORD_ENV: ad_dc.password() + "x"}
+    line = failure(ad_dc, corp(ad_dc), environ=wrong)
+    assert "invalidCredentials" in line and f"password_env {PASSWORD_ENV}" in line
+    assert wrong[PASSWORD_ENV] not in line
+
+
+def test_a_wrong_ca_is_one_line(ad_dc: DcInfo, stranger_ca: Path) -> None:
+    line = failure(ad_dc, corp(ad_dc, ca_file=str(stranger_ca)))
+    assert "not verified against ca_file" in line and str(stranger_ca) in line
+    starttls = corp(ad_dc, ca_file=str(stranger_ca), url=ad_dc.ldap_url, start_tls=True)
+    assert "StartTLS: the DC's certificate was not verified" in failure(ad_dc, starttls)
+
+
+def test_a_bad_base_dn_is_one_line(ad_dc: DcInfo) -> None:
+    base = f"OU=Nowhere,{ad_dc.base_dn}"
+    line = failure(ad_dc, corp(ad_dc, base_dn=base))
+    assert f"base_dn {base} does not exist" in line
+
+
+def test_an_unreachable_host_is_one_line(ad_dc: DcInfo) -> None:
+    line = failure(ad_dc, corp(ad_dc, url=f"ldaps://{ad_dc.host}:1"))
+    assert "cannot connect" in line and "port 1 " in line
+
+
+def test_plain_ldap_without_starttls_is_refused_before_connecting(ad_dc: DcInfo) -> None:
+    line = failure(ad_dc, corp(ad_dc, url=ad_dc.ldap_url))
+    assert "use ldaps:// or set start_tls = true" in line
+
+
+def test_a_missing_password_variable_is_one_line(ad_dc: DcInfo) -> None:
+    line = failure(ad_dc, corp(ad_dc), environ={})
+    assert f"environment variable {PASSWORD_ENV} is not set" in line
+
+
+class CuttingProxy:
+    """A TCP relay on 127.0.0.1 to the DC's LDAPS port that closes both sides once `limit`
+    bytes came from the DC (None: never). 127.0.0.1 is not in the DC's certificate; localhost
+    is."""
+
+    def __init__(self, dc: DcInfo, limit: int | None = None) -> None:
+        self.target = (dc.host, dc.ldaps_port)
+        self.limit = limit
+        self.from_dc = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self.pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, client, True), daemon=True).start()
+
+    def pump(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if counted and self.limit is not None and self.from_dc + len(data) > self.limit:
+                    sink.sendall(data[: self.limit - self.from_dc])
+                    self.from_dc = self.limit
+                    break
+                sink.sendall(data)
+                if counted:
+                    self.from_dc += len(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy(ad_dc: DcInfo) -> Iterator[CuttingProxy]:
+    relay = CuttingProxy(ad_dc)
+    yield relay
+    relay.close()
+
+
+def test_a_hostname_the_certificate_does_not_name_is_one_line(
+    ad_dc: DcInfo, proxy: CuttingProxy
+) -> None:
+    line = failure(ad_dc, corp(ad_dc, url=f"ldaps://127.0.0.1:{proxy.port}"))
+    assert "does not name 127.0.0.1 (hostname mismatch)" in line
+
+
+def test_a_connection_lost_mid_search_raises_and_keeps_nothing(
+    ad_dc: DcInfo, ad_seeded: list[Seeded], proxy: CuttingProxy
+) -> None:
+    config = corp(ad_dc, url=f"ldaps://localhost:{proxy.port}", page_size=2)
+    whole, _ = read_live(ad_dc, config)  # through the relay, uncut: it reads
+    assert whole.height > 4
+    total = proxy.from_dc
+    proxy.from_dc, proxy.limit = 0, int(total * 0.7)
+    line = failure(ad_dc, config)
+    assert " page " in line and "connection to the DC lost" in line, line
