@@ -41,31 +41,34 @@ GROUP_TYPES = {"#microsoft.graph.group": "group", "#microsoft.graph.orgcontact":
 
 # --- users ----------------------------------------------------------------------------------
 
-# (column, Graph property lower-cased, converter)
-_TEXT_PROPERTIES = (
-    ("upn", "userprincipalname"),
-    ("mail", "mail"),
-    ("mail_nickname", "mailnickname"),
-    ("display_name", "displayname"),
-    ("immutable_id", "onpremisesimmutableid"),
-    ("on_prem_dn", "onpremisesdistinguishedname"),
-    ("on_prem_sam", "onpremisessamaccountname"),
-    ("on_prem_sid", "onpremisessecurityidentifier"),
-    ("on_prem_upn", "onpremisesuserprincipalname"),
-    ("on_prem_domain", "onpremisesdomainname"),
-    ("on_prem_object_id", "onpremisesobjectidentifier"),
-    ("user_type", "usertype"),
-    ("employee_id", "employeeid"),
-)
-_BOOL_PROPERTIES = (
-    ("sync_enabled", "onpremisessyncenabled"),
-    ("account_enabled", "accountenabled"),
-)
-_TIME_PROPERTIES = (
-    ("last_sync", "onpremiseslastsyncdatetime"),
-    ("created", "createddatetime"),
-    ("deleted_at", "deleteddatetime"),
-)
+# The user properties read, in Graph's spelling -> their cloud_users column. One table for the
+# exact path (which matches names without case) and the bulk path (entra_bulk, which reads
+# Graph's spelling only).
+TEXT_PROPERTIES = {
+    "userPrincipalName": "upn",
+    "mail": "mail",
+    "mailNickname": "mail_nickname",
+    "displayName": "display_name",
+    "onPremisesImmutableId": "immutable_id",
+    "onPremisesDistinguishedName": "on_prem_dn",
+    "onPremisesSamAccountName": "on_prem_sam",
+    "onPremisesSecurityIdentifier": "on_prem_sid",
+    "onPremisesUserPrincipalName": "on_prem_upn",
+    "onPremisesDomainName": "on_prem_domain",
+    "onPremisesObjectIdentifier": "on_prem_object_id",
+    "userType": "user_type",
+    "employeeId": "employee_id",
+}
+BOOL_PROPERTIES = {"onPremisesSyncEnabled": "sync_enabled", "accountEnabled": "account_enabled"}
+TIME_PROPERTIES = {
+    "onPremisesLastSyncDateTime": "last_sync",
+    "createdDateTime": "created",
+    "deletedDateTime": "deleted_at",
+}
+# (column, Graph property lower-cased): how the exact path looks them up
+_TEXT_PROPERTIES = tuple((column, prop.lower()) for prop, column in TEXT_PROPERTIES.items())
+_BOOL_PROPERTIES = tuple((column, prop.lower()) for prop, column in BOOL_PROPERTIES.items())
+_TIME_PROPERTIES = tuple((column, prop.lower()) for prop, column in TIME_PROPERTIES.items())
 # Returned only when named in $select (FACTS.md section 3): missing everywhere = not exported.
 SELECT_ONLY = ("onPremisesImmutableId", "proxyAddresses", "onPremisesSyncEnabled")
 
@@ -155,10 +158,16 @@ def add_user_objects(
         _add_user(target, obj, path, line, notes, deleted=deleted, taken_at=taken_at)
         result.rows += 1
     if result.rows:
-        for prop in SELECT_ONLY:
-            if prop.lower() not in seen_keys:
-                notes.add(f"no user has {prop!r}: it is returned only when named in $select")
+        note_select_only(seen_keys, notes)
     return result
+
+
+def note_select_only(seen_keys: set[str] | frozenset[str], notes: Notes) -> None:
+    """A property Graph returns only when named in $select that no user of an export has:
+    the export did not ask for it (`seen_keys`: lower-case names)."""
+    for prop in SELECT_ONLY:
+        if prop.lower() not in seen_keys:
+            notes.add(f"no user has {prop!r}: it is returned only when named in $select")
 
 
 def object_kind(obj: Mapping[str, Any], page_type: str) -> str:

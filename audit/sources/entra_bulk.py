@@ -30,31 +30,13 @@ import polars as pl
 from audit.errors import InputError
 from audit.model import CLOUD_USERS_SCHEMA, PROVISIONING_ERROR, UTC_DATETIME, conform
 from audit.sources.detect import HEAD_BYTES, Notes, encoding_from_head, format_from_head
+from audit.sources.entra import BOOL_PROPERTIES, TEXT_PROPERTIES, TIME_PROPERTIES
 from audit.sources.graph_pages import Page
 
-# Graph's spelling of every property the exact path reads (entra._TEXT_PROPERTIES etc.)
-TEXT = {
-    "id": "id",
-    "userPrincipalName": "upn",
-    "mail": "mail",
-    "mailNickname": "mail_nickname",
-    "displayName": "display_name",
-    "onPremisesImmutableId": "immutable_id",
-    "onPremisesDistinguishedName": "on_prem_dn",
-    "onPremisesSamAccountName": "on_prem_sam",
-    "onPremisesSecurityIdentifier": "on_prem_sid",
-    "onPremisesUserPrincipalName": "on_prem_upn",
-    "onPremisesDomainName": "on_prem_domain",
-    "onPremisesObjectIdentifier": "on_prem_object_id",
-    "userType": "user_type",
-    "employeeId": "employee_id",
-}
-BOOL = {"onPremisesSyncEnabled": "sync_enabled", "accountEnabled": "account_enabled"}
-TIME = {
-    "onPremisesLastSyncDateTime": "last_sync",
-    "createdDateTime": "created",
-    "deletedDateTime": "deleted_at",
-}
+# Graph's spelling of every property the exact path reads: entra's one table, plus the id
+TEXT = {"id": "id", **TEXT_PROPERTIES}
+BOOL = BOOL_PROPERTIES
+TIME = TIME_PROPERTIES
 PROXIES = "proxyAddresses"
 ERRORS = "onPremisesProvisioningErrors"
 ODATA_TYPE = "@odata.type"

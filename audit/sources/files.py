@@ -28,7 +28,6 @@ from audit.sources.ad import (
 )
 from audit.sources.detect import Notes, TextInput, read_input
 from audit.sources.entra import (
-    SELECT_ONLY,
     CloudUsers,
     TenantFacts,
     UserFileResult,
@@ -37,6 +36,7 @@ from audit.sources.entra import (
     cloud_users_frame,
     domains_from_json,
     domains_from_text,
+    note_select_only,
     page_object_type,
     tenant_from,
     tenant_from_json,
@@ -187,7 +187,7 @@ def read_cloud_files(
         result = add_user_objects(users, items, notes, deleted=deleted, taken_at=taken)
         report = _cloud_report(
             list(export.files),
-            "graph-json" if export.enveloped or len(export.pages) == 1 else "graph-jsonl",
+            export_format(export),
             result,
             notes,
             deleted=deleted,
@@ -195,6 +195,11 @@ def read_cloud_files(
         )
         reports.append((order[export.files[0]], report))
     return [report for _, report in sorted(reports, key=lambda r: r[0])]
+
+
+def export_format(export: Export) -> str:
+    """graph-json for response pages (or one bare array), graph-jsonl for JSON Lines."""
+    return "graph-json" if export.enveloped or len(export.pages) == 1 else "graph-jsonl"
 
 
 def _read_cloud_bulk(
@@ -228,13 +233,10 @@ def _read_cloud_bulk(
             return None
         result = UserFileResult(rows=frame.height)
         if frame.height:
-            seen = set().union(*(page.keys for page in pages_of))
-            for prop in SELECT_ONLY:
-                if prop.lower() not in seen:
-                    notes.add(f"no user has {prop!r}: it is returned only when named in $select")
+            note_select_only(set().union(*(page.keys for page in pages_of)), notes)
         report = _cloud_report(
             list(export.files),
-            "graph-json" if export.enveloped or len(export.pages) == 1 else "graph-jsonl",
+            export_format(export),
             result,
             notes,
             deleted=deleted,
