@@ -40,12 +40,11 @@ from audit.hardmatch import (
 )
 from audit.history import load_history, redaction_key
 from audit.model import Severity, Snapshot, SourceReport
-from audit.outputs.common import causes_of
 from audit.outputs.findings import write_findings
 from audit.outputs.model import Health, build_report, compute_health, generation_time
 from audit.outputs.redact import Redactor
 from audit.outputs.writers import write_reports
-from audit.remediation.plan import PlanSummary, options_from_settings, plan_findings
+from audit.remediation.plan import PlanSummary, causes_of, options_from_settings, plan_findings
 from audit.remediation.script import write_remediation
 from audit.rules import all_rules
 from audit.sources.files import import_files

@@ -54,14 +54,6 @@ def environment() -> Environment:
     return env
 
 
-def causes_of(findings: pl.DataFrame) -> dict[str, str]:
-    """fingerprint -> cause key (the plan knows fingerprints, the reports group by cause)."""
-    if findings.is_empty() or "cause" not in findings.columns:
-        return {}
-    pairs = findings.select("fingerprint", pl.col("cause").fill_null(pl.col("code")))
-    return dict(pairs.iter_rows())
-
-
 def plural(n: int, noun: str, plural_form: str | None = None) -> str:
     """ "1 finding", "44 findings" (with thousands separators)."""
     return f"{n:,} {noun if n == 1 else plural_form or noun + 's'}"

@@ -142,6 +142,14 @@ class PlanSummary:
         )
 
 
+def causes_of(findings: pl.DataFrame) -> dict[str, str]:
+    """fingerprint -> cause key (the plan knows fingerprints, the reports group by cause)."""
+    if findings.is_empty() or "cause" not in findings.columns:
+        return {}
+    pairs = findings.select("fingerprint", pl.col("cause").fill_null(pl.col("code")))
+    return dict(pairs.iter_rows())
+
+
 def summarize_findings(findings: pl.DataFrame, options: PlanOptions | None = None) -> PlanSummary:
     """The PlanSummary of plan_findings(findings, options), without keeping the plan."""
     options = options or PlanOptions()
