@@ -86,7 +86,13 @@ LDAP_NAMES = {
         "name",
     )
 }
-# AD's bind error data codes (the "data 52e" in the diagnostic message of invalidCredentials)
+# AD's bind error data codes (the "data 52e" in the diagnostic message of invalidCredentials):
+# Win32 system error codes in hex, named on Microsoft's "System Error Codes" pages:
+# 0x525 ERROR_NO_SUCH_USER, 0x52E ERROR_LOGON_FAILURE, 0x530 ERROR_INVALID_LOGON_HOURS,
+# 0x531 ERROR_INVALID_WORKSTATION, 0x532 ERROR_PASSWORD_EXPIRED, 0x533 ERROR_ACCOUNT_DISABLED
+# (https://learn.microsoft.com/windows/win32/debug/system-error-codes--1300-1699-);
+# 0x701 ERROR_ACCOUNT_EXPIRED, 0x773 ERROR_PASSWORD_MUST_CHANGE, 0x775 ERROR_ACCOUNT_LOCKED_OUT
+# (https://learn.microsoft.com/windows/win32/debug/system-error-codes--1700-3999-).
 _BIND_DATA = {
     "525": "the bind DN names no user",
     "52e": "wrong password or bind DN",
