@@ -27,8 +27,8 @@ import contextlib
 import os
 import re
 import ssl
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,14 +41,12 @@ from audit.errors import InputError, Origin
 from audit.model import SourceReport
 from audit.sources.ad import AdReading, AdRows, map_ad_records, prepare_ad_source
 from audit.sources.detect import Notes
-from audit.sources.records import Attrs, Record, Value, text_of
+from audit.sources.ldap_pages import SearchTally, scrub, search_records, short
+from audit.sources.records import text_of
 
-# The README's ldifde -r filter: users and inetOrgPersons, no contacts or computers.
-PEOPLE_FILTER = "(&(objectCategory=person)(objectClass=user))"
 MAX_PAGE_SIZE = 1000  # Windows' default MaxPageSize: a larger page is silently cut to it
 CONNECT_TIMEOUT = 15  # seconds to open the TCP connection
 RECEIVE_TIMEOUT = 300  # seconds without a byte from the DC before a page is given up
-PAGED_RESULTS = "1.2.840.113556.1.4.319"  # RFC 2696 control OID
 
 # Get-ADUser properties in AdReading.wanted (file readers accept them); LDAP has no such
 # attribute, so a live read does not ask for them.
@@ -118,15 +116,6 @@ class Endpoint:
     port: int
     use_ssl: bool  # ldaps://
     start_tls: bool  # ldap:// upgraded before the bind
-
-
-@dataclass
-class SearchTally:
-    """What the paged search met besides entries: pages, continuation references."""
-
-    pages: int = 0
-    entries: int = 0
-    references: list[str] = field(default_factory=list)
 
 
 def ldap_attributes(reading: AdReading) -> list[str]:
@@ -259,7 +248,7 @@ def read_ad_ldap(
         tally = SearchTally()
         rows = AdRows()  # this source's rows: handed over only when every page was read
         records = search_records(
-            connection, endpoint, base, ldap_attributes(reading), reading.binary, size, tally,
+            connection, endpoint.url, base, ldap_attributes(reading), reading.binary, size, tally,
             password,
         )  # fmt: skip
         report = map_ad_records(
@@ -331,7 +320,7 @@ def connect(config: AdSource, endpoint: Endpoint, tls: Any, password: str) -> An
 
 def connect_failure(exc: BaseException, config: AdSource, endpoint: Endpoint, password: str) -> str:
     """One line for an exception while connecting: what went wrong and what to fix."""
-    text = _scrub(str(exc), password)
+    text = scrub(str(exc), password)
     step = "StartTLS" if isinstance(exc, ldap_errors.LDAPStartTLSError) else "TLS"
     verify = _VERIFY_RE.search(text)
     if verify or "CERTIFICATE_VERIFY_FAILED" in text:
@@ -347,21 +336,21 @@ def connect_failure(exc: BaseException, config: AdSource, endpoint: Endpoint, pa
             "put a name the certificate has (its subjectAltName) in url, or reissue it"
         )
     if isinstance(exc, ldap_errors.LDAPStartTLSError):
-        return f"StartTLS failed ({_short(text)}): check the DC's TLS setup, or use ldaps://"
+        return f"StartTLS failed ({short(text)}): check the DC's TLS setup, or use ldaps://"
     if isinstance(exc, ldap_errors.LDAPSocketOpenError | OSError):
         errno = _ERRNO_RE.search(text)
-        why = errno.group(1).strip() if errno else _short(text)
+        why = errno.group(1).strip() if errno else short(text)
         return (
             f"cannot connect to {endpoint.host} port {endpoint.port} ({why}): check the url, "
             "that the DC is up and that this port is open from here"
         )
-    return f"connecting failed ({type(exc).__name__}: {_short(text)})"
+    return f"connecting failed ({type(exc).__name__}: {short(text)})"
 
 
 def bind_refusal(config: AdSource, result: Mapping[str, Any] | None, password: str) -> str:
     result = result or {}
     description = str(result.get("description") or "no answer")
-    message = _scrub(str(result.get("message") or ""), password)
+    message = scrub(str(result.get("message") or ""), password)
     where = (
         f"password_env {config.password_env}"
         if config.password_env
@@ -375,7 +364,7 @@ def bind_refusal(config: AdSource, result: Mapping[str, Any] | None, password: s
             f"bind as {config.bind_dn} refused (invalidCredentials: {why}): check bind_dn and "
             f"the password in {where}"
         )
-    detail = f": {_short(message)}" if message else ""
+    detail = f": {short(message)}" if message else ""
     return f"bind as {config.bind_dn} refused ({description}{detail})"
 
 
@@ -387,7 +376,7 @@ def default_naming_context(connection: Any, endpoint: Endpoint, password: str) -
     except (ldap_errors.LDAPException, OSError) as exc:
         raise InputError(
             Origin(endpoint.url),
-            f"reading the rootDSE failed ({_short(_scrub(str(exc), password))})",
+            f"reading the rootDSE failed ({short(scrub(str(exc), password))})",
         ) from None
     values = entries[0].get("raw_attributes", {}).get("defaultNamingContext") if entries else None
     if not values:
@@ -395,108 +384,11 @@ def default_naming_context(connection: Any, endpoint: Endpoint, password: str) -
     return text_of(values[0])
 
 
-def search_records(
-    connection: Any,
-    endpoint: Endpoint,
-    base: str,
-    attributes: list[str],
-    binary: frozenset[str],
-    page_size: int,
-    tally: SearchTally,
-    password: str,
-) -> Iterator[Record]:
-    """Every person under `base`, page by page (a record's line is its page number). Raises
-    InputError on a connection lost or an error result on any page: no partial read."""
-    cookie: bytes | None = None
-    while True:
-        page = tally.pages + 1
-        origin = Origin(endpoint.url, page=page)
-        try:
-            connection.search(
-                base,
-                PEOPLE_FILTER,
-                ldap3.SUBTREE,
-                attributes=attributes,
-                paged_size=page_size,
-                paged_cookie=cookie,
-                dereference_aliases=ldap3.DEREF_NEVER,
-            )
-        except (ldap_errors.LDAPException, OSError) as exc:
-            raise InputError(
-                origin,
-                f"connection to the DC lost while reading ({_short(_scrub(str(exc), password))})"
-                ": nothing of this source was kept; read it again",
-            ) from None
-        result = connection.result or {}
-        search_failure(result, base, password, origin)
-        tally.pages = page
-        for entry in connection.response or ():
-            kind = entry.get("type")
-            if kind == "searchResEntry":
-                tally.entries += 1
-                yield Record(page, entry["dn"], record_attrs(entry["raw_attributes"], binary))
-            elif kind == "searchResRef":
-                tally.references.extend(str(uri) for uri in entry.get("uri") or ())
-        control = (result.get("controls") or {}).get(PAGED_RESULTS) or {}
-        cookie = (control.get("value") or {}).get("cookie")
-        if not cookie:
-            return
-
-
-def search_failure(result: Mapping[str, Any], base: str, password: str, origin: Origin) -> None:
-    """Raise for a search page whose result is not success."""
-    code = result.get("result")
-    if code == 0:
-        return
-    description = str(result.get("description") or "no result: the connection was closed")
-    message = _short(_scrub(str(result.get("message") or ""), password))
-    if code == 32:  # noSuchObject
-        raise InputError(
-            origin,
-            f"base_dn {base} does not exist on this DC (noSuchObject): check base_dn",
-        )
-    if code == 10:  # referral: the base is in a naming context this DC does not hold
-        uris = ", ".join(str(u) for u in result.get("referrals") or ()) or "no URL given"
-        raise InputError(
-            origin,
-            f"base_dn {base} is not held by this DC (referral to {uris}, not followed): point "
-            "url at a DC of that domain or fix base_dn",
-        )
-    detail = f": {message}" if message else ""
-    raise InputError(origin, f"search under {base} failed ({description}{detail})")
-
-
-def record_attrs(raw: Mapping[str, list[bytes]], binary: frozenset[str]) -> Attrs:
-    """Raw LDAP values by lower-case name (options such as ;binary dropped): binary
-    attributes as bytes, every other value decoded as an LDIF's base64 text is."""
-    attrs: Attrs = {}
-    for name, values in raw.items():
-        if not values:
-            continue
-        lname = name.split(";", 1)[0].lower()
-        decoded: list[Value] = list(values) if lname in binary else [text_of(v) for v in values]
-        if lname in attrs:
-            attrs[lname].extend(decoded)
-        else:
-            attrs[lname] = decoded
-    return attrs
-
-
 def _result_text(result: Mapping[str, Any] | None, password: str) -> str:
     result = result or {}
-    message = _scrub(str(result.get("message") or ""), password)
+    message = scrub(str(result.get("message") or ""), password)
     description = str(result.get("description") or "no answer")
-    return f"{description}: {_short(message)}" if message else description
-
-
-def _scrub(text: str, password: str) -> str:
-    """The password can never be printed, whatever a library puts in its messages."""
-    return text.replace(password, "<password>") if password else text
-
-
-def _short(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return f"{description}: {short(message)}" if message else description
 
 
 def _unbind(connection: Any) -> None:

@@ -11,11 +11,18 @@ from pathlib import Path
 import pytest
 
 from tests.ad.client import LDAP3_MISSING, ldap3, ldaps
-from tests.ad.samba_dc import FOREST_ONE, FOREST_TWO, DcInfo, Forest, SambaError, running_dc
+from tests.ad.samba_dc import (
+    FOREST_ONE,
+    FOREST_TWO,
+    TEST_ADDRESSES,
+    DcInfo,
+    Forest,
+    SambaError,
+    running_dc,
+)
 from tests.ad.seed import Seeded, seed
 
-ADDRESS_ONE = "127.0.0.2"
-ADDRESS_TWO = "127.0.0.3"
+ADDRESS_ONE, ADDRESS_TWO, _ = TEST_ADDRESSES
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,13 +45,14 @@ def _dc(base: Path, address: str, forest: Forest) -> Iterator[DcInfo]:
 
 @pytest.fixture(scope="session")
 def ad_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcInfo]:
-    """The first forest, CORP.EXAMPLE.TEST on 127.0.0.2."""
+    """The first forest, CORP.EXAMPLE.TEST on ADDRESS_ONE (127.0.0.2)."""
     yield from _dc(tmp_path_factory.mktemp("samba-dc1"), ADDRESS_ONE, FOREST_ONE)
 
 
 @pytest.fixture(scope="session")
 def ad_dc_two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcInfo]:
-    """A second forest, FABRIKAM.EXAMPLE.TEST on 127.0.0.3: started only if a test asks."""
+    """A second forest, FABRIKAM.EXAMPLE.TEST on ADDRESS_TWO (127.0.0.3): started only if a
+    test asks."""
     yield from _dc(tmp_path_factory.mktemp("samba-dc2"), ADDRESS_TWO, FOREST_TWO)
 
 

@@ -35,6 +35,15 @@ from pathlib import Path
 
 # samba-ad-provision is only a Recommends of samba-ad-dc (and --no-install-recommends is used).
 PACKAGES = ("samba-ad-dc", "samba-ad-provision", "ldb-tools", "ldap-utils", "openssl")
+# Loopback addresses of the test DCs (ports are fixed, so one address per DC): the session's
+# two forests and a spare for tests that start, stop or kill a DC of their own. Two test
+# sessions at once (two checkouts) give each other different ones, e.g.
+# SYNCAUDIT_TEST_DC_ADDRESSES=127.0.1.2,127.0.1.3,127.0.1.4
+TEST_ADDRESSES = tuple(
+    os.environ.get("SYNCAUDIT_TEST_DC_ADDRESSES", "127.0.0.2,127.0.0.3,127.0.0.4").split(",")
+)
+if len(TEST_ADDRESSES) != 3:
+    raise RuntimeError("SYNCAUDIT_TEST_DC_ADDRESSES must name three loopback addresses")
 READY_TIMEOUT = 30.0  # seconds from start until an LDAPS bind must work (measured: 0.3-0.9 s)
 STOP_TIMEOUT = 10.0
 

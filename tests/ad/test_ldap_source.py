@@ -27,7 +27,8 @@ from audit.errors import InputError
 from audit.model import SourceReport
 from audit.sources.ad import AdRows, prepare_ad_source
 from audit.sources.files import import_files
-from audit.sources.ldap import PEOPLE_FILTER, ldap_attributes, read_ad_ldap
+from audit.sources.ldap import ldap_attributes, read_ad_ldap
+from audit.sources.ldap_pages import PEOPLE_FILTER
 from tests.ad.samba_dc import DcInfo, make_tls
 from tests.ad.seed import IN_SCOPE_OU, Seeded
 

@@ -13,7 +13,15 @@ import pytest
 
 from tests.ad import samba_dc
 from tests.ad.client import ldap3, ldaps, plain
-from tests.ad.samba_dc import FOREST_ONE, DcInfo, SambaDC, SambaError, make_tls, running_dc
+from tests.ad.samba_dc import (
+    FOREST_ONE,
+    TEST_ADDRESSES,
+    DcInfo,
+    SambaDC,
+    SambaError,
+    make_tls,
+    running_dc,
+)
 
 pytestmark = pytest.mark.ad
 
@@ -94,7 +102,7 @@ def test_running_dc_stops_its_own_pid_when_the_body_fails(tmp_path: Path) -> Non
     pid = None
     with (
         pytest.raises(RuntimeError, match="body failed"),
-        running_dc(tmp_path / "dc", "127.0.0.4", FOREST_ONE) as info,
+        running_dc(tmp_path / "dc", TEST_ADDRESSES[2], FOREST_ONE) as info,
     ):
         pid = info.pid
         assert pid is not None and _alive(pid)
@@ -105,7 +113,7 @@ def test_running_dc_stops_its_own_pid_when_the_body_fails(tmp_path: Path) -> Non
 def test_provisioning_into_a_used_directory_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "something").write_text("x")
     with pytest.raises(SambaError, match="is not empty"):
-        SambaDC(tmp_path, "127.0.0.5").provision()
+        SambaDC(tmp_path, TEST_ADDRESSES[2]).provision()
 
 
 def ldbsearch_guid(dc: DcInfo, ldap_filter: str) -> uuid.UUID:
