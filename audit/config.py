@@ -54,6 +54,11 @@ class AdSource:
     filter: str = ""
     anchor_attribute: str = DEFAULT_ANCHOR_ATTRIBUTE
     page_size: int = 1000
+    # A live read lost to the network or a DC restart is tried again from its first page,
+    # `attempts` times in all, waiting retry_wait seconds, then twice as long each time.
+    attempts: int = 5
+    retry_wait: float = 5.0
+    timeout: int = 300  # seconds without a byte from the DC before a page is given up
 
 
 @dataclass(frozen=True)
@@ -155,24 +160,10 @@ class Settings:
 # Keys validated now (so a config written for a later version fails early on a typo or a
 # literal secret) that no command of this version reads, with what will read them. Setting one
 # gets a warning line, so nobody believes it took effect.
-_LIVE = "live collection (`syncaudit collect`)"
+_LIVE = "live Entra collection (`syncaudit collect` reads AD only in this version)"
 _SERVICE = "the scheduled service (`syncaudit run` / `serve`)"
 NOT_USED_YET: Mapping[str, Mapping[str, str]] = {
-    "run": {"data_dir": _SERVICE, "keep_runs": _SERVICE},
-    "ad": {
-        key: _LIVE
-        for key in (
-            "url",
-            "start_tls",
-            "ca_file",
-            "tls_verify",
-            "bind_dn",
-            "password_env",
-            "password_file",
-            "base_dn",
-            "page_size",
-        )
-    },
+    "run": {"keep_runs": _SERVICE},
     "entra": {
         key: _LIVE
         for key in (

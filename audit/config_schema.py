@@ -58,6 +58,19 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def _positive_int(value: Any) -> int:
+    if _int(value) < 1:
+        raise _Invalid("must be 1 or more")
+    return int(value)
+
+
+def _seconds(value: Any) -> float:
+    seconds = _number(value)
+    if not 0 < seconds <= 3600:
+        raise _Invalid("must be seconds, more than 0 and at most 3600")
+    return seconds
+
+
 def _port(value: Any) -> int:
     if not 1 <= _int(value) <= 65535:
         raise _Invalid("must be between 1 and 65535")
@@ -323,7 +336,10 @@ SCHEMA: Mapping[str, _Table] = {
             "exclude_ous": _strings("DNs"),
             "filter": _str,
             "anchor_attribute": _str,
-            "page_size": _int,
+            "page_size": _positive_int,
+            "attempts": _positive_int,
+            "retry_wait": _seconds,
+            "timeout": _positive_int,
         }
     ),
     "entra": _Table(

@@ -27,7 +27,8 @@ import contextlib
 import os
 import re
 import ssl
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ from audit.model import SourceReport
 from audit.sources.ad import AdReading, AdRows, map_ad_records, prepare_ad_source
 from audit.sources.detect import Notes
 from audit.sources.ldap_pages import SearchTally, scrub, search_records, short
-from audit.sources.records import text_of
+from audit.sources.raw_ldif import captured, raw_capture
+from audit.sources.records import Record, text_of
 
 MAX_PAGE_SIZE = 1000  # Windows' default MaxPageSize: a larger page is silently cut to it
 CONNECT_TIMEOUT = 15  # seconds to open the TCP connection
@@ -105,6 +107,7 @@ _BIND_DATA = {
 _BIND_DATA_RE = re.compile(r"\bdata ([0-9a-f]{3,4})\b", re.IGNORECASE)
 _VERIFY_RE = re.compile(r"certificate verify failed: ([^(']+)", re.IGNORECASE)
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\"\])]+)")
+_WRAP_RE = re.compile(r"socket ssl wrapping error: (?:\[[^]]*\] )?([^('\"]+)")
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,64 @@ def tls_of(config: AdSource, endpoint: Endpoint) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class ReadPolicy:
+    """How hard a read tries. A lost connection, a DC restarting, a timeout or a busy DC is
+    tried again from the first page (a paged-search cookie dies with its connection) after
+    each delay of `backoff`, then the read fails; what the operator must fix (a password, a
+    CA, a base DN) fails at once. One attempt unless the caller asks for more."""
+
+    attempts: int = 1
+    backoff: tuple[float, ...] = ()  # seconds before attempt 2, 3, 4... (the last repeats)
+    # whole seconds: ldap3 fails on a float in either ("required argument is not an integer")
+    connect_timeout: int = CONNECT_TIMEOUT
+    receive_timeout: int = RECEIVE_TIMEOUT
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt `attempt` (1-based)."""
+        return self.backoff[min(attempt, len(self.backoff)) - 1] if self.backoff else 0.0
+
+    @classmethod
+    def of(cls, config: AdSource) -> ReadPolicy:
+        """An [[ad]] table's attempts, retry_wait (doubling) and timeout: by default 5
+        attempts over 75 s (5 + 10 + 20 + 40), patience for a DC that restarts."""
+        waits = tuple(config.retry_wait * 2**n for n in range(max(config.attempts - 1, 0)))
+        return cls(
+            attempts=config.attempts,
+            backoff=waits,
+            connect_timeout=min(CONNECT_TIMEOUT, config.timeout),
+            receive_timeout=config.timeout,
+        )
+
+
+ONE_ATTEMPT = ReadPolicy()
+
+
+@dataclass(frozen=True)
+class ReadProgress:
+    """Where one source's read stands, after each page."""
+
+    source: str
+    objects: int
+    pages: int
+    seconds: float
+    attempt: int
+    finished: bool = False  # every page read
+
+    @property
+    def rate(self) -> float:
+        return self.objects / self.seconds if self.seconds > 0 else 0.0
+
+
+class TransientError(InputError):
+    """A failure another attempt may not meet: the connection, not the configuration."""
+
+
+# Result codes a DC gives when it cannot serve now, not because the request is wrong:
+# busy (51), unavailable (52), and the closed connection ldap3 reports without a result.
+_TRANSIENT_RESULTS = frozenset({51, 52})
+
+
 def read_ad_ldap(
     config: AdSource,
     target: AdRows,
@@ -222,10 +283,18 @@ def read_ad_ldap(
     source: str | None = None,
     config_path: str | None = None,
     environ: Mapping[str, str] | None = None,
+    policy: ReadPolicy = ONE_ATTEMPT,
+    raw_ldif: Path | None = None,
+    progress: Callable[[ReadProgress], None] | None = None,
+    on_retry: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> SourceReport:
     """Read one [[ad]] source live into `target` and return its SourceReport (as the file
-    reader does for an export). Raises InputError, with nothing added to `target`, when any
-    step fails: connect, TLS, bind, any page of the search."""
+    reader does for an export). Raises InputError, with nothing added to `target` and no
+    `raw_ldif` written, when any step fails: connect, TLS, bind, any page of the search.
+
+    `raw_ldif`: where the records read go, in ``ldapsearch -LLL`` form (raw_ldif.py).
+    `on_retry`: one line per failed attempt that will be tried again, for the operator."""
     reading = prepare_ad_source(config, source or config.name, config_path)
     endpoint = endpoint_of(config)
     size = page_size_of(config, endpoint)
@@ -235,36 +304,97 @@ def read_ad_ldap(
             f"[[ad]] {config.name}: bind_dn is empty: give the DN (or UPN) to bind as",
         )
     password = bind_password(config, endpoint, os.environ if environ is None else environ)
+    tls = tls_of(config, endpoint)
+    failures: list[str] = []
+    attempt = 1
+    while True:
+        try:
+            rows, report = read_once(
+                config, reading, endpoint, tls, password, size, policy, raw_ldif, attempt,
+                progress,
+            )  # fmt: skip
+            break
+        except TransientError as error:
+            if attempt >= policy.attempts:
+                if attempt == 1:
+                    raise
+                raise InputError(
+                    error.origin,
+                    f"{error.reason} (gave up after {attempt} attempts): nothing of this source "
+                    "was kept",
+                ) from None
+            wait = policy.delay(attempt)
+            failures.append(f"attempt {attempt}: {error.reason}")
+            if on_retry is not None:
+                on_retry(
+                    f"{reading.source}: attempt {attempt} of {policy.attempts} failed "
+                    f"({error.reason}); trying again in {wait:g} s"
+                )
+            sleep(wait)
+            attempt += 1
+    target.rows.extend(rows.rows)
+    target.seen.update(rows.seen)
+    if failures:
+        report = replace(
+            report,
+            notes=(
+                *report.notes,
+                f"read completely on attempt {attempt} of {policy.attempts} (after "
+                f"{'; '.join(failures)})",
+            ),
+        )
+    return report
+
+
+def read_once(
+    config: AdSource,
+    reading: AdReading,
+    endpoint: Endpoint,
+    tls: Any,
+    password: str,
+    size: int,
+    policy: ReadPolicy,
+    raw_ldif: Path | None,
+    attempt: int,
+    progress: Callable[[ReadProgress], None] | None,
+) -> tuple[AdRows, SourceReport]:
+    """One attempt: this source's rows (not yet handed over) and its report."""
     notes = Notes()
     if not config.tls_verify:
         notes.add(
             f"TLS certificate verification is OFF for {endpoint.url} (tls_verify = false): "
             "whoever answers there gets the bind password; set ca_file and remove tls_verify"
         )
-    tls = tls_of(config, endpoint)
-    connection = connect(config, endpoint, tls, password)
+    connection = connect(config, endpoint, tls, password, policy)
+    started = time.monotonic()
+    tally = SearchTally()
+    rows = AdRows()
+    attributes = ldap_attributes(reading)
+    spelling = {name.lower(): name for name in attributes}
     try:
         base = config.base_dn or default_naming_context(connection, endpoint, password)
-        tally = SearchTally()
-        rows = AdRows()  # this source's rows: handed over only when every page was read
-        records = search_records(
-            connection, endpoint.url, base, ldap_attributes(reading), reading.binary, size, tally,
-            password,
-        )  # fmt: skip
-        report = map_ad_records(
-            records,
-            reading,
-            where=endpoint.url,
-            fmt="ldap",
-            notes=notes,
-            target=rows,
-            raw_text_is_bytes=False,
-            position="page",
-        )
+        with raw_capture(raw_ldif) if raw_ldif is not None else contextlib.nullcontext() as out:
+            records = search_records(
+                connection, endpoint.url, base, attributes, reading.binary, size, tally, password
+            )
+            if progress is not None:
+                records = reported(records, tally, reading.source, started, attempt, progress)
+            report = map_ad_records(
+                captured(records, out, spelling),
+                reading,
+                where=endpoint.url,
+                fmt="ldap",
+                notes=notes,
+                target=rows,
+                raw_text_is_bytes=False,
+                position="page",
+            )
+    except InputError as error:
+        if isinstance(error, TransientError) or _lost(connection):
+            raise TransientError(error.origin, error.reason) from None
+        raise
     finally:
         _unbind(connection)
-    target.rows.extend(rows.rows)
-    target.seen.update(rows.seen)
     read_notes = [f"{tally.entries} objects in {tally.pages} pages of up to {size} under {base}"]
     if tally.references:
         shown = ", ".join(tally.references[:5])
@@ -274,10 +404,40 @@ def read_ad_ldap(
             f"{'s' if len(tally.references) > 1 else ''} not followed (never chased): "
             f"{shown}{more}"
         )
-    return replace(report, notes=(*report.notes, *read_notes))
+    return rows, replace(report, notes=(*report.notes, *read_notes))
 
 
-def connect(config: AdSource, endpoint: Endpoint, tls: Any, password: str) -> Any:
+def reported(
+    records: Iterator[Record],
+    tally: SearchTally,
+    source: str,
+    started: float,
+    attempt: int,
+    progress: Callable[[ReadProgress], None],
+) -> Iterator[Record]:
+    """`records`, calling `progress` each time a page has been read through (the first
+    record of the next page shows it), and at the end."""
+    pages = 1
+    for record in records:
+        if tally.pages != pages:
+            pages = tally.pages
+            done = tally.entries - 1  # this record opens the next page
+            seconds = time.monotonic() - started
+            progress(ReadProgress(source, done, pages - 1, seconds, attempt))
+        yield record
+    seconds = time.monotonic() - started
+    progress(ReadProgress(source, tally.entries, tally.pages, seconds, attempt, finished=True))
+
+
+def _lost(connection: Any) -> bool:
+    """Whether a failed search lost its connection (or the DC said it cannot serve now)."""
+    result = connection.result or {}
+    return bool(connection.closed) or result.get("result") in _TRANSIENT_RESULTS
+
+
+def connect(
+    config: AdSource, endpoint: Endpoint, tls: Any, password: str, policy: ReadPolicy
+) -> Any:
     """An open, TLS-protected, bound connection, or InputError saying what to fix."""
     server = ldap3.Server(
         endpoint.host,
@@ -285,7 +445,7 @@ def connect(config: AdSource, endpoint: Endpoint, tls: Any, password: str) -> An
         use_ssl=endpoint.use_ssl,
         tls=tls,
         get_info=ldap3.NONE,
-        connect_timeout=CONNECT_TIMEOUT,
+        connect_timeout=policy.connect_timeout,
     )
     connection = ldap3.Connection(
         server,
@@ -295,7 +455,7 @@ def connect(config: AdSource, endpoint: Endpoint, tls: Any, password: str) -> An
         auto_referrals=False,  # never bind with these credentials to a host a DC names
         raise_exceptions=False,
         read_only=True,
-        receive_timeout=RECEIVE_TIMEOUT,
+        receive_timeout=policy.receive_timeout,
         return_empty_attributes=False,
     )
     try:
@@ -307,14 +467,17 @@ def connect(config: AdSource, endpoint: Endpoint, tls: Any, password: str) -> An
                 f"StartTLS refused ({_result_text(connection.result, password)}): use ldaps://",
             )
         if not connection.bind():
-            result = connection.result
+            result = connection.result or {}
             _unbind(connection)
-            raise InputError(Origin(endpoint.url), bind_refusal(config, result, password))
+            busy = result.get("result") in _TRANSIENT_RESULTS
+            kind = TransientError if busy else InputError
+            raise kind(Origin(endpoint.url), bind_refusal(config, result, password))
     except (ldap_errors.LDAPException, OSError) as exc:
         _unbind(connection)
-        raise InputError(
-            Origin(endpoint.url), connect_failure(exc, config, endpoint, password)
-        ) from None
+        why = connect_failure(exc, config, endpoint, password)
+        # the DC not answering (down, restarting): worth another attempt; TLS failures are not
+        kind = TransientError if why.startswith("cannot connect") else InputError
+        raise kind(Origin(endpoint.url), why) from None
     return connection
 
 
@@ -339,7 +502,14 @@ def connect_failure(exc: BaseException, config: AdSource, endpoint: Endpoint, pa
         return f"StartTLS failed ({short(text)}): check the DC's TLS setup, or use ldaps://"
     if isinstance(exc, ldap_errors.LDAPSocketOpenError | OSError):
         errno = _ERRNO_RE.search(text)
-        why = errno.group(1).strip() if errno else short(text)
+        wrap = _WRAP_RE.search(text)
+        why = (
+            errno.group(1).strip()
+            if errno
+            else f"TLS handshake cut: {wrap.group(1).strip()}"
+            if wrap
+            else short(text)
+        )
         return (
             f"cannot connect to {endpoint.host} port {endpoint.port} ({why}): check the url, "
             "that the DC is up and that this port is open from here"
