@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TextIO
 
 from audit import pipeline
 from audit.anchor import parse_anchor
@@ -25,6 +26,7 @@ from audit.model import Severity
 from audit.pipeline import AnalyzeResult, parse_ad_argument
 from audit.rules import all_rules, rule_by_code
 from audit.rules.overlaps import overlaps_for
+from audit.sources.ldap import ReadProgress
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 DISTRIBUTION = "syncaudit"  # [project] name in pyproject.toml
@@ -123,6 +125,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--taken-at", help="ISO time the exports were taken (default: now)")
     p.add_argument("--out", type=Path, required=True, help="new run directory")
     p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser(
+        "collect", help="live AD (every [[ad]] table, over LDAPS) -> run directory under data_dir"
+    )
+    p.add_argument("--config", type=Path, required=True, help="TOML config with [[ad]] tables")
+    p.add_argument(
+        "--cloud",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="the cloud side from exports (Graph users JSON or Get-MgUser CSV); without it "
+        "the cloud side is absent and what rests on it is held back",
+    )
+    p.add_argument("--deleted", type=Path, help="soft-deleted users (deletedItems JSON)")
+    p.add_argument("--domains", type=Path, help="GET /domains JSON or a list of verified names")
+    p.add_argument("--tenant", type=Path, help="GET /organization (+ onPremisesSynchronization)")
+    p.add_argument(
+        "--roles",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="roleAssignments / roleEligibilityScheduleInstances JSON",
+    )
+    p.add_argument("--out", type=Path, help="new run directory (default: DATA_DIR/runs/RUN_ID)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="objects read and rate per source on stderr (default: when stderr is a terminal)",
+    )
+    p.set_defaults(handler=cmd_collect)
 
     p = sub.add_parser("analyze", help="run directory snapshot -> findings")
     p.add_argument("run_dir", type=Path)
@@ -274,6 +309,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    meter = ReadMeter(sys.stderr) if show else None
+    try:
+        result = pipeline.collect(
+            settings=settings_from(args.config),
+            out=args.out,
+            cloud=[Path(c) for c in args.cloud],
+            deleted=args.deleted,
+            domains=args.domains,
+            tenant=args.tenant,
+            roles=[Path(r) for r in args.roles],
+            progress=meter.line if meter is not None else progress,
+            read_progress=meter.update if meter is not None else None,
+        )
+    finally:
+        if meter is not None:
+            meter.done()
+    print(f"run directory: {result.run_dir}")
+    return EXIT_OK
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     result = pipeline.analyze(
         args.run_dir,
@@ -341,6 +398,43 @@ def cmd_hardmatch(args: argparse.Namespace) -> int:
 
 def progress(message: str) -> None:
     print(terminal_safe(message), file=sys.stderr, flush=True)
+
+
+class ReadMeter:
+    """Objects read and rate per source: one line rewritten in place on a terminal, else
+    (--progress to a log) one line per source every few seconds and when it ends."""
+
+    EVERY = 5.0  # seconds between lines when not on a terminal
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self.shown = ""  # the line now on the terminal (live) to be ended by a newline
+        self.last: dict[str, float] = {}
+
+    def update(self, at: ReadProgress) -> None:
+        text = terminal_safe(
+            f"{at.source}: {at.objects:,} objects read in {at.pages:,} "
+            f"page{'' if at.pages == 1 else 's'}, "
+            f"{at.rate:,.0f}/s" + (f" (attempt {at.attempt})" if at.attempt > 1 else "")
+        )
+        if self.live:
+            self.stream.write("\r" + text.ljust(len(self.shown)))
+            self.shown = text
+        elif at.finished or at.seconds - self.last.get(at.source, -self.EVERY) >= self.EVERY:
+            self.last[at.source] = at.seconds
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def line(self, message: str) -> None:
+        self.done()
+        progress(message)
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,7 @@
 """Every step as a library call: import (exports -> run directory), analyze (run directory ->
 findings, reports, remediation.ps1), hardmatch (one pair -> a script), and the demo that chains
-them; collect and the scheduled cycle join here.
+them, and collect (live sources -> run directory under [run] data_dir); the scheduled cycle
+joins here.
 
 Each step takes a `progress` callback (one line per stage, for a terminal or a log) and returns
 a frozen result holding what a caller needs without re-reading the run directory: the settings
@@ -48,6 +49,8 @@ from audit.remediation.plan import PlanSummary, causes_of, options_from_settings
 from audit.remediation.script import write_remediation
 from audit.rules import all_rules
 from audit.sources.files import import_files
+from audit.sources.ldap import ReadProgress
+from audit.sources.live import RAW_DIR, collect_snapshot
 from audit.store import (
     MANIFEST,
     SNAPSHOT_DIR,
@@ -87,15 +90,31 @@ def write_run(
 ) -> tuple[Path, dict[str, Any]]:
     """save_run, returning the manifest too."""
     started = now_iso()
+    with staged_directory(out) as staging:
+        manifest = write_run_files(staging, out, snapshot, settings, started, timings)
+    return out.resolve(), manifest
+
+
+def write_run_files(
+    staging: Path,
+    out: Path,
+    snapshot: Snapshot,
+    settings: Settings,
+    started: str,
+    timings: dict[str, float],
+    collection: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The snapshot and the manifest (written last) into a run's staging directory."""
     # Stored in the order the rules want it, so analyze reads it ready to use.
     snapshot = prepared_for_rules(snapshot)
-    with staged_directory(out) as staging:
-        t0 = time.perf_counter()
-        write_snapshot(staging, snapshot)
-        timings = {**timings, "write_snapshot_s": round(time.perf_counter() - t0, 3)}
-        manifest = run_manifest(out, snapshot, settings, started, timings)
-        write_manifest(staging, manifest)
-    return out.resolve(), manifest
+    t0 = time.perf_counter()
+    write_snapshot(staging, snapshot)
+    timings = {**timings, "write_snapshot_s": round(time.perf_counter() - t0, 3)}
+    manifest = run_manifest(out, snapshot, settings, started, timings)
+    if collection is not None:
+        manifest["collection"] = dict(collection)
+    write_manifest(staging, manifest)
+    return manifest
 
 
 def run_manifest(
@@ -218,6 +237,74 @@ def import_exports(
     )
 
 
+@dataclass(frozen=True)
+class CollectResult:
+    run_dir: Path
+    settings: Settings
+    counts: dict[str, int]  # the manifest's counts
+    sources: tuple[SourceReport, ...]  # per source: rows, completeness, notes (retries, refs)
+    outputs: dict[str, Path]  # manifest.json, the snapshot files, raw/ad-<name>.ldif
+
+
+def new_run_dir(settings: Settings) -> Path:
+    """<data_dir>/runs/<run_id>: the run id is the UTC time, made unique (data_dir relative
+    to the config file's directory)."""
+    data_dir = Path(settings.run.data_dir).expanduser()
+    if not data_dir.is_absolute() and settings.source_path:
+        data_dir = Path(settings.source_path).parent / data_dir
+    runs = data_dir / "runs"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate, n = runs / stamp, 1
+    while candidate.exists() or any(runs.glob(f".{candidate.name}.*.partial")):
+        n += 1
+        candidate = runs / f"{stamp}-{n}"
+    return candidate
+
+
+def collect(
+    *,
+    settings: Settings,
+    out: Path | None = None,
+    cloud: Sequence[Path] = (),
+    deleted: Path | None = None,
+    domains: Path | None = None,
+    tenant: Path | None = None,
+    roles: Sequence[Path] = (),
+    environ: Mapping[str, str] | None = None,
+    progress: Progress = _quiet,
+    read_progress: Callable[[ReadProgress], None] | None = None,
+) -> CollectResult:
+    """Live sources (every [[ad]] table; the cloud side from exports when given) -> a new,
+    complete run directory under [run] data_dir (or `out`), or an error and nothing: the run
+    is staged under a temporary name, raw captures included, and renamed when complete."""
+    target = out if out is not None else new_run_dir(settings)
+    started = now_iso()
+    t0 = time.perf_counter()
+    progress("collecting")
+    with staged_directory(target) as staging:
+        snapshot = collect_snapshot(
+            settings, raw_dir=staging / RAW_DIR, cloud=cloud, deleted=deleted, domains=domains,
+            tenant=tenant, roles=roles, environ=environ, progress=read_progress,
+            on_retry=progress,
+        )  # fmt: skip
+        collect_s = round(time.perf_counter() - t0, 3)
+        for line in source_lines(snapshot.sources):
+            progress(line)
+        raw = sorted(p.name for p in (staging / RAW_DIR).glob("*.ldif"))
+        manifest = write_run_files(
+            staging, target, snapshot, settings, started, {"collect_s": collect_s},
+            {"kind": "collect", "raw": [f"{RAW_DIR}/{name}" for name in raw]},
+        )  # fmt: skip
+    run_dir = target.parent.resolve() / target.name
+    return CollectResult(
+        run_dir=run_dir,
+        settings=settings,
+        counts=dict(manifest["counts"]),
+        sources=snapshot.sources,
+        outputs=run_outputs(run_dir),
+    )
+
+
 def source_lines(sources: Sequence[SourceReport]) -> list[str]:
     """What each source gave, for the operator: format, rows, completeness, notes, warnings."""
     lines = []
@@ -238,8 +325,11 @@ def source_lines(sources: Sequence[SourceReport]) -> list[str]:
 
 
 def run_outputs(run_dir: Path) -> dict[str, Path]:
-    """The files of a run directory as written by import (manifest and snapshot)."""
+    """The files of a run directory as written by import or collect (manifest, snapshot and
+    the raw captures of a collected run)."""
     files = [run_dir / MANIFEST, *sorted((run_dir / SNAPSHOT_DIR).iterdir())]
+    if (run_dir / RAW_DIR).is_dir():
+        files += sorted((run_dir / RAW_DIR).iterdir())
     return {str(path.relative_to(run_dir)): path for path in files}
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from audit.cli import main
+from audit.cli import ReadMeter, main
+from audit.sources.ldap import ReadProgress
 
 LDIF = """\
 dn: CN=Alice Smith,OU=Staff,DC=corp,DC=contoso,DC=com
@@ -281,3 +283,34 @@ def test_explain_shows_the_overlap_policy_of_a_code(capsys: pytest.CaptureFixtur
     out = " ".join(capsys.readouterr().out.split())
     assert "One cause, one line:" in out
     assert "reported as upn-suffix-unverified, not also as invalid-attribute" in out
+
+
+def test_the_read_meter_rewrites_one_line_on_a_terminal() -> None:
+    """On a real terminal (a pty) each update overwrites the last; a stage line ends it."""
+    master, slave = os.openpty()
+    with os.fdopen(slave, "w", encoding="utf-8") as terminal:
+        meter = ReadMeter(terminal)
+        meter.update(ReadProgress("corp", 1000, 1, 0.5, 1))
+        meter.update(ReadProgress("corp", 12000, 12, 2.0, 2, finished=True))
+        meter.line("writing the run")
+        written = os.read(master, 4096).decode()
+    os.close(master)
+    assert written.replace("\r\n", "\n") == (
+        "\rcorp: 1,000 objects read in 1 page, 2,000/s"
+        "\rcorp: 12,000 objects read in 12 pages, 6,000/s (attempt 2)"
+        "\n"
+    )
+
+
+def test_the_read_meter_writes_a_line_every_few_seconds_to_a_log(tmp_path: Path) -> None:
+    log = tmp_path / "collect.log"
+    with log.open("w", encoding="utf-8") as stream:
+        meter = ReadMeter(stream)
+        for seconds in (0.1, 1.0, 5.2, 6.0):
+            meter.update(ReadProgress("corp", int(seconds * 1000), 1, seconds, 1))
+        meter.update(ReadProgress("corp", 7000, 7, 7.0, 1, finished=True))
+    assert log.read_text().splitlines() == [
+        "corp: 100 objects read in 1 page, 1,000/s",
+        "corp: 5,200 objects read in 1 page, 1,000/s",
+        "corp: 7,000 objects read in 7 pages, 1,000/s",
+    ]

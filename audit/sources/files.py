@@ -11,6 +11,7 @@ snapshot.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -79,6 +80,43 @@ def import_files(
     ad_rows = AdRows()
     for name, path in ad:
         reports.append(read_ad_file(Path(path), name, settings, ad_rows))
+    side = read_cloud_side(
+        cloud=cloud, deleted=deleted, domains=domains, tenant=tenant, roles=roles,
+        settings=settings, taken=taken,
+    )  # fmt: skip
+    return assemble_snapshot(
+        ad_users=ad_rows.frame(),
+        cloud_users=side.users,
+        cloud_objects=side.objects,
+        tenant=side.tenant,
+        reports=[*reports, *side.reports],
+        taken=taken,
+    )
+
+
+@dataclass(frozen=True)
+class CloudSide:
+    """The cloud half of a snapshot, read from exports."""
+
+    users: pl.DataFrame
+    objects: pl.DataFrame
+    tenant: Tenant
+    reports: list[SourceReport]
+
+
+def read_cloud_side(
+    *,
+    cloud: Sequence[Path],
+    deleted: Path | None,
+    domains: Path | None,
+    tenant: Path | None,
+    roles: Sequence[Path],
+    settings: Settings,
+    taken: datetime,
+) -> CloudSide:
+    """Graph (or Get-MgUser CSV) exports -> cloud frames, tenant and their reports; nothing
+    given -> empty frames and no report (the cloud side is then absent, not empty)."""
+    reports: list[SourceReport] = []
     users = CloudUsers()
     reports.extend(read_cloud_files([Path(p) for p in cloud], users, taken, deleted=False))
     if deleted is not None:
@@ -89,14 +127,7 @@ def import_files(
     if roles:
         cloud_frame, role_reports = with_roles(cloud_frame, [Path(p) for p in roles])
         reports.extend(role_reports)
-    return assemble_snapshot(
-        ad_users=ad_rows.frame(),
-        cloud_users=cloud_frame,
-        cloud_objects=cloud_objects_frame(users),
-        tenant=tenant_info,
-        reports=reports,
-        taken=taken,
-    )
+    return CloudSide(cloud_frame, cloud_objects_frame(users), tenant_info, reports)
 
 
 def read_ad_file(path: Path, name: str | None, settings: Settings, target: AdRows) -> SourceReport:

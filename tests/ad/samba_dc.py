@@ -381,7 +381,8 @@ def running_dc(directory: Path, address: str, forest: Forest = FOREST_ONE) -> It
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the process that started it dies, even by
-    SIGKILL, so a killed test run leaves no DC holding its address."""
+    SIGKILL, so a killed test run leaves no DC holding its address. Linux sends it when the
+    *thread* that forked exits (prctl(2)): start a DC from a thread that outlives it."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 

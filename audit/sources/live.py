@@ -1,0 +1,120 @@
+"""A snapshot read from live sources (``syncaudit collect``): every ``[[ad]]`` table with a
+url read over LDAP into one ``ad_users`` frame (its rows tagged with the table's name in
+``source``), each read captured as ``raw/ad-<name>.ldif``; the cloud side from Graph exports
+when given (live Entra reading is not in this version), else absent.
+
+Complete or nothing: the first source that cannot be read completely (after its retries)
+raises its one-line error and no snapshot exists. Relative paths in an [[ad]] table (ca_file,
+password_file) are read from the config file's directory, as the report's logo is, so a
+scheduled service finds them whatever its working directory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from audit.config import AdSource, Settings
+from audit.errors import ConfigError, UsageError
+from audit.model import Snapshot, SourceReport
+from audit.sources.ad import AdRows
+from audit.sources.files import read_cloud_side
+from audit.sources.ldap import ONE_ATTEMPT, ReadPolicy, ReadProgress, read_ad_ldap
+from audit.sources.snapshot import assemble_snapshot
+from audit.sources.snapshot import taken_at as parse_taken_at
+
+RAW_DIR = "raw"
+# An [[ad]] name becomes a file name (raw/ad-<name>.ldif): nothing that could leave raw/.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def raw_ldif_name(source: str) -> str:
+    return f"ad-{source}.ldif"
+
+
+def live_ad_sources(settings: Settings) -> tuple[AdSource, ...]:
+    """The [[ad]] tables collect reads, paths resolved; a table without a url, or a name that
+    cannot name a file, is a ConfigError naming the table."""
+    origin = settings.source_path or "<config>"
+    base = Path(settings.source_path).parent if settings.source_path else Path()
+    sources = []
+    for table in settings.ad:
+        if not _SAFE_NAME.fullmatch(table.name):
+            raise ConfigError(
+                f"{origin}: [[ad]] name {table.name!r}: collect names its capture "
+                "raw/ad-<name>.ldif, so use letters, digits, '.', '_' or '-' (64 at most)"
+            )
+        if not table.url.strip():
+            raise ConfigError(
+                f"{origin}: [[ad]] {table.name} has no url: collect reads AD over LDAP; give "
+                'url = "ldaps://<dc>" (or import an export of it with `syncaudit import`)'
+            )
+        sources.append(
+            replace(
+                table,
+                ca_file=_resolved(table.ca_file, base),
+                password_file=_resolved(table.password_file, base),
+            )
+        )
+    return tuple(sources)
+
+
+def _resolved(path: str, base: Path) -> str:
+    if not path:
+        return path
+    given = Path(path).expanduser()
+    return str(given if given.is_absolute() else base / given)
+
+
+def collect_snapshot(
+    settings: Settings,
+    *,
+    raw_dir: Path,
+    cloud: Sequence[Path] = (),
+    deleted: Path | None = None,
+    domains: Path | None = None,
+    tenant: Path | None = None,
+    roles: Sequence[Path] = (),
+    environ: Mapping[str, str] | None = None,
+    retries: bool = True,
+    progress: Callable[[ReadProgress], None] | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> Snapshot:
+    """Every live [[ad]] source (and the cloud exports given) -> one Snapshot, the AD reads
+    captured in `raw_dir`; each read tried as often as its table says (`retries`) or once."""
+    ad_sources = live_ad_sources(settings)
+    if not ad_sources and not cloud:
+        raise UsageError(
+            "nothing to collect: the config has no [[ad]] table (live Entra reading is not in "
+            "this version; give the cloud side as exports with --cloud)"
+        )
+    taken = parse_taken_at(None)
+    rows = AdRows()
+    reports: list[SourceReport] = []
+    for source in ad_sources:
+        reports.append(
+            read_ad_ldap(
+                source,
+                rows,
+                config_path=settings.source_path,
+                environ=environ,
+                policy=ReadPolicy.of(source) if retries else ONE_ATTEMPT,
+                raw_ldif=raw_dir / raw_ldif_name(source.name),
+                progress=progress,
+                on_retry=on_retry,
+            )
+        )
+    side = read_cloud_side(
+        cloud=cloud, deleted=deleted, domains=domains, tenant=tenant, roles=roles,
+        settings=settings, taken=taken,
+    )  # fmt: skip
+    return assemble_snapshot(
+        ad_users=rows.frame(),
+        cloud_users=side.users,
+        cloud_objects=side.objects,
+        tenant=side.tenant,
+        reports=[*reports, *side.reports],
+        taken=taken,
+    )
