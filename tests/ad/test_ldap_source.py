@@ -30,7 +30,7 @@ from audit.sources.files import import_files
 from audit.sources.ldap import ldap_attributes, read_ad_ldap
 from audit.sources.ldap_pages import PEOPLE_FILTER
 from tests.ad.samba_dc import DcInfo, make_tls
-from tests.ad.seed import IN_SCOPE_OU, Seeded
+from tests.ad.seed import CORP, Seeded
 
 pytestmark = pytest.mark.ad
 
@@ -38,6 +38,7 @@ PASSWORD_ENV = "SYNCAUDIT_TEST_AD_PASSWORD"
 
 
 def corp(dc: DcInfo, **changes: object) -> AdSource:
+    include, exclude = CORP.scope(dc.base_dn)
     config = AdSource(
         name="corp",
         url=dc.ldaps_url,
@@ -45,8 +46,9 @@ def corp(dc: DcInfo, **changes: object) -> AdSource:
         bind_dn=dc.bind_dn,
         password_env=PASSWORD_ENV,
         base_dn=dc.base_dn,
-        include_ous=(f"{IN_SCOPE_OU},{dc.base_dn}",),
-        page_size=3,  # several pages even for the small estate
+        include_ous=include,
+        exclude_ous=exclude,
+        page_size=3,  # several pages
     )
     return replace(config, **changes)
 
@@ -95,8 +97,15 @@ def test_live_frame_equals_the_import_of_an_ldapsearch_export(
     (imported,) = [s for s in snapshot.sources if s.kind == "ad"]
     assert (report.rows, dict(report.excluded)) == (imported.rows, dict(imported.excluded))
     assert report.complete and report.format == "ldap" and report.path == ad_dc.ldaps_url
-    seeded_dns = {s.dn.lower() for s in ad_seeded}
-    assert seeded_dns <= {dn.lower() for dn in live["dn"]}
+    # every person seeded and nothing else (provisioning's users are critical system objects);
+    # the people search leaves the computers out, so they are not counted
+    assert sorted(live["dn"]) == sorted(s.dn for s in ad_seeded if s.user.excluded is None)
+    assert dict(report.excluded) == {
+        "critical-system-object": 4,
+        "replication-conflict": 1,
+        "cn-ends-with-$": 1,
+        "system-account": 5,
+    }
     # the pages and the reference to the Configuration partition, not followed
     assert any("pages of up to 3" in note for note in report.notes), report.notes
     assert any("continuation reference" in n and "CN=Configuration" in n for n in report.notes)
@@ -124,8 +133,11 @@ def samba_view(dc: DcInfo) -> dict[str, tuple[uuid.UUID, bytes | None]]:
         consistency = values.get("ms-ds-consistencyguid")
         raw = None
         if consistency is not None:
-            assert consistency.startswith(": "), consistency  # base64 (binary) in ldbsearch
-            raw = base64.b64decode(consistency[2:])
+            # ldbsearch prints a printable value as text (the ASCII GUID), any other as base64
+            if consistency.startswith(": "):
+                raw = base64.b64decode(consistency[2:])
+            else:
+                raw = consistency.removeprefix(" ").encode()
         found[values["dn"].strip().lower()] = (uuid.UUID(values["objectguid"].strip()), raw)
     return found
 
@@ -136,14 +148,16 @@ def test_object_guid_and_anchor_of_every_seeded_user_are_what_samba_says(
     live, _ = read_live(ad_dc, corp(ad_dc))
     rows = {r["dn"].lower(): r for r in live.iter_rows(named=True)}
     samba = samba_view(ad_dc)
-    for seeded in ad_seeded:
+    kept = [s for s in ad_seeded if s.user.excluded is None]
+    assert sorted(rows) == sorted(s.dn.lower() for s in kept)
+    for seeded in kept:
         guid, consistency = samba[seeded.dn.lower()]
         row = rows[seeded.dn.lower()]
         assert row["object_guid"] == str(guid), seeded.user.sam
         assert uuid.UUID(bytes_le=seeded.object_guid) == guid
         assert row["anchor"] == base64.b64encode(consistency or guid.bytes_le).decode()
         assert row["anchor_attribute"] == ("mS-DS-ConsistencyGuid" if consistency else "objectGUID")
-        assert row["in_scope"] is (IN_SCOPE_OU in seeded.user.ou), seeded.user.sam
+        assert row["in_scope"] is CORP.in_scope(seeded.user), seeded.user.sam
 
 
 def test_starttls_reads_the_same_frame(ad_dc: DcInfo, ad_seeded: list[Seeded]) -> None:
