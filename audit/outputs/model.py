@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 
 from audit.config import Settings
-from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, conform
+from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, SourceReport, conform
 from audit.outputs.logo import load_logo
 from audit.outputs.redact import Redactor, redact_findings
 from audit.remediation.actions import ACTIONS
@@ -156,6 +156,52 @@ class TopAction:
 
 
 @dataclass(frozen=True)
+class SourceLine:
+    """One input of the run as the report lists it: where it was read from, what it gave,
+    whether it was complete, and how it was read (pages, retries, references not followed,
+    TLS verification off) or what in it could not be judged."""
+
+    name: str
+    kind: str
+    read_from: str  # a file path or a live source's URL
+    format: str
+    rows: int
+    complete: bool
+    excluded: str  # "computer 3, system-account 5"
+    remarks: tuple[str, ...]  # warnings first, then notes; withheld when redacted
+
+
+def _read_from(path: str | None) -> str:
+    """A live source's URL; a file's name only (its full path, a path on the machine that
+    ran the import, is in manifest.json)."""
+    if not path:
+        return ""
+    return path if "://" in path else Path(path).name
+
+
+def report_sources(sources: Sequence[SourceReport], redacted: bool) -> tuple[SourceLine, ...]:
+    """A redacted report keeps the counts but not the sources' free text, which may name
+    objects (a value cut to length names its holder): manifest.json has it."""
+    return tuple(
+        SourceLine(
+            name=s.name,
+            kind=s.kind,
+            read_from=_read_from(s.path),
+            format=s.format,
+            rows=s.rows,
+            complete=s.complete,
+            excluded=", ".join(f"{reason} {n:,}" for reason, n in sorted(s.excluded.items())),
+            remarks=(
+                ("withheld in a redacted report (manifest.json has them)",)
+                if redacted and (s.warnings or s.notes)
+                else (*s.warnings, *s.notes)
+            ),
+        )
+        for s in sources
+    )
+
+
+@dataclass(frozen=True)
 class ReportModel:
     title: str
     company: str
@@ -177,6 +223,7 @@ class ReportModel:
     warnings: tuple[str, ...] = field(default=())
     causes: tuple[TopAction, ...] = ()  # every root cause the HTML lists (capped)
     cause_count: int = 0
+    sources: tuple[SourceLine, ...] = ()  # every input of the run, in the order read
 
     @property
     def top_actions(self) -> tuple[TopAction, ...]:
@@ -369,6 +416,7 @@ def build_report(
         findings=findings,
         pdf_rows_per_code=max(0, settings.report.pdf_rows_per_code),
         warnings=(logo_warning,) if logo_warning else (),
+        sources=report_sources(snapshot.sources, redacted=redactor is not None),
     )
 
 

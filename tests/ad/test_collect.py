@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from pypdf import PdfReader
 
 from audit import pipeline
 from audit.cli import main
@@ -123,6 +124,17 @@ def test_collect_writes_a_complete_run_equal_to_its_raw_capture(
     held = {entry.code for entry in analyzed.held_back if entry.status == "held back"}
     assert "unmatched-ad" in held  # "no AD user matched" would be a guess with no tenant read
     assert analyzed.findings["cloud_id"].is_null().all()
+    # the report says how the source was read: pages, the references not followed
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    row = html.split('<tr data-source="corp" data-complete="true">', 1)[1].split("</tr>", 1)[0]
+    assert ad_dc.ldaps_url in row and "pages of up to 3" in row
+    reference = (
+        "1 continuation reference not followed (never chased): "
+        f"ldaps://corp.example.test/CN=Configuration,{ad_dc.base_dn}"
+    )
+    assert f"<li>{reference}</li>" in row
+    pdf_text = "".join(page.extract_text() for page in PdfReader(run_dir / "report.pdf").pages)
+    assert "Sources read" in pdf_text and "continuation reference not followed" in pdf_text
 
 
 def test_progress_is_per_source_when_asked(

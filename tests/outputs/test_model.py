@@ -17,6 +17,7 @@ from audit.outputs.model import (
     compute_health,
     human_time,
 )
+from audit.outputs.redact import Redactor
 from tests import factories as f
 from tests.report_fixtures import demo_run, settings_with
 
@@ -400,3 +401,25 @@ def test_an_estate_where_most_users_share_a_local_suffix_leads_with_that_cause()
     assert [(a.count, a.action_text) for a in suffix] == [
         (20, "Add a routable UPN suffix and change 20 users' UPNs.")
     ]
+
+
+def test_sources_read_are_listed_from_the_run_and_their_text_withheld_when_redacted() -> None:
+    demo = demo_run()
+    model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
+    assert [(s.name, s.kind, s.rows, s.complete) for s in model.sources] == [
+        (r.name, r.kind, r.rows, r.complete) for r in demo.snapshot.sources
+    ]
+    (ad,) = [s for s in model.sources if s.kind == "ad"]
+    (report,) = [r for r in demo.snapshot.sources if r.kind == "ad"]
+    assert ad.excluded == ", ".join(f"{k} {n:,}" for k, n in sorted(report.excluded.items()))
+    assert ad.remarks == (*report.warnings, *report.notes)
+    html = render_html(model)
+    assert html.count('<tr data-source="') == len(demo.snapshot.sources)
+    redactor = Redactor(b"k" * 32)
+    masked = build_report(
+        demo.findings, demo.snapshot, demo.settings, run_id="demo", redactor=redactor
+    )
+    assert {s.remarks for s in masked.sources if s.remarks} <= {
+        ("withheld in a redacted report (manifest.json has them)",)
+    }
+    assert [s.rows for s in masked.sources] == [s.rows for s in model.sources]
