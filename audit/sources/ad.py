@@ -20,7 +20,7 @@ import binascii
 import re
 import struct
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ import polars as pl
 from audit.anchor import GUID_PATTERN
 from audit.config import AdSource, Settings
 from audit.errors import InputError, Origin
-from audit.model import AD_USERS_SCHEMA, SourceReport, conform, empty_frame
+from audit.model import AD_USERS_SCHEMA, SourceReport, empty_frame
 from audit.sources.detect import (
     Notes,
     bool_from_text,
@@ -39,7 +39,14 @@ from audit.sources.detect import (
     datetime_from_text,
 )
 from audit.sources.entra import primary_smtp
-from audit.sources.records import BINARY_ATTRIBUTES, Record, Value
+from audit.sources.records import (
+    BINARY_ATTRIBUTES,
+    CHUNK_ROWS,
+    Record,
+    Value,
+    joined_list,
+    rows_frame,
+)
 from audit.sources.scope import FilterError, Scope, first_rdn_value, scope_for
 
 CONSISTENCY_GUID = "mS-DS-ConsistencyGuid"
@@ -145,42 +152,40 @@ _TEXT_ATTRIBUTES = (
 
 @dataclass
 class AdRows:
-    """ad_users rows of every AD input, as tuples in AD_USERS_SCHEMA order."""
+    """ad_users rows of every AD input, in order: tuples in AD_USERS_SCHEMA order, and frames
+    (conformed) that earlier tuples were compacted into. Moving them to another AdRows is
+    extending its `rows` with these."""
 
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rows: list[tuple[Any, ...] | pl.DataFrame] = field(default_factory=list)
     seen: dict[tuple[str, str], Origin] = field(default_factory=dict)
+    pending: int = 0  # tuples at the end of `rows` since the last compaction
+    chunk_rows: int = CHUNK_ROWS
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+        self.pending += 1
+        if self.pending >= self.chunk_rows:
+            # the tuples added since the last chunk, not a frame `rows` was extended with since
+            start = len(self.rows)
+            while start > len(self.rows) - self.pending and isinstance(self.rows[start - 1], tuple):
+                start -= 1
+            self.rows[start:] = [rows_frame(self.rows[start:])]
+            self.pending = 0
 
     def frame(self) -> pl.DataFrame:
         if not self.rows:
             return empty_frame(AD_USERS_SCHEMA)
-        columns = list(zip(*self.rows, strict=True))
-        data: dict[str, Any] = {name: columns[i] for i, name in enumerate(AD_USERS_SCHEMA)}
-        proxies = data.pop("proxy_addresses")
-        schema = {k: v for k, v in AD_USERS_SCHEMA.items() if k in data}
-        frame = pl.DataFrame(data, schema=schema).with_columns(
-            split_lists("proxy_addresses", proxies)
-        )
-        return conform(frame, AD_USERS_SCHEMA)
-
-
-def joined_list(values: Sequence[str]) -> str:
-    """A list kept as one NUL-joined string until the frame is built: far faster in Polars than
-    converting Python lists one by one, and rows of plain strings cost the GC nothing.
-    Inputs with NUL are rejected, so only a decoded base64 value could hold one."""
-    joined = "\x00".join(values)
-    if values and joined.count("\x00") != len(values) - 1:
-        joined = "\x00".join(v.replace("\x00", "\ufffd") for v in values)
-    return joined
-
-
-def split_lists(name: str, joined: Sequence[str]) -> pl.Series:
-    series = pl.Series(name, joined, dtype=pl.String())
-    return pl.select(
-        pl.when(series == "")
-        .then(pl.lit([], dtype=pl.List(pl.String())))
-        .otherwise(series.str.split("\x00"))
-        .alias(name)
-    ).to_series()
+        parts: list[pl.DataFrame] = []
+        run: list[tuple[Any, ...]] = []
+        for item in self.rows:
+            if isinstance(item, pl.DataFrame):
+                parts.extend([rows_frame(run), item] if run else [item])
+                run = []
+            else:
+                run.append(item)
+        if run:
+            parts.append(rows_frame(run))
+        return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
 
 
 def ad_source_for(
@@ -234,7 +239,7 @@ class AdMapper:
         if reason is not None:
             self.excluded[reason] = self.excluded.get(reason, 0) + 1
             return
-        self.target.rows.append(self.row(record))
+        self.target.add(self.row(record))
         self.rows += 1
         if self.never_seen:
             attrs = record.attrs
