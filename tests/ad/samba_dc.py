@@ -277,7 +277,9 @@ class SambaDC:
             )
         self.timings["provision"] = time.monotonic() - step
         # Provision drops these silently: set them in [global] afterwards (test data only).
-        _add_to_global(self.conf, {"ldb:nosync": "true"})
+        # Schema extensions (Exchange's attributes, 2016's msDS-SourceAnchor, which this
+        # Samba's provision and schemaupgrade stop short of) are test data too.
+        _add_to_global(self.conf, {"ldb:nosync": "true", "dsdb:schema update allowed": "true"})
         self.info = DcInfo(
             host=self.address,
             fqdn=f.fqdn,

@@ -6,10 +6,12 @@ each configuration mistake one line and exit 2, the password nowhere."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,7 +188,7 @@ def test_two_forests_are_collected_into_one_frame(
     config = write_config(
         tmp_path,
         ad_table(one, "corp"),
-        ad_table(two, "fabrikam", password_env=password_two),
+        ad_table(two, "fabrikam", password_env=password_two, base_dn=f"OU=People,{two.base_dn}"),
     )
     result = pipeline.collect(settings=load_settings(config))
     frame = pl.read_parquet(result.run_dir / "snapshot" / "ad_users.parquet")
@@ -228,15 +230,30 @@ def test_a_connection_cut_once_is_read_again_from_the_first_page(
     assert frame.height == live_frame(ad_dc, config, "corp").height
 
 
+SPARE_CONSISTENCY = bytes(range(100, 116))
+
+
 def seed_spare(info: DcInfo, count: int) -> None:
+    """user000 ... : user000 alone with employeeID and a ConsistencyGuid of its own.
+    (msDS-SourceAnchor is not in the schema Samba provisions, 2012 R2; its text is read as
+    employeeID's is.)"""
     connection = ldaps(info)
     try:
         for n in range(count):
             sam = f"user{n:03d}"
+            values: dict[str, object] = {
+                "sAMAccountName": sam,
+                "userPrincipalName": f"{sam}@corp.example.test",
+            }
+            if n == 0:
+                values |= {
+                    "employeeID": "E000",
+                    "mS-DS-ConsistencyGuid": SPARE_CONSISTENCY,
+                }
             assert connection.add(
                 f"CN={sam},CN=Users,{info.base_dn}",
                 ["top", "person", "organizationalPerson", "user"],
-                {"sAMAccountName": sam, "userPrincipalName": f"{sam}@corp.example.test"},
+                values,
             ), connection.result
     finally:
         connection.unbind()
@@ -252,6 +269,44 @@ def spare_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDC]:
         yield dc
     finally:
         dc.stop()
+
+
+@pytest.mark.parametrize("attribute", ["objectGUID", "employeeID", "mS-DS-ConsistencyGuid"])
+def test_the_anchor_comes_from_the_configured_attribute(
+    spare_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attribute: str
+) -> None:
+    """user000 carries employeeID and a ConsistencyGuid; user001 neither."""
+    assert spare_dc.info is not None
+    info = spare_dc.info
+    monkeypatch.setenv(PASSWORD_ENV, info.password())
+    config = write_config(tmp_path, ad_table(info, "corp", anchor_attribute=attribute))
+    result = pipeline.collect(settings=load_settings(config))
+    frame = pl.read_parquet(result.run_dir / "snapshot" / "ad_users.parquet")
+    rows = {
+        row["dn"].split(",")[0]: row
+        for row in frame.filter(pl.col("dn").str.contains("CN=user00[01],")).to_dicts()
+    }
+    guid_b64 = {
+        n: base64.b64encode(uuid.UUID(r["object_guid"]).bytes_le).decode() for n, r in rows.items()
+    }
+    expected = {
+        "objectGUID": {
+            "CN=user000": (guid_b64["CN=user000"], "objectGUID"),
+            "CN=user001": (guid_b64["CN=user001"], "objectGUID"),
+        },
+        "employeeID": {"CN=user000": ("E000", "employeeID"), "CN=user001": (None, "employeeID")},
+        "mS-DS-ConsistencyGuid": {
+            "CN=user000": (base64.b64encode(SPARE_CONSISTENCY).decode(), "mS-DS-ConsistencyGuid"),
+            "CN=user001": (guid_b64["CN=user001"], "objectGUID"),
+        },
+    }[attribute]
+    assert {n: (r["anchor"], r["anchor_attribute"]) for n, r in rows.items()} == expected
+    replayed = import_files(
+        ad=[("corp", result.run_dir / "raw" / "ad-corp.ldif")],
+        cloud=[],
+        settings=load_settings(config),
+    )
+    assert_frame_equal(frame.sort("dn"), replayed.ad_users.sort("dn"))
 
 
 def test_a_dc_restarted_mid_collection_is_read_again_once_it_is_back(
