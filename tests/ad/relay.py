@@ -22,6 +22,7 @@ class Relay:
         self.stall = False  # at the limit, hold the connection open and silent instead of cutting
         self.on_fault: Callable[[], None] | None = None
         self.connections = 0
+        self.from_dc = 0  # bytes the DC sent on the last connection that ended
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.url = f"ldaps://localhost:{self.port}"
@@ -57,10 +58,14 @@ class Relay:
                 if faulty:
                     self.faults_left -= 1
             limit = self.limit if faulty else None
-            threading.Thread(target=self.pump, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self.pump, args=(upstream, client, limit), daemon=True).start()
+            to_dc = (client, upstream, None, False)
+            threading.Thread(target=self.pump, args=to_dc, daemon=True).start()
+            from_dc = (upstream, client, limit, True)
+            threading.Thread(target=self.pump, args=from_dc, daemon=True).start()
 
-    def pump(self, source: socket.socket, sink: socket.socket, limit: int | None) -> None:
+    def pump(
+        self, source: socket.socket, sink: socket.socket, limit: int | None, from_dc: bool
+    ) -> None:
         sent = 0
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
@@ -73,6 +78,8 @@ class Relay:
                     break
                 sink.sendall(data)
                 sent += len(data)
+        if from_dc:
+            self.from_dc = sent
         for end in (source, sink):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)

@@ -7,11 +7,8 @@ password, with nothing kept of a source that was not read to its end."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +26,7 @@ from audit.sources.ad import AdRows, prepare_ad_source
 from audit.sources.files import import_files
 from audit.sources.ldap import ldap_attributes, read_ad_ldap
 from audit.sources.ldap_pages import PEOPLE_FILTER
+from tests.ad.relay import Relay
 from tests.ad.samba_dc import DcInfo, make_tls
 from tests.ad.seed import CORP, Seeded
 
@@ -241,70 +239,28 @@ def test_a_missing_password_variable_is_one_line(ad_dc: DcInfo) -> None:
     assert f"environment variable {PASSWORD_ENV} is not set" in line
 
 
-class CuttingProxy:
-    """A TCP relay on 127.0.0.1 to the DC's LDAPS port that closes both sides once `limit`
-    bytes came from the DC (None: never). 127.0.0.1 is not in the DC's certificate; localhost
-    is."""
-
-    def __init__(self, dc: DcInfo, limit: int | None = None) -> None:
-        self.target = (dc.host, dc.ldaps_port)
-        self.limit = limit
-        self.from_dc = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self.pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self.pump, args=(upstream, client, True), daemon=True).start()
-
-    def pump(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                if counted and self.limit is not None and self.from_dc + len(data) > self.limit:
-                    sink.sendall(data[: self.limit - self.from_dc])
-                    self.from_dc = self.limit
-                    break
-                sink.sendall(data)
-                if counted:
-                    self.from_dc += len(data)
-        for end in (source, sink):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-            end.close()
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 @pytest.fixture
-def proxy(ad_dc: DcInfo) -> Iterator[CuttingProxy]:
-    relay = CuttingProxy(ad_dc)
+def proxy(ad_dc: DcInfo) -> Iterator[Relay]:
+    relay = Relay(ad_dc)
     yield relay
     relay.close()
 
 
-def test_a_hostname_the_certificate_does_not_name_is_one_line(
-    ad_dc: DcInfo, proxy: CuttingProxy
-) -> None:
+def test_a_hostname_the_certificate_does_not_name_is_one_line(ad_dc: DcInfo, proxy: Relay) -> None:
     line = failure(ad_dc, corp(ad_dc, url=f"ldaps://127.0.0.1:{proxy.port}"))
     assert "does not name 127.0.0.1 (hostname mismatch)" in line
 
 
 def test_a_connection_lost_mid_search_raises_and_keeps_nothing(
-    ad_dc: DcInfo, ad_seeded: list[Seeded], proxy: CuttingProxy
+    ad_dc: DcInfo, ad_seeded: list[Seeded], proxy: Relay
 ) -> None:
-    config = corp(ad_dc, url=f"ldaps://localhost:{proxy.port}", page_size=2)
+    config = corp(ad_dc, url=proxy.url, page_size=2)
     whole, _ = read_live(ad_dc, config)  # through the relay, uncut: it reads
     assert whole.height > 4
-    total = proxy.from_dc
-    proxy.from_dc, proxy.limit = 0, int(total * 0.7)
+    for _ in range(200):  # the relay counts once its side of the connection has closed
+        if proxy.from_dc:
+            break
+        time.sleep(0.01)
+    proxy.fault(after=int(proxy.from_dc * 0.7))
     line = failure(ad_dc, config)
     assert " page " in line and "connection to the DC lost" in line, line
