@@ -27,10 +27,10 @@ from audit.errors import InputError
 from audit.sources.ad import AdRows
 from audit.sources.files import import_files
 from audit.sources.ldap import read_ad_ldap
-from tests.ad.client import ldaps
+from tests.ad.client import ldap3, ldaps
 from tests.ad.relay import Relay
 from tests.ad.samba_dc import FOREST_ONE, TEST_ADDRESSES, DcInfo, SambaDC, make_tls
-from tests.ad.seed import IN_SCOPE_OU, Seeded
+from tests.ad.seed import IN_SCOPE_OU, Seeded, schema_update_now
 
 pytestmark = pytest.mark.ad
 
@@ -234,9 +234,8 @@ SPARE_CONSISTENCY = bytes(range(100, 116))
 
 
 def seed_spare(info: DcInfo, count: int) -> None:
-    """user000 ... : user000 alone with employeeID and a ConsistencyGuid of its own.
-    (msDS-SourceAnchor is not in the schema Samba provisions, 2012 R2; its text is read as
-    employeeID's is.)"""
+    """user000 ... : user000 alone with employeeID, msDS-SourceAnchor and a ConsistencyGuid
+    of its own."""
     connection = ldaps(info)
     try:
         for n in range(count):
@@ -248,6 +247,7 @@ def seed_spare(info: DcInfo, count: int) -> None:
             if n == 0:
                 values |= {
                     "employeeID": "E000",
+                    "msDS-SourceAnchor": "SA-000",
                     "mS-DS-ConsistencyGuid": SPARE_CONSISTENCY,
                 }
             assert connection.add(
@@ -259,23 +259,53 @@ def seed_spare(info: DcInfo, count: int) -> None:
         connection.unbind()
 
 
+def add_source_anchor_to_schema(info: DcInfo) -> None:
+    """msDS-SourceAnchor as Windows Server 2016's schema defines it (Samba ships the definition,
+    setup/ad-schema/AD_DS_Attributes__Windows_Server_2016.ldf, but provisions 2012 R2 at
+    most), may-contain of user."""
+    schema = f"CN=Schema,CN=Configuration,{info.base_dn}"
+    connection = ldaps(info)
+    try:
+        values = {
+            "attributeID": "1.2.840.113556.1.4.2352",
+            "lDAPDisplayName": "msDS-SourceAnchor",
+            "adminDisplayName": "ms-DS-Source-Anchor",
+            "attributeSyntax": "2.5.5.12",
+            "oMSyntax": "64",
+            "isSingleValued": "TRUE",
+            "rangeLower": "1",
+            "searchFlags": "10",
+            "schemaIDGUID": base64.b64decode("B/QCsEAT60G8oL19k44lqQ=="),
+        }
+        dn = f"CN=ms-DS-Source-Anchor,{schema}"
+        assert connection.add(dn, ["top", "attributeSchema"], values), connection.result
+        change = {"mayContain": [(ldap3.MODIFY_ADD, ["msDS-SourceAnchor"])]}
+        assert connection.modify(f"CN=User,{schema}", change), connection.result
+        schema_update_now(connection)
+    finally:
+        connection.unbind()
+
+
 @pytest.fixture(scope="module")
 def spare_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDC]:
     """A DC of this module's own on the spare address, to restart and kill."""
     dc = SambaDC(tmp_path_factory.mktemp("samba-spare") / "dc", TEST_ADDRESSES[2], FOREST_ONE)
     try:
         info = dc.start()
+        add_source_anchor_to_schema(info)
         seed_spare(info, 40)
         yield dc
     finally:
         dc.stop()
 
 
-@pytest.mark.parametrize("attribute", ["objectGUID", "employeeID", "mS-DS-ConsistencyGuid"])
+@pytest.mark.parametrize(
+    "attribute", ["objectGUID", "employeeID", "msDS-SourceAnchor", "mS-DS-ConsistencyGuid"]
+)
 def test_the_anchor_comes_from_the_configured_attribute(
     spare_dc: SambaDC, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attribute: str
 ) -> None:
-    """user000 carries employeeID and a ConsistencyGuid; user001 neither."""
+    """user000 carries employeeID, msDS-SourceAnchor and a ConsistencyGuid; user001 none."""
     assert spare_dc.info is not None
     info = spare_dc.info
     monkeypatch.setenv(PASSWORD_ENV, info.password())
@@ -295,6 +325,10 @@ def test_the_anchor_comes_from_the_configured_attribute(
             "CN=user001": (guid_b64["CN=user001"], "objectGUID"),
         },
         "employeeID": {"CN=user000": ("E000", "employeeID"), "CN=user001": (None, "employeeID")},
+        "msDS-SourceAnchor": {
+            "CN=user000": ("SA-000", "msDS-SourceAnchor"),
+            "CN=user001": (None, "msDS-SourceAnchor"),
+        },
         "mS-DS-ConsistencyGuid": {
             "CN=user000": (base64.b64encode(SPARE_CONSISTENCY).decode(), "mS-DS-ConsistencyGuid"),
             "CN=user001": (guid_b64["CN=user001"], "objectGUID"),
