@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import polars as pl
+
 from audit.config import AdSource, Settings
 from audit.errors import ConfigError, UsageError
 from audit.model import Snapshot, SourceReport
@@ -106,15 +108,36 @@ def collect_snapshot(
                 on_retry=on_retry,
             )
         )
+    ad_users = rows.frame()
+    overlapping_sources(ad_users, settings.source_path or "<config>")
     side = read_cloud_side(
         cloud=cloud, deleted=deleted, domains=domains, tenant=tenant, roles=roles,
         settings=settings, taken=taken,
     )  # fmt: skip
     return assemble_snapshot(
-        ad_users=rows.frame(),
+        ad_users=ad_users,
         cloud_users=side.users,
         cloud_objects=side.objects,
         tenant=side.tenant,
         reports=[*reports, *side.reports],
         taken=taken,
     )
+
+
+def overlapping_sources(ad_users: pl.DataFrame, origin: str) -> None:
+    """Two [[ad]] tables that read the same objects (one domain configured twice, a DC and a
+    global catalog of it) would report every user as its own duplicate: a ConfigError naming
+    them. objectGUID is unique in a forest, so a GUID under two sources is one object."""
+    shared = (
+        ad_users.drop_nulls("object_guid")
+        .group_by("object_guid")
+        .agg(pl.col("source").unique().sort(), pl.col("dn").first())
+        .filter(pl.col("source").list.len() > 1)
+    )
+    if shared.height:
+        sources, dn = shared.sort("dn").row(0)[1:]
+        raise ConfigError(
+            f"{origin}: [[ad]] {' and '.join(sources)} read the same objects ({shared.height} "
+            f"in common, e.g. {dn}): they point at the same domain; keep one of them, or split "
+            "it with base_dn"
+        )

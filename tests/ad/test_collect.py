@@ -484,3 +484,22 @@ def test_each_configuration_mistake_is_one_line_exit_2_and_no_run(
     assert expected in err[-1], (case, err[-1])
     assert password not in err[-1] and WRONG_PASSWORD not in err[-1]
     assert runs(tmp_path) == []
+
+
+def test_two_tables_reading_the_same_domain_are_one_line_and_exit_2(
+    ad_dc: DcInfo,
+    ad_seeded: list[Seeded],
+    password: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = write_config(
+        tmp_path,
+        ad_table(ad_dc, "corp"),
+        ad_table(ad_dc, "corp-again", base_dn=f"{IN_SCOPE_OU},{ad_dc.base_dn}"),
+    )
+    assert main(["collect", "--config", str(config)]) == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.startswith(f"syncaudit: error: {config}: [[ad]] corp and corp-again read the same")
+    assert "they point at the same domain" in line
+    assert runs(tmp_path) == []
