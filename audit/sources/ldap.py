@@ -46,7 +46,10 @@ from audit.sources.ldap_pages import SearchTally, scrub, search_records, short
 from audit.sources.raw_ldif import captured, raw_capture
 from audit.sources.records import Record, text_of
 
-MAX_PAGE_SIZE = 1000  # Windows' default MaxPageSize: a larger page is silently cut to it
+# Windows' default MaxPageSize (LDAP policies, KB 315071: "View and set LDAP policy in Active
+# Directory by using Ntdsutil.exe", learn.microsoft.com/troubleshoot/windows-server/
+# active-directory/view-set-ldap-policy-using-ntdsutil): a larger page is cut to it.
+MAX_PAGE_SIZE = 1000
 CONNECT_TIMEOUT = 15  # seconds to open the TCP connection
 RECEIVE_TIMEOUT = 300  # seconds without a byte from the DC before a page is given up
 
@@ -272,7 +275,8 @@ class TransientError(InputError):
 
 
 # Result codes a DC gives when it cannot serve now, not because the request is wrong:
-# busy (51), unavailable (52), and the closed connection ldap3 reports without a result.
+# busy (51; a DC at an LDAP policy limit such as MaxNotificationPerConnection answers "busy",
+# KB 315071 above), unavailable (52); RFC 4511 section 4.1.9.
 _TRANSIENT_RESULTS = frozenset({51, 52})
 
 
