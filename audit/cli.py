@@ -26,6 +26,7 @@ from audit.model import Severity
 from audit.pipeline import AnalyzeResult, parse_ad_argument
 from audit.rules import all_rules, rule_by_code
 from audit.rules.overlaps import overlaps_for
+from audit.sources.files import CloudExports
 from audit.sources.ldap import ReadProgress
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
@@ -110,17 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="Graph users JSON or Get-MgUser CSV",
     )
-    p.add_argument("--deleted", type=Path, help="soft-deleted users (deletedItems JSON)")
-    p.add_argument("--domains", type=Path, help="GET /domains JSON or a list of verified names")
-    p.add_argument("--tenant", type=Path, help="GET /organization (+ onPremisesSynchronization)")
-    p.add_argument(
-        "--roles",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="FILE",
-        help="roleAssignments / roleEligibilityScheduleInstances JSON",
-    )
+    add_tenant_flags(p)
     p.add_argument("--config", type=Path, help="TOML config (scope, anchor attribute, thresholds)")
     p.add_argument("--taken-at", help="ISO time the exports were taken (default: now)")
     p.add_argument("--out", type=Path, required=True, help="new run directory")
@@ -139,17 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the cloud side from exports (Graph users JSON or Get-MgUser CSV); without it "
         "the cloud side is absent and what rests on it is held back",
     )
-    p.add_argument("--deleted", type=Path, help="soft-deleted users (deletedItems JSON)")
-    p.add_argument("--domains", type=Path, help="GET /domains JSON or a list of verified names")
-    p.add_argument("--tenant", type=Path, help="GET /organization (+ onPremisesSynchronization)")
-    p.add_argument(
-        "--roles",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="FILE",
-        help="roleAssignments / roleEligibilityScheduleInstances JSON",
-    )
+    add_tenant_flags(p)
     p.add_argument("--out", type=Path, help="new run directory (default: DATA_DIR/runs/RUN_ID)")
     p.add_argument(
         "--progress",
@@ -187,6 +168,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="override the config stored in the run")
     p.set_defaults(handler=cmd_hardmatch)
     return parser
+
+
+def add_tenant_flags(p: argparse.ArgumentParser) -> None:
+    """The cloud-side export flags besides --cloud, the same for import and collect."""
+    p.add_argument("--deleted", type=Path, help="soft-deleted users (deletedItems JSON)")
+    p.add_argument("--domains", type=Path, help="GET /domains JSON or a list of verified names")
+    p.add_argument("--tenant", type=Path, help="GET /organization (+ onPremisesSynchronization)")
+    p.add_argument(
+        "--roles",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="roleAssignments / roleEligibilityScheduleInstances JSON",
+    )
 
 
 def settings_from(path: Path | None) -> Settings:
@@ -316,11 +312,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
         result = pipeline.collect(
             settings=settings_from(args.config),
             out=args.out,
-            cloud=[Path(c) for c in args.cloud],
-            deleted=args.deleted,
-            domains=args.domains,
-            tenant=args.tenant,
-            roles=[Path(r) for r in args.roles],
+            exports=CloudExports(
+                cloud=[Path(c) for c in args.cloud],
+                deleted=args.deleted,
+                domains=args.domains,
+                tenant=args.tenant,
+                roles=[Path(r) for r in args.roles],
+            ),
             progress=meter.line if meter is not None else progress,
             read_progress=meter.update if meter is not None else None,
         )

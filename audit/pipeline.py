@@ -48,9 +48,9 @@ from audit.outputs.writers import write_reports
 from audit.remediation.plan import PlanSummary, causes_of, options_from_settings, plan_findings
 from audit.remediation.script import write_remediation
 from audit.rules import all_rules
-from audit.sources.files import import_files
+from audit.sources.files import CloudExports, import_files
 from audit.sources.ldap import ReadProgress
-from audit.sources.live import RAW_DIR, collect_snapshot
+from audit.sources.live import NO_EXPORTS, RAW_DIR, collect_snapshot
 from audit.store import (
     MANIFEST,
     SNAPSHOT_DIR,
@@ -265,11 +265,7 @@ def collect(
     *,
     settings: Settings,
     out: Path | None = None,
-    cloud: Sequence[Path] = (),
-    deleted: Path | None = None,
-    domains: Path | None = None,
-    tenant: Path | None = None,
-    roles: Sequence[Path] = (),
+    exports: CloudExports = NO_EXPORTS,
     environ: Mapping[str, str] | None = None,
     progress: Progress = _quiet,
     read_progress: Callable[[ReadProgress], None] | None = None,
@@ -283,9 +279,8 @@ def collect(
     progress("collecting")
     with staged_directory(target) as staging:
         snapshot = collect_snapshot(
-            settings, raw_dir=staging / RAW_DIR, cloud=cloud, deleted=deleted, domains=domains,
-            tenant=tenant, roles=roles, environ=environ, progress=read_progress,
-            on_retry=progress,
+            settings, raw_dir=staging / RAW_DIR, exports=exports, environ=environ,
+            progress=read_progress, on_retry=progress,
         )  # fmt: skip
         collect_s = round(time.perf_counter() - t0, 3)
         for line in source_lines(snapshot.sources):

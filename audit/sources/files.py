@@ -80,10 +80,8 @@ def import_files(
     ad_rows = AdRows()
     for name, path in ad:
         reports.append(read_ad_file(Path(path), name, settings, ad_rows))
-    side = read_cloud_side(
-        cloud=cloud, deleted=deleted, domains=domains, tenant=tenant, roles=roles,
-        settings=settings, taken=taken,
-    )  # fmt: skip
+    exports = CloudExports(cloud, deleted, domains, tenant, roles)
+    side = read_cloud_side(exports, settings=settings, taken=taken)
     return assemble_snapshot(
         ad_users=ad_rows.frame(),
         cloud_users=side.users,
@@ -92,6 +90,18 @@ def import_files(
         reports=[*reports, *side.reports],
         taken=taken,
     )
+
+
+@dataclass(frozen=True)
+class CloudExports:
+    """The cloud side's export files, as `import` (and `collect`, until it reads Entra live)
+    takes them: users pages, soft-deleted users, domains, the tenant, role exports."""
+
+    cloud: Sequence[Path] = ()
+    deleted: Path | None = None
+    domains: Path | None = None
+    tenant: Path | None = None
+    roles: Sequence[Path] = ()
 
 
 @dataclass(frozen=True)
@@ -104,28 +114,19 @@ class CloudSide:
     reports: list[SourceReport]
 
 
-def read_cloud_side(
-    *,
-    cloud: Sequence[Path],
-    deleted: Path | None,
-    domains: Path | None,
-    tenant: Path | None,
-    roles: Sequence[Path],
-    settings: Settings,
-    taken: datetime,
-) -> CloudSide:
+def read_cloud_side(exports: CloudExports, *, settings: Settings, taken: datetime) -> CloudSide:
     """Graph (or Get-MgUser CSV) exports -> cloud frames, tenant and their reports; nothing
     given -> empty frames and no report (the cloud side is then absent, not empty)."""
     reports: list[SourceReport] = []
     users = CloudUsers()
-    reports.extend(read_cloud_files([Path(p) for p in cloud], users, taken, deleted=False))
-    if deleted is not None:
-        reports.extend(read_cloud_files([Path(deleted)], users, taken, deleted=True))
-    tenant_info, tenant_reports = read_tenant(domains, tenant, settings)
+    reports.extend(read_cloud_files([Path(p) for p in exports.cloud], users, taken, deleted=False))
+    if exports.deleted is not None:
+        reports.extend(read_cloud_files([Path(exports.deleted)], users, taken, deleted=True))
+    tenant_info, tenant_reports = read_tenant(exports.domains, exports.tenant, settings)
     reports.extend(tenant_reports)
     cloud_frame = cloud_users_frame(users)
-    if roles:
-        cloud_frame, role_reports = with_roles(cloud_frame, [Path(p) for p in roles])
+    if exports.roles:
+        cloud_frame, role_reports = with_roles(cloud_frame, [Path(p) for p in exports.roles])
         reports.extend(role_reports)
     return CloudSide(cloud_frame, cloud_objects_frame(users), tenant_info, reports)
 

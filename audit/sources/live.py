@@ -12,7 +12,7 @@ scheduled service finds them whatever its working directory.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,12 +22,13 @@ from audit.config import AdSource, Settings
 from audit.errors import ConfigError, UsageError
 from audit.model import Snapshot, SourceReport
 from audit.sources.ad import AdRows
-from audit.sources.files import read_cloud_side
+from audit.sources.files import CloudExports, read_cloud_side
 from audit.sources.ldap import ONE_ATTEMPT, ReadPolicy, ReadProgress, read_ad_ldap
 from audit.sources.snapshot import assemble_snapshot
 from audit.sources.snapshot import taken_at as parse_taken_at
 
 RAW_DIR = "raw"
+NO_EXPORTS = CloudExports()
 # An [[ad]] name becomes a file name (raw/ad-<name>.ldif): nothing that could leave raw/.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -74,11 +75,7 @@ def collect_snapshot(
     settings: Settings,
     *,
     raw_dir: Path,
-    cloud: Sequence[Path] = (),
-    deleted: Path | None = None,
-    domains: Path | None = None,
-    tenant: Path | None = None,
-    roles: Sequence[Path] = (),
+    exports: CloudExports = NO_EXPORTS,
     environ: Mapping[str, str] | None = None,
     retries: bool = True,
     progress: Callable[[ReadProgress], None] | None = None,
@@ -87,7 +84,7 @@ def collect_snapshot(
     """Every live [[ad]] source (and the cloud exports given) -> one Snapshot, the AD reads
     captured in `raw_dir`; each read tried as often as its table says (`retries`) or once."""
     ad_sources = live_ad_sources(settings)
-    if not ad_sources and not cloud:
+    if not ad_sources and not exports.cloud:
         raise UsageError(
             "nothing to collect: the config has no [[ad]] table (live Entra reading is not in "
             "this version; give the cloud side as exports with --cloud)"
@@ -110,10 +107,7 @@ def collect_snapshot(
         )
     ad_users = rows.frame()
     overlapping_sources(ad_users, settings.source_path or "<config>")
-    side = read_cloud_side(
-        cloud=cloud, deleted=deleted, domains=domains, tenant=tenant, roles=roles,
-        settings=settings, taken=taken,
-    )  # fmt: skip
+    side = read_cloud_side(exports, settings=settings, taken=taken)
     return assemble_snapshot(
         ad_users=ad_users,
         cloud_users=side.users,

@@ -24,6 +24,7 @@ import pytest
 
 from audit import pipeline
 from audit.config import AdSource, Settings
+from audit.sources.files import CloudExports
 from tests.ad.client import ldaps
 from tests.ad.samba_dc import DcInfo
 from tests.ad.seed import CORP, EXCHANGE_ATTRIBUTES, FABRIKAM, Estate, Seeded, seed
@@ -211,25 +212,27 @@ def analyzed(
     collected = pipeline.collect(
         settings=settings,
         out=files / "run",
-        cloud=[write_json(files / "users.json", "users", cloud_users(seeded))],
-        deleted=write_json(
-            files / "deleted.json",
-            "directory/deletedItems/microsoft.graph.user",
-            deleted_users(seeded, now),
-        ),
-        domains=write_json(
-            files / "domains.json",
-            "domains",
-            [
-                {
-                    "id": name,
-                    "isVerified": verified,
-                    "isInitial": initial,
-                    "isDefault": default,
-                    "authenticationType": "Managed",
-                }
-                for name, verified, initial, default in DOMAINS
-            ],
+        exports=CloudExports(
+            cloud=[write_json(files / "users.json", "users", cloud_users(seeded))],
+            deleted=write_json(
+                files / "deleted.json",
+                "directory/deletedItems/microsoft.graph.user",
+                deleted_users(seeded, now),
+            ),
+            domains=write_json(
+                files / "domains.json",
+                "domains",
+                [
+                    {
+                        "id": name,
+                        "isVerified": verified,
+                        "isInitial": initial,
+                        "isDefault": default,
+                        "authenticationType": "Managed",
+                    }
+                    for name, verified, initial, default in DOMAINS
+                ],
+            ),
         ),
         environ={
             **corp.password_env("ESTATE_CORP_PASSWORD"),
