@@ -20,7 +20,7 @@ from tests.ad.samba_dc import (
     SambaError,
     running_dc,
 )
-from tests.ad.seed import Seeded, seed
+from tests.ad.seed import FABRIKAM, Seeded, seed
 
 ADDRESS_ONE, ADDRESS_TWO, _ = TEST_ADDRESSES
 
@@ -67,5 +67,15 @@ def ad_seeded(ad_dc: DcInfo) -> list[Seeded]:
     connection = ldaps(ad_dc)
     try:
         return seed(connection, ad_dc.base_dn)
+    finally:
+        connection.unbind()
+
+
+@pytest.fixture(scope="session")
+def ad_seeded_two(ad_dc_two: DcInfo) -> list[Seeded]:
+    """The second forest with FABRIKAM's estate written into it (once per session)."""
+    connection = ldaps(ad_dc_two)
+    try:
+        return seed(connection, ad_dc_two.base_dn, FABRIKAM)
     finally:
         connection.unbind()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +24,8 @@ import pytest
 from audit import pipeline
 from audit.config import AdSource, Settings
 from audit.sources.files import CloudExports
-from tests.ad.client import ldaps
 from tests.ad.samba_dc import DcInfo
-from tests.ad.seed import CORP, EXCHANGE_ATTRIBUTES, FABRIKAM, Estate, Seeded, seed
+from tests.ad.seed import CORP, EXCHANGE_ATTRIBUTES, FABRIKAM, Estate, Seeded
 
 pytestmark = pytest.mark.ad
 
@@ -35,16 +33,6 @@ Expected = tuple[str, str | None, str | None, str | None, str | None, str | None
 CREATED = "2024-03-04T09:00:00Z"
 CORP_BASE = "DC=corp,DC=example,DC=test"
 GONE_GUID = uuid.UUID("5c0f2e9a-7d41-4b8e-9a3f-2e6d1c8b7a90")  # an AD user deleted long ago
-
-
-@pytest.fixture(scope="module")
-def fabrikam_seeded(ad_dc_two: DcInfo) -> Iterator[list[Seeded]]:
-    """The second forest with FABRIKAM written into it (seed reads an estate already there)."""
-    connection = ldaps(ad_dc_two)
-    try:
-        yield seed(connection, ad_dc_two.base_dn, FABRIKAM)
-    finally:
-        connection.unbind()
 
 
 def b64(raw: bytes) -> str:
@@ -195,12 +183,12 @@ class Analyzed:
 def analyzed(
     ad_forests: tuple[DcInfo, DcInfo],
     ad_seeded: list[Seeded],
-    fabrikam_seeded: list[Seeded],
+    ad_seeded_two: list[Seeded],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Analyzed:
     corp, fabrikam = ad_forests
     assert corp.base_dn == CORP_BASE
-    seeded = {s.user.sam: s for s in (*ad_seeded, *fabrikam_seeded)}
+    seeded = {s.user.sam: s for s in (*ad_seeded, *ad_seeded_two)}
     files = tmp_path_factory.mktemp("estate-exports")
     now = datetime.now(UTC)
     settings = Settings(

@@ -26,6 +26,7 @@ from audit.sources.ad import AdRows, prepare_ad_source
 from audit.sources.files import import_files
 from audit.sources.ldap import ldap_attributes, read_ad_ldap
 from audit.sources.ldap_pages import PEOPLE_FILTER
+from tests.ad.ldb import samba_users
 from tests.ad.relay import Relay
 from tests.ad.samba_dc import DcInfo, make_tls
 from tests.ad.seed import CORP, Seeded
@@ -110,42 +111,12 @@ def test_live_frame_equals_the_import_of_an_ldapsearch_export(
     print(f"\nlive read: {live.height} rows ({report.rows} kept) in {seconds:.3f} s")
 
 
-def samba_view(dc: DcInfo) -> dict[str, tuple[uuid.UUID, bytes | None]]:
-    """objectGUID and mS-DS-ConsistencyGuid of every user, straight from sam.ldb."""
-    out = subprocess.run(
-        [
-            "ldbsearch", "-H", str(dc.directory / "private" / "sam.ldb"),
-            f"--configfile={dc.directory / 'etc' / 'smb.conf'}",
-            "-b", dc.base_dn, "(objectClass=user)", "objectGUID", "mS-DS-ConsistencyGuid",
-        ],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    found: dict[str, tuple[uuid.UUID, bytes | None]] = {}
-    for block in out.replace("\n ", "").split("\n\n"):
-        values: dict[str, str] = {}
-        for line in block.splitlines():
-            name, _, value = line.partition(":")
-            values[name.lower()] = value
-        if "dn" not in values or "objectguid" not in values:
-            continue
-        consistency = values.get("ms-ds-consistencyguid")
-        raw = None
-        if consistency is not None:
-            # ldbsearch prints a printable value as text (the ASCII GUID), any other as base64
-            if consistency.startswith(": "):
-                raw = base64.b64decode(consistency[2:])
-            else:
-                raw = consistency.removeprefix(" ").encode()
-        found[values["dn"].strip().lower()] = (uuid.UUID(values["objectguid"].strip()), raw)
-    return found
-
-
 def test_object_guid_and_anchor_of_every_seeded_user_are_what_samba_says(
     ad_dc: DcInfo, ad_seeded: list[Seeded]
 ) -> None:
     live, _ = read_live(ad_dc, corp(ad_dc))
     rows = {r["dn"].lower(): r for r in live.iter_rows(named=True)}
-    samba = samba_view(ad_dc)
+    samba = {u.dn.lower(): (u.object_guid, u.consistency_guid) for u in samba_users(ad_dc)}
     kept = [s for s in ad_seeded if s.user.excluded is None]
     assert sorted(rows) == sorted(s.dn.lower() for s in kept)
     for seeded in kept:
