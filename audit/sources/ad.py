@@ -1,7 +1,7 @@
 """An AD user record -> an ``ad_users`` row, whether the record came from an LDIF or CSV file
 or from a live LDAP page: exclusions, effective anchor, enabled state, scope, SID/GUID text.
 
-Which AD objects become ``ad_users`` rows:
+Which AD objects become ``ad_users`` rows (decided in :mod:`audit.sources.ad_exclusions`):
 
 - computers (objectClass computer or objectCategory Computer) and non-user objects are not
   people: dropped, counted in the source report's ``excluded`` ("computer", "not-a-user");
@@ -32,6 +32,7 @@ from audit.anchor import GUID_PATTERN
 from audit.config import AdSource, Settings
 from audit.errors import InputError, Origin
 from audit.model import AD_USERS_SCHEMA, SourceReport, empty_frame
+from audit.sources.ad_exclusions import default_rule_exclusion, exclusion_reason
 from audit.sources.detect import (
     Notes,
     bool_from_text,
@@ -44,10 +45,11 @@ from audit.sources.records import (
     CHUNK_ROWS,
     Record,
     Value,
+    first_text,
     joined_list,
     rows_frame,
 )
-from audit.sources.scope import FilterError, Scope, first_rdn_value, scope_for
+from audit.sources.scope import FilterError, Scope, scope_for
 
 CONSISTENCY_GUID = "mS-DS-ConsistencyGuid"
 # Anchor attributes that hold text (msDS-SourceAnchor stores the anchor string itself).
@@ -86,51 +88,53 @@ AD_ATTRIBUTES = frozenset(
         "name",
     }
 )
-# IdFix's skip list (src/IdFix: built-in and Exchange system accounts), made exact: IdFix
-# matches bare cn prefixes ("guest", "iwam", "msol", "admini") only to quiet its own report,
-# but here a skipped object leaves the whole estate, and those prefixes also catch people
-# (Iwamoto, "Guest, Amanda", Msoliman, Adminian). The built-in Administrator, Guest and
-# krbtgt also carry isCriticalSystemObject.
-SYSTEM_CN_NAMES = frozenset({"administrator", "guest", "krbtgt"})
-SYSTEM_CN_PREFIXES = (
-    "cas_{",
-    "discoverysearchmailbox",
-    "federatedemail.",
-    "httpconnector",
-    "iusr_",
-    "iwam_",
-    "msol_",
-    "support_",
-    "systemmailbox{",
-    "wwioadmini",
-    "healthmailbox",
-)
 # Attributes the rules judge by that an export may leave out (a hand-made ldifde -l list, a
 # Get-ADUser -Properties without them): when no user at all has one, the import says what
 # cannot be judged instead of reporting everyone as clean. The README's ldifde command asks for
 # all of them.
-NOT_EXPORTED = {
+NOT_EXPORTED: dict[str, tuple[str, str, str]] = {
+    # attribute: (its name, what its absence costs, the cost when only an export is to blame)
     "mail": (
-        "no user has mail: if the export left it out, mail duplicates and conflicts with cloud "
-        "objects and the mail checks of invalid-attribute cannot be judged; export mail"
+        "mail",
+        "mail duplicates and conflicts with cloud objects and the mail checks of "
+        "invalid-attribute cannot be judged",
+        "if the export left it out, ",
     ),
     "proxyaddresses": (
-        "no user has proxyAddresses: if the export left it out, soft match on the primary SMTP "
-        "address (soft-match-pending/-blocked, unmatched-ad), address duplicates and conflicts, "
-        "and the proxyAddresses checks of invalid-attribute cannot be judged; export "
-        "proxyAddresses"
+        "proxyAddresses",
+        "soft match on the primary SMTP address (soft-match-pending/-blocked, unmatched-ad), "
+        "address duplicates and conflicts, and the proxyAddresses checks of invalid-attribute "
+        "cannot be judged",
+        "if the export left it out, ",
     ),
     "ms-ds-consistencyguid": (
-        "no user has mS-DS-ConsistencyGuid: if the export left it out, every anchor falls back "
-        "to objectGUID, so users whose ConsistencyGuid differs (migrated, restamped) are matched "
-        "wrongly and consistency-guid-invalid/-differs cannot be judged; export "
-        "mS-DS-ConsistencyGuid"
+        "mS-DS-ConsistencyGuid",
+        "every anchor falls back to objectGUID, so users whose ConsistencyGuid differs "
+        "(migrated, restamped) are matched wrongly and consistency-guid-invalid/-differs cannot "
+        "be judged",
+        "if the export left it out, ",
     ),
     "useraccountcontrol": (
-        "no user has userAccountControl: enabled states are unknown, so enabled-drift and "
-        "unmatched-ad judge nobody; export userAccountControl"
+        "userAccountControl",
+        "enabled states are unknown, so enabled-drift and unmatched-ad judge nobody",
+        "",
     ),
 }
+
+
+def not_exported(attribute: str, live: bool) -> str:
+    """Why no user having `attribute` matters. A live read asked for it: none is set, or AD
+    permissions hide it from the bind account (a hidden attribute reads as absent)."""
+    name, cost, if_left_out = NOT_EXPORTED[attribute]
+    if live:
+        return (
+            f"no user has {name}, though the read asked for it: unset in this directory, or "
+            f"hidden from the bind account by AD permissions; if hidden, {cost}: let the "
+            f"account read {name}"
+        )
+    return f"no user has {name}: {if_left_out}{cost}; export {name}"
+
+
 _ALSO_ACCEPTED = {"useraccountcontrol": "enabled"}  # Get-ADUser's Enabled property
 _GUID_TEXT_RE = re.compile(rf"^\{{?{GUID_PATTERN}\}}?$")
 _DECIMAL_BYTES_RE = re.compile(r"^\d{1,3}(?:[ ,;]+\d{1,3})*$")
@@ -255,14 +259,14 @@ class AdMapper:
         anchor, anchor_attribute = self.anchor(record, guid_raw, consistency_raw)
         proxies: list[str] = get("proxyaddresses") or []  # type: ignore[assignment]
         uac = self.int_value(attrs, "useraccountcontrol")
-        enabled = not uac & 2 if uac is not None else bool_from_text(_first(attrs, "enabled"))
+        enabled = not uac & 2 if uac is not None else bool_from_text(first_text(attrs, "enabled"))
         if enabled is None:
             self.unknown_enabled += 1
         reason = default_rule_exclusion(attrs) or (
             self.scope.out_of_scope_reason(record.dn, attrs) if self.scoped else None
         )
         texts = [v[0] if (v := get(name)) else None for name in _TEXT_ATTRIBUTES]
-        target = _first(attrs, "targetaddress")
+        target = first_text(attrs, "targetaddress")
         return (
             self.source,
             record.dn,
@@ -281,7 +285,7 @@ class AdMapper:
             self.time(attrs, "whencreated"),
             self.time(attrs, "whenchanged"),
             self.last_logon(attrs),
-            bool(bool_from_text(_first(attrs, "iscriticalsystemobject"))),
+            bool(bool_from_text(first_text(attrs, "iscriticalsystemobject"))),
             reason is None,
             reason,
         )
@@ -367,7 +371,7 @@ class AdMapper:
         return text
 
     def int_value(self, attrs: dict[str, list[Value]], name: str) -> int | None:
-        value = _first(attrs, name)
+        value = first_text(attrs, name)
         if value is None:
             return None
         try:
@@ -377,7 +381,7 @@ class AdMapper:
             return None
 
     def time(self, attrs: dict[str, list[Value]], name: str) -> datetime | None:
-        value = _first(attrs, name)
+        value = first_text(attrs, name)
         if value is None:
             return None
         parsed = datetime_from_text(value)
@@ -389,7 +393,7 @@ class AdMapper:
         """The later of lastLogon (per DC, not replicated) and lastLogonTimestamp (replicated)."""
         times = [
             datetime_from_filetime(v)
-            for v in (_first(attrs, "lastlogon"), _first(attrs, "lastlogontimestamp"))
+            for v in (first_text(attrs, "lastlogon"), first_text(attrs, "lastlogontimestamp"))
             if v is not None
         ]
         found = [t for t in times if t is not None]
@@ -406,53 +410,6 @@ class AdMapper:
 # column would put everyone out of scope, and the page says it only happens in NT4-upgraded
 # domains. Its `displayName "(MSOL)"` + hidden rule is for contacts, not users.) The rules are
 # matched without case: the wizard names its accounts MSOL_<hex> and AAD_<hex>.
-_EXCHANGE_SYSTEM_RECIPIENTS = 0x21C07000  # msExchRecipientTypeDetails bits the rules exclude
-
-
-def default_rule_exclusion(attrs: dict[str, list[Value]]) -> str | None:
-    """Why Entra Connect's default sync rules leave this user out, or None."""
-    sam = (_first(attrs, "samaccountname") or "").upper()
-    nickname = (_first(attrs, "mailnickname") or "").upper()
-    prefix = "Entra Connect default sync rules"
-    if sam.startswith(("MSOL_", "AAD_")):
-        return (
-            f"{prefix}: sAMAccountName starts with {sam[: sam.index('_') + 1]} (the sync account)"
-        )
-    if sam == "SUPPORT_388945A0":
-        return f"{prefix}: sAMAccountName is SUPPORT_388945a0"
-    if nickname.startswith("SYSTEMMAILBOX{"):
-        return f"{prefix}: mailNickname starts with SystemMailbox{{"
-    for name, value in (("mailNickname", nickname), ("sAMAccountName", sam)):
-        if value.startswith("CAS_") and "}" in value:
-            return f"{prefix}: {name} is an Exchange CAS_{{...}} system mailbox"
-    details = _first(attrs, "msexchrecipienttypedetails")
-    if details and details.isdigit() and int(details) & _EXCHANGE_SYSTEM_RECIPIENTS:
-        return f"{prefix}: msExchRecipientTypeDetails {details} is an Exchange system recipient"
-    return None
-
-
-def exclusion_reason(record: Record) -> str | None:
-    """Why an AD object is not a person Entra sync would export, or None."""
-    attrs = record.attrs
-    classes = [_str(v).lower() for v in attrs.get("objectclass", ())]
-    category = (_first(attrs, "objectcategory") or "").lower()
-    if "computer" in classes or category.startswith(("cn=computer,", "computer")):
-        return "computer"
-    if classes and "user" not in classes and "inetorgperson" not in classes:
-        return "not-a-user"
-    dn_lower = record.dn.lower()
-    if "\\0acnf:" in dn_lower or "\ncnf:" in dn_lower:
-        return "replication-conflict"
-    if bool_from_text(_first(attrs, "iscriticalsystemobject")):
-        return "critical-system-object"
-    cn = (_first(attrs, "cn") or _first(attrs, "name") or first_rdn_value(record.dn)).lower()
-    if cn.endswith("$"):
-        return "cn-ends-with-$"
-    if cn in SYSTEM_CN_NAMES or cn.startswith(SYSTEM_CN_PREFIXES):
-        return "system-account"
-    return None
-
-
 def sid_text(raw: bytes) -> str | None:
     """Binary SID -> S-R-A-S1-S2...: revision, 6-byte big-endian authority, LE sub-authorities."""
     if len(raw) < 8 or len(raw) != 8 + 4 * raw[1]:
@@ -466,23 +423,6 @@ def guid_text(raw: bytes) -> str:
     """Canonical GUID text of objectGUID bytes (.NET order = uuid bytes_le), without uuid.UUID."""
     head = f"{raw[3::-1].hex()}-{raw[5:3:-1].hex()}-{raw[7:5:-1].hex()}"
     return f"{head}-{raw[8:10].hex()}-{raw[10:].hex()}"
-
-
-def _str(value: Value) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return value.decode("cp1252", errors="replace")
-
-
-def _first(attrs: dict[str, list[Value]], name: str) -> str | None:
-    values = attrs.get(name)
-    if not values:
-        return None
-    value = values[0]
-    return value if isinstance(value, str) else _str(value)
 
 
 def _b64(raw: bytes | None) -> str | None:
@@ -562,7 +502,7 @@ def ad_source_report(
             if attribute != "ms-ds-consistencyguid" or (
                 config.anchor_attribute.lower() == "ms-ds-consistencyguid"
             ):
-                notes.add(NOT_EXPORTED[attribute])
+                notes.add(not_exported(attribute, live=fmt == "ldap"))
     anchor_column = config.anchor_attribute.lower()
     if blanked.get(anchor_column):
         fallback = (

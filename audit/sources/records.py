@@ -37,6 +37,17 @@ def text_of(raw: bytes) -> str:
 CHUNK_ROWS = 4096
 
 
+def value_text(value: Value) -> str:
+    """A value as text: text as it is, bytes decoded as text_of does."""
+    return value if isinstance(value, str) else text_of(value)
+
+
+def first_text(attrs: Attrs, name: str) -> str | None:
+    """The first value of an attribute, as text; None when it has none."""
+    values = attrs.get(name)
+    return value_text(values[0]) if values else None
+
+
 def rows_frame(rows: Sequence[Any]) -> pl.DataFrame:
     """Tuples in AD_USERS_SCHEMA order -> a conformed ad_users frame."""
     columns = list(zip(*rows, strict=True))

@@ -92,3 +92,39 @@ def test_a_live_error_names_the_source_page_and_object() -> None:
         "ldaps://dc01 page 4, object CN=Anne Dubois,OU=Staff,DC=corp,DC=contoso,DC=com: "
         "objectGUID has 2 bytes, not 16"
     )
+
+
+def test_an_attribute_no_user_has_is_phrased_for_what_was_read(tmp_path: Path) -> None:
+    """An export may have left the attribute out; a live read asked for it, so it is unset or
+    hidden from the bind account: each says so, with what it costs."""
+    config = settings()
+    from_file = import_files(
+        ad=[("corp", ldif_file(tmp_path / "ad.ldf", ESTATE))],
+        cloud=[],
+        settings=config,
+        taken_at=TAKEN_AT,
+    )
+    [file_report] = [s for s in from_file.sources if s.kind == "ad"]
+    assert [w for w in file_report.warnings if "ConsistencyGuid" in w] == [
+        "no user has mS-DS-ConsistencyGuid: if the export left it out, every anchor falls back "
+        "to objectGUID, so users whose ConsistencyGuid differs (migrated, restamped) are matched "
+        "wrongly and consistency-guid-invalid/-differs cannot be judged; export "
+        "mS-DS-ConsistencyGuid"
+    ]
+    live = map_ad_records(
+        live_records(page=1),
+        prepare_ad_source(config.ad[0], "corp", None),
+        where="ldaps://dc01",
+        fmt="ldap",
+        notes=Notes(),
+        target=AdRows(),
+        raw_text_is_bytes=False,
+        position="page",
+    )
+    assert [w for w in live.warnings if "ConsistencyGuid" in w] == [
+        "no user has mS-DS-ConsistencyGuid, though the read asked for it: unset in this "
+        "directory, or hidden from the bind account by AD permissions; if hidden, every anchor "
+        "falls back to objectGUID, so users whose ConsistencyGuid differs (migrated, restamped) "
+        "are matched wrongly and consistency-guid-invalid/-differs cannot be judged: let the "
+        "account read mS-DS-ConsistencyGuid"
+    ]
