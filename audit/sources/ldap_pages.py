@@ -71,7 +71,9 @@ def search_records(
         if cookie:
             with lost_connection(connection, Origin(url, page=page + 1), password):
                 message_id = send_search(connection, base, attributes, page_size, cookie)
-        for tag, start, stop in messages[:-1]:
+        for number, (tag, start, stop) in enumerate(messages[:-1], 1):
+            if number % DRAIN_EVERY == 0:
+                wire.drain()
             if tag == ENTRY:
                 tally.entries += 1
                 try:
@@ -147,6 +149,7 @@ def search_failure(result: Mapping[str, Any], base: str, password: str, origin: 
 ENTRY, DONE, REFERENCE, INTERMEDIATE = 0x64, 0x65, 0x73, 0x79
 NOTICE_ID = 0  # unsolicited notifications (notice of disconnection) come as message 0
 RECEIVE_SIZE = 1 << 18
+DRAIN_EVERY = 100  # entries decoded between two looks at the socket
 
 
 class Closed(Exception):
@@ -189,6 +192,23 @@ class Wire:
                 data = bytes(buffer[:at])
                 del buffer[:at]
                 return data, messages
+
+    def drain(self) -> None:
+        """Take in what the DC has sent so far, without waiting: while a page is decoded the
+        DC goes on sending the next one instead of stalling on full socket buffers. A closed
+        connection or an error is left for page() to meet."""
+        socket = self.connection.socket
+        if socket is None:
+            return
+        timeout = socket.gettimeout()
+        socket.settimeout(0.0)
+        try:
+            while chunk := socket.recv(RECEIVE_SIZE):
+                self.buffer += chunk
+        except OSError:  # nothing more yet (SSLWantReadError, BlockingIOError), or broken
+            pass
+        finally:
+            socket.settimeout(timeout)
 
 
 def length_at(data: bytes | bytearray, at: int) -> tuple[int, int]:
@@ -242,10 +262,14 @@ def entry_of(
     dn = text_at(data, at, at + size)
     size, at = length_at(data, at + size + 1)  # attributes SEQUENCE
     attrs: Attrs = {}
+    # The short form of a length (one byte under 0x80) is read inline: it is almost every
+    # length here, and this loop is most of a large read's time.
     while at < stop:
-        size, at = length_at(data, at + 1)  # PartialAttribute SEQUENCE
+        size = data[at + 1]  # PartialAttribute SEQUENCE
+        size, at = (size, at + 2) if size < 0x80 else length_at(data, at + 1)
         after = at + size
-        size, at = length_at(data, at + 1)  # type
+        size = data[at + 1]  # type
+        size, at = (size, at + 2) if size < 0x80 else length_at(data, at + 1)
         description = data[at : at + size]
         known = names.get(description)
         if known is None:
@@ -255,7 +279,8 @@ def entry_of(
         size, at = length_at(data, at + size + 1)  # vals SET OF
         values: list[Value] = []
         while at < after:
-            size, at = length_at(data, at + 1)
+            size = data[at + 1]
+            size, at = (size, at + 2) if size < 0x80 else length_at(data, at + 1)
             raw = data[at : at + size]
             at += size
             if is_binary:
