@@ -219,6 +219,7 @@ class AdMapper:
     scoped: bool = True
     rows: int = 0
     missing_guid: int = 0
+    missing_anchor: int = 0  # users whose configured anchor attribute has no value
     unknown_enabled: int = 0
     excluded: dict[str, int] = field(default_factory=dict)
     # rule-relevant attributes no user has had so far (NOT_EXPORTED says what that costs)
@@ -257,6 +258,8 @@ class AdMapper:
         guid_raw = self.guid_bytes(record)
         consistency_raw = self.consistency_bytes(record)
         anchor, anchor_attribute = self.anchor(record, guid_raw, consistency_raw)
+        if anchor is None:
+            self.missing_anchor += 1
         proxies: list[str] = get("proxyaddresses") or []  # type: ignore[assignment]
         uac = self.int_value(attrs, "useraccountcontrol")
         enabled = not uac & 2 if uac is not None else bool_from_text(first_text(attrs, "enabled"))
@@ -527,12 +530,22 @@ def ad_source_report(
             f"{mapper.missing_guid} users without objectGUID (an ldifde -m export?): their "
             "anchors are unknown, so the source is treated as incomplete"
         )
+    # An anchor attribute that no user has (a typo, an attribute this forest's schema lacks or
+    # the bind account cannot read) leaves every anchor unknown: judged complete, every synced
+    # cloud user would look orphaned. Some users without it is normal (they do not sync).
+    no_anchor = bool(mapper.rows) and mapper.missing_anchor == mapper.rows
+    if no_anchor and not mapper.missing_guid:
+        notes.add(
+            f"no user has the anchor attribute {config.anchor_attribute} (anchor_attribute): "
+            "every anchor is unknown, so the source is treated as incomplete; check the name, "
+            "that this forest has it and that it can be read"
+        )
     return SourceReport(
         name=mapper.source,
         kind="ad",
         path=origin,
         format=fmt,
-        complete=not mapper.missing_guid,
+        complete=not mapper.missing_guid and not no_anchor,
         rows=mapper.rows,
         excluded=dict(mapper.excluded),
         warnings=notes.lines(),

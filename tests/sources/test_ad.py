@@ -128,3 +128,25 @@ def test_an_attribute_no_user_has_is_phrased_for_what_was_read(tmp_path: Path) -
         "are matched wrongly and consistency-guid-invalid/-differs cannot be judged: let the "
         "account read mS-DS-ConsistencyGuid"
     ]
+
+
+def test_an_anchor_attribute_no_user_has_makes_the_source_incomplete() -> None:
+    """employeeID configured as the anchor, and nobody has one: every anchor is unknown, so
+    absence-based findings must not run on this source."""
+    config = settings(anchor_attribute="employeeID")
+    report = map_ad_records(
+        live_records(page=1),
+        prepare_ad_source(config.ad[0], "corp", None),
+        where="ldaps://dc01",
+        fmt="ldap",
+        notes=Notes(),
+        target=AdRows(),
+        raw_text_is_bytes=False,
+        position="page",
+    )
+    assert not report.complete
+    assert (
+        "no user has the anchor attribute employeeID (anchor_attribute): every anchor is "
+        "unknown, so the source is treated as incomplete; check the name, that this forest has "
+        "it and that it can be read"
+    ) in report.warnings
