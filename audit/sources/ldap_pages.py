@@ -4,7 +4,11 @@ base64 text is), continuation references counted, never chased. Any failure on a
 :class:`InputError` naming the URL and the page: no partial read.
 
 Kept apart from :mod:`audit.sources.ldap` (connect, TLS, bind, retries) because this loop is
-where the time of a large read goes.
+where the time of a large read goes. ldap3 still connects, binds and encodes each request, but
+the answers are read here off the connection's socket (RFC 4511 BER, definite lengths): ldap3
+decodes every entry twice, raw and formatted, in a generic decoder, which was most of a large
+read's time (benchmarks/RESULTS.md), and reading here lets page N+1 be asked for before page N
+is decoded.
 """
 
 from __future__ import annotations
