@@ -900,7 +900,10 @@ class GraphEmulator(_Listener):
             raise AuthError(
                 400, "invalid_request", 50027, "Invalid JWT token. Token format not valid."
             ) from None
-        thumbprints = {header.get("x5t"), header.get("x5t#S256")} - {None}
+        # base64url with or without its padding (MSAL keeps the '=')
+        thumbprints = {
+            str(header[name]).rstrip("=") for name in ("x5t", "x5t#S256") if name in header
+        }
         certificate = next((c for c in app.certificates if {c.x5t, c.x5t_s256} & thumbprints), None)
         if certificate is None:
             raise AuthError(

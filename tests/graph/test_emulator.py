@@ -645,3 +645,30 @@ def test_the_request_log(graph_emulator: GraphEmulator) -> None:
     assert logged.query == {"$select": ["id"], "$top": ["5"]}
     assert logged.throttle_priority == "low"
     assert "authorization" not in logged.headers and logged.headers["client-request-id"] == "abc"
+
+
+def test_azure_identity_credentials_get_tokens(graph_emulator: GraphEmulator) -> None:
+    """The production credential classes (MSAL underneath) against the emulator's authority:
+    OpenID discovery, client secret, certificate (MSAL pads its x5t#S256), a wrong secret."""
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import CertificateCredential, ClientSecretCredential
+
+    config = graph_emulator.client_config()
+    where = {
+        "authority": config.authority_host,
+        "disable_instance_discovery": True,
+        "connection_verify": str(config.ca_file),
+    }
+    secret = ClientSecretCredential(
+        config.tenant_id, config.client_id, config.client_secret or "", **where
+    )
+    assert secret.get_token(config.scope).token in graph_emulator.tokens
+    app = graph_emulator.register_app(secret=False, certificate=True)
+    pem = str(app.certificates[0].pem_file)
+    certificate = CertificateCredential(
+        config.tenant_id, app.client_id, certificate_path=pem, **where
+    )
+    assert certificate.get_token(config.scope).token in graph_emulator.tokens
+    wrong = ClientSecretCredential(config.tenant_id, config.client_id, "s3cret-VALUE", **where)
+    with pytest.raises(ClientAuthenticationError, match="AADSTS7000215: Invalid client secret"):
+        wrong.get_token(config.scope)
