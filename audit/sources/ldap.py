@@ -336,8 +336,7 @@ def read_ad_ldap(
                 )
             sleep(wait)
             attempt += 1
-    target.rows.extend(rows.rows)
-    target.seen.update(rows.seen)
+    target.merge(rows)
     if failures:
         report = replace(
             report,

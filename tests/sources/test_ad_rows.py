@@ -65,8 +65,7 @@ def test_the_frame_is_the_same_whatever_the_chunk_size() -> None:
 def test_rows_moved_to_another_adrows_keep_their_order() -> None:
     target = mapped(AdRows(chunk_rows=4), 6)  # a chunk and two tuples
     read = mapped(AdRows(chunk_rows=4), 9, start=6)  # two chunks and a tuple
-    target.rows.extend(read.rows)  # what the live reader does with a finished read
-    target.seen.update(read.seen)
+    target.merge(read)  # what the live reader does with a finished read
     mapped(target, 5, start=15)  # the next input goes on after them
     assert [type(r).__name__ for r in target.rows] == [
         *["DataFrame", "tuple", "tuple"],  # the target's own
@@ -81,3 +80,22 @@ def test_rows_moved_to_another_adrows_keep_their_order() -> None:
 
 def test_no_rows_is_the_empty_frame() -> None:
     assert AdRows(chunk_rows=1).frame().height == 0
+
+
+def test_a_dn_met_twice_names_where_it_was_first_met() -> None:
+    rows = AdRows()
+    rows.meet("corp", "CN=Ann,DC=corp", "ad.ldf", "line", 812)
+    rows.meet("corp", "CN=Bob,DC=corp", "ldaps://dc01", "page", 3)
+    rows.meet("fabrikam", "CN=Ann,DC=corp", "ldaps://dc02", "page", 1)
+    assert str(rows.first_met("corp", "cn=ann,dc=CORP")) == "ad.ldf:812"
+    assert str(rows.first_met("corp", "CN=BOB,DC=corp")) == (
+        "ldaps://dc01 page 3, object CN=BOB,DC=corp"
+    )
+    assert rows.first_met("corp", "CN=Cy,DC=corp") is None
+    other = AdRows()
+    other.meet("corp", "CN=Cy,DC=corp", "ldaps://dc01", "page", 7)
+    rows.merge(other)
+    assert str(rows.first_met("corp", "CN=Cy,DC=corp")) == (
+        "ldaps://dc01 page 7, object CN=Cy,DC=corp"
+    )
+    assert len(rows.places) == 3
