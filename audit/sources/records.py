@@ -34,7 +34,9 @@ def text_of(raw: bytes) -> str:
 
 # Rows are turned into a frame chunk every CHUNK_ROWS: a Python tuple row costs ~3x its share
 # of the frame, so a large read would otherwise peak at several times the frame it makes.
-CHUNK_ROWS = 4096
+# 1024 rather than 4096: the pending tuples are most of a 10k-user read's peak beside its frame
+# (2.7x against 3.2x, benchmarks/RESULTS.md), and 50 chunks for 50k users cost no time.
+CHUNK_ROWS = 1024
 
 
 def value_text(value: Value) -> str:
