@@ -1,0 +1,553 @@
+"""The live Entra read (issue 13): Microsoft Graph pages fetched as bytes through msgraph-sdk's
+request adapter, kept in the run exactly as received, and read by the same code as exported
+files (:func:`audit.sources.files.read_cloud_side`), so ``syncaudit import`` of the kept pages
+gives the identical snapshot by construction and no SDK model object is built per user.
+
+- Calls (FACTS.md section 3): ``GET /users`` ($select = the properties entra.py reads that
+  v1.0 has, $top=999), ``/directory/deletedItems/microsoft.graph.user`` (the cast is required;
+  its default page is 100, so $top=999 too), ``/domains``, ``/organization``,
+  ``/directory/onPremisesSynchronization`` (delegated only: an app-only token's 403 leaves the
+  switches unknown with a note, never a failure), ``/roleManagement/directory/roleAssignments``
+  and ``roleEligibilityScheduleInstances`` with ``$expand=principal`` (a principal may be a
+  role-assignable group: its members are listed), and beta ``roleDefinitions`` (isPrivileged
+  is beta-only). The independent collections run concurrently.
+- Kept as ``raw/graph/users-<n>.json`` (one page each, n from 1) and, for what the importer
+  takes as one file, one page per line: ``deleted.json``, ``domains.json``, ``tenant.json``
+  (organization, then onPremisesSynchronization or its error answer), ``role-assignments.json``,
+  ``role-eligibilities.json``, ``role-definitions.json``, and ``role-groups.json`` (one object
+  ``{id, members}`` per group, the form ``--roles`` takes for group members).
+- An @odata.nextLink is followed only to graph_url's scheme, host and port; the token is never
+  sent anywhere else (the adapter's allowed hosts are graph_url's host alone).
+- Retries: 429/503/504, a reset or cut connection are tried again after Retry-After (else a
+  doubling backoff) while the read's time budget lasts; then one InputError naming the call and
+  page (``GET /users page 7``). Complete or nothing: any collection that cannot be read whole
+  fails the read and nothing is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, quote, urlsplit
+
+import httpx
+from azure.core.exceptions import AzureError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.native_response_handler import NativeResponseHandler
+from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import (
+    RedirectHandlerOption,
+    ResponseHandlerOption,
+    RetryHandlerOption,
+)
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+
+# msgraph-core ships no py.typed: its two names are used as Any
+from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
+from msgraph_core.authentication import (  # type: ignore[import-untyped]
+    AzureIdentityAuthenticationProvider,
+)
+
+from audit.config import EntraSettings, Settings
+from audit.errors import InputError, Origin
+from audit.sources.entra import BOOL_PROPERTIES, TEXT_PROPERTIES, TIME_PROPERTIES
+from audit.sources.files import CloudExports, CloudSide, read_cloud_side
+from audit.sources.graph_auth import EntraAuth, auth_failure, entra_auth, scrub
+from audit.sources.snapshot import taken_at as parse_taken_at
+
+GRAPH_DIR = "graph"
+PAGE_SIZE = 999  # $top 1..999 for directory collections (https://learn.microsoft.com/graph/paging)
+# Beta-only user properties: naming one in a v1.0 $select is a 400 (user resource, v1.0).
+BETA_ONLY = frozenset({"onPremisesObjectIdentifier"})
+USER_SELECT = (
+    "id",
+    *(
+        name
+        for name in (*TEXT_PROPERTIES, *BOOL_PROPERTIES, *TIME_PROPERTIES)
+        if name not in BETA_ONLY
+    ),
+    "proxyAddresses",
+    "onPremisesProvisioningErrors",
+)
+# The application permission each collection needs (least privileged, from each List page's
+# permissions table: user-list, directory-deleteditems-list, domain-list, organization-list,
+# rbacapplication-list-roleassignments, rbacapplication-list-roleeligibilityscheduleinstances
+# (RoleManagement.Read.Directory is among the accepted ones), rbacapplication-list-
+# roledefinitions, group-list-members; https://learn.microsoft.com/graph/api/<page>).
+PERMISSIONS = {
+    "users": "User.Read.All",
+    "deleted": "User.Read.All",
+    "domains": "Domain.Read.All",
+    "organization": "Organization.Read.All",
+    "role-assignments": "RoleManagement.Read.Directory",
+    "role-eligibilities": "RoleManagement.Read.Directory",
+    "role-definitions": "RoleManagement.Read.Directory",
+    "group-members": "GroupMember.ReadBasic.All",
+}
+# How each call is named in a message ("GET /users page 7").
+LABELS = {
+    "users": "/users",
+    "deleted": "/directory/deletedItems/microsoft.graph.user",
+    "domains": "/domains",
+    "organization": "/organization",
+    "role-assignments": "/roleManagement/directory/roleAssignments",
+    "role-eligibilities": "/roleManagement/directory/roleEligibilityScheduleInstances",
+    "role-definitions": "/beta/roleManagement/directory/roleDefinitions",
+}
+# Status codes worth another try: throttled (429, with Retry-After: https://learn.microsoft.com/
+# graph/throttling), service unavailable and gateway timeout (https://learn.microsoft.com/graph/
+# errors, "503 ... Try the request again after a delay", 504).
+RETRY_STATUS = frozenset({429, 503, 504})
+_NEXT_LINK_RE = re.compile(rb'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*"|null)', re.IGNORECASE)
+GROUP_TYPE = "#microsoft.graph.group"
+
+
+@dataclass(frozen=True)
+class GraphPolicy:
+    """How hard the read tries. The SDK's RetryHandler is off: it honours Retry-After but has
+    no budget for the whole read (and no cap on one wait), does not retry a reset connection,
+    and adds a 3 s base to each backoff; one loop here does all of it."""
+
+    budget: float = 900.0  # seconds from the start within which a retry may still begin
+    attempts: int = 10  # tries of one request
+    timeout: float = 120.0  # seconds without an answer before a request is given up
+    backoff: float = 0.5  # first wait without Retry-After, doubling
+    max_backoff: float = 30.0
+
+
+def read_entra(
+    settings: Settings,
+    *,
+    raw_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    policy: GraphPolicy = GraphPolicy(),
+) -> CloudSide:
+    """The tenant read live into the cloud side of a snapshot, its pages kept in
+    `raw_dir`/graph; InputError (one line, no secret) when anything cannot be read whole."""
+    entra = _resolved(settings.entra, settings.source_path)
+    auth = entra_auth(entra, os.environ if environ is None else environ, prompt=progress)
+    out = raw_dir / GRAPH_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    taken = parse_taken_at(None)
+    try:
+        exports = asyncio.run(_read_all(entra, auth, out, policy, progress))
+    finally:
+        auth.close()
+    return read_cloud_side(exports, settings=settings, taken=taken)
+
+
+def _resolved(entra: EntraSettings, source_path: str | None) -> EntraSettings:
+    """Relative file paths are read from the config file's directory (as [[ad]]'s are)."""
+    base = Path(source_path).parent if source_path else Path()
+
+    def path(value: str) -> str:
+        given = Path(value).expanduser()
+        return value if not value or given.is_absolute() else str(base / given)
+
+    return replace(
+        entra,
+        ca_file=path(entra.ca_file),
+        certificate_file=path(entra.certificate_file),
+        client_secret_file=path(entra.client_secret_file),
+    )
+
+
+async def _read_all(
+    entra: EntraSettings,
+    auth: EntraAuth,
+    out: Path,
+    policy: GraphPolicy,
+    progress: Callable[[str], None] | None,
+) -> CloudExports:
+    session = GraphSession(entra, auth, policy, progress)
+    try:
+        async with asyncio.TaskGroup() as group:
+            users = group.create_task(session.users(out))
+            deleted = group.create_task(
+                session.collection("deleted", LABELS["deleted"], session.deleted_request())
+            )
+            domains = group.create_task(
+                session.collection("domains", LABELS["domains"], session.plain("domains"))
+            )
+            tenant = group.create_task(session.tenant())
+            roles = group.create_task(session.roles())
+    except BaseExceptionGroup as failed:
+        raise _first_error(failed) from None
+    finally:
+        await session.close()
+    files = {
+        "deleted.json": deleted.result(),
+        "domains.json": domains.result(),
+        "tenant.json": tenant.result(),
+        **roles.result(),
+    }
+    for name, pages in files.items():
+        (out / name).write_bytes(b"\n".join(pages) + b"\n")
+    return CloudExports(
+        cloud=users.result(),
+        deleted=out / "deleted.json",
+        domains=out / "domains.json",
+        tenant=out / "tenant.json",
+        roles=[out / name for name in roles.result()],
+    )
+
+
+def _first_error(failed: BaseExceptionGroup[Any]) -> BaseException:
+    """The error to show from a failed TaskGroup: an operator's one line before a bug."""
+    leaves: list[BaseException] = []
+
+    def walk(group: BaseExceptionGroup[Any]) -> None:
+        for exc in group.exceptions:
+            walk(exc) if isinstance(exc, BaseExceptionGroup) else leaves.append(exc)
+
+    walk(failed)
+    return next((e for e in leaves if isinstance(e, InputError)), leaves[0])
+
+
+class GraphSession:
+    """One GraphServiceClient over one httpx client, its retries and its page rules."""
+
+    def __init__(
+        self,
+        entra: EntraSettings,
+        auth: EntraAuth,
+        policy: GraphPolicy,
+        progress: Callable[[str], None] | None,
+    ) -> None:
+        self.entra, self.auth, self.policy, self.progress = entra, auth, policy, progress
+        self.root = entra.graph_url.rstrip("/")
+        self.base = urlsplit(self.root)
+        if self.base.scheme != "https" or not self.base.hostname:
+            raise InputError(
+                Origin("[entra] graph_url"), f"{self.root}: give https://<graph host>/v1.0"
+            )
+        if not self.base.path.endswith("/v1.0"):
+            raise InputError(
+                Origin("[entra] graph_url"),
+                f"{self.root}: must end with /v1.0 (the beta role definitions are read beside it)",
+            )
+        self.beta = self.root[: -len("v1.0")] + "beta"
+        self.deadline = time.monotonic() + policy.budget
+        verify: ssl.SSLContext | bool = True
+        if entra.ca_file:
+            verify = ssl.create_default_context(cafile=entra.ca_file)
+        http = httpx.AsyncClient(
+            verify=verify,
+            http2=True,
+            timeout=httpx.Timeout(policy.timeout, connect=min(policy.timeout, 30.0)),
+        )
+        self.http = GraphClientFactory.create_with_default_middleware(client=http)
+        # The bearer token goes to graph_url's host and nowhere else (kiota's allowed hosts).
+        provider = AzureIdentityAuthenticationProvider(
+            auth.credential, allowed_hosts=[self.base.hostname]
+        )
+        self.adapter = GraphRequestAdapter(provider, self.http)
+        self.adapter.base_url = self.root
+        self.client = GraphServiceClient(request_adapter=self.adapter)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def config(self, query: Any = None) -> RequestConfiguration[Any]:
+        config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+        # Background work goes first when Graph has to throttle (throttling.md, "Priority").
+        config.headers.add("x-ms-throttle-priority", "low")
+        config.options = [
+            ResponseHandlerOption(NativeResponseHandler()),
+            RetryHandlerOption(should_retry=False),
+            RedirectHandlerOption(should_redirect=False),
+        ]
+        return config
+
+    # --- requests of each collection ---------------------------------------------------------
+
+    def users_request(self) -> RequestInformation:
+        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            select=list(USER_SELECT), top=PAGE_SIZE
+        )
+        return self.client.users.to_get_request_information(self.config(query))
+
+    def deleted_request(self) -> RequestInformation:
+        from msgraph.generated.directory.deleted_items.graph_user.graph_user_request_builder import (  # noqa: E501
+            GraphUserRequestBuilder,
+        )
+
+        query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
+            select=[*USER_SELECT], top=PAGE_SIZE
+        )
+        builder = self.client.directory.deleted_items.graph_user
+        return builder.to_get_request_information(self.config(query))
+
+    def plain(self, name: str) -> RequestInformation:
+        builder: Any = {
+            "domains": self.client.domains,
+            "organization": self.client.organization,
+            "sync": self.client.directory.on_premises_synchronization,
+            "role-definitions": self.client.role_management.directory.role_definitions.with_url(
+                f"{self.beta}/roleManagement/directory/roleDefinitions"
+            ),
+        }[name]
+        return builder.to_get_request_information(self.config())  # type: ignore[no-any-return]
+
+    def roles_request(self, eligible: bool) -> RequestInformation:
+        from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (  # noqa: E501
+            RoleAssignmentsRequestBuilder as Assigned,
+        )
+        from msgraph.generated.role_management.directory.role_eligibility_schedule_instances.role_eligibility_schedule_instances_request_builder import (  # noqa: E501
+            RoleEligibilityScheduleInstancesRequestBuilder as Eligible,
+        )
+
+        directory = self.client.role_management.directory
+        # $expand=principal says which principals are groups (rbacapplication-list-
+        # roleassignments, example "$expand=principal")
+        if eligible:
+            query: Any = Eligible.RoleEligibilityScheduleInstancesRequestBuilderGetQueryParameters(
+                expand=["principal"]
+            )
+            return directory.role_eligibility_schedule_instances.to_get_request_information(
+                self.config(query)
+            )
+        query = Assigned.RoleAssignmentsRequestBuilderGetQueryParameters(expand=["principal"])
+        return directory.role_assignments.to_get_request_information(self.config(query))
+
+    def members_request(self, group_id: str) -> RequestInformation:
+        from msgraph.generated.groups.item.members.members_request_builder import (
+            MembersRequestBuilder,
+        )
+
+        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
+            select=["id"], top=PAGE_SIZE
+        )
+        builder = self.client.groups.by_group_id(group_id).members
+        return builder.to_get_request_information(self.config(query))
+
+    # --- collections -------------------------------------------------------------------------
+
+    async def users(self, out: Path) -> list[Path]:
+        """GET /users, each page written as received: users-1.json, users-2.json..."""
+        files: list[Path] = []
+        started = time.monotonic()
+        async for page, body in self.pages("users", LABELS["users"], self.users_request()):
+            path = out / f"users-{page}.json"
+            path.write_bytes(body)
+            files.append(path)
+            if self.progress is not None and page % 10 == 0:
+                self.progress(f"GET /users: {page} pages in {time.monotonic() - started:.1f} s")
+        return files
+
+    async def collection(self, name: str, label: str, first: RequestInformation) -> list[bytes]:
+        return [body async for _, body in self.pages(name, label, first)]
+
+    async def tenant(self) -> list[bytes]:
+        """GET /organization, then /directory/onPremisesSynchronization: its 403 (app-only
+        tokens; the call is delegated-only, onpremisesdirectorysynchronization-get) is kept as
+        received, which the tenant reader notes and skips: the switches stay unknown."""
+        organization = await self.collection(
+            "organization", LABELS["organization"], self.plain("organization")
+        )
+        path = "/directory/onPremisesSynchronization"
+        response = await self.fetch(self.plain("sync"), Origin(f"GET {path}", page=1))
+        if response.status_code == 403:
+            if self.progress is not None:
+                self.progress(
+                    f"GET {path}: 403 (it needs a delegated token): the matching switches are "
+                    "unknown unless [entra.features] gives them"
+                )
+            return [*organization, response.content]
+        self.refuse(response, "sync", Origin(f"GET {path}", page=1))
+        body = response.content
+        if _next_link(body, Origin(f"GET {path}", page=1)) is not None:
+            raise InputError(Origin(f"GET {path}", page=1), "a single object came with a nextLink")
+        return [*organization, body]
+
+    async def roles(self) -> dict[str, list[bytes]]:
+        """Role assignments, eligibilities (principals expanded) and beta definitions, then the
+        members of every role-assignable group that holds one."""
+        assigned, eligible, definitions = await asyncio.gather(
+            self.collection(
+                "role-assignments", LABELS["role-assignments"], self.roles_request(eligible=False)
+            ),
+            self.collection(
+                "role-eligibilities",
+                LABELS["role-eligibilities"],
+                self.roles_request(eligible=True),
+            ),
+            self.collection(
+                "role-definitions", LABELS["role-definitions"], self.plain("role-definitions")
+            ),
+        )
+        groups = sorted(_group_principals([*assigned, *eligible]))
+        members = await asyncio.gather(*(self.members(group) for group in groups))
+        grouped = {"value": [{"id": g, "members": m} for g, m in zip(groups, members, strict=True)]}
+        return {
+            "role-assignments.json": assigned,
+            "role-eligibilities.json": eligible,
+            "role-definitions.json": definitions,
+            "role-groups.json": [json.dumps(grouped, separators=(",", ":")).encode("utf-8")],
+        }
+
+    async def members(self, group_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        label = f"/groups/{quote(group_id)}/members"
+        async for _, body in self.pages("group-members", label, self.members_request(group_id)):
+            found.extend(json.loads(body).get("value") or [])
+        return found
+
+    # --- paging and retries ------------------------------------------------------------------
+
+    async def pages(
+        self, name: str, label: str, first: RequestInformation
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """(page number, body) of every page of a query, following nextLink on graph_url."""
+        request: RequestInformation | None = first
+        page = 0
+        while request is not None:
+            page += 1
+            origin = Origin(f"GET {label}", page=page)
+            response = await self.fetch(request, origin)
+            self.refuse(response, name, origin)
+            body = response.content
+            yield page, body
+            link = _next_link(body, origin)
+            request = None if link is None else self.follow(link, origin)
+
+    def follow(self, link: str, origin: Origin) -> RequestInformation:
+        target = urlsplit(link)
+        if _endpoint(target) != _endpoint(self.base):
+            scheme, host, port = _endpoint(target)
+            raise InputError(
+                origin,
+                f"@odata.nextLink points at {scheme}://{host}:{port}, not at graph_url "
+                f"{self.root}: not followed (the token is sent to graph_url only)",
+            )
+        info = self.client.users.with_url(link).to_get_request_information(self.config())
+        return info
+
+    async def fetch(self, request: RequestInformation, origin: Origin) -> httpx.Response:
+        """The final answer to one request (200 or an error that another try cannot mend),
+        after the retries the budget allows."""
+        attempt = 0
+        while True:
+            attempt += 1
+            why: str
+            wait: float | None = None
+            try:
+                response: httpx.Response = await self.adapter.send_primitive_async(
+                    request, "bytes", None
+                )
+            except AzureError as exc:
+                raise auth_failure(exc, self.entra, self.auth) from None
+            except httpx.TransportError as exc:
+                why = f"connection failed ({type(exc).__name__}: {_short(str(exc))})"
+            else:
+                if response.status_code not in RETRY_STATUS:
+                    return response
+                why = f"{response.status_code} {_error_code(response)}"
+                wait = _retry_after(response)
+            if wait is None:
+                wait = min(self.policy.backoff * 2 ** (attempt - 1), self.policy.max_backoff)
+            left = self.deadline - time.monotonic()
+            if attempt >= self.policy.attempts or wait > left:
+                spent = (
+                    f"after {attempt} attempts"
+                    if attempt >= self.policy.attempts
+                    else f"the next try ({wait:g} s later) would pass the retry budget of "
+                    f"{self.policy.budget:g} s"
+                )
+                raise InputError(origin, f"{scrub(why, self.auth.secret)}: gave up {spent}")
+            await asyncio.sleep(wait)
+
+    def refuse(self, response: httpx.Response, name: str, origin: Origin) -> None:
+        """InputError for any answer but 200, saying what to fix."""
+        status = response.status_code
+        if status == 200:
+            return
+        code, message = _error_of(response)
+        said = f"{status} {code}: {_short(scrub(message, self.auth.secret))}"
+        if status == 403:
+            permission = PERMISSIONS.get(name, "")
+            raise InputError(
+                origin,
+                f"{said}: grant the app the application permission {permission} (with admin "
+                "consent)",
+            )
+        if status == 401:
+            raise InputError(
+                origin, f"{said}: the token was refused; check [entra] tenant_id and graph_url"
+            )
+        raise InputError(origin, said)
+
+
+def _endpoint(url: SplitResult) -> tuple[str, str, int]:
+    scheme = url.scheme.lower()
+    port = url.port or (443 if scheme == "https" else 80)
+    return scheme, (url.hostname or "").lower(), port
+
+
+def _next_link(body: bytes, origin: Origin) -> str | None:
+    """The page's @odata.nextLink, read off the bytes (a key can only be a key in valid JSON:
+    quotes inside strings are escaped); the page is parsed whole only when that is unsure."""
+    if not body.lstrip()[:1] == b"{":
+        raise InputError(origin, "the answer is not a Graph JSON page")
+    found = _NEXT_LINK_RE.findall(body)
+    if len(found) > 1:
+        try:
+            whole = json.loads(body)
+        except ValueError as exc:
+            raise InputError(origin, f"invalid JSON in the answer ({exc})") from None
+        link = {k.lower(): v for k, v in whole.items()}.get("@odata.nextlink")
+        return str(link) if link else None
+    if not found:
+        return None
+    value = json.loads(found[0])
+    return str(value) if value else None
+
+
+def _group_principals(pages: list[bytes]) -> set[str]:
+    """Ids of the role-assignable groups among the expanded principals."""
+    groups: set[str] = set()
+    for body in pages:
+        for item in json.loads(body).get("value") or []:
+            principal = item.get("principal") if isinstance(item, dict) else None
+            if isinstance(principal, dict) and principal.get("@odata.type") == GROUP_TYPE:
+                groups.add(str(item.get("principalId") or principal.get("id")))
+    return groups
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    try:
+        error = json.loads(response.content).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, dict):
+        return str(error.get("code") or "?"), str(error.get("message") or "")
+    return "?", _short(response.text)
+
+
+def _error_code(response: httpx.Response) -> str:
+    return _error_of(response)[0]
+
+
+def _short(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
