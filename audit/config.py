@@ -160,23 +160,9 @@ class Settings:
 # Keys validated now (so a config written for a later version fails early on a typo or a
 # literal secret) that no command of this version reads, with what will read them. Setting one
 # gets a warning line, so nobody believes it took effect.
-_LIVE = "live Entra collection (`syncaudit collect` reads AD only in this version)"
 _SERVICE = "the scheduled service (`syncaudit run` / `serve`)"
 NOT_USED_YET: Mapping[str, Mapping[str, str]] = {
     "run": {"keep_runs": _SERVICE},
-    "entra": {
-        key: _LIVE
-        for key in (
-            "client_id",
-            "auth",
-            "client_secret_env",
-            "client_secret_file",
-            "certificate_file",
-            "authority_host",
-            "graph_url",
-            "ca_file",
-        )
-    },
     "thresholds": {"max_drop_percent": _SERVICE},
     "schedule": {"cron": _SERVICE, "timezone": _SERVICE},
     "email": {

@@ -280,12 +280,16 @@ def collect(
     with staged_directory(target) as staging:
         snapshot = collect_snapshot(
             settings, raw_dir=staging / RAW_DIR, exports=exports, environ=environ,
-            progress=read_progress, on_retry=progress,
+            progress=read_progress, say=progress,
         )  # fmt: skip
         collect_s = round(time.perf_counter() - t0, 3)
         for line in source_lines(snapshot.sources):
             progress(line)
-        raw = sorted(p.name for p in (staging / RAW_DIR).glob("*.ldif"))
+        raw = sorted(
+            str(p.relative_to(staging / RAW_DIR))
+            for p in (staging / RAW_DIR).rglob("*")
+            if p.is_file()
+        )
         manifest = write_run_files(
             staging, target, snapshot, settings, started, {"collect_s": collect_s},
             {"kind": "collect", "raw": [f"{RAW_DIR}/{name}" for name in raw]},
@@ -324,7 +328,7 @@ def run_outputs(run_dir: Path) -> dict[str, Path]:
     the raw captures of a collected run)."""
     files = [run_dir / MANIFEST, *sorted((run_dir / SNAPSHOT_DIR).iterdir())]
     if (run_dir / RAW_DIR).is_dir():
-        files += sorted((run_dir / RAW_DIR).iterdir())
+        files += sorted(p for p in (run_dir / RAW_DIR).rglob("*") if p.is_file())
     return {str(path.relative_to(run_dir)): path for path in files}
 
 

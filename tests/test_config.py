@@ -27,18 +27,22 @@ def test_example_config_loads_with_every_key() -> None:
     assert settings.not_used_yet == []
 
 
+LIVE_TABLES = {"[[ad]]", "[entra]"}  # their commented keys are live examples
+
+
 def test_every_commented_later_key_of_the_example_is_valid_and_says_it_is_not_used(
     tmp_path: Path,
 ) -> None:
     """Uncommenting the example's commented keys gives a valid config, and exactly one warning
     line per "later" key naming what will read it: nobody believes a setting took effect. The
-    commented [[ad]] keys are read by `collect` (examples of a live source): no warning."""
+    commented [[ad]] and [entra] keys are read by `collect` (examples of live sources): no
+    warning."""
     text = EXAMPLE.read_text(encoding="utf-8")
     later, table = [], ""
     for line in text.splitlines():
         if line.startswith("["):
             table = line.split("#")[0].strip()
-        elif line.startswith("# ") and "=" in line.split("#")[1] and table != "[[ad]]":
+        elif line.startswith("# ") and "=" in line.split("#")[1] and table not in LIVE_TABLES:
             later.append(line)
     switches = {"block_soft_match", "block_hard_match_takeover", "soft_match_on_upn"}
     keys = [k for line in later if (k := line[2:].split("=")[0].strip()) not in switches]
@@ -61,12 +65,12 @@ def test_the_cli_warns_once_per_key_it_does_not_read(
     from audit.cli import main
 
     path = tmp_path / "c.toml"
-    path.write_text('[thresholds]\nmax_drop_percent = 5\n[entra]\nclient_id = "a"\n')
+    path.write_text("[thresholds]\nmax_drop_percent = 5\n[run]\nkeep_runs = 3\n")
     assert main(["analyze", str(tmp_path / "missing-run"), "--config", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == [
-        f"warning: {path}: [entra] client_id is not used by this version yet (it is for live "
-        "Entra collection (`syncaudit collect` reads AD only in this version))",
+        f"warning: {path}: [run] keep_runs is not used by this version yet (it is for the "
+        "scheduled service (`syncaudit run` / `serve`))",
         f"warning: {path}: [thresholds] max_drop_percent is not used by this version yet (it is "
         "for the scheduled service (`syncaudit run` / `serve`))",
     ]

@@ -103,6 +103,10 @@ class CloudExports:
     tenant: Path | None = None
     roles: Sequence[Path] = ()
 
+    @property
+    def given(self) -> bool:
+        return bool(self.cloud or self.deleted or self.domains or self.tenant or self.roles)
+
 
 @dataclass(frozen=True)
 class CloudSide:

@@ -1,7 +1,8 @@
 """A snapshot read from live sources (``syncaudit collect``): every ``[[ad]]`` table with a
 url read over LDAP into one ``ad_users`` frame (its rows tagged with the table's name in
-``source``), each read captured as ``raw/ad-<name>.ldif``; the cloud side from Graph exports
-when given (live Entra reading is not in this version), else absent.
+``source``), each read captured as ``raw/ad-<name>.ldif``; the tenant read through Microsoft
+Graph when ``[entra]`` names an app (pages kept in ``raw/graph/``), or the cloud side from
+Graph exports when given, else absent.
 
 Complete or nothing: the first source that cannot be read completely (after its retries)
 raises its one-line error and no snapshot exists. Relative paths in an [[ad]] table (ca_file,
@@ -23,6 +24,7 @@ from audit.errors import ConfigError, UsageError
 from audit.model import Snapshot, SourceReport
 from audit.sources.ad import AdRows
 from audit.sources.files import CloudExports, read_cloud_side
+from audit.sources.graph import read_entra
 from audit.sources.ldap import ONE_ATTEMPT, ReadPolicy, ReadProgress, read_ad_ldap
 from audit.sources.snapshot import assemble_snapshot
 from audit.sources.snapshot import taken_at as parse_taken_at
@@ -79,15 +81,18 @@ def collect_snapshot(
     environ: Mapping[str, str] | None = None,
     retries: bool = True,
     progress: Callable[[ReadProgress], None] | None = None,
-    on_retry: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> Snapshot:
-    """Every live [[ad]] source (and the cloud exports given) -> one Snapshot, the AD reads
-    captured in `raw_dir`; each read tried as often as its table says (`retries`) or once."""
+    """Every live [[ad]] source and the tenant ([entra], unless cloud exports are given) -> one
+    Snapshot, every read captured in `raw_dir`; each AD read tried as often as its table says
+    (`retries`) or once. `say` gets the lines an operator should see (retries, what was read
+    from where)."""
     ad_sources = live_ad_sources(settings)
-    if not ad_sources and not exports.cloud:
+    entra = live_entra(settings)
+    if not ad_sources and not entra and not exports.given:
         raise UsageError(
-            "nothing to collect: the config has no [[ad]] table (live Entra reading is not in "
-            "this version; give the cloud side as exports with --cloud)"
+            "nothing to collect: the config has no [[ad]] table with a url and no [entra] app "
+            "(client_id, auth); or give the cloud side as exports with --cloud"
         )
     taken = parse_taken_at(None)
     rows = AdRows()
@@ -102,12 +107,17 @@ def collect_snapshot(
                 policy=ReadPolicy.of(source) if retries else ONE_ATTEMPT,
                 raw_ldif=raw_dir / raw_ldif_name(source.name),
                 progress=progress,
-                on_retry=on_retry,
+                on_retry=say,
             )
         )
     ad_users = rows.frame()
     overlapping_sources(ad_users, settings.source_path or "<config>")
-    side = read_cloud_side(exports, settings=settings, taken=taken)
+    if exports.given or not entra:
+        if entra and say is not None:
+            say("[entra] not read live: the cloud side comes from the exports given")
+        side = read_cloud_side(exports, settings=settings, taken=taken)
+    else:
+        side = read_entra(settings, raw_dir=raw_dir, environ=environ, progress=say)
     return assemble_snapshot(
         ad_users=ad_users,
         cloud_users=side.users,
@@ -116,6 +126,19 @@ def collect_snapshot(
         reports=[*reports, *side.reports],
         taken=taken,
     )
+
+
+# [entra] keys that only a live read uses: one of them set means "read this tenant" (tenant_id
+# alone also pins remediation.ps1 for exports).
+LIVE_ENTRA_KEYS = frozenset(
+    {"client_id", "auth", "client_secret_env", "client_secret_file", "certificate_file"}
+)
+
+
+def live_entra(settings: Settings) -> bool:
+    """Whether the config asks for the tenant to be read live."""
+    entra = settings.raw.get("entra")
+    return isinstance(entra, Mapping) and bool(LIVE_ENTRA_KEYS & set(entra))
 
 
 def overlapping_sources(ad_users: pl.DataFrame, origin: str) -> None:

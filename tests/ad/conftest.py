@@ -22,6 +22,9 @@ from tests.ad.samba_dc import (
 )
 from tests.ad.seed import FABRIKAM, Seeded, seed
 
+# The Graph emulator, for collect's tests of AD and the tenant in one run
+from tests.graph.conftest import graph_emulator, graph_emulator_for  # noqa: F401
+
 ADDRESS_ONE, ADDRESS_TWO, _ = TEST_ADDRESSES
 
 

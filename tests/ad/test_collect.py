@@ -31,6 +31,7 @@ from tests.ad.client import ldap3, ldaps
 from tests.ad.relay import Relay
 from tests.ad.samba_dc import FOREST_ONE, TEST_ADDRESSES, DcInfo, SambaDC, make_tls
 from tests.ad.seed import IN_SCOPE_OU, Seeded, schema_update_now
+from tests.graph.emulator import GraphEmulator
 
 pytestmark = pytest.mark.ad
 
@@ -503,3 +504,44 @@ def test_two_tables_reading_the_same_domain_are_one_line_and_exit_2(
     assert line.startswith(f"syncaudit: error: {config}: [[ad]] corp and corp-again read the same")
     assert "they point at the same domain" in line
     assert runs(tmp_path) == []
+
+
+def test_ad_and_the_tenant_are_collected_into_one_run(
+    ad_dc: DcInfo,
+    ad_seeded: list[Seeded],
+    password: str,
+    graph_emulator: GraphEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """[[ad]] and [entra] both configured: one run with both sides, both raw captures."""
+    client = graph_emulator.client_config()
+    monkeypatch.setenv("SYNCAUDIT_TEST_GRAPH_SECRET", client.client_secret or "")
+    entra = {
+        "tenant_id": client.tenant_id,
+        "client_id": client.client_id,
+        "client_secret_env": "SYNCAUDIT_TEST_GRAPH_SECRET",
+        "authority_host": client.authority_host,
+        "graph_url": f"{client.graph_url}/v1.0",
+        "ca_file": str(client.ca_file),
+    }
+    table = "[entra]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in entra.items())
+    config = write_config(tmp_path, ad_table(ad_dc, "corp"), table)
+    assert main(["collect", "--config", str(config)]) == 0
+    (run_id,) = runs(tmp_path)
+    run_dir = tmp_path / "data" / "runs" / run_id
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    raw = manifest["collection"]["raw"]
+    assert raw[0] == "raw/ad-corp.ldif" and all(n.startswith("raw/graph/") for n in raw[1:])
+    assert {s["kind"] for s in manifest["sources"]} >= {"ad", "cloud", "deleted", "roles"}
+    assert all(s["complete"] for s in manifest["sources"] if s["kind"] in ("ad", "cloud"))
+    cloud = pl.read_parquet(run_dir / "snapshot" / "cloud_users.parquet")
+    assert sorted(cloud["upn"]) == [
+        "ada@contoso.example", "bob@contoso.example", "carol@contoso.example",
+        "dave@contoso.example",
+    ]  # fmt: skip
+    assert password not in capsys.readouterr().err
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert (client.client_secret or "?").encode() not in path.read_bytes(), path
