@@ -3,16 +3,18 @@ request adapter, kept in the run exactly as received, and read by the same code 
 files (:func:`audit.sources.files.read_cloud_side`), so ``syncaudit import`` of the kept pages
 gives the identical snapshot by construction and no SDK model object is built per user.
 
-- Calls (FACTS.md section 3): ``GET /users`` ($select = the properties entra.py reads that
-  v1.0 has, $top=999), ``/directory/deletedItems/microsoft.graph.user`` (the cast is required;
+- Calls (FACTS.md section 3): ``GET /users/delta`` ($select = the properties entra.py reads
+  that v1.0 has; no $top: delta does not support it, delta-query-overview "Optional query
+  parameters"), so every full read ends with an @odata.deltaLink a later run starts from
+  (graph_delta.py); ``/directory/deletedItems/microsoft.graph.user`` (the cast is required;
   its default page is 100, so $top=999 too), ``/domains``, ``/organization``,
   ``/directory/onPremisesSynchronization`` (delegated only: an app-only token's 403 leaves the
   switches unknown with a note, never a failure), ``/roleManagement/directory/roleAssignments``
   and ``roleEligibilityScheduleInstances`` with ``$expand=principal`` (a principal may be a
   role-assignable group: its members are listed), and beta ``roleDefinitions`` (isPrivileged
   is beta-only). The independent collections run concurrently.
-- Kept as ``raw/graph/users-<n>.json`` (one page each, n from 1) and, for what the importer
-  takes as one file, one page per line: ``deleted.json``, ``domains.json``, ``tenant.json``
+- Kept as ``raw/graph/users-<n>.json`` (the delta round's pages, n from 1) and, for what the
+  importer takes as one file, one page per line: ``deleted.json``, ``domains.json``, ``tenant.json``
   (organization, then onPremisesSynchronization or its error answer), ``role-assignments.json``,
   ``role-eligibilities.json``, ``role-definitions.json``, and ``role-groups.json`` (one object
   ``{id, members}`` per group, the form ``--roles`` takes for group members).
@@ -33,7 +35,8 @@ import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
@@ -61,11 +64,16 @@ from audit.config import EntraSettings, Settings
 from audit.errors import InputError, Origin
 from audit.sources.entra import BOOL_PROPERTIES, TEXT_PROPERTIES, TIME_PROPERTIES
 from audit.sources.files import CloudExports, CloudSide, read_cloud_side
-from audit.sources.graph_auth import EntraAuth, auth_failure, entra_auth, scrub
+from audit.sources.graph_auth import EntraAuth, auth_failure, entra_auth, resolved_files, scrub
 from audit.sources.snapshot import taken_at as parse_taken_at
 
 GRAPH_DIR = "graph"
 PAGE_SIZE = 999  # $top 1..999 for directory collections (https://learn.microsoft.com/graph/paging)
+# A deltaLink the service no longer knows: 410 Gone ("Synchronization reset") or a 40x with
+# syncStateNotFound (expired token: seven days for directory objects, "Token duration"), both
+# meaning "start again with a full synchronization" (https://learn.microsoft.com/graph/
+# delta-query-overview; the codes: https://learn.microsoft.com/graph/errors#code-property).
+DELTA_RESET_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
 # Beta-only user properties: naming one in a v1.0 $select is a 400 (user resource, v1.0).
 BETA_ONLY = frozenset({"onPremisesObjectIdentifier"})
 USER_SELECT = (
@@ -95,7 +103,7 @@ PERMISSIONS = {
 }
 # How each call is named in a message ("GET /users page 7").
 LABELS = {
-    "users": "/users",
+    "users": "/users/delta",
     "deleted": "/directory/deletedItems/microsoft.graph.user",
     "domains": "/domains",
     "organization": "/organization",
@@ -108,6 +116,7 @@ LABELS = {
 # errors, "503 ... Try the request again after a delay", 504).
 RETRY_STATUS = frozenset({429, 503, 504})
 _NEXT_LINK_RE = re.compile(rb'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*"|null)', re.IGNORECASE)
+_DELTA_LINK_RE = re.compile(rb'"@odata\.deltaLink"\s*:\s*("(?:[^"\\]|\\.)*"|null)', re.IGNORECASE)
 GROUP_TYPE = "#microsoft.graph.group"
 
 
@@ -124,6 +133,20 @@ class GraphPolicy:
     max_backoff: float = 30.0
 
 
+class DeltaExpired(InputError):
+    """Graph no longer knows the deltaLink (410, syncStateNotFound, resyncRequired): the users
+    must be enumerated again from the start."""
+
+
+@dataclass(frozen=True)
+class EntraPages:
+    """What one live read fetched: the kept files as exports, the users round's deltaLink."""
+
+    exports: CloudExports
+    delta_link: str
+    taken: datetime
+
+
 def read_entra(
     settings: Settings,
     *,
@@ -132,34 +155,36 @@ def read_entra(
     progress: Callable[[str], None] | None = None,
     policy: GraphPolicy = GraphPolicy(),
 ) -> CloudSide:
-    """The tenant read live into the cloud side of a snapshot, its pages kept in
-    `raw_dir`/graph; InputError (one line, no secret) when anything cannot be read whole."""
-    entra = _resolved(settings.entra, settings.source_path)
+    """The tenant read live (every user enumerated) into the cloud side of a snapshot, its
+    pages kept in `raw_dir`/graph; InputError (one line, no secret) when anything cannot be
+    read whole."""
+    fetched = fetch_entra(
+        settings, raw_dir=raw_dir, environ=environ, progress=progress, policy=policy
+    )
+    return read_cloud_side(fetched.exports, settings=settings, taken=fetched.taken)
+
+
+def fetch_entra(
+    settings: Settings,
+    *,
+    raw_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    policy: GraphPolicy = GraphPolicy(),
+    delta_link: str | None = None,
+) -> EntraPages:
+    """Every collection's pages into `raw_dir`/graph; the users as a full delta round, or as
+    the changes since `delta_link` (DeltaExpired when Graph no longer knows it)."""
+    entra = resolved_files(settings.entra, settings.source_path)
     auth = entra_auth(entra, os.environ if environ is None else environ, prompt=progress)
     out = raw_dir / GRAPH_DIR
     out.mkdir(parents=True, exist_ok=True)
     taken = parse_taken_at(None)
     try:
-        exports = asyncio.run(_read_all(entra, auth, out, policy, progress))
+        exports, link = asyncio.run(_read_all(entra, auth, out, policy, progress, delta_link))
     finally:
         auth.close()
-    return read_cloud_side(exports, settings=settings, taken=taken)
-
-
-def _resolved(entra: EntraSettings, source_path: str | None) -> EntraSettings:
-    """Relative file paths are read from the config file's directory (as [[ad]]'s are)."""
-    base = Path(source_path).parent if source_path else Path()
-
-    def path(value: str) -> str:
-        given = Path(value).expanduser()
-        return value if not value or given.is_absolute() else str(base / given)
-
-    return replace(
-        entra,
-        ca_file=path(entra.ca_file),
-        certificate_file=path(entra.certificate_file),
-        client_secret_file=path(entra.client_secret_file),
-    )
+    return EntraPages(exports, link, taken)
 
 
 async def _read_all(
@@ -168,11 +193,12 @@ async def _read_all(
     out: Path,
     policy: GraphPolicy,
     progress: Callable[[str], None] | None,
-) -> CloudExports:
+    delta_link: str | None,
+) -> tuple[CloudExports, str]:
     session = GraphSession(entra, auth, policy, progress)
     try:
         async with asyncio.TaskGroup() as group:
-            users = group.create_task(session.users(out))
+            users = group.create_task(session.users(out, delta_link))
             deleted = group.create_task(
                 session.collection("deleted", LABELS["deleted"], session.deleted_request())
             )
@@ -193,13 +219,15 @@ async def _read_all(
     }
     for name, pages in files.items():
         (out / name).write_bytes(b"\n".join(pages) + b"\n")
-    return CloudExports(
-        cloud=users.result(),
+    user_files, link = users.result()
+    exports = CloudExports(
+        cloud=user_files,
         deleted=out / "deleted.json",
         domains=out / "domains.json",
         tenant=out / "tenant.json",
         roles=[out / name for name in roles.result()],
     )
+    return exports, link
 
 
 def _first_error(failed: BaseExceptionGroup[Any]) -> BaseException:
@@ -272,12 +300,13 @@ class GraphSession:
     # --- requests of each collection ---------------------------------------------------------
 
     def users_request(self) -> RequestInformation:
-        from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+        from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
 
-        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-            select=list(USER_SELECT), top=PAGE_SIZE
-        )
-        return self.client.users.to_get_request_information(self.config(query))
+        # user-delta (https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0):
+        # "$select" and a "$filter" by id are its only OData parameters; the deltaLink carries
+        # the $select on, so changes come back with the same properties.
+        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=list(USER_SELECT))
+        return self.client.users.delta.to_get_request_information(self.config(query))
 
     def deleted_request(self) -> RequestInformation:
         from msgraph.generated.directory.deleted_items.graph_user.graph_user_request_builder import (  # noqa: E501
@@ -335,17 +364,27 @@ class GraphSession:
 
     # --- collections -------------------------------------------------------------------------
 
-    async def users(self, out: Path) -> list[Path]:
-        """GET /users, each page written as received: users-1.json, users-2.json..."""
+    async def users(self, out: Path, start: str | None) -> tuple[list[Path], str]:
+        """GET /users/delta (or the changes since the deltaLink `start`), each page written as
+        received: users-1.json, users-2.json...; and the round's closing @odata.deltaLink."""
         files: list[Path] = []
         started = time.monotonic()
-        async for page, body in self.pages("users", LABELS["users"], self.users_request()):
+        label = LABELS["users"]
+        first = self.users_request() if start is None else self.follow(start, Origin(label))
+        link: str | None = None
+        async for page, body in self.pages("users", label, first):
             path = out / f"users-{page}.json"
             path.write_bytes(body)
             files.append(path)
+            link = _link(body, Origin(f"GET {label}", page=page), _DELTA_LINK_RE)
             if self.progress is not None and page % 10 == 0:
-                self.progress(f"GET /users: {page} pages in {time.monotonic() - started:.1f} s")
-        return files
+                self.progress(f"GET {label}: {page} pages in {time.monotonic() - started:.1f} s")
+        if link is None:
+            raise InputError(
+                Origin(f"GET {label}", page=len(files)), "the round ended without a deltaLink"
+            )
+        self.follow(link, Origin(f"GET {label}", page=len(files)))  # graph_url's host only
+        return files, link
 
     async def collection(self, name: str, label: str, first: RequestInformation) -> list[bytes]:
         return [body async for _, body in self.pages(name, label, first)]
@@ -476,6 +515,8 @@ class GraphSession:
             return
         code, message = _error_of(response)
         said = f"{status} {code}: {_short(scrub(message, self.auth.secret))}"
+        if name == "users" and (status == 410 or code in DELTA_RESET_CODES):
+            raise DeltaExpired(origin, f"{said}: the deltaLink is no longer valid")
         if status == 403:
             permission = PERMISSIONS.get(name, "")
             raise InputError(
@@ -497,17 +538,22 @@ def _endpoint(url: SplitResult) -> tuple[str, str, int]:
 
 
 def _next_link(body: bytes, origin: Origin) -> str | None:
-    """The page's @odata.nextLink, read off the bytes (a key can only be a key in valid JSON:
-    quotes inside strings are escaped); the page is parsed whole only when that is unsure."""
+    return _link(body, origin, _NEXT_LINK_RE)
+
+
+def _link(body: bytes, origin: Origin, pattern: re.Pattern[bytes]) -> str | None:
+    """The page's @odata.nextLink (or deltaLink), read off the bytes (a key can only be a key
+    in valid JSON: quotes inside strings are escaped); parsed whole only when that is unsure."""
     if not body.lstrip()[:1] == b"{":
         raise InputError(origin, "the answer is not a Graph JSON page")
-    found = _NEXT_LINK_RE.findall(body)
+    found = pattern.findall(body)
     if len(found) > 1:
         try:
             whole = json.loads(body)
         except ValueError as exc:
             raise InputError(origin, f"invalid JSON in the answer ({exc})") from None
-        link = {k.lower(): v for k, v in whole.items()}.get("@odata.nextlink")
+        key = "@odata.deltalink" if pattern is _DELTA_LINK_RE else "@odata.nextlink"
+        link = {k.lower(): v for k, v in whole.items()}.get(key)
         return str(link) if link else None
     if not found:
         return None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -242,3 +242,19 @@ def auth_failure(exc: BaseException, entra: EntraSettings, auth: EntraAuth) -> I
 def _short(text: str, limit: int = 240) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def resolved_files(entra: EntraSettings, source_path: str | None) -> EntraSettings:
+    """Relative file paths are read from the config file's directory (as [[ad]]'s are)."""
+    base = Path(source_path).parent if source_path else Path()
+
+    def path(value: str) -> str:
+        given = Path(value).expanduser()
+        return value if not value or given.is_absolute() else str(base / given)
+
+    return replace(
+        entra,
+        ca_file=path(entra.ca_file),
+        certificate_file=path(entra.certificate_file),
+        client_secret_file=path(entra.client_secret_file),
+    )
