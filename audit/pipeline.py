@@ -54,6 +54,7 @@ from audit.sources.live import NO_EXPORTS, RAW_DIR, collect_snapshot
 from audit.store import (
     MANIFEST,
     SNAPSHOT_DIR,
+    in_run,
     read_manifest,
     read_snapshot,
     source_reports_as_json,
@@ -282,6 +283,7 @@ def collect(
             settings, raw_dir=staging / RAW_DIR, exports=exports, environ=environ,
             progress=read_progress, say=progress,
         )  # fmt: skip
+        snapshot = in_run(snapshot, staging)
         collect_s = round(time.perf_counter() - t0, 3)
         for line in source_lines(snapshot.sources):
             progress(line)

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +164,18 @@ def source_reports_as_json(snapshot: Snapshot) -> list[dict[str, Any]]:
         {**asdict(s), "excluded": dict(s.excluded), "warnings": list(s.warnings)}
         for s in snapshot.sources
     ]
+
+
+def in_run(snapshot: Snapshot, staging: Path) -> Snapshot:
+    """Sources read from the run's own raw captures named by their place in the run
+    (raw/graph/users-1.json), not by the staging directory renamed away when it completes."""
+
+    def place(path: str | None) -> str | None:
+        if path is None or "://" in path:
+            return path
+        given = Path(path)
+        return str(given.relative_to(staging)) if given.is_relative_to(staging) else path
+
+    return replace(
+        snapshot, sources=tuple(replace(s, path=place(s.path)) for s in snapshot.sources)
+    )
