@@ -72,6 +72,9 @@ class EntraSettings:
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com/v1.0"
     ca_file: str = ""
+    # collect enumerates every user on every full_every-th run; the runs between apply the
+    # changes since the previous run (/users/delta) to its snapshot.
+    full_every: int = 7
     # Matching switches from config, used when Graph cannot tell (app-only tokens get 403).
     features: Mapping[str, Feature] = field(default_factory=dict)
 

@@ -357,6 +357,7 @@ SCHEMA: Mapping[str, _Table] = {
                 "https", path_allowed=True, empty_ok=False, credentials=_ENTRA_CREDENTIALS
             ),
             "ca_file": _str,
+            "full_every": _positive_int,
             "features": _FEATURES,
         }
     ),

@@ -49,6 +49,7 @@ from audit.remediation.plan import PlanSummary, causes_of, options_from_settings
 from audit.remediation.script import write_remediation
 from audit.rules import all_rules
 from audit.sources.files import CloudExports, import_files
+from audit.sources.graph_delta import STATE_DIR, save_state
 from audit.sources.ldap import ReadProgress
 from audit.sources.live import NO_EXPORTS, RAW_DIR, collect_snapshot
 from audit.store import (
@@ -247,13 +248,17 @@ class CollectResult:
     outputs: dict[str, Path]  # manifest.json, the snapshot files, raw/ad-<name>.ldif
 
 
+def data_dir(settings: Settings) -> Path:
+    """[run] data_dir, relative to the config file's directory."""
+    found = Path(settings.run.data_dir).expanduser()
+    if not found.is_absolute() and settings.source_path:
+        found = Path(settings.source_path).parent / found
+    return found
+
+
 def new_run_dir(settings: Settings) -> Path:
-    """<data_dir>/runs/<run_id>: the run id is the UTC time, made unique (data_dir relative
-    to the config file's directory)."""
-    data_dir = Path(settings.run.data_dir).expanduser()
-    if not data_dir.is_absolute() and settings.source_path:
-        data_dir = Path(settings.source_path).parent / data_dir
-    runs = data_dir / "runs"
+    """<data_dir>/runs/<run_id>: the run id is the UTC time, made unique."""
+    runs = data_dir(settings) / "runs"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     candidate, n = runs / stamp, 1
     while candidate.exists() or any(runs.glob(f".{candidate.name}.*.partial")):
@@ -278,11 +283,14 @@ def collect(
     started = now_iso()
     t0 = time.perf_counter()
     progress("collecting")
+    # The deltaLink of the tenant's last complete run (graph_delta.py) lives beside the runs.
+    state = data_dir(settings) / STATE_DIR
     with staged_directory(target) as staging:
-        snapshot = collect_snapshot(
+        collected = collect_snapshot(
             settings, raw_dir=staging / RAW_DIR, exports=exports, environ=environ,
-            progress=read_progress, say=progress,
+            progress=read_progress, say=progress, entra_state=state,
         )  # fmt: skip
+        snapshot, entra = collected.snapshot, collected.entra
         snapshot = in_run(snapshot, staging)
         collect_s = round(time.perf_counter() - t0, 3)
         for line in source_lines(snapshot.sources):
@@ -294,9 +302,12 @@ def collect(
         )
         manifest = write_run_files(
             staging, target, snapshot, settings, started, {"collect_s": collect_s},
-            {"kind": "collect", "raw": [f"{RAW_DIR}/{name}" for name in raw]},
+            {"kind": "collect", "raw": [f"{RAW_DIR}/{name}" for name in raw]}
+            | ({"entra": entra.manifest()} if entra is not None else {}),
         )  # fmt: skip
     run_dir = target.parent.resolve() / target.name
+    if entra is not None:  # only once the run it belongs to is complete
+        save_state(state, settings, entra, run_dir)
     return CollectResult(
         run_dir=run_dir,
         settings=settings,

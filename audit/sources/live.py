@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -25,6 +25,7 @@ from audit.model import Snapshot, SourceReport
 from audit.sources.ad import AdRows
 from audit.sources.files import CloudExports, read_cloud_side
 from audit.sources.graph import read_entra
+from audit.sources.graph_delta import EntraCollection, collect_entra
 from audit.sources.ldap import ONE_ATTEMPT, ReadPolicy, ReadProgress, read_ad_ldap
 from audit.sources.snapshot import assemble_snapshot
 from audit.sources.snapshot import taken_at as parse_taken_at
@@ -73,6 +74,12 @@ def _resolved(path: str, base: Path) -> str:
     return str(given if given.is_absolute() else base / given)
 
 
+@dataclass(frozen=True)
+class Collected:
+    snapshot: Snapshot
+    entra: EntraCollection | None  # how the tenant was read live (full or delta), if it was
+
+
 def collect_snapshot(
     settings: Settings,
     *,
@@ -82,11 +89,13 @@ def collect_snapshot(
     retries: bool = True,
     progress: Callable[[ReadProgress], None] | None = None,
     say: Callable[[str], None] | None = None,
-) -> Snapshot:
+    entra_state: Path | None = None,
+) -> Collected:
     """Every live [[ad]] source and the tenant ([entra], unless cloud exports are given) -> one
     Snapshot, every read captured in `raw_dir`; each AD read tried as often as its table says
     (`retries`) or once. `say` gets the lines an operator should see (retries, what was read
-    from where)."""
+    from where). With `entra_state` (the data directory's state/), the tenant read is a delta
+    run when the previous one allows it (graph_delta.py), else a full enumeration."""
     ad_sources = live_ad_sources(settings)
     entra = live_entra(settings)
     if not ad_sources and not entra and not exports.given:
@@ -112,13 +121,19 @@ def collect_snapshot(
         )
     ad_users = rows.frame()
     overlapping_sources(ad_users, settings.source_path or "<config>")
+    collection: EntraCollection | None = None
     if exports.given or not entra:
         if entra and say is not None:
             say("[entra] not read live: the cloud side comes from the exports given")
         side = read_cloud_side(exports, settings=settings, taken=taken)
-    else:
+    elif entra_state is None:
         side = read_entra(settings, raw_dir=raw_dir, environ=environ, progress=say)
-    return assemble_snapshot(
+    else:
+        read = collect_entra(
+            settings, raw_dir=raw_dir, state_dir=entra_state, environ=environ, progress=say
+        )
+        side, collection = read.side, read.collection
+    snapshot = assemble_snapshot(
         ad_users=ad_users,
         cloud_users=side.users,
         cloud_objects=side.objects,
@@ -126,6 +141,7 @@ def collect_snapshot(
         reports=[*reports, *side.reports],
         taken=taken,
     )
+    return Collected(snapshot, collection)
 
 
 # [entra] keys that only a live read uses: one of them set means "read this tenant" (tenant_id
