@@ -7,7 +7,10 @@ can be sure of and returns None for anything else (the caller then reads the fil
 way). It takes a file of Graph response pages, one per line or one pretty-printed page, in
 UTF-8 without BOM, holding only users, whose property names are Graph's own camelCase (the
 exact path matches names without case; Polars does not), whose values have the types Graph
-gives them, and whose dates are Graph's `yyyy-mm-ddThh:mm:ss[.ffffff]Z`.
+gives them, and whose dates are Graph's `yyyy-mm-ddThh:mm:ss[.ffffff]Z`. Provisioning errors are
+read too (a list of {category, occurredDateTime, propertyCausingError, value}, entries may be
+null): each list is found whole by the key regex below and checked by Python's json (it is rare,
+1 user in 1,000 in a large tenant), so the bulk path takes the lists it reads the same way.
 
 What Polars would read differently from Python's json is checked on the text first: every key
 is found by a regex (`{` or `,`, a plain quoted name, `:`, the value's first character), which
@@ -20,10 +23,12 @@ Escaped letters (a key could be spelled `\\u006dail`) and escaped surrogates (Po
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -40,10 +45,12 @@ TIME = TIME_PROPERTIES
 PROXIES = "proxyAddresses"
 ERRORS = "onPremisesProvisioningErrors"
 ODATA_TYPE = "@odata.type"
-ENVELOPE = ("@odata.context", "@odata.nextLink", "value")
+# A /users/delta round's last page ends with @odata.deltaLink instead of a nextLink: the live
+# read's full enumeration is such a round (graph.py), read here when no entry is @removed.
+ENVELOPE = ("@odata.context", "@odata.nextLink", "@odata.deltaLink", "value")
 # The JSON types each may have, by the first character of its value (n = null).
 _FIRST_CHARS = {
-    **{name: '"n' for name in (*TEXT, *TIME, ODATA_TYPE, "@odata.context", "@odata.nextLink")},
+    **{name: '"n' for name in (*TEXT, *TIME, ODATA_TYPE, *ENVELOPE[:3])},
     **{name: "tfn" for name in BOOL},
     PROXIES: "[n",
     ERRORS: "[n",
@@ -51,41 +58,51 @@ _FIRST_CHARS = {
 }
 CANONICAL = frozenset(_FIRST_CHARS)
 _CANONICAL_LOWER = {name.lower() for name in CANONICAL}
-# Names that mean something the bulk path does not do: delta pages, @odata.count, and the keys
-# of provisioning errors (only empty lists are taken).
-_REFUSED_LOWER = frozenset(
-    {"@removed", "@odata.deltalink", "@odata.count", "category", "occurreddatetime"}
-    | {"propertycausingerror"}
-)
+# Names that mean something the bulk path does not do: removals in a delta round, @odata.count.
+_REFUSED_LOWER = frozenset({"@removed", "@odata.count"})
+# An onPremisesProvisioningError's properties (resources/onpremisesprovisioningerror), in
+# Graph's spelling -> their PROVISIONING_ERROR field.
+ERROR_FIELDS = {
+    "category": "category",
+    "occurredDateTime": "occurred",
+    "propertyCausingError": "property",
+    "value": "value",
+}
 
 _USER_SCHEMA = pl.Struct(
     {
         **{name: pl.String() for name in (*TEXT, *TIME, ODATA_TYPE)},
         **{name: pl.Boolean() for name in BOOL},
         PROXIES: pl.List(pl.String()),
+        ERRORS: pl.List(pl.Struct({name: pl.String() for name in ERROR_FIELDS})),
     }
 )
 _PAGE_SCHEMA = {
     "@odata.context": pl.String(),
     "@odata.nextLink": pl.String(),
+    "@odata.deltaLink": pl.String(),
     "value": pl.List(_USER_SCHEMA),
 }
 
+# A provisioning errors list whole, when no array is nested in it: its objects' keys are not
+# seen as keys of objects of their own, and the list is checked by json (_errors_usable).
+_ERRORS_LIST = r'[{,]\s*"onPremisesProvisioningErrors"\s*:\s*\[(?:[^\[\]"]|"(?:[^"\\]|\\.)*")*\]'
 # A key and the first character of its value, unless that is `{`: the object's own first key is
-# the next match (a nested object's `{` must be seen, it is counted).
-_KEY = r'[{,]\s*"[^"\\]*"\s*:\s*[^{\s]|[{,]\s*"[^"\\]*"\s*:'
+# the next match (a nested object's `{` must be seen, it is counted). The regex engine takes the
+# first alternative that matches at a position: a provisioning errors list is one token.
+_KEY = _ERRORS_LIST + r'|[{,]\s*"[^"\\]*"\s*:\s*[^{\s]|[{,]\s*"[^"\\]*"\s*:'
+_ERRORS_TOKEN = re.compile(_ERRORS_LIST)
 # Anything here sends the file to the exact path: a proxyAddresses element that is not a string
-# or null, a provisioning error (the list is not empty), an empty object (it hides from _KEY).
+# or null, an empty object (it hides from _KEY).
 _DOUBT = re.compile(
     r'"proxyAddresses"\s*:\s*\[\s*(?:(?:"(?:[^"\\]|\\.)*"|null)\s*,\s*)*[^"\s\]n]'
-    r'|"onPremisesProvisioningErrors"\s*:\s*\[\s*[^\s\]]'
     r"|\{\s*\}"
     # escaped letters (a key spelled \u006dail), escaped surrogates, raw control characters
     r"|\\u(?:00[2-7][0-9a-fA-F]|[dD][89a-fA-F])|[\x00-\x08\x0b\x0c\x0e-\x1f]"
 ).pattern
 # After the value array only envelope keys with plain string values may follow.
 _TAIL = re.compile(
-    r'(?:\}\s*\]|"value"\s*:\s*\[\s*\])\s*(?:,\s*"@odata\.(?:context|nextLink)"\s*:\s*(?:"[^"\\]*"|null)\s*)*'
+    r'(?:\}\s*\]|"value"\s*:\s*\[\s*\])\s*(?:,\s*"@odata\.(?:context|nextLink|deltaLink)"\s*:\s*(?:"[^"\\]*"|null)\s*)*'
     r"\}\s*$"
 ).pattern
 # Graph's form; year 0, hour 24 and second 60 are refused here (Polars would read them).
@@ -169,12 +186,13 @@ def _pages(docs: list[tuple[int, bytes]], path: Path) -> list[BulkPage] | None:
     users = envelopes.select(pl.col("value").explode(empty_as_null=False)).unnest("value")
     pages = []
     offset = 0
-    for line, count, page_keys, context, next_link in zip(
+    for line, count, page_keys, context, next_link, delta_link in zip(
         lines,
         counts,
         keys,
         envelopes["@odata.context"].to_list(),
         envelopes["@odata.nextLink"].to_list(),
+        envelopes["@odata.deltaLink"].to_list(),
         strict=True,
     ):
         pages.append(
@@ -186,6 +204,7 @@ def _pages(docs: list[tuple[int, bytes]], path: Path) -> list[BulkPage] | None:
                 path=path,
                 users=users.slice(offset, count),
                 keys=page_keys,
+                delta_link=delta_link or None,
             )
         )
         offset += count
@@ -196,12 +215,41 @@ _BATCH = 8
 _WS = " \t\r\n"
 
 
-def _token_parts(token: str) -> tuple[bool, str, str]:
-    """`,"mail":"` -> (starts an object, name, first character of the value)."""
+def _token_parts(token: str) -> tuple[bool, str, str] | None:
+    """`,"mail":"` -> (starts an object, name, first character of the value); None for a
+    provisioning errors list the bulk path would not read as the exact path does."""
+    if _ERRORS_TOKEN.fullmatch(token):
+        if not _errors_usable(token[token.index(":") + 1 :]):
+            return None
+        return token.startswith("{"), ERRORS, "["
     body = token.rstrip(_WS)
     first = "{" if body.endswith(":") else body[-1]
     name = (body if body.endswith(":") else body[:-1]).rstrip(_WS)[:-1].rstrip(_WS)
-    return token.startswith("{"), name[1:].lstrip(_WS)[1:-1], first
+    name = name[1:].lstrip(_WS)[1:-1]
+    if name == ERRORS and first == "[":  # a list with an array in it: not _ERRORS_LIST
+        return None
+    return token.startswith("{"), name, first
+
+
+def _errors_usable(text: str) -> bool:
+    """Whether Polars reads this onPremisesProvisioningErrors list as json does: entries null
+    or objects with Graph's property names only, each once (json keeps the last of a repeated
+    key, Polars the first), whose values are strings or null (Polars would write `true` where
+    the exact path writes `True`)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in items]
+        if len(set(names)) != len(names) or not set(names) <= ERROR_FIELDS.keys():
+            raise ValueError("a property the bulk path does not read alike")
+        if any(value is not None and not isinstance(value, str) for _, value in items):
+            raise ValueError("a value that is not a string")
+        return dict(items)
+
+    try:
+        value = json.loads(text, object_pairs_hook=pairs)
+    except ValueError:
+        return False
+    return isinstance(value, list) and all(item is None or isinstance(item, dict) for item in value)
 
 
 def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
@@ -214,7 +262,10 @@ def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
         "token", empty_as_null=False
     )
     distinct = found["token"].unique().to_list()
-    parts = [_token_parts(token) for token in distinct]
+    maybe = [_token_parts(token) for token in distinct]
+    if any(part is None for part in maybe):
+        return None
+    parts = [part for part in maybe if part is not None]
     names = sorted({name for _, name, _ in parts})
     for name in names:
         if name.lower() in _REFUSED_LOWER or (
@@ -249,6 +300,7 @@ def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
         or (pages["value"] != 1).any()
         or (pages["@odata.context"] > 1).any()
         or (pages["@odata.nextLink"] > 1).any()
+        or (pages["@odata.deltaLink"] > 1).any()
     ):
         return None
     envelope_obj = pl.when(pl.col("page").is_first_distinct()).then(pl.col("obj")).forward_fill()
@@ -297,21 +349,18 @@ def users_frame(
         ).all()
     ).item():
         return None
-    for prop in TIME:
-        text = raw[prop]
+    occurred = raw.select(pl.col(ERRORS).explode().struct.field("occurredDateTime")).to_series()
+    for text in [*(raw[prop] for prop in TIME), occurred]:
         if not (text.is_null() | (text == "") | text.str.contains(_TIME_TEXT)).all():
             return None
+    if _times(occurred).null_count() != (occurred.is_null() | (occurred == "")).sum():
+        return None  # a date/time the exact path would note as unreadable
     exprs = [
         pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(column)
         for name, column in TEXT.items()
     ]
     exprs += [pl.col(name).alias(column) for name, column in BOOL.items()]
-    exprs += [
-        pl.col(name)
-        .str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False)
-        .alias(column)
-        for name, column in TIME.items()
-    ]
+    exprs += [_time(pl.col(name)).alias(column) for name, column in TIME.items()]
     proxies = pl.col(PROXIES).list.drop_nulls()
     exprs += [
         proxies.alias("proxy_addresses"),
@@ -319,7 +368,7 @@ def users_frame(
         .list.first()
         .str.slice(5)
         .alias("primary_smtp"),
-        pl.lit([], dtype=pl.List(PROVISIONING_ERROR)).alias("provisioning_errors"),
+        _provisioning_errors().alias("provisioning_errors"),
     ]
     frame = raw.select(exprs)
     for prop, column in TIME.items():  # a value the exact path would note as unreadable
@@ -337,6 +386,33 @@ def users_frame(
         )
         frame = frame.with_columns(pl.lit(None, UTC_DATETIME).alias("deleted_at"))
     return conform(frame, CLOUD_USERS_SCHEMA)
+
+
+def _time(text: pl.Expr) -> pl.Expr:
+    return text.str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+
+
+def _times(text: pl.Series) -> pl.Series:
+    return text.to_frame().select(_time(pl.col(text.name))).to_series()
+
+
+def _provisioning_errors() -> pl.Expr:
+    """onPremisesProvisioningErrors as entra.py's _provisioning_errors reads them: null entries
+    left out, empty text as null, no list as an empty one."""
+
+    def value(name: str) -> pl.Expr:
+        field = pl.element().struct.field(name)
+        if name == "occurredDateTime":
+            return _time(field)
+        return pl.when(field == "").then(None).otherwise(field)
+
+    entry = pl.struct(*(value(name).alias(column) for name, column in ERROR_FIELDS.items()))
+    return (
+        pl.col(ERRORS)
+        .list.drop_nulls()
+        .list.eval(entry)
+        .fill_null(pl.lit([], dtype=pl.List(PROVISIONING_ERROR)))
+    )
 
 
 def where_frame(pages: list[BulkPage]) -> pl.DataFrame:
