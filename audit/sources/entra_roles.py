@@ -391,14 +391,28 @@ def with_role_columns(
             "most $expand returns: export their members with Get-MgGroupMember -All instead",
         )
     reports = [replace(r, warnings=tuple(warnings[r.name])) for r in reports]
-    ids = cloud.get_column("id").to_list()
-
-    def column(name: str, roles: dict[str, set[str]]) -> pl.Series:
-        return pl.Series(name, [sorted(roles.get(i, ())) for i in ids], dtype=pl.List(pl.String()))
-
-    cloud = cloud.with_columns(
-        column("directory_roles", assigned),
-        column("admin_roles", privileged),
-        column("eligible_roles", eligible),
+    # Only the few users holding a role get a list built in Python; everyone else's empty list
+    # comes from a join (one list per user cost ~2.5 s at 100k users).
+    roles = pl.DataFrame(
+        [
+            (user, *(sorted(held.get(user, ())) for held in (assigned, privileged, eligible)))
+            for user in assigned.keys() | privileged.keys() | eligible.keys()
+        ],
+        schema={
+            "id": pl.String(),
+            "directory_roles": pl.List(pl.String()),
+            "admin_roles": pl.List(pl.String()),
+            "eligible_roles": pl.List(pl.String()),
+        },
+        orient="row",
+    )
+    empty = pl.lit([], dtype=pl.List(pl.String()))
+    cloud = (
+        cloud.drop(ROLE_COLUMNS, strict=False)
+        .join(roles, on="id", how="left", maintain_order="left")
+        .with_columns(pl.col(name).fill_null(empty) for name in ROLE_COLUMNS)
     )
     return conform(cloud, CLOUD_USERS_SCHEMA), reports
+
+
+ROLE_COLUMNS = ("directory_roles", "admin_roles", "eligible_roles")

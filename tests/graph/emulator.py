@@ -583,11 +583,14 @@ class GraphEmulator(_Listener):
         headers = {k.lower(): v for k, v in handler.headers.items()}
         started = time.perf_counter()
         fault = self._fault_for(path)
+        # Recorded before the answer goes out: a client that has read its answer finds its
+        # request in the log (after sending, the test could look before the server wrote it).
+        if fault is not None and fault.kind == "reset":
+            self._record(handler, path, url.query, headers, 0, fault, 0.0)
+            handler.reset()
+            return
         status = 0
         try:
-            if fault is not None and fault.kind == "reset":
-                handler.reset()
-                return
             if fault is not None and fault.kind in ("throttle", "unavailable", "gateway_timeout"):
                 response = self._fault_response(fault, headers)
             else:
@@ -595,10 +598,10 @@ class GraphEmulator(_Listener):
                 if fault is not None and fault.kind == "slow":
                     self.stopping.wait(fault.delay)
             status = response.status
-            handler.send(response, truncate=fault is not None and fault.kind == "truncate")
         finally:
             seconds = time.perf_counter() - started
             self._record(handler, path, url.query, headers, status, fault, seconds)
+        handler.send(response, truncate=fault is not None and fault.kind == "truncate")
 
     def _record(
         self,
