@@ -38,7 +38,7 @@ import polars as pl
 
 from audit.config import Settings
 from audit.errors import InputError, RunDirError
-from audit.model import CLOUD_USERS_SCHEMA, SourceReport, conform
+from audit.model import CLOUD_USERS_SCHEMA, conform
 from audit.sources.entra import CloudUsers, cloud_objects_frame, cloud_users_frame
 from audit.sources.files import (
     CloudSide,
@@ -58,8 +58,6 @@ from audit.sources.graph import (
 from audit.store import SNAPSHOT_DIR, read_manifest, write_file_atomically
 
 STATE_DIR = "state"
-ROLE_COLUMNS = ("directory_roles", "admin_roles", "eligible_roles")
-_STRING = re.compile(rb'"((?:[^"\\]|\\.)*)"')
 
 
 class Inconsistent(Exception):
@@ -261,7 +259,7 @@ def apply_delta(fetched: EntraPages, base: Base, settings: Settings) -> CloudSid
         & pl.col("id").is_in([i for i, state in entries.items() if state == "full"])
     )
     merged = pl.concat([kept, changed, deleted_now], how="vertical")
-    cloud, role_reports = _with_roles(merged, [Path(p) for p in exports.roles])
+    cloud, role_reports = with_roles(merged, [Path(p) for p in exports.roles])
     tenant, tenant_reports = read_tenant(exports.domains, exports.tenant, settings)
     counted = {
         s: sum(1 for v in entries.values() if v == s) for s in ("full", "changed", "deleted")
@@ -280,18 +278,3 @@ def apply_delta(fetched: EntraPages, base: Base, settings: Settings) -> CloudSid
     return CloudSide(
         cloud, cloud_objects_frame(users), tenant, [*reports, *tenant_reports, *role_reports]
     )
-
-
-def _with_roles(cloud: pl.DataFrame, paths: list[Path]) -> tuple[pl.DataFrame, list[SourceReport]]:
-    """files.with_roles, given only the users the role files name (a principal or a group
-    member: every id they hold is a JSON string in them); the others hold no role ([]). The
-    same frame, without building three list cells per user of the tenant in Python (seconds
-    at 100k users)."""
-    named: set[str] = set()
-    for path in paths:
-        named.update(m.decode("utf-8", "replace") for m in _STRING.findall(path.read_bytes()))
-    holders = pl.col("id").is_in(list(named))
-    subset, reports = with_roles(cloud.filter(holders), paths)
-    empty = pl.lit([], dtype=pl.List(pl.String()))
-    rest = cloud.filter(~holders).with_columns(empty.alias(name) for name in ROLE_COLUMNS)
-    return conform(pl.concat([rest, subset], how="vertical"), CLOUD_USERS_SCHEMA), reports
