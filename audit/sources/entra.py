@@ -418,6 +418,21 @@ _FEATURE_KEYS = {
 }
 
 
+def tenant_error(envelope: Mapping[str, Any]) -> str:
+    """The warning for an error answer among the tenant's responses. Organization.Read.All
+    reads /organization app-only; /directory/onPremisesSynchronization takes a delegated token
+    only (OnPremDirectorySynchronization.Read.All; application: not supported, Microsoft's
+    onpremisesdirectorysynchronization-get page), so a refusal there is the usual one."""
+    said = error_text(envelope)
+    if said.startswith("Authorization_RequestDenied"):
+        return (
+            f"a tenant call was refused ({said}): GET /directory/onPremisesSynchronization "
+            "needs a delegated token (OnPremDirectorySynchronization.Read.All), so the matching "
+            "switches are unknown unless [entra.features] sets them"
+        )
+    return f"Graph error response in the tenant file ({said}): skipped"
+
+
 def tenant_from_json(text: str, path: Path, notes: Notes) -> TenantFacts:
     """GET /organization and/or GET /directory/onPremisesSynchronization, in any order."""
     facts = TenantFacts()
@@ -426,8 +441,7 @@ def tenant_from_json(text: str, path: Path, notes: Notes) -> TenantFacts:
             raise InputError(path, "expected a JSON object", line=doc.line)
         envelope = lower_keys(doc.value) if isinstance(doc.value, dict) else {"value": doc.value}
         if "error" in envelope and "value" not in envelope:
-            # App-only tokens get 403 on onPremisesSynchronization: switches stay unknown.
-            notes.add(f"Graph error response in the tenant file ({error_text(envelope)}): skipped")
+            notes.add(tenant_error(envelope))
             continue
         context = str(envelope.get("@odata.context") or "").lower()
         values = envelope.get("value")
