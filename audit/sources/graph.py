@@ -29,9 +29,9 @@ gives the identical snapshot by construction and no SDK model object is built pe
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
-import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from azure.core.exceptions import AzureError
@@ -65,9 +65,25 @@ from audit.errors import InputError, Origin
 from audit.sources.entra import BOOL_PROPERTIES, TEXT_PROPERTIES, TIME_PROPERTIES
 from audit.sources.files import CloudExports, CloudSide, read_cloud_side
 from audit.sources.graph_auth import EntraAuth, auth_failure, entra_auth, resolved_files, scrub
+from audit.sources.graph_http import (
+    DELTA_LINK_RE,
+    RETRY_STATUS,
+    endpoint_of,
+    error_code,
+    error_of,
+    group_principals,
+    next_link,
+    page_link,
+    retry_after,
+    short,
+)
+from audit.sources.graph_http import (
+    GraphPolicy as GraphPolicy,  # re-exported: callers set the read's patience
+)
 from audit.sources.snapshot import taken_at as parse_taken_at
 
 GRAPH_DIR = "graph"
+PATIENT = GraphPolicy()  # the default: 15 minutes of retries for one read
 PAGE_SIZE = 999  # $top 1..999 for directory collections (https://learn.microsoft.com/graph/paging)
 # A deltaLink the service no longer knows: 410 Gone ("Synchronization reset") or a 40x with
 # syncStateNotFound (expired token: seven days for directory objects, "Token duration"), both
@@ -111,26 +127,6 @@ LABELS = {
     "role-eligibilities": "/roleManagement/directory/roleEligibilityScheduleInstances",
     "role-definitions": "/beta/roleManagement/directory/roleDefinitions",
 }
-# Status codes worth another try: throttled (429, with Retry-After: https://learn.microsoft.com/
-# graph/throttling), service unavailable and gateway timeout (https://learn.microsoft.com/graph/
-# errors, "503 ... Try the request again after a delay", 504).
-RETRY_STATUS = frozenset({429, 503, 504})
-_NEXT_LINK_RE = re.compile(rb'"@odata\.nextLink"\s*:\s*("(?:[^"\\]|\\.)*"|null)', re.IGNORECASE)
-_DELTA_LINK_RE = re.compile(rb'"@odata\.deltaLink"\s*:\s*("(?:[^"\\]|\\.)*"|null)', re.IGNORECASE)
-GROUP_TYPE = "#microsoft.graph.group"
-
-
-@dataclass(frozen=True)
-class GraphPolicy:
-    """How hard the read tries. The SDK's RetryHandler is off: it honours Retry-After but has
-    no budget for the whole read (and no cap on one wait), does not retry a reset connection,
-    and adds a 3 s base to each backoff; one loop here does all of it."""
-
-    budget: float = 900.0  # seconds from the start within which a retry may still begin
-    attempts: int = 10  # tries of one request
-    timeout: float = 120.0  # seconds without an answer before a request is given up
-    backoff: float = 0.5  # first wait without Retry-After, doubling
-    max_backoff: float = 30.0
 
 
 class DeltaExpired(InputError):
@@ -153,7 +149,7 @@ def read_entra(
     raw_dir: Path,
     environ: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
-    policy: GraphPolicy = GraphPolicy(),
+    policy: GraphPolicy = PATIENT,
 ) -> CloudSide:
     """The tenant read live (every user enumerated) into the cloud side of a snapshot, its
     pages kept in `raw_dir`/graph; InputError (one line, no secret) when anything cannot be
@@ -170,7 +166,7 @@ def fetch_entra(
     raw_dir: Path,
     environ: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
-    policy: GraphPolicy = GraphPolicy(),
+    policy: GraphPolicy = PATIENT,
     delta_link: str | None = None,
 ) -> EntraPages:
     """Every collection's pages into `raw_dir`/graph; the users as a full delta round, or as
@@ -197,6 +193,7 @@ async def _read_all(
 ) -> tuple[CloudExports, str]:
     session = GraphSession(entra, auth, policy, progress)
     try:
+        await session.sign_in()
         async with asyncio.TaskGroup() as group:
             users = group.create_task(session.users(out, delta_link))
             deleted = group.create_task(
@@ -282,6 +279,19 @@ class GraphSession:
         self.adapter = GraphRequestAdapter(provider, self.http)
         self.adapter.base_url = self.root
         self.client = GraphServiceClient(request_adapter=self.adapter)
+
+    async def sign_in(self) -> None:
+        """One token before the collections start together: a device-code credential would
+        otherwise open one sign-in per concurrent first request (each asks the operator for
+        its own code); later requests take the cached token. The scope is the one the SDK's
+        auth provider asks for (graph_url's scheme and host, /.default), with continuous access
+        evaluation on as it asks: azure-identity caches CAE and other tokens apart."""
+        scope = f"{self.base.scheme}://{self.base.hostname}/.default"
+        get_token = functools.partial(self.auth.credential.get_token, claims=None, enable_cae=True)
+        try:
+            await asyncio.to_thread(get_token, scope)
+        except AzureError as exc:
+            raise auth_failure(exc, self.entra, self.auth) from None
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -376,7 +386,7 @@ class GraphSession:
             path = out / f"users-{page}.json"
             path.write_bytes(body)
             files.append(path)
-            link = _link(body, Origin(f"GET {label}", page=page), _DELTA_LINK_RE)
+            link = page_link(body, Origin(f"GET {label}", page=page), DELTA_LINK_RE)
             if self.progress is not None and page % 10 == 0:
                 self.progress(f"GET {label}: {page} pages in {time.monotonic() - started:.1f} s")
         if link is None:
@@ -407,7 +417,7 @@ class GraphSession:
             return [*organization, response.content]
         self.refuse(response, "sync", Origin(f"GET {path}", page=1))
         body = response.content
-        if _next_link(body, Origin(f"GET {path}", page=1)) is not None:
+        if next_link(body, Origin(f"GET {path}", page=1)) is not None:
             raise InputError(Origin(f"GET {path}", page=1), "a single object came with a nextLink")
         return [*organization, body]
 
@@ -427,7 +437,7 @@ class GraphSession:
                 "role-definitions", LABELS["role-definitions"], self.plain("role-definitions")
             ),
         )
-        groups = sorted(_group_principals([*assigned, *eligible]))
+        groups = sorted(group_principals([*assigned, *eligible]))
         members = await asyncio.gather(*(self.members(group) for group in groups))
         grouped = {"value": [{"id": g, "members": m} for g, m in zip(groups, members, strict=True)]}
         return {
@@ -459,13 +469,13 @@ class GraphSession:
             self.refuse(response, name, origin)
             body = response.content
             yield page, body
-            link = _next_link(body, origin)
+            link = next_link(body, origin)
             request = None if link is None else self.follow(link, origin)
 
     def follow(self, link: str, origin: Origin) -> RequestInformation:
         target = urlsplit(link)
-        if _endpoint(target) != _endpoint(self.base):
-            scheme, host, port = _endpoint(target)
+        if endpoint_of(target) != endpoint_of(self.base):
+            scheme, host, port = endpoint_of(target)
             raise InputError(
                 origin,
                 f"@odata.nextLink points at {scheme}://{host}:{port}, not at graph_url "
@@ -489,12 +499,12 @@ class GraphSession:
             except AzureError as exc:
                 raise auth_failure(exc, self.entra, self.auth) from None
             except httpx.TransportError as exc:
-                why = f"connection failed ({type(exc).__name__}: {_short(str(exc))})"
+                why = f"connection failed ({type(exc).__name__}: {short(str(exc))})"
             else:
                 if response.status_code not in RETRY_STATUS:
                     return response
-                why = f"{response.status_code} {_error_code(response)}"
-                wait = _retry_after(response)
+                why = f"{response.status_code} {error_code(response)}"
+                wait = retry_after(response)
             if wait is None:
                 wait = min(self.policy.backoff * 2 ** (attempt - 1), self.policy.max_backoff)
             left = self.deadline - time.monotonic()
@@ -513,8 +523,8 @@ class GraphSession:
         status = response.status_code
         if status == 200:
             return
-        code, message = _error_of(response)
-        said = f"{status} {code}: {_short(scrub(message, self.auth.secret))}"
+        code, message = error_of(response)
+        said = f"{status} {code}: {short(scrub(message, self.auth.secret))}"
         if name == "users" and (status == 410 or code in DELTA_RESET_CODES):
             raise DeltaExpired(origin, f"{said}: the deltaLink is no longer valid")
         if status == 403:
@@ -529,71 +539,3 @@ class GraphSession:
                 origin, f"{said}: the token was refused; check [entra] tenant_id and graph_url"
             )
         raise InputError(origin, said)
-
-
-def _endpoint(url: SplitResult) -> tuple[str, str, int]:
-    scheme = url.scheme.lower()
-    port = url.port or (443 if scheme == "https" else 80)
-    return scheme, (url.hostname or "").lower(), port
-
-
-def _next_link(body: bytes, origin: Origin) -> str | None:
-    return _link(body, origin, _NEXT_LINK_RE)
-
-
-def _link(body: bytes, origin: Origin, pattern: re.Pattern[bytes]) -> str | None:
-    """The page's @odata.nextLink (or deltaLink), read off the bytes (a key can only be a key
-    in valid JSON: quotes inside strings are escaped); parsed whole only when that is unsure."""
-    if not body.lstrip()[:1] == b"{":
-        raise InputError(origin, "the answer is not a Graph JSON page")
-    found = pattern.findall(body)
-    if len(found) > 1:
-        try:
-            whole = json.loads(body)
-        except ValueError as exc:
-            raise InputError(origin, f"invalid JSON in the answer ({exc})") from None
-        key = "@odata.deltalink" if pattern is _DELTA_LINK_RE else "@odata.nextlink"
-        link = {k.lower(): v for k, v in whole.items()}.get(key)
-        return str(link) if link else None
-    if not found:
-        return None
-    value = json.loads(found[0])
-    return str(value) if value else None
-
-
-def _group_principals(pages: list[bytes]) -> set[str]:
-    """Ids of the role-assignable groups among the expanded principals."""
-    groups: set[str] = set()
-    for body in pages:
-        for item in json.loads(body).get("value") or []:
-            principal = item.get("principal") if isinstance(item, dict) else None
-            if isinstance(principal, dict) and principal.get("@odata.type") == GROUP_TYPE:
-                groups.add(str(item.get("principalId") or principal.get("id")))
-    return groups
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-def _error_of(response: httpx.Response) -> tuple[str, str]:
-    try:
-        error = json.loads(response.content).get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, dict):
-        return str(error.get("code") or "?"), str(error.get("message") or "")
-    return "?", _short(response.text)
-
-
-def _error_code(response: httpx.Response) -> str:
-    return _error_of(response)[0]
-
-
-def _short(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -99,6 +99,8 @@ READ_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
 }
 TOKEN_LIFETIME = 3599  # seconds, as Entra's token endpoint answers (expires_in)
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_USER_ID = "8a1f0c3e-5b7d-4e2a-9c6f-1d3b5e7a9c0b"  # the user who signs in with a code
 DEFAULT_PAGE_SIZE = 100  # users and deletedItems without $top (paging.md; deletedItems-list)
 MAX_PAGE_SIZE = 999
 DELTA_PAGE_SIZE = 200  # users/delta decides its own page size ($top is not supported)
@@ -421,6 +423,8 @@ class GraphEmulator(_Listener):
         self.directory = directory
         self.tls = make_server_tls(directory / "tls")
         self.apps: dict[str, App] = {}
+        # device_code -> (client_id, the scopes asked for), until redeemed
+        self.device_codes: dict[str, tuple[str, str]] = {}
         self.tokens: dict[str, Token] = {}
         self.faults: list[Fault] = []
         self.log: list[LoggedRequest] = []
@@ -757,7 +761,13 @@ class GraphEmulator(_Listener):
         if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"] and method == "POST":
             self._require_tenant(parts[0])
             form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            if form.get("grant_type") == DEVICE_CODE_GRANT:
+                return self._device_token(form)
             return self._token(form)
+        if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "devicecode"] and method == "POST":
+            self._require_tenant(parts[0])
+            form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            return self._device_code(form)
         raise AuthError(
             404,
             "invalid_request",
@@ -881,6 +891,78 @@ class GraphEmulator(_Listener):
                 "expires_in": TOKEN_LIFETIME,
                 "ext_expires_in": TOKEN_LIFETIME,
                 "access_token": token,
+            },
+        )
+
+    # The device authorization grant (https://learn.microsoft.com/entra/identity-platform/
+    # v2-oauth2-device-code; RFC 8628): a code for the user, then the client polls the token
+    # endpoint. The emulated user (a Global Administrator) has signed in by the first poll.
+    def _device_code(self, form: dict[str, str]) -> Response:
+        if form.get("client_id", "") not in self.apps:
+            raise AuthError(400, "unauthorized_client", 700016, "Application not found.")
+        device_code = secrets.token_urlsafe(24)
+        user_code = secrets.token_hex(4).upper()
+        with self.lock:
+            self.device_codes[device_code] = (form["client_id"], form.get("scope", ""))
+        return self._json(
+            200,
+            {
+                "device_code": device_code,
+                "user_code": user_code,
+                "verification_uri": "https://microsoft.com/devicelogin",
+                "expires_in": 900,
+                "interval": 1,
+                "message": (
+                    "To sign in, use a web browser to open the page https://microsoft.com/"
+                    f"devicelogin and enter the code {user_code} to authenticate."
+                ),
+            },
+        )
+
+    def _device_token(self, form: dict[str, str]) -> Response:
+        with self.lock:
+            issued = self.device_codes.pop(form.get("device_code", ""), None)
+        if issued is None or issued[0] != form.get("client_id"):
+            raise AuthError(400, "expired_token", 70020, "The provided device code has expired.")
+        client_id, asked = issued
+        app = self.apps[client_id]
+        # `.default`: the delegated permissions consented for the app, here its application
+        # ones' delegated twins plus the switches' OnPremDirectorySynchronization.Read.All
+        scopes = frozenset(app.roles | {"OnPremDirectorySynchronization.Read.All"})
+        token = self.issue_token(app, delegated=True, scopes=scopes)
+        # MSAL builds the signed-in account from client_info and the id token's claims
+        user_id, tenant_id = DEVICE_USER_ID, self.tenant.tenant_id
+        claims = {
+            "aud": client_id,
+            "iss": f"{self.base}/{tenant_id}/v2.0",
+            "tid": tenant_id,
+            "oid": user_id,
+            "sub": user_id,
+            "preferred_username": f"admin@{self.tenant.initial_domain}",
+            "iat": int(time.time()),
+            "exp": int(time.time() + TOKEN_LIFETIME),
+        }
+        id_token = ".".join(
+            base64.urlsafe_b64encode(part).rstrip(b"=").decode("ascii")
+            for part in (_dumps({"typ": "JWT", "alg": "none"}), _dumps(claims), b"")
+        )
+        client_info = base64.urlsafe_b64encode(_dumps({"uid": user_id, "utid": tenant_id})).decode(
+            "ascii"
+        )
+        return self._json(
+            200,
+            {
+                "token_type": "Bearer",
+                # the resource's scopes granted, as asked (MSAL caches the token under them;
+                # offline_access, openid and profile are answered by the id and refresh tokens)
+                "scope": " ".join(
+                    s for s in asked.split() if s not in ("offline_access", "openid", "profile")
+                ),
+                "expires_in": TOKEN_LIFETIME,
+                "refresh_token": secrets.token_urlsafe(32),
+                "access_token": token,
+                "id_token": id_token,
+                "client_info": client_info,
             },
         )
 

@@ -107,3 +107,39 @@ def test_a_managed_identity_reads_the_tenant(
     assert identity_endpoint.requests
     assert {q["resource"][0] for q in identity_endpoint.requests} == {f"https://{graph_host}"}
     assert all(r.authorization for r in graph_emulator.requests("/v1.0/"))
+
+
+def test_a_device_code_sign_in_reads_the_switches(
+    graph_emulator: GraphEmulator, tmp_path: Path
+) -> None:
+    """auth = device_code: a delegated token, the only kind Graph lets read the matching
+    switches; the sign-in prompt goes to the operator's progress lines."""
+    client = graph_emulator.client_config()
+    settings = Settings(
+        entra=EntraSettings(
+            tenant_id=client.tenant_id,
+            client_id=client.client_id,
+            auth="device_code",
+            authority_host=client.authority_host,
+            graph_url=f"{client.graph_url}/v1.0",
+            ca_file=str(client.ca_file),
+        )
+    )
+    lines: list[str] = []
+    side = read_entra(settings, raw_dir=tmp_path, progress=lines.append)
+    (prompt,) = [line for line in lines if "microsoft.com/devicelogin" in line]
+    assert prompt.startswith("sign in at https://microsoft.com/devicelogin with the code ")
+    switches = graph_emulator.tenant.sync["features"]  # what the tenant says
+    features = side.tenant.features
+    assert {
+        name: (feature.value, feature.source)
+        for name, feature in vars(features).items()
+        if feature is not None
+    } == {
+        "block_soft_match": (switches["blockSoftMatchEnabled"], "graph"),
+        "block_hard_match_takeover": (
+            switches["blockCloudObjectTakeoverThroughHardMatchEnabled"],
+            "graph",
+        ),
+        "soft_match_on_upn": (switches["softMatchOnUpnEnabled"], "graph"),
+    }
