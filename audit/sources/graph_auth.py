@@ -34,6 +34,7 @@ from azure.identity import (
 
 from audit.config import EntraSettings
 from audit.errors import InputError, Origin
+from audit.sources.secrets import read_secret
 
 AUTH_KINDS = ("client_secret", "certificate", "managed_identity", "device_code")
 MICROSOFT_AUTHORITIES = frozenset(
@@ -97,33 +98,16 @@ def origin_of(entra: EntraSettings) -> Origin:
 
 def client_secret(entra: EntraSettings, environ: Mapping[str, str]) -> str:
     """The secret from client_secret_env or client_secret_file, never echoed."""
-    origin = origin_of(entra)
-    if entra.client_secret_env:
-        value = environ.get(entra.client_secret_env, "")
-        if not value:
-            raise InputError(
-                origin,
-                f"client_secret_env: the environment variable {entra.client_secret_env} is not "
-                "set or empty: put the app's client secret in it",
-            )
-        return value
-    if entra.client_secret_file:
-        path = Path(entra.client_secret_file).expanduser()
-        try:
-            value = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise InputError(
-                origin, f"client_secret_file {path}: cannot read it ({exc.strerror or exc})"
-            ) from None
-        except UnicodeDecodeError:
-            raise InputError(origin, f"client_secret_file {path}: not UTF-8 text") from None
-        if not value:
-            raise InputError(origin, f"client_secret_file {path} is empty")
-        return value
-    raise InputError(
-        origin,
-        "[entra] auth = client_secret but no client_secret_env or client_secret_file: say "
-        "where the secret is",
+    return read_secret(
+        origin_of(entra),
+        env_key="client_secret_env",
+        env_name=entra.client_secret_env,
+        file_key="client_secret_file",
+        file_name=entra.client_secret_file,
+        environ=environ,
+        what="the app's client secret",
+        missing="[entra] auth = client_secret but no client_secret_env or client_secret_file: "
+        "say where the secret is",
     )
 
 

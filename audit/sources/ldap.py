@@ -45,6 +45,7 @@ from audit.sources.detect import Notes
 from audit.sources.ldap_pages import SearchTally, scrub, search_records, short
 from audit.sources.raw_ldif import captured, raw_capture
 from audit.sources.records import Record, text_of
+from audit.sources.secrets import read_secret
 
 # Windows' default MaxPageSize (LDAP policies, KB 315071: "View and set LDAP policy in Active
 # Directory by using Ntdsutil.exe", learn.microsoft.com/troubleshoot/windows-server/
@@ -174,32 +175,16 @@ def endpoint_of(config: AdSource) -> Endpoint:
 
 def bind_password(config: AdSource, endpoint: Endpoint, environ: Mapping[str, str]) -> str:
     """The bind password from password_env or password_file, never echoed."""
-    origin = Origin(endpoint.url)
-    if config.password_env:
-        value = environ.get(config.password_env, "")
-        if not value:
-            raise InputError(
-                origin,
-                f"password_env: the environment variable {config.password_env} is not set or "
-                "empty: put the bind password in it",
-            )
-        return value
-    if config.password_file:
-        path = Path(config.password_file).expanduser()
-        try:
-            value = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise InputError(
-                origin, f"password_file {path}: cannot read it ({exc.strerror or exc})"
-            ) from None
-        except UnicodeDecodeError:
-            raise InputError(origin, f"password_file {path}: not UTF-8 text") from None
-        if not value:
-            raise InputError(origin, f"password_file {path} is empty")
-        return value
-    raise InputError(
-        origin,
-        f"[[ad]] {config.name}: no password_env or password_file: say where the bind password is",
+    return read_secret(
+        Origin(endpoint.url),
+        env_key="password_env",
+        env_name=config.password_env,
+        file_key="password_file",
+        file_name=config.password_file,
+        environ=environ,
+        what="the bind password",
+        missing=f"[[ad]] {config.name}: no password_env or password_file: say where the bind "
+        "password is",
     )
 
 
