@@ -204,6 +204,16 @@ def not_used_yet(raw: Mapping[str, Any], origin: str) -> list[str]:
     return lines
 
 
+def config_relative(value: str, source_path: str | None) -> str:
+    """A file path from the config: a relative one is read from the config file's directory,
+    so a scheduled service finds it whatever its working directory; empty stays empty."""
+    if not value:
+        return value
+    given = Path(value).expanduser()
+    base = Path(source_path).parent if source_path else Path()
+    return str(given if given.is_absolute() else base / given)
+
+
 def load_settings(path: str | Path | None) -> Settings:
     if path is None:
         return Settings()

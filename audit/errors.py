@@ -114,3 +114,9 @@ class LookupFailed(SyncauditError, ValueError):
     """A user that is not found or is ambiguous (hardmatch); one line naming the candidates."""
 
     kind = "lookup"
+
+
+def short(text: str, limit: int = 200) -> str:
+    """A library's message for one error line: whitespace folded, cut at `limit`."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

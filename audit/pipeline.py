@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from audit.classify import HeldBack, classify, coverage, effective_features, prepared_for_rules
-from audit.config import Settings, settings_from_dict
+from audit.config import Settings, config_relative, settings_from_dict
 from audit.errors import RunDirError, UsageError
 from audit.hardmatch import (
     HardMatchResult as HardMatchPlan,
@@ -250,10 +250,7 @@ class CollectResult:
 
 def data_dir(settings: Settings) -> Path:
     """[run] data_dir, relative to the config file's directory."""
-    found = Path(settings.run.data_dir).expanduser()
-    if not found.is_absolute() and settings.source_path:
-        found = Path(settings.source_path).parent / found
-    return found
+    return Path(config_relative(settings.run.data_dir, settings.source_path))
 
 
 def new_run_dir(settings: Settings) -> Path:

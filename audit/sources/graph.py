@@ -61,10 +61,10 @@ from msgraph_core.authentication import (  # type: ignore[import-untyped]
 )
 
 from audit.config import EntraSettings, Settings
-from audit.errors import InputError, Origin
+from audit.errors import InputError, Origin, short
 from audit.sources.entra import BOOL_PROPERTIES, TEXT_PROPERTIES, TIME_PROPERTIES
 from audit.sources.files import CloudExports, CloudSide, read_cloud_side
-from audit.sources.graph_auth import EntraAuth, auth_failure, entra_auth, resolved_files, scrub
+from audit.sources.graph_auth import EntraAuth, auth_failure, entra_auth, resolved_files
 from audit.sources.graph_http import (
     DELTA_LINK_RE,
     RETRY_STATUS,
@@ -75,11 +75,11 @@ from audit.sources.graph_http import (
     next_link,
     page_link,
     retry_after,
-    short,
 )
 from audit.sources.graph_http import (
     GraphPolicy as GraphPolicy,  # re-exported: callers set the read's patience
 )
+from audit.sources.secrets import scrub
 from audit.sources.snapshot import taken_at as parse_taken_at
 
 GRAPH_DIR = "graph"

@@ -32,9 +32,9 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 
-from audit.config import EntraSettings
-from audit.errors import InputError, Origin
-from audit.sources.secrets import read_secret
+from audit.config import EntraSettings, config_relative
+from audit.errors import InputError, Origin, short
+from audit.sources.secrets import read_secret, scrub
 
 AUTH_KINDS = ("client_secret", "certificate", "managed_identity", "device_code")
 MICROSOFT_AUTHORITIES = frozenset(
@@ -167,11 +167,6 @@ def entra_auth(
     return EntraAuth(credential, None, kind)
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """The secret can never be printed, whatever a library puts in its messages."""
-    return text.replace(secret, "<secret>") if secret else text
-
-
 def auth_failure(exc: BaseException, entra: EntraSettings, auth: EntraAuth) -> InputError:
     """One line for a failed token request: what Entra said and what to fix."""
     text = " ".join(scrub(str(exc), auth.secret).split())
@@ -197,7 +192,7 @@ def auth_failure(exc: BaseException, entra: EntraSettings, auth: EntraAuth) -> I
                 ),
             )
         message = text[found.start() :].split(" Trace ID:", 1)[0]
-        return InputError(origin, f"token request refused: {_short(message)}")
+        return InputError(origin, f"token request refused: {short(message, 240)}")
     if "Unable to get authority configuration" in text:
         # MSAL's words when the authority's OpenID configuration is refused: Entra answers an
         # unknown tenant there (AADSTS90002) before any credential is sent
@@ -208,7 +203,7 @@ def auth_failure(exc: BaseException, entra: EntraSettings, auth: EntraAuth) -> I
         )
     errno = _ERRNO_RE.search(text)
     if errno or "connect" in text.lower() or "certificate verify failed" in text.lower():
-        why = errno.group(1).strip() if errno else _short(text)
+        why = errno.group(1).strip() if errno else short(text, 240)
         if "certificate verify failed" in text.lower():
             why = "its TLS certificate was not verified: set [entra] ca_file to its CA"
         return InputError(
@@ -218,23 +213,16 @@ def auth_failure(exc: BaseException, entra: EntraSettings, auth: EntraAuth) -> I
         )
     return InputError(
         origin,
-        f"no token from {entra.authority_host} ({type(exc).__name__}: {_short(text)}): check "
+        f"no token from {entra.authority_host} ({type(exc).__name__}: {short(text, 240)}): check "
         "[entra] authority_host, tenant_id and the credential",
     )
 
 
-def _short(text: str, limit: int = 240) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def resolved_files(entra: EntraSettings, source_path: str | None) -> EntraSettings:
     """Relative file paths are read from the config file's directory (as [[ad]]'s are)."""
-    base = Path(source_path).parent if source_path else Path()
 
     def path(value: str) -> str:
-        given = Path(value).expanduser()
-        return value if not value or given.is_absolute() else str(base / given)
+        return config_relative(value, source_path)
 
     return replace(
         entra,

@@ -13,7 +13,7 @@ from urllib.parse import SplitResult
 
 import httpx
 
-from audit.errors import InputError, Origin
+from audit.errors import InputError, Origin, short
 
 # Status codes worth another try: throttled (429, with Retry-After: https://learn.microsoft.com/
 # graph/throttling), service unavailable and gateway timeout (https://learn.microsoft.com/graph/
@@ -98,8 +98,3 @@ def error_of(response: httpx.Response) -> tuple[str, str]:
 
 def error_code(response: httpx.Response) -> str:
     return error_of(response)[0]
-
-
-def short(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

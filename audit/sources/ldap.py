@@ -38,11 +38,11 @@ import ldap3
 from ldap3.core import exceptions as ldap_errors
 
 from audit.config import AdSource
-from audit.errors import InputError, Origin
+from audit.errors import InputError, Origin, short
 from audit.model import SourceReport
 from audit.sources.ad import AdReading, AdRows, map_ad_records, prepare_ad_source
 from audit.sources.detect import Notes
-from audit.sources.ldap_pages import SearchTally, scrub, search_records, short
+from audit.sources.ldap_pages import SearchTally, scrub_password, search_records
 from audit.sources.raw_ldif import captured, raw_capture
 from audit.sources.records import Record, text_of
 from audit.sources.secrets import read_secret
@@ -471,7 +471,7 @@ def connect(
 
 def connect_failure(exc: BaseException, config: AdSource, endpoint: Endpoint, password: str) -> str:
     """One line for an exception while connecting: what went wrong and what to fix."""
-    text = scrub(str(exc), password)
+    text = scrub_password(str(exc), password)
     step = "StartTLS" if isinstance(exc, ldap_errors.LDAPStartTLSError) else "TLS"
     verify = _VERIFY_RE.search(text)
     if verify or "CERTIFICATE_VERIFY_FAILED" in text:
@@ -508,7 +508,7 @@ def connect_failure(exc: BaseException, config: AdSource, endpoint: Endpoint, pa
 def bind_refusal(config: AdSource, result: Mapping[str, Any] | None, password: str) -> str:
     result = result or {}
     description = str(result.get("description") or "no answer")
-    message = scrub(str(result.get("message") or ""), password)
+    message = scrub_password(str(result.get("message") or ""), password)
     where = (
         f"password_env {config.password_env}"
         if config.password_env
@@ -534,7 +534,7 @@ def default_naming_context(connection: Any, endpoint: Endpoint, password: str) -
     except (ldap_errors.LDAPException, OSError) as exc:
         raise InputError(
             Origin(endpoint.url),
-            f"reading the rootDSE failed ({short(scrub(str(exc), password))})",
+            f"reading the rootDSE failed ({short(scrub_password(str(exc), password))})",
         ) from None
     values = entries[0].get("raw_attributes", {}).get("defaultNamingContext") if entries else None
     if not values:
@@ -544,7 +544,7 @@ def default_naming_context(connection: Any, endpoint: Endpoint, password: str) -
 
 def _result_text(result: Mapping[str, Any] | None, password: str) -> str:
     result = result or {}
-    message = scrub(str(result.get("message") or ""), password)
+    message = scrub_password(str(result.get("message") or ""), password)
     description = str(result.get("description") or "no answer")
     return f"{description}: {short(message)}" if message else description
 

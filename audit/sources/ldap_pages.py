@@ -25,8 +25,9 @@ from ldap3.operation.search import search_operation
 from ldap3.protocol.rfc2696 import paged_search_control
 from ldap3.utils.dn import safe_dn
 
-from audit.errors import InputError, Origin
+from audit.errors import InputError, Origin, short
 from audit.sources.records import Attrs, Record, Value, text_of
+from audit.sources.secrets import scrub
 
 # The README's ldifde -r filter: users and inetOrgPersons, no contacts or computers.
 PEOPLE_FILTER = "(&(objectCategory=person)(objectClass=user))"
@@ -102,7 +103,7 @@ def lost_connection(connection: Any, origin: Origin, password: str) -> Iterator[
             connection.strategy.close()
         raise InputError(
             origin,
-            f"connection to the DC lost while reading ({short(scrub(str(exc), password))})"
+            f"connection to the DC lost while reading ({short(scrub_password(str(exc), password))})"
             ": nothing of this source was kept; read it again",
         ) from None
 
@@ -132,7 +133,7 @@ def search_failure(result: Mapping[str, Any], base: str, password: str, origin: 
     if code == 0:
         return
     description = str(result.get("description") or "no result: the connection was closed")
-    message = short(scrub(str(result.get("message") or ""), password))
+    message = short(scrub_password(str(result.get("message") or ""), password))
     if code == 32:  # noSuchObject
         raise InputError(
             origin,
@@ -373,11 +374,6 @@ def notice_text(data: bytes, start: int, stop: int) -> str:
     return str(result["message"] or result["description"])
 
 
-def scrub(text: str, password: str) -> str:
-    """The password can never be printed, whatever a library puts in its messages."""
-    return text.replace(password, "<password>") if password else text
-
-
-def short(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+def scrub_password(text: str, password: str) -> str:
+    """The bind password can never be printed, whatever ldap3 or ssl put in their messages."""
+    return scrub(text, password, "<password>")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from audit.config import AdSource, Settings
+from audit.config import AdSource, Settings, config_relative
 from audit.errors import ConfigError, UsageError
 from audit.model import Snapshot, SourceReport
 from audit.sources.ad import AdRows
@@ -44,7 +44,6 @@ def live_ad_sources(settings: Settings) -> tuple[AdSource, ...]:
     """The [[ad]] tables collect reads, paths resolved; a table without a url, or a name that
     cannot name a file, is a ConfigError naming the table."""
     origin = settings.source_path or "<config>"
-    base = Path(settings.source_path).parent if settings.source_path else Path()
     sources = []
     for table in settings.ad:
         if not _SAFE_NAME.fullmatch(table.name):
@@ -60,18 +59,11 @@ def live_ad_sources(settings: Settings) -> tuple[AdSource, ...]:
         sources.append(
             replace(
                 table,
-                ca_file=_resolved(table.ca_file, base),
-                password_file=_resolved(table.password_file, base),
+                ca_file=config_relative(table.ca_file, settings.source_path),
+                password_file=config_relative(table.password_file, settings.source_path),
             )
         )
     return tuple(sources)
-
-
-def _resolved(path: str, base: Path) -> str:
-    if not path:
-        return path
-    given = Path(path).expanduser()
-    return str(given if given.is_absolute() else base / given)
 
 
 @dataclass(frozen=True)

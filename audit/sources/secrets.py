@@ -48,3 +48,8 @@ def read_secret(
             raise InputError(origin, f"{file_key} {path} is empty")
         return value
     raise InputError(origin, missing)
+
+
+def scrub(text: str, secret: str | None, shown: str = "<secret>") -> str:
+    """The secret can never be printed, whatever a library puts in its messages."""
+    return text.replace(secret, shown) if secret else text
