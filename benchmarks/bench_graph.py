@@ -53,7 +53,8 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_ldap import frame_bytes, status_kb, warm_polars  # noqa: E402
+from benchmarks.bench_ldap import frame_bytes, warm_polars  # noqa: E402
+from benchmarks.host import hardware, status_kb  # noqa: E402
 
 SECRET_ENV = "SYNCAUDIT_BENCH_GRAPH_SECRET"
 FETCHES = ("httpx", "httpx-async", "sdk")
@@ -507,10 +508,6 @@ def verdicts(figures: Figures) -> list[str]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo", encoding="utf-8") as info:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), cpu)
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     from importlib.metadata import version
 
     shown = ", ".join(
@@ -518,7 +515,7 @@ def machine() -> str:
         for name in ("httpx", "polars", "msgraph-sdk", "microsoft-kiota-http", "azure-identity")
     )
     python = platform.python_version()
-    return f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GB RAM; Python {python}, {shown}"
+    return f"{hardware()}; Python {python}, {shown}"
 
 
 def main() -> None:

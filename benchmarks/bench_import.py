@@ -30,16 +30,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
+from benchmarks.host import hardware, status_kb  # noqa: E402
+
 TARGET_USERS_PER_S = 200_000
 TARGET_RSS_FACTOR = 2.0
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def child(fmt: str, path: Path, way: str) -> dict[str, float]:
@@ -51,7 +45,7 @@ def child(fmt: str, path: Path, way: str) -> dict[str, float]:
     from audit.sources.ad import AdRows
     from audit.sources.entra import CloudUsers, cloud_users_frame
 
-    base_kb = _status_kb("VmRSS")
+    base_kb = status_kb("VmRSS")
     start = time.perf_counter()
     if fmt == "graph":
         files.BULK_GRAPH = way == "bulk"
@@ -69,7 +63,7 @@ def child(fmt: str, path: Path, way: str) -> dict[str, float]:
     return {
         "seconds": seconds,
         "rows": rows,
-        "growth_mb": (_status_kb("VmHWM") - base_kb) / 1024,
+        "growth_mb": (status_kb("VmHWM") - base_kb) / 1024,
     }
 
 
@@ -87,19 +81,10 @@ def run_child(fmt: str, path: Path, way: str) -> dict[str, float]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        cpu = next(
-            (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln), cpu
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     import polars as pl
 
     return (
-        f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GB RAM; Python {platform.python_version()}, "
+        f"{hardware()}; Python {platform.python_version()}, "
         f"Polars {pl.__version__}; load average at start {os.getloadavg()[0]:.1f}"
     )
 

@@ -49,6 +49,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from benchmarks.host import hardware, status_kb  # noqa: E402 - this checkout's, before TREE's
+
 # A read child may measure another checkout's reader (--before): its tree comes first.
 TREE = Path(os.environ.get("BENCH_LDAP_TREE") or ROOT)
 if str(TREE) not in sys.path:
@@ -254,14 +258,6 @@ def ldapsearch_seconds(info: Any, base: str) -> float:
     return time.perf_counter() - started
 
 
-def status_kb(name: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def read_child(info_json: str, base: str, profile: bool) -> dict[str, Any]:
     """One live read in this (fresh) process: seconds, peak growth, frame size, rows."""
     from tests.ad.samba_dc import DcInfo, Forest
@@ -367,20 +363,11 @@ def syncaudit_read(
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        cpu = next(
-            (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if "Model name" in ln), cpu
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     samba = subprocess.run(["samba", "--version"], capture_output=True, text=True, check=False)
     ldap3: Any = importlib.import_module("ldap3")
     pyasn1: Any = importlib.import_module("pyasn1")
     return (
-        f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GB RAM; Python {platform.python_version()}, "
+        f"{hardware()}; Python {platform.python_version()}, "
         f"ldap3 {ldap3.__version__}, pyasn1 {pyasn1.__version__}, {samba.stdout.strip()} "
         "(single process, `-M single`)"
     )
