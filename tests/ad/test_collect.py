@@ -31,6 +31,7 @@ from tests.ad.client import ldap3, ldaps
 from tests.ad.relay import Relay
 from tests.ad.samba_dc import FOREST_ONE, TEST_ADDRESSES, DcInfo, SambaDC, make_tls
 from tests.ad.seed import IN_SCOPE_OU, Seeded, schema_update_now
+from tests.graph.configs import SECRET_ENV, entra_toml, entra_values
 from tests.graph.emulator import GraphEmulator
 
 pytestmark = pytest.mark.ad
@@ -517,16 +518,8 @@ def test_ad_and_the_tenant_are_collected_into_one_run(
 ) -> None:
     """[[ad]] and [entra] both configured: one run with both sides, both raw captures."""
     client = graph_emulator.client_config()
-    monkeypatch.setenv("SYNCAUDIT_TEST_GRAPH_SECRET", client.client_secret or "")
-    entra = {
-        "tenant_id": client.tenant_id,
-        "client_id": client.client_id,
-        "client_secret_env": "SYNCAUDIT_TEST_GRAPH_SECRET",
-        "authority_host": client.authority_host,
-        "graph_url": f"{client.graph_url}/v1.0",
-        "ca_file": str(client.ca_file),
-    }
-    table = "[entra]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in entra.items())
+    monkeypatch.setenv(SECRET_ENV, client.client_secret or "")
+    table = entra_toml(entra_values(graph_emulator))
     config = write_config(tmp_path, ad_table(ad_dc, "corp"), table)
     assert main(["collect", "--config", str(config)]) == 0
     (run_id,) = runs(tmp_path)

@@ -14,26 +14,14 @@ import pytest
 from audit import pipeline
 from audit.cli import main
 from audit.config import load_settings
+from tests.graph.configs import SECRET_ENV, entra_toml, entra_values
 from tests.graph.emulator import GraphEmulator
-
-SECRET_ENV = "SYNCAUDIT_TEST_GRAPH_SECRET"
 
 
 def write_config(tmp_path: Path, emulator: GraphEmulator) -> Path:
-    client = emulator.client_config()
-    entra = {
-        "tenant_id": client.tenant_id,
-        "client_id": client.client_id,
-        "client_secret_env": SECRET_ENV,
-        "authority_host": client.authority_host,
-        "graph_url": f"{client.graph_url}/v1.0",
-        "ca_file": str(client.ca_file),
-    }
     path = tmp_path / "syncaudit.toml"
     path.write_text(
-        '[run]\ndata_dir = "data"\n\n[entra]\n'
-        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in entra.items()),
-        encoding="utf-8",
+        '[run]\ndata_dir = "data"\n\n' + entra_toml(entra_values(emulator)), encoding="utf-8"
     )
     return path
 

@@ -18,28 +18,16 @@ from polars.testing import assert_frame_equal
 from audit import pipeline
 from audit.config import load_settings
 from audit.sources.graph_delta import state_path
+from tests.graph.configs import SECRET_ENV, entra_toml, entra_values
 from tests.graph.emulator import GraphEmulator
 from tests.graph.tenant import user
 
-SECRET_ENV = "SYNCAUDIT_TEST_GRAPH_SECRET"
-
 
 def write_config(directory: Path, emulator: GraphEmulator, **entra: Any) -> Path:
-    client = emulator.client_config()
-    values: dict[str, Any] = {
-        "tenant_id": client.tenant_id,
-        "client_id": client.client_id,
-        "client_secret_env": SECRET_ENV,
-        "authority_host": client.authority_host,
-        "graph_url": f"{client.graph_url}/v1.0",
-        "ca_file": str(client.ca_file),
-        **entra,
-    }
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "syncaudit.toml"
     path.write_text(
-        '[run]\ndata_dir = "data"\n\n[entra]\n'
-        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items()),
+        '[run]\ndata_dir = "data"\n\n' + entra_toml(entra_values(emulator, **entra)),
         encoding="utf-8",
     )
     return path

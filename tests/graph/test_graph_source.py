@@ -20,25 +20,15 @@ from audit.errors import InputError
 from audit.sources.files import CloudExports, CloudSide, read_cloud_side
 from audit.sources.graph import GraphPolicy, read_entra
 from audit.sources.snapshot import taken_at
+from tests.graph.configs import SECRET_ENV, entra_values
 from tests.graph.emulator import AUDIT_APP_ROLES, App, GraphEmulator
 from tests.graph.tenant import GLOBAL_ADMINISTRATOR, Tenant, generated_tenant
 
-SECRET_ENV = "SYNCAUDIT_TEST_GRAPH_SECRET"
 FAST = GraphPolicy(budget=60, attempts=10, timeout=20, backoff=0.05, max_backoff=0.2)
 
 
 def settings_for(emulator: GraphEmulator, app: App | None = None, **entra: Any) -> Settings:
-    config = emulator.client_config(app)
-    values: dict[str, Any] = {
-        "tenant_id": config.tenant_id,
-        "client_id": config.client_id,
-        "auth": "client_secret",
-        "client_secret_env": SECRET_ENV,
-        "authority_host": config.authority_host,
-        "graph_url": f"{config.graph_url}/v1.0",
-        "ca_file": str(config.ca_file),
-    }
-    values.update(entra)
+    values = entra_values(emulator, app, **{"auth": "client_secret", **entra})
     return Settings(entra=EntraSettings(**values))
 
 
