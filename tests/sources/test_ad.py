@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
+from audit.config import Settings
 from audit.errors import InputError
+from audit.model import SourceReport
 from audit.sources.ad import AdRows, map_ad_records, prepare_ad_source
 from audit.sources.detect import Notes
 from audit.sources.files import import_files
@@ -43,6 +45,20 @@ def live_records(page: int) -> list[Record]:
     return out
 
 
+def map_live(records: list[Record], config: Settings, target: AdRows | None = None) -> SourceReport:
+    """`records` through the door a live LDAP read uses (pages, raw values)."""
+    return map_ad_records(
+        records,
+        prepare_ad_source(config.ad[0], "corp", None),
+        where="ldaps://dc01",
+        fmt="ldap",
+        notes=Notes(),
+        target=AdRows() if target is None else target,
+        raw_text_is_bytes=False,
+        position="page",
+    )
+
+
 def test_a_live_reader_gets_the_rows_an_ldif_export_gets(tmp_path: Path) -> None:
     config = settings(exclude_ous=["OU=Disabled,DC=corp,DC=contoso,DC=com"])
     from_file = import_files(
@@ -51,18 +67,8 @@ def test_a_live_reader_gets_the_rows_an_ldif_export_gets(tmp_path: Path) -> None
         settings=config,
         taken_at=TAKEN_AT,
     )
-    reading = prepare_ad_source(config.ad[0], "corp", None)
     rows = AdRows()
-    report = map_ad_records(
-        live_records(page=1),
-        reading,
-        where="ldaps://dc01.corp.contoso.com",
-        fmt="ldap",
-        notes=Notes(),
-        target=rows,
-        raw_text_is_bytes=False,
-        position="page",
-    )
+    report = map_live(live_records(page=1), config, rows)
     assert_frame_equal(rows.frame(), from_file.ad_users)
     [file_report] = [s for s in from_file.sources if s.kind == "ad"]
     assert (report.rows, report.excluded, report.complete) == (
@@ -74,20 +80,10 @@ def test_a_live_reader_gets_the_rows_an_ldif_export_gets(tmp_path: Path) -> None
 
 
 def test_a_live_error_names_the_source_page_and_object() -> None:
-    reading = prepare_ad_source(settings().ad[0], "corp", None)
     [anne, *_] = live_records(page=4)
     broken = Record(anne.line, anne.dn, {**anne.attrs, "objectguid": [b"\x01\x02"]})
     with pytest.raises(InputError) as info:
-        map_ad_records(
-            [broken],
-            reading,
-            where="ldaps://dc01",
-            fmt="ldap",
-            notes=Notes(),
-            target=AdRows(),
-            raw_text_is_bytes=False,
-            position="page",
-        )
+        map_live([broken], settings())
     assert str(info.value) == (
         "ldaps://dc01 page 4, object CN=Anne Dubois,OU=Staff,DC=corp,DC=contoso,DC=com: "
         "objectGUID has 2 bytes, not 16"
@@ -111,16 +107,7 @@ def test_an_attribute_no_user_has_is_phrased_for_what_was_read(tmp_path: Path) -
         "wrongly and consistency-guid-invalid/-differs cannot be judged; export "
         "mS-DS-ConsistencyGuid"
     ]
-    live = map_ad_records(
-        live_records(page=1),
-        prepare_ad_source(config.ad[0], "corp", None),
-        where="ldaps://dc01",
-        fmt="ldap",
-        notes=Notes(),
-        target=AdRows(),
-        raw_text_is_bytes=False,
-        position="page",
-    )
+    live = map_live(live_records(page=1), config)
     assert [w for w in live.warnings if "ConsistencyGuid" in w] == [
         "no user has mS-DS-ConsistencyGuid, though the read asked for it: unset in this "
         "directory, or hidden from the bind account by AD permissions; if hidden, every anchor "
@@ -134,16 +121,7 @@ def test_an_anchor_attribute_no_user_has_makes_the_source_incomplete() -> None:
     """employeeID configured as the anchor, and nobody has one: every anchor is unknown, so
     absence-based findings must not run on this source."""
     config = settings(anchor_attribute="employeeID")
-    report = map_ad_records(
-        live_records(page=1),
-        prepare_ad_source(config.ad[0], "corp", None),
-        where="ldaps://dc01",
-        fmt="ldap",
-        notes=Notes(),
-        target=AdRows(),
-        raw_text_is_bytes=False,
-        position="page",
-    )
+    report = map_live(live_records(page=1), config)
     assert not report.complete
     assert (
         "no user has the anchor attribute employeeID (anchor_attribute): every anchor is "
