@@ -46,11 +46,8 @@ from azure.core.exceptions import AzureError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
-from kiota_http.middleware.options import (
-    RedirectHandlerOption,
-    ResponseHandlerOption,
-    RetryHandlerOption,
-)
+from kiota_http.middleware import ParametersNameDecodingHandler
+from kiota_http.middleware.options import ResponseHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -59,12 +56,19 @@ from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
 from msgraph_core.authentication import (  # type: ignore[import-untyped]
     AzureIdentityAuthenticationProvider,
 )
+from msgraph_core.middleware import GraphTelemetryHandler  # type: ignore[import-untyped]
 
 from audit.config import EntraSettings, Settings
 from audit.errors import InputError, Origin, short
 from audit.sources.entra import BOOL_PROPERTIES, TEXT_PROPERTIES, TIME_PROPERTIES
 from audit.sources.files import CloudExports, CloudSide, read_cloud_side
-from audit.sources.graph_auth import EntraAuth, auth_failure, entra_auth, resolved_files
+from audit.sources.graph_auth import (
+    EntraAuth,
+    HeldToken,
+    auth_failure,
+    entra_auth,
+    resolved_files,
+)
 from audit.sources.graph_http import (
     DELTA_LINK_RE,
     RETRY_STATUS,
@@ -79,6 +83,7 @@ from audit.sources.graph_http import (
 from audit.sources.graph_http import (
     GraphPolicy as GraphPolicy,  # re-exported: callers set the read's patience
 )
+from audit.sources.graph_transport import ThreadedTransport
 from audit.sources.secrets import scrub
 from audit.sources.snapshot import taken_at as parse_taken_at
 
@@ -267,14 +272,20 @@ class GraphSession:
         if entra.ca_file:
             verify = ssl.create_default_context(cafile=entra.ca_file)
         http = httpx.AsyncClient(
-            verify=verify,
-            http2=True,
+            transport=ThreadedTransport(verify=verify, http2=True),
             timeout=httpx.Timeout(policy.timeout, connect=min(policy.timeout, 30.0)),
         )
-        self.http = GraphClientFactory.create_with_default_middleware(client=http)
+        # Of kiota's eight default handlers only the two a Graph request needs: `$select`
+        # spelled as Graph reads it, and the SdkVersion/client-request-id headers. Retries and
+        # redirects are fetch()'s (GraphPolicy); each handler left out saves a coroutine hop
+        # and a tracing span per request (benchmarks/RESULTS.md).
+        self.http = GraphClientFactory.create_with_custom_middleware(
+            [ParametersNameDecodingHandler(), GraphTelemetryHandler()], client=http
+        )
         # The bearer token goes to graph_url's host and nowhere else (kiota's allowed hosts).
+        self.tokens = HeldToken(auth.credential)
         provider = AzureIdentityAuthenticationProvider(
-            auth.credential, allowed_hosts=[self.base.hostname]
+            self.tokens, allowed_hosts=[self.base.hostname]
         )
         self.adapter = GraphRequestAdapter(provider, self.http)
         self.adapter.base_url = self.root
@@ -287,7 +298,7 @@ class GraphSession:
         auth provider asks for (graph_url's scheme and host, /.default), with continuous access
         evaluation on as it asks: azure-identity caches CAE and other tokens apart."""
         scope = f"{self.base.scheme}://{self.base.hostname}/.default"
-        get_token = functools.partial(self.auth.credential.get_token, claims=None, enable_cae=True)
+        get_token = functools.partial(self.tokens.get_token, claims=None, enable_cae=True)
         try:
             await asyncio.to_thread(get_token, scope)
         except AzureError as exc:
@@ -300,11 +311,7 @@ class GraphSession:
         config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
         # Background work goes first when Graph has to throttle (throttling.md, "Priority").
         config.headers.add("x-ms-throttle-priority", "low")
-        config.options = [
-            ResponseHandlerOption(NativeResponseHandler()),
-            RetryHandlerOption(should_retry=False),
-            RedirectHandlerOption(should_redirect=False),
-        ]
+        config.options = [ResponseHandlerOption(NativeResponseHandler())]
         return config
 
     # --- requests of each collection ---------------------------------------------------------
@@ -382,11 +389,12 @@ class GraphSession:
         label = LABELS["users"]
         first = self.users_request() if start is None else self.follow(start, Origin(label))
         link: str | None = None
-        async for page, body in self.pages("users", label, first):
+        async for page, body, last in self.pages("users", label, first):
             path = out / f"users-{page}.json"
             path.write_bytes(body)
             files.append(path)
-            link = page_link(body, Origin(f"GET {label}", page=page), DELTA_LINK_RE)
+            if last:  # the deltaLink closes the round, on the page without a nextLink
+                link = page_link(body, Origin(f"GET {label}", page=page), DELTA_LINK_RE)
             if self.progress is not None and page % 10 == 0:
                 self.progress(f"GET {label}: {page} pages in {time.monotonic() - started:.1f} s")
         if link is None:
@@ -397,7 +405,7 @@ class GraphSession:
         return files, link
 
     async def collection(self, name: str, label: str, first: RequestInformation) -> list[bytes]:
-        return [body async for _, body in self.pages(name, label, first)]
+        return [body async for _, body, _ in self.pages(name, label, first)]
 
     async def tenant(self) -> list[bytes]:
         """GET /organization, then /directory/onPremisesSynchronization: its 403 (app-only
@@ -450,7 +458,7 @@ class GraphSession:
     async def members(self, group_id: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         label = f"/groups/{quote(group_id)}/members"
-        async for _, body in self.pages("group-members", label, self.members_request(group_id)):
+        async for _, body, _ in self.pages("group-members", label, self.members_request(group_id)):
             found.extend(json.loads(body).get("value") or [])
         return found
 
@@ -458,19 +466,31 @@ class GraphSession:
 
     async def pages(
         self, name: str, label: str, first: RequestInformation
-    ) -> AsyncIterator[tuple[int, bytes]]:
-        """(page number, body) of every page of a query, following nextLink on graph_url."""
-        request: RequestInformation | None = first
-        page = 0
-        while request is not None:
-            page += 1
-            origin = Origin(f"GET {label}", page=page)
-            response = await self.fetch(request, origin)
-            self.refuse(response, name, origin)
-            body = response.content
-            yield page, body
-            link = next_link(body, origin)
-            request = None if link is None else self.follow(link, origin)
+    ) -> AsyncIterator[tuple[int, bytes, bool]]:
+        """(page number, body, whether it is the last) of every page of a query, following
+        nextLink on graph_url. The next page is asked for before this one is handed over, so
+        writing a page overlaps fetching the next."""
+        page = 1
+        pending: asyncio.Task[httpx.Response] | None = asyncio.create_task(
+            self.fetch(first, Origin(f"GET {label}", page=page))
+        )
+        try:
+            while pending is not None:
+                origin = Origin(f"GET {label}", page=page)
+                response = await pending
+                pending = None
+                self.refuse(response, name, origin)
+                body = response.content
+                link = next_link(body, origin)
+                if link is not None:
+                    following = Origin(f"GET {label}", page=page + 1)
+                    pending = asyncio.create_task(self.fetch(self.follow(link, origin), following))
+                    await asyncio.sleep(0)  # the task sends its request before this page is used
+                yield page, body, pending is None
+                page += 1
+        finally:
+            if pending is not None:
+                pending.cancel()
 
     def follow(self, link: str, origin: Origin) -> RequestInformation:
         target = urlsplit(link)

@@ -18,6 +18,7 @@ as it verifies the Graph calls.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -85,6 +86,44 @@ class EntraAuth:
         close = getattr(self.credential, "close", None)
         if callable(close):
             close()
+
+
+# MSAL serves a cached access token only while it has more than five minutes to live, and asks
+# for a new one after that (msal ClientApplication.acquire_token_silent: "expires_in < 5*60"
+# skips the entry); a token held here follows the same rule, so a read longer than a token's
+# lifetime renews it before Graph would answer 401.
+RENEW_BEFORE = 300.0
+
+
+class HeldToken:
+    """A credential's token held between requests while it has more than RENEW_BEFORE seconds
+    to live. kiota asks the credential for a token on every request, and azure-identity and
+    MSAL then look it up in their cache again (about a fifth of the SDK's own cost per page,
+    benchmarks/RESULTS.md); a claims challenge (continuous access evaluation) always goes
+    to the credential."""
+
+    def __init__(self, credential: Any) -> None:
+        self.credential = credential
+        self.held: dict[tuple[Any, ...], Any] = {}
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        key = (scopes, tenant_id, enable_cae)
+        held = self.held.get(key)
+        fresh = held is not None and held.expires_on - time.time() > RENEW_BEFORE
+        if fresh and claims is None and not kwargs:
+            return held
+        token = self.credential.get_token(
+            *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+        )
+        self.held[key] = token
+        return token
 
 
 def authority_is_microsoft(authority_host: str) -> bool:

@@ -26,9 +26,9 @@ GROUP_TYPE = "#microsoft.graph.group"
 
 @dataclass(frozen=True)
 class GraphPolicy:
-    """How hard the read tries. The SDK's RetryHandler is off: it honours Retry-After but has
-    no budget for the whole read (and no cap on one wait), does not retry a reset connection,
-    and adds a 3 s base to each backoff; one loop here does all of it."""
+    """How hard the read tries. The SDK's RetryHandler is left out of the client: it honours
+    Retry-After but has no budget for the whole read (and no cap on one wait), does not retry a
+    reset connection, and adds a 3 s base to each backoff; one loop here does all of it."""
 
     budget: float = 900.0  # seconds from the start within which a retry may still begin
     attempts: int = 10  # tries of one request

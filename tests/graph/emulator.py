@@ -433,6 +433,7 @@ class GraphEmulator(_Listener):
         self.stopping = threading.Event()
         self.empty_pages = False  # when True, an empty page (with nextLink) follows each page
         self.delta_page_size = DELTA_PAGE_SIZE
+        self.token_lifetime: float = TOKEN_LIFETIME  # seconds a token it issues is valid for
         self._pages: dict[str, _ListState | _DeltaState] = {}
         self._delta_generation = 0
         self._delta_reset_code = "syncStateNotFound"
@@ -496,11 +497,12 @@ class GraphEmulator(_Listener):
         scopes: frozenset[str] = frozenset(
             {"User.Read.All", "OnPremDirectorySynchronization.Read.All"}
         ),
-        lifetime: float = TOKEN_LIFETIME,
+        lifetime: float | None = None,
     ) -> str:
         """A bearer token as the token endpoint would give: app-only with the app's roles, or
         delegated (a signed-in Global Administrator) with `scopes`."""
         app = app or self.default_app
+        lifetime = self.token_lifetime if lifetime is None else lifetime
         claims = {
             "aud": self.base,
             "iss": f"https://sts.windows.net/{self.tenant.tenant_id}/",
@@ -888,8 +890,8 @@ class GraphEmulator(_Listener):
             200,
             {
                 "token_type": "Bearer",
-                "expires_in": TOKEN_LIFETIME,
-                "ext_expires_in": TOKEN_LIFETIME,
+                "expires_in": round(self.token_lifetime),
+                "ext_expires_in": round(self.token_lifetime),
                 "access_token": token,
             },
         )
@@ -940,7 +942,7 @@ class GraphEmulator(_Listener):
             "sub": user_id,
             "preferred_username": f"admin@{self.tenant.initial_domain}",
             "iat": int(time.time()),
-            "exp": int(time.time() + TOKEN_LIFETIME),
+            "exp": int(time.time() + self.token_lifetime),
         }
         id_token = ".".join(
             base64.urlsafe_b64encode(part).rstrip(b"=").decode("ascii")
@@ -958,7 +960,7 @@ class GraphEmulator(_Listener):
                 "scope": " ".join(
                     s for s in asked.split() if s not in ("offline_access", "openid", "profile")
                 ),
-                "expires_in": TOKEN_LIFETIME,
+                "expires_in": round(self.token_lifetime),
                 "refresh_token": secrets.token_urlsafe(32),
                 "access_token": token,
                 "id_token": id_token,

@@ -200,6 +200,23 @@ def test_faults_give_the_identical_snapshot(
     assert {"reset", "truncate", "throttle"} <= set(faults)
 
 
+def test_a_read_longer_than_its_token_renews_it(
+    graph_emulator_for: Callable[[Tenant], GraphEmulator], tmp_path: Path
+) -> None:
+    # Tokens that live 2 s and pages that take 1 s: a token is asked for again whenever less
+    # than five minutes are left (MSAL's rule, and HeldToken's), so no request reaches Graph
+    # with an expired one and the read is the same as with hour-long tokens.
+    tenant = generated_tenant(1000)
+    expected = read(graph_emulator_for(tenant), tmp_path / "hour")
+    emulator = graph_emulator_for(tenant)
+    emulator.token_lifetime = 2
+    emulator.inject("/v1.0/users", "slow", times=3, delay=1.0)
+    got = read(emulator, tmp_path / "short")
+    assert_same(got, expected)
+    assert [r.path for r in emulator.log if r.status == 401] == []
+    assert len(emulator.tokens) >= 3
+
+
 def test_retry_after_is_honoured(graph_emulator: GraphEmulator, tmp_path: Path) -> None:
     import time
 
