@@ -22,9 +22,9 @@ Escaped letters (a key could be spelled `\\u006dail`) and escaped surrogates (Po
 
 from __future__ import annotations
 
-import io
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,8 +129,47 @@ class BulkPage(Page):
         return name in self.keys
 
 
+# Files are read this many bytes at a time (whole files): the raw pages of a batch are parsed,
+# checked and mapped to cloud_users columns, then dropped, so the import never holds every
+# page's Graph-named frame beside the mapped one (benchmarks/RESULTS.md, "Memory"); and the
+# per-call costs of the checks are paid once a batch, not once a file of one page.
+BATCH_BYTES = 4 * 1024 * 1024
+
+
 def read_bulk_file(path: Path) -> list[BulkPage] | None:
     """The file's pages, or None when the exact path must read it."""
+    return read_bulk_files([path])
+
+
+def read_bulk_files(paths: Sequence[Path]) -> list[BulkPage] | None:
+    """The pages of every file in order, their users already cloud_users columns (the schema's
+    own names; ``deleted_at`` as the page gave it), or None when the exact path must read any of
+    them."""
+    found: list[BulkPage] = []
+    batch: list[tuple[Path, int, bytes]] = []
+    size = 0
+    for number, path in enumerate(paths, start=1):
+        raw = _file_bytes(path)
+        docs = _documents(raw) if raw is not None else []
+        if not docs:
+            return None
+        size += len(raw or b"")
+        del raw  # the pages hold their own bytes (or the same object, for one page)
+        batch += [(path, line, text) for line, text in docs]
+        if size >= BATCH_BYTES or number == len(paths):
+            try:
+                pages = _pages(batch)
+            except (pl.exceptions.PolarsError, ValueError):
+                return None
+            if pages is None:
+                return None
+            found += pages
+            batch, size = [], 0
+    return found
+
+
+def _file_bytes(path: Path) -> bytes | None:
+    """The file's bytes when it may be UTF-8 JSON without a BOM."""
     try:
         with path.open("rb") as handle:
             head = handle.read(HEAD_BYTES)
@@ -138,16 +177,8 @@ def read_bulk_file(path: Path) -> list[BulkPage] | None:
                 return None
             if format_from_head(path, head, "utf-8", ("json",)) != "json":
                 return None
-            raw = head + handle.read()
+            return head + handle.read()
     except (OSError, InputError):
-        return None
-    docs = _documents(raw)
-    del raw  # the pages hold their own bytes (or the same object, for one page)
-    if not docs:
-        return None
-    try:
-        return _pages(docs, path)
-    except (pl.exceptions.PolarsError, ValueError):
         return None
 
 
@@ -162,32 +193,38 @@ def _documents(raw: bytes) -> list[tuple[int, bytes]]:
     return [(numbered[0][0], raw)]
 
 
-def _pages(docs: list[tuple[int, bytes]], path: Path) -> list[BulkPage] | None:
-    texts = pl.Series("text", [text for _, text in docs], dtype=pl.Binary).cast(pl.String)
+def _pages(docs: list[tuple[Path, int, bytes]]) -> list[BulkPage] | None:
+    texts = pl.Series("text", [text for *_, text in docs], dtype=pl.Binary).cast(pl.String)
+    places = [(path, line) for path, line, _ in docs]
+    docs.clear()  # the pages are `texts` now: free their bytes
     if texts.str.contains(_DOUBT).any() or not texts.str.slice(-4096).str.contains(_TAIL).all():
         return None
     keys: list[frozenset[str]] = []
     objects: list[int] = []
+    parts: list[pl.DataFrame] = []
     for first in range(0, len(texts), _BATCH):  # a few pages at a time: bounded memory
-        found = _keys(texts.slice(first, _BATCH))
+        some = texts.slice(first, _BATCH)
+        found = _keys(some)
         if found is None:
             return None
         keys += found[0]
         objects += found[1]
-    del texts
-    envelopes = pl.concat([pl.read_json(io.BytesIO(text), schema=_PAGE_SCHEMA) for _, text in docs])
-    lines = [line for line, _ in docs]
-    docs.clear()  # the text is no longer needed: free it before the users are mapped
-    if envelopes.height != len(lines) or envelopes["value"].is_null().any():
+        parts.append(some.str.json_decode(pl.Struct(_PAGE_SCHEMA)).struct.unnest())
+    del texts  # the text is no longer needed: free it before the users are mapped
+    envelopes = pl.concat(parts)
+    del parts
+    if envelopes.height != len(places) or envelopes["value"].is_null().any():
         return None
     counts = envelopes["value"].list.len().to_list()
     if objects != [n + 1 for n in counts]:  # a nested object, or an object Polars did not see
         return None
-    users = envelopes.select(pl.col("value").explode(empty_as_null=False)).unnest("value")
+    users = _mapped(envelopes.select(pl.col("value").explode(empty_as_null=False)).unnest("value"))
+    if users is None:
+        return None
     pages = []
     offset = 0
-    for line, count, page_keys, context, next_link, delta_link in zip(
-        lines,
+    for (path, line), count, page_keys, context, next_link, delta_link in zip(
+        places,
         counts,
         keys,
         envelopes["@odata.context"].to_list(),
@@ -333,13 +370,29 @@ def bulk_ids_usable(pages: list[BulkPage], taken: pl.Series | None) -> bool:
 
 def users_frame(
     pages: list[BulkPage], notes: Notes, *, deleted: bool, taken_at: datetime
-) -> pl.DataFrame | None:
-    """The users of one export as cloud_users rows (schema order), or None when a value needs
-    the exact path (an object that is not a user, a date/time it would read differently)."""
+) -> pl.DataFrame:
+    """The users of one export as cloud_users rows (schema order). The pages' parts stay chunks
+    of the frame: a rechunk would copy every user once more."""
     frames = [p.users for p in pages if p.users is not None and p.users.height]
     if not frames:
         return conform(pl.DataFrame(), CLOUD_USERS_SCHEMA).clear()
-    raw = pl.concat(frames, how="vertical")
+    frame = pl.concat(frames, how="vertical", rechunk=False)
+    without = frame["deleted_at"].null_count()
+    if deleted and without:
+        notes.add("deleted users without deletedDateTime: the snapshot time is used", without)
+        frame = frame.with_columns(pl.col("deleted_at").fill_null(pl.lit(taken_at, UTC_DATETIME)))
+    elif not deleted and frame.height - without:
+        notes.add(
+            "users with deletedDateTime in an active-users file: kept as active",
+            frame.height - without,
+        )
+        frame = frame.with_columns(pl.lit(None, UTC_DATETIME).alias("deleted_at"))
+    return conform(frame, CLOUD_USERS_SCHEMA)
+
+
+def _mapped(raw: pl.DataFrame) -> pl.DataFrame | None:
+    """Users as Graph named them -> cloud_users columns, or None when a value needs the exact
+    path (an object that is not a user, a date/time it would read differently)."""
     odata_type = pl.col(ODATA_TYPE)
     if not raw.select(
         (
@@ -375,17 +428,7 @@ def users_frame(
         empty = raw.select((pl.col(prop).is_null() | (pl.col(prop) == "")).sum()).item()
         if frame[column].null_count() != empty:
             return None
-    without = frame["deleted_at"].null_count()
-    if deleted and without:
-        notes.add("deleted users without deletedDateTime: the snapshot time is used", without)
-        frame = frame.with_columns(pl.col("deleted_at").fill_null(pl.lit(taken_at, UTC_DATETIME)))
-    elif not deleted and frame.height - without:
-        notes.add(
-            "users with deletedDateTime in an active-users file: kept as active",
-            frame.height - without,
-        )
-        frame = frame.with_columns(pl.lit(None, UTC_DATETIME).alias("deleted_at"))
-    return conform(frame, CLOUD_USERS_SCHEMA)
+    return frame
 
 
 def _time(text: pl.Expr) -> pl.Expr:

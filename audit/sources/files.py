@@ -45,7 +45,7 @@ from audit.sources.entra import (
 from audit.sources.entra_bulk import (
     BulkPage,
     bulk_ids_usable,
-    read_bulk_file,
+    read_bulk_files,
     users_frame,
     where_frame,
 )
@@ -244,16 +244,13 @@ def _read_cloud_bulk(
     """read_cloud_files for Graph page files that entra_bulk can read (each file's pages parsed
     by Polars, the users mapped as expressions); None, with nothing added, when any of them
     needs the exact path."""
-    file_pages: list[list[BulkPage]] = []
-    for path in paths:
-        found = read_bulk_file(path)
-        if found is None:
-            return None
-        file_pages.append(found)
-    json_pages = [page for found in file_pages for page in found]
+    found = read_bulk_files(paths)
+    if found is None:
+        return None
+    json_pages: list[Page] = list(found)
     if any(page_object_type(page.context) != "user" for page in json_pages):
         return None
-    if not bulk_ids_usable(json_pages, users.taken_ids()):
+    if not bulk_ids_usable(found, users.taken_ids()):
         return None
     for page in json_pages:
         _reject_wrong_response(page.context, page.path, page.line, deleted=deleted)
@@ -265,8 +262,6 @@ def _read_cloud_bulk(
         pages_of = [page for page in export.pages if isinstance(page, BulkPage)]
         notes = Notes()
         frame = users_frame(pages_of, notes, deleted=deleted, taken_at=taken)
-        if frame is None:
-            return None
         result = UserFileResult(rows=frame.height)
         if frame.height:
             note_select_only(set().union(*(page.keys for page in pages_of)), notes)
