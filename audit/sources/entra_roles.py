@@ -334,7 +334,10 @@ def with_role_columns(
     roles PIM-eligible); the reports of the role sources get the warnings of what could not be
     resolved."""
     reports = list(reports)
-    known = set(cloud.get_column("id").to_list())
+    # Only the ids a grant or a group's member list names are looked up: a set of every user's
+    # id cost 0.3 s at 1M users.
+    named = {grant.principal_id for grant in facts.grants}.union(*facts.group_members.values())
+    known = set(cloud.get_column("id").filter(cloud.get_column("id").is_in(list(named))))
     assigned: dict[str, set[str]] = {}
     privileged: dict[str, set[str]] = {}
     eligible: dict[str, set[str]] = {}
@@ -407,11 +410,13 @@ def with_role_columns(
         orient="row",
     )
     empty = pl.lit([], dtype=pl.List(pl.String()))
-    cloud = (
-        cloud.drop(ROLE_COLUMNS, strict=False)
+    # The join takes the id column alone: joining the whole frame would copy every user's row.
+    lists = (
+        cloud.select("id")
         .join(roles, on="id", how="left", maintain_order="left")
-        .with_columns(pl.col(name).fill_null(empty) for name in ROLE_COLUMNS)
+        .select(pl.col(name).fill_null(empty) for name in ROLE_COLUMNS)
     )
+    cloud = cloud.drop(ROLE_COLUMNS, strict=False).hstack(lists.get_columns())
     return conform(cloud, CLOUD_USERS_SCHEMA), reports
 
 
