@@ -21,10 +21,11 @@ order rotating with the repetition, and medians are reported:
   frame's buffers (bench_ldap.frame_bytes: a string is a 16-byte view plus its bytes when
   longer than 12) and its estimated_size;
 - import bulk / exact: read_cloud_side of the users pages read_entra kept, through entra_bulk
-  and through the exact path (files.BULK_GRAPH), what `syncaudit import` of a run costs.
+  and through the exact path (files.BULK_GRAPH), what `syncaudit import` of a run costs;
+- collect full / delta: graph_delta.collect_entra with no state (full), then CHANGED_PERCENT of
+  the users changed in the emulator, then collect_entra from the state the full one left.
 Targets (issue 13): the SDK fetch at least 0.8x httpx's throughput; read_entra's peak memory
-growth at most 2x the final frame; a 1% delta run at least 20x faster than a full enumeration
-(not measured yet: delta runs are not in graph.py's read; RESULTS.md says so).
+growth at most 2x the final frame; a 1% delta run at least 20x faster than a full enumeration.
 `--profile` runs cProfile over one SDK fetch and one httpx-async fetch of the largest size.
 `--write` appends the tables to RESULTS.md.
 """
