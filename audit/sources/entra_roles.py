@@ -416,8 +416,22 @@ def with_role_columns(
         .join(roles, on="id", how="left", maintain_order="left")
         .select(pl.col(name).fill_null(empty) for name in ROLE_COLUMNS)
     )
-    cloud = cloud.drop(ROLE_COLUMNS, strict=False).hstack(lists.get_columns())
+    cloud = cloud.drop(ROLE_COLUMNS, strict=False).hstack(_chunked_like(lists, cloud).get_columns())
     return conform(cloud, CLOUD_USERS_SCHEMA), reports
 
 
 ROLE_COLUMNS = ("directory_roles", "admin_roles", "eligible_roles")
+
+
+def _chunked_like(columns: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
+    """`columns` cut at the chunk boundaries of `frame`'s columns: a frame whose columns are
+    chunked alike is not rechunked by the next select, which would copy every string's view
+    (16 bytes a value: ~330 MB at 1M users read in bulk, a chunk per page)."""
+    lengths = frame.get_column(frame.columns[0]).chunk_lengths() if frame.width else []
+    if len(lengths) <= 1:
+        return columns
+    parts, offset = [], 0
+    for length in lengths:
+        parts.append(columns.slice(offset, length))
+        offset += length
+    return pl.concat(parts, rechunk=False)

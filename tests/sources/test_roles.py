@@ -188,3 +188,34 @@ def test_group_members_cut_by_expand_and_unknown_principals_are_reported(
             "their members with Get-MgGroupMember -All instead",
         ),
     }
+
+
+def test_role_columns_keep_a_bulk_frames_chunks() -> None:
+    # A bulk read leaves a chunk per page; role columns cut alike keep the next select from
+    # rechunking (copying) every column.
+    import polars as pl
+
+    from audit.model import CLOUD_USERS_SCHEMA, conform
+    from audit.sources.entra_roles import RoleFacts, RoleGrant, with_role_columns
+
+    pages = [
+        conform(pl.DataFrame({"id": [f"u{n}", f"u{n + 1}"]}), CLOUD_USERS_SCHEMA) for n in (0, 2, 4)
+    ]
+    cloud = pl.concat(pages, rechunk=False)
+    facts = RoleFacts()
+    facts.grants.append(RoleGrant("u3", GA, eligible=False))
+    facts.grants.append(RoleGrant("u4", HELPDESK, eligible=True))
+    out, _ = with_role_columns(cloud, facts, [])
+    chunks = dict(zip(out.columns, out.n_chunks("all"), strict=True))
+    assert chunks == {
+        **dict(zip(cloud.columns, cloud.n_chunks("all"), strict=True)),
+        **{name: 3 for name in ("id", "directory_roles", "admin_roles", "eligible_roles")},
+    }
+    assert out.select("id", "directory_roles", "admin_roles", "eligible_roles").rows() == [
+        ("u0", [], [], []),
+        ("u1", [], [], []),
+        ("u2", [], [], []),
+        ("u3", ["Global Administrator"], ["Global Administrator"], []),
+        ("u4", [], [], ["Helpdesk Administrator"]),
+        ("u5", [], [], []),
+    ]
