@@ -89,9 +89,10 @@ class EntraAuth:
 
 
 # MSAL serves a cached access token only while it has more than five minutes to live, and asks
-# for a new one after that (msal ClientApplication.acquire_token_silent: "expires_in < 5*60"
-# skips the entry); a token held here follows the same rule, so a read longer than a token's
-# lifetime renews it before Graph would answer 401.
+# for a new one after that (msal's ClientApplication._acquire_token_silent_from_cache_and_
+# possibly_refresh_it: "if expires_in < 5*60: # Then consider it expired"; azure-identity's
+# DEFAULT_REFRESH_OFFSET = 300); a token held here follows the same rule, so a read longer than
+# a token's lifetime renews it before Graph would answer 401.
 RENEW_BEFORE = 300.0
 
 
