@@ -458,15 +458,10 @@ def _provisioning_errors() -> pl.Expr:
     )
 
 
-def where_frame(pages: list[BulkPage]) -> pl.DataFrame:
-    """id -> (path, line) of every user, for the exact path's repeat checks."""
-    return pl.concat(
-        [
-            p.users.select("id").with_columns(
-                path=pl.lit(str(p.path)), line=pl.lit(p.line, pl.Int64)
-            )
-            for p in pages
-            if p.users is not None and p.users.height
-        ]
-        or [pl.DataFrame(schema={"id": pl.String, "path": pl.String, "line": pl.Int64})]
-    )
+def where_of(pages: list[BulkPage]) -> list[tuple[pl.Series, str, int]]:
+    """(ids, path, line) of every page with users, for the exact path's repeat checks."""
+    return [
+        (p.users.get_column("id"), str(p.path), p.line)
+        for p in pages
+        if p.users is not None and p.users.height
+    ]

@@ -47,7 +47,7 @@ from audit.sources.entra_bulk import (
     bulk_ids_usable,
     read_bulk_files,
     users_frame,
-    where_frame,
+    where_of,
 )
 from audit.sources.entra_roles import RoleFacts, read_roles, with_role_columns
 from audit.sources.graph_pages import Export, Page, context_entity, exports, import_flag, pages
@@ -255,7 +255,7 @@ def _read_cloud_bulk(
     for page in json_pages:
         _reject_wrong_response(page.context, page.path, page.line, deleted=deleted)
     order = {path: i for i, path in enumerate(paths)}
-    added: list[tuple[pl.DataFrame, pl.DataFrame, int, SourceReport]] = []
+    added: list[tuple[pl.DataFrame, list[tuple[pl.Series, str, int]], int, SourceReport]] = []
     for export in exports(json_pages):
         if deleted:
             _reject_active_users_as_deleted(export)
@@ -273,7 +273,7 @@ def _read_cloud_bulk(
             deleted=deleted,
             export=export,
         )
-        added.append((frame, where_frame(pages_of), order[export.files[0]], report))
+        added.append((frame, where_of(pages_of), order[export.files[0]], report))
     for frame, where, _, _ in added:
         if frame.height:
             users.add_frame(frame, where, deleted=deleted)
