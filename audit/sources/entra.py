@@ -516,24 +516,20 @@ def tenant_features(facts: Mapping[str, bool | None]) -> TenantFeatures:
 def _users_part(columns: Mapping[str, list[Any]]) -> pl.DataFrame:
     height = len(columns["id"])
     data = {name: columns.get(name, [None] * height) for name in CLOUD_USERS_SCHEMA}
-    nested = [
-        name
-        for name, dtype in CLOUD_USERS_SCHEMA.items()
-        if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct)
-    ]
+    nested = [name for name, dtype in CLOUD_USERS_SCHEMA.items() if isinstance(dtype, pl.List)]
     frame = pl.DataFrame(
         {name: values for name, values in data.items() if name not in nested},
         schema={name: dtype for name, dtype in CLOUD_USERS_SCHEMA.items() if name not in nested},
     )
     return frame.with_columns(
-        _struct_lists(name, data[name], CLOUD_USERS_SCHEMA[name]) for name in nested
+        _lists(name, data[name], CLOUD_USERS_SCHEMA[name]) for name in nested
     ).select(list(CLOUD_USERS_SCHEMA))
 
 
-def _struct_lists(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
-    """A list-of-struct column from Python lists of dicts (None for null). Polars builds such a
-    column a row at a time (~35 us a row, most of a delta run's time at 1M users); here the
-    structs are one flat column, gathered back into rows by a group_by."""
+def _lists(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
+    """A list column from Python lists (None for null). Polars builds a nested column a row at
+    a time (~35 us a row for lists of structs, most of a delta run's time at 1M users); here the
+    items are one flat column, gathered back into rows by a group_by."""
     assert isinstance(dtype, pl.List)
     rows = [row for row, items in enumerate(values) if items for _ in items]
     flat = pl.Series(name, [item for items in values if items for item in items], dtype.inner)
@@ -543,7 +539,10 @@ def _struct_lists(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series
         .agg(pl.col(name))
     )
     every = pl.DataFrame(
-        {"row": pl.int_range(len(values), eager=True), "null": [v is None for v in values]}
+        {
+            "row": pl.int_range(len(values), eager=True),
+            "null": pl.Series([v is None for v in values], dtype=pl.Boolean()),
+        }
     )
     return (
         every.join(grouped, on="row", how="left", maintain_order="left")

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from polars.testing import assert_series_equal
 
 from audit.config import Settings
 from audit.errors import InputError, Origin
+from audit.model import PROVISIONING_ERROR
 from audit.sources.detect import Notes
-from audit.sources.entra import CloudUsers, add_user_objects, cloud_users_frame
+from audit.sources.entra import CloudUsers, _lists, add_user_objects, cloud_users_frame
 from audit.sources.files import import_files
 from tests.sources.helpers import TAKEN_AT, cloud_user, graph_page
 
@@ -56,3 +62,29 @@ def _lowered(users: list[dict[str, object]]) -> list[dict[str, object]]:
     # graph_pages hands entra.py objects with lower-cased property names (Graph's names are
     # matched without case)
     return [{k.lower(): v for k, v in u.items()} for u in users]
+
+
+_TEXTS = st.one_of(st.none(), st.text(max_size=5))
+_ERRORS = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {
+            "category": _TEXTS,
+            "occurred": st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+            "property": _TEXTS,
+            "value": _TEXTS,
+        }
+    ),
+)
+
+
+@given(st.lists(st.one_of(st.none(), st.lists(_TEXTS, max_size=4)), max_size=30))
+def test_text_lists_are_built_as_polars_builds_them(values: list[list[str | None] | None]) -> None:
+    dtype = pl.List(pl.String())
+    assert_series_equal(_lists("p", values, dtype), pl.Series("p", values, dtype=dtype))
+
+
+@given(st.lists(st.one_of(st.none(), st.lists(_ERRORS, max_size=3)), max_size=30))
+def test_struct_lists_are_built_as_polars_builds_them(values: list[Any]) -> None:
+    dtype = pl.List(PROVISIONING_ERROR)
+    assert_series_equal(_lists("e", values, dtype), pl.Series("e", values, dtype=dtype))
