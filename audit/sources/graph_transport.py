@@ -1,5 +1,5 @@
-"""The HTTP transport under msgraph-sdk's client: httpx's *sync* transport, each request run on
-a worker thread, behind the ``httpx.AsyncClient`` that kiota's request adapter requires.
+"""The HTTP transport under msgraph-sdk's client: an httpx *sync* client, each request run on a
+worker thread, behind the ``httpx.AsyncClient`` that kiota's request adapter requires.
 
 Why: httpx's async transport reads TLS through anyio's stream (an ``ssl.MemoryBIO`` pumped by
 Python for every 64 KiB), where the sync transport reads the SSL socket in C with the GIL
@@ -21,11 +21,15 @@ KEPT_EXTENSIONS = ("http_version", "reason_phrase")
 
 
 class ThreadedTransport(httpx.AsyncBaseTransport):
-    """An async transport that sends through ``httpx.HTTPTransport`` on a worker thread and
+    """An async transport that sends through a sync ``httpx.Client`` on a worker thread and
     hands back the whole body (Graph pages are read whole anyway)."""
 
     def __init__(self, verify: ssl.SSLContext | bool, http2: bool) -> None:
-        self.sync = httpx.HTTPTransport(verify=verify, http2=http2)
+        # A sync client rather than a bare transport: it honours HTTPS_PROXY / NO_PROXY as any
+        # httpx client does (an httpx client given a transport ignores the environment's
+        # proxies, and Graph is often reached through one). It follows no redirect and keeps
+        # no auth: the client above does that.
+        self.sync = httpx.Client(verify=verify, http2=http2, follow_redirects=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         content = await request.aread()
@@ -39,7 +43,7 @@ class ThreadedTransport(httpx.AsyncBaseTransport):
         return await asyncio.to_thread(self._send, plain)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
-        answer = self.sync.handle_request(request)
+        answer = self.sync.send(request, stream=True)
         try:
             # raw bytes: the client above decodes any Content-Encoding once, as it would
             raw = b"".join(answer.iter_raw())

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -43,14 +44,34 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Proxy(Handler):
+    """A forward proxy that answers itself, noting the absolute URI each request asked for."""
+
+    asked: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Proxy.asked.append(self.path)
+        super().do_GET()
+
+
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    yield from serving(Handler)
+
+
+@pytest.fixture
+def proxy() -> Iterator[str]:
+    Proxy.asked = []
+    yield from serving(Proxy)
 
 
 def test_the_body_is_decoded_once_and_headers_kept(server: str) -> None:
@@ -82,3 +103,19 @@ def test_requests_run_concurrently(server: str) -> None:
             return time.monotonic() - started
 
     assert asyncio.run(run()) < 1.5  # four half-second answers, not one after another
+
+
+def test_the_environments_proxy_is_used(
+    server: str, proxy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an httpx client given a transport ignores HTTP(S)_PROXY; the transport's own client must not
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+
+    async def run() -> httpx.Response:
+        async with httpx.AsyncClient(transport=ThreadedTransport(True, http2=False)) as client:
+            return await client.get(f"{server}/through")
+
+    assert asyncio.run(run()).json() == {"value": [1, 2, 3]}
+    assert Proxy.asked == [f"{server}/through"]
