@@ -72,6 +72,7 @@ from audit.sources.graph_auth import (
 from audit.sources.graph_http import (
     DELTA_LINK_RE,
     RETRY_STATUS,
+    early_next_link,
     endpoint_of,
     error_code,
     error_of,
@@ -83,7 +84,7 @@ from audit.sources.graph_http import (
 from audit.sources.graph_http import (
     GraphPolicy as GraphPolicy,  # re-exported: callers set the read's patience
 )
-from audit.sources.graph_transport import ThreadedTransport
+from audit.sources.graph_transport import Fetching, ThreadedTransport, watched
 from audit.sources.secrets import scrub
 from audit.sources.snapshot import taken_at as parse_taken_at
 
@@ -468,29 +469,46 @@ class GraphSession:
         self, name: str, label: str, first: RequestInformation
     ) -> AsyncIterator[tuple[int, bytes, bool]]:
         """(page number, body, whether it is the last) of every page of a query, following
-        nextLink on graph_url. The next page is asked for before this one is handed over, so
-        writing a page overlaps fetching the next."""
+        nextLink on graph_url. The next page is asked for as soon as this one's nextLink has
+        arrived (before `value`, as Graph writes it), else before this one is handed over; a
+        page asked for early is used only when the whole page names the same link."""
         page = 1
-        pending: asyncio.Task[httpx.Response] | None = asyncio.create_task(
-            self.fetch(first, Origin(f"GET {label}", page=page))
-        )
+        current: Fetching | None = self.start(first, Origin(f"GET {label}", page=page))
+        ahead: tuple[str, Fetching] | None = None
         try:
-            while pending is not None:
+            while current is not None:
                 origin = Origin(f"GET {label}", page=page)
-                response = await pending
-                pending = None
+                following = Origin(f"GET {label}", page=page + 1)
+                task, early = current
+                if not task.done():
+                    waiting: set[asyncio.Future[Any]] = {task, early}
+                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                soon = early.result() if early.done() else None
+                if soon is not None and not task.done():
+                    ahead = (soon, self.start(self.follow(soon, origin), following))
+                response = await task
                 self.refuse(response, name, origin)
                 body = response.content
                 link = next_link(body, origin)
-                if link is not None:
-                    following = Origin(f"GET {label}", page=page + 1)
-                    pending = asyncio.create_task(self.fetch(self.follow(link, origin), following))
+                current = None
+                if link is not None and ahead is not None and ahead[0] == link:
+                    current = ahead[1]
+                elif link is not None:
+                    current = self.start(self.follow(link, origin), following)
                     await asyncio.sleep(0)  # the task sends its request before this page is used
-                yield page, body, pending is None
+                if ahead is not None and ahead[1] is not current:
+                    ahead[1][0].cancel()  # asked for from a link the whole page did not confirm
+                ahead = None
+                yield page, body, current is None
                 page += 1
         finally:
-            if pending is not None:
-                pending.cancel()
+            for left in (current, ahead[1] if ahead is not None else None):
+                if left is not None:
+                    left[0].cancel()
+
+    def start(self, request: RequestInformation, origin: Origin) -> Fetching:
+        """The request sent on its own task, with the nextLink its answer names early."""
+        return watched(self.fetch(request, origin), early_next_link)
 
     def follow(self, link: str, origin: Origin) -> RequestInformation:
         target = urlsplit(link)

@@ -67,6 +67,18 @@ def page_link(body: bytes, origin: Origin, pattern: re.Pattern[bytes]) -> str | 
     return str(value) if value else None
 
 
+def early_next_link(head: bytes) -> tuple[bool, str | None]:
+    """From the start of a page still arriving: (decided, its nextLink). Decided once the
+    nextLink has come whole before `value` (Graph's documented pages put it there), or once
+    `value` has begun without one: then the page is read whole first."""
+    value_at = head.find(b'"value"')
+    found = NEXT_LINK_RE.search(head, 0, value_at if value_at >= 0 else len(head))
+    if found is not None:
+        link = json.loads(found.group(1))
+        return True, str(link) if link else None
+    return value_at >= 0, None
+
+
 def group_principals(pages: list[bytes]) -> set[str]:
     """Ids of the role-assignable groups among the expanded principals."""
     groups: set[str] = set()

@@ -7,17 +7,33 @@ released; on a 100k-user read that difference alone was 0.4-0.8 s of 1.2 s
 (benchmarks/RESULTS.md, "Where the SDK fetch loses against httpx"). The thread hop costs tens
 of microseconds a page. Concurrent collections stay concurrent: each request has a thread of
 the default executor and the sync pool (httpcore's ConnectionPool) is thread-safe.
+
+The worker also shows the start of a 200 answer, as it arrives, to a watch the request's task
+set (:func:`watched`): graph.py asks for the next page as soon as this one's nextLink has
+arrived, before its users have.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from typing import Any
 
 import httpx
 
 # What a response's extensions may keep once its connection is handed back to the pool.
 KEPT_EXTENSIONS = ("http_version", "reason_phrase")
+# Set (by graph.py) around a request whose answer may name the next page before its body has
+# all arrived: called on the worker thread with the decoded start of a 200 answer, as it grows,
+# until it returns True (decided) or HEAD_LIMIT bytes were seen. The task's context reaches the
+# worker thread (asyncio.to_thread copies it), so concurrent requests each see their own.
+HEAD_WATCH: ContextVar[Callable[[bytes], bool] | None] = ContextVar("head_watch", default=None)
+HEAD_LIMIT = 64 * 1024
+# A request on its own task, and what the start of its answer said (None: nothing early).
+Fetching = tuple["asyncio.Task[httpx.Response]", "asyncio.Future[str | None]"]
 
 
 class ThreadedTransport(httpx.AsyncBaseTransport):
@@ -45,8 +61,22 @@ class ThreadedTransport(httpx.AsyncBaseTransport):
     def _send(self, request: httpx.Request) -> httpx.Response:
         answer = self.sync.send(request, stream=True)
         try:
+            watch = HEAD_WATCH.get() if answer.status_code == 200 else None
+            decode = _head_decoder(answer.headers.get("content-encoding", ""))
+            chunks: list[bytes] = []
+            head = b""
             # raw bytes: the client above decodes any Content-Encoding once, as it would
-            raw = b"".join(answer.iter_raw())
+            for chunk in answer.iter_raw():
+                chunks.append(chunk)
+                if watch is not None and decode is not None:
+                    try:
+                        head += decode(chunk)
+                    except zlib.error:
+                        watch = None  # the client above reports a broken body
+                        continue
+                    if watch(head) or len(head) > HEAD_LIMIT:
+                        watch = None
+            raw = b"".join(chunks)
         finally:
             answer.close()
         return httpx.Response(
@@ -58,3 +88,39 @@ class ThreadedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.sync.close)
+
+
+def _head_decoder(encoding: str) -> Callable[[bytes], bytes] | None:
+    """Decodes the start of a body as it arrives; None for an encoding not followed here."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return bytes
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+    return None
+
+
+def watched(
+    send: Coroutine[Any, Any, httpx.Response], decide: Callable[[bytes], tuple[bool, str | None]]
+) -> Fetching:
+    """`send` started on its own task, and a future settled with what `decide` read off the
+    start of its 200 answer (decide: the head so far -> (decided, value)), as soon as it knows."""
+    loop = asyncio.get_running_loop()
+    early: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(value: str | None) -> None:
+        if not early.done():
+            early.set_result(value)
+
+    def watch(head: bytes) -> bool:  # on the worker thread
+        decided, value = decide(head)
+        if decided:
+            loop.call_soon_threadsafe(settle, value)
+        return decided
+
+    token = HEAD_WATCH.set(watch)
+    try:
+        task = asyncio.create_task(send)  # the task takes the context, and the watch, now
+    finally:
+        HEAD_WATCH.reset(token)
+    return task, early

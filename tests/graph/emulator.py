@@ -163,7 +163,15 @@ class Token:
 
 # --- faults and the request log ---------------------------------------------------------------
 
-FAULT_KINDS = ("throttle", "unavailable", "gateway_timeout", "reset", "slow", "truncate")
+FAULT_KINDS = (
+    "throttle",
+    "unavailable",
+    "gateway_timeout",
+    "reset",
+    "slow",
+    "truncate",
+    "stall",
+)
 
 
 @dataclass
@@ -178,7 +186,7 @@ class Fault:
     rate: float | None = None
     skip: int = 0
     retry_after: int | None = 1  # seconds, for throttle/unavailable (None: no header)
-    delay: float = 0.0  # seconds, for slow
+    delay: float = 0.0  # seconds, for slow (before answering) and stall (after the envelope)
     fired: int = 0
 
 
@@ -284,7 +292,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PATCH = do_DELETE = _serve
 
-    def send(self, response: Response, *, truncate: bool = False) -> None:
+    def send(self, response: Response, *, truncate: bool = False, stall: float = 0.0) -> None:
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
@@ -299,6 +307,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if stall:
+            # the page's envelope (context, nextLink) first, its users `stall` seconds later
+            cut = response.body.find(b'"value"')
+            cut = cut if cut > 0 else len(response.body) // 2
+            self.wfile.write(head + response.body[:cut])
+            self.wfile.flush()
+            self.server.owner.stopping.wait(stall)  # type: ignore[attr-defined]
+            self.wfile.write(response.body[cut:])
             return
         self.wfile.write(head + response.body)
 
@@ -607,7 +624,11 @@ class GraphEmulator(_Listener):
         finally:
             seconds = time.perf_counter() - started
             self._record(handler, path, url.query, headers, status, fault, seconds)
-        handler.send(response, truncate=fault is not None and fault.kind == "truncate")
+        handler.send(
+            response,
+            truncate=fault is not None and fault.kind == "truncate",
+            stall=fault.delay if fault is not None and fault.kind == "stall" else 0.0,
+        )
 
     def _record(
         self,

@@ -217,6 +217,31 @@ def test_a_read_longer_than_its_token_renews_it(
     assert len(emulator.tokens) >= 3
 
 
+def test_the_next_page_is_asked_for_once_its_link_has_arrived(
+    graph_emulator_for: Callable[[Tenant], GraphEmulator], tmp_path: Path
+) -> None:
+    # Pages 2 to 4 send their envelope (nextLink included), then their users a second later:
+    # each next page is asked for during that second, so the three waits overlap; one after
+    # another they would take 3 s. Nothing is asked for twice.
+    import time
+
+    tenant = generated_tenant(1000)  # the emulator pages /users/delta by 200: 5 pages
+    expected = read(graph_emulator_for(tenant), tmp_path / "plain")
+    emulator = graph_emulator_for(tenant)
+    emulator.inject("/v1.0/users/delta", "stall", times=3, skip=1, delay=1.0)
+    started = time.monotonic()
+    got = read(emulator, tmp_path / "stalled")
+    assert time.monotonic() - started < 2.5
+    assert_same(got, expected)
+    assert [r.fault for r in emulator.requests("/v1.0/users/delta")] == [
+        None,
+        "stall",
+        "stall",
+        "stall",
+        None,
+    ]
+
+
 def test_retry_after_is_honoured(graph_emulator: GraphEmulator, tmp_path: Path) -> None:
     import time
 

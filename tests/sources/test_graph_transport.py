@@ -15,7 +15,7 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from audit.sources.graph_transport import ThreadedTransport
+from audit.sources.graph_transport import HEAD_WATCH, ThreadedTransport
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -119,3 +119,22 @@ def test_the_environments_proxy_is_used(
 
     assert asyncio.run(run()).json() == {"value": [1, 2, 3]}
     assert Proxy.asked == [f"{server}/through"]
+
+
+def test_the_head_watch_sees_the_decoded_start_of_a_gzip_answer(server: str) -> None:
+    seen: list[bytes] = []
+
+    def watch(head: bytes) -> bool:
+        seen.append(head)
+        return b'"value"' in head
+
+    async def run() -> httpx.Response:
+        async with httpx.AsyncClient(transport=ThreadedTransport(True, http2=False)) as client:
+            token = HEAD_WATCH.set(watch)
+            try:
+                return await client.get(f"{server}/page")
+            finally:
+                HEAD_WATCH.reset(token)
+
+    assert asyncio.run(run()).json() == {"value": [1, 2, 3]}
+    assert seen and seen[-1].startswith(b'{"value"')
