@@ -233,6 +233,13 @@ async def _read_all(
     return exports, link
 
 
+def _discard(task: asyncio.Task[Any]) -> None:
+    """A request no longer wanted: cancelled, and an error it already ended with left unsaid
+    (asyncio would print it when the task is collected)."""
+    task.cancel()
+    task.add_done_callback(lambda done: None if done.cancelled() else done.exception())
+
+
 def _first_error(failed: BaseExceptionGroup[Any]) -> BaseException:
     """The error to show from a failed TaskGroup: an operator's one line before a bug."""
     leaves: list[BaseException] = []
@@ -497,14 +504,14 @@ class GraphSession:
                     current = self.start(self.follow(link, origin), following)
                     await asyncio.sleep(0)  # the task sends its request before this page is used
                 if ahead is not None and ahead[1] is not current:
-                    ahead[1][0].cancel()  # asked for from a link the whole page did not confirm
+                    _discard(ahead[1][0])  # asked for from a link the whole page did not confirm
                 ahead = None
                 yield page, body, current is None
                 page += 1
         finally:
             for left in (current, ahead[1] if ahead is not None else None):
                 if left is not None:
-                    left[0].cancel()
+                    _discard(left[0])
 
     def start(self, request: RequestInformation, origin: Origin) -> Fetching:
         """The request sent on its own task, with the nextLink its answer names early."""
