@@ -40,7 +40,6 @@ import os
 import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,7 +54,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench_ldap import frame_bytes, warm_polars  # noqa: E402
+from benchmarks.bench_ldap import every, frame_bytes, median, warm_polars  # noqa: E402
 from benchmarks.host import hardware, status_kb  # noqa: E402
 
 SECRET_ENV = "SYNCAUDIT_BENCH_GRAPH_SECRET"
@@ -430,14 +429,6 @@ def measure(sizes: list[int], repeat: int, fetch_repeat: int, work: Path) -> Fig
         finally:
             emulator.close()
     return figures
-
-
-def median(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(float(run[key]) for run in runs)
-
-
-def every(runs: list[dict[str, Any]]) -> str:
-    return ", ".join(f"{run['seconds']:.2f}" for run in runs)
 
 
 def fetch_table(figures: Figures) -> list[str]:

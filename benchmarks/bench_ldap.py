@@ -41,7 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -176,20 +176,7 @@ def seeded_dc(directory: Path, sizes: list[int]) -> Iterator[tuple[Any, dict[str
 
 def replace_info(samba_dc: Any, directory: Path) -> Any:
     """The DcInfo SambaDC.provision() gave for this directory."""
-    forest = samba_dc.FOREST_ONE
-    return samba_dc.DcInfo(
-        host=ADDRESS,
-        fqdn=forest.fqdn,
-        ldap_port=389,
-        ldaps_port=636,
-        base_dn=forest.base_dn,
-        bind_dn=f"CN=Administrator,CN=Users,{forest.base_dn}",
-        bind_upn=f"Administrator@{forest.realm.lower()}",
-        password_file=directory / "admin.password",
-        ca_file=directory / "tls" / "ca.pem",
-        directory=directory,
-        forest=forest,
-    )
+    return samba_dc.DcInfo.provisioned(samba_dc.FOREST_ONE, ADDRESS, directory)
 
 
 def ldap_seed_sample(info: Any, count: int, connections: int = 2) -> float:
@@ -406,8 +393,13 @@ def measure(info: Any, sizes: list[int], repeat: int, readers: dict[str, Path]) 
     return figures
 
 
-def median(runs: list[dict[str, float]], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
+def median(runs: Sequence[Mapping[str, Any]], key: str) -> float:
+    return statistics.median(float(run[key]) for run in runs)
+
+
+def every(runs: Sequence[Mapping[str, Any]]) -> str:
+    """Each run's seconds, for a table's last column."""
+    return ", ".join(f"{run['seconds']:.2f}" for run in runs)
 
 
 def table(figures: Figures) -> list[str]:
@@ -424,11 +416,10 @@ def table(figures: Figures) -> list[str]:
                 continue
             ours, growth = median(runs, "seconds"), median(runs, "growth_mb")
             frame, real = median(runs, "frame_mb"), median(runs, "frame_real_mb")
-            every = ", ".join(f"{run['seconds']:.2f}" for run in runs)
             lines.append(
                 f"| {n:,} | {way} | {base:.2f} | {ours:.2f} | {ours / base:.2f}x | "
                 f"{growth:.0f} | {real:.1f} | {frame:.1f} | {growth / real:.1f}x, "
-                f"{growth / frame:.1f}x | {every} |"
+                f"{growth / frame:.1f}x | {every(runs)} |"
             )
     return lines
 

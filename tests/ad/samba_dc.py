@@ -90,6 +90,27 @@ class DcInfo:
     pid: int | None = None  # the samba process, once started
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
+    @classmethod
+    def provisioned(
+        cls, forest: Forest, host: str, directory: Path, timings: dict[str, float] | None = None
+    ) -> DcInfo:
+        """How to reach the DC provision() made for `forest` on `host` in `directory` (its
+        admin password and CA where provision() puts them)."""
+        return cls(
+            host=host,
+            fqdn=forest.fqdn,
+            ldap_port=389,
+            ldaps_port=636,
+            base_dn=forest.base_dn,
+            bind_dn=f"CN=Administrator,CN=Users,{forest.base_dn}",
+            bind_upn=f"Administrator@{forest.realm.lower()}",
+            password_file=directory / "admin.password",
+            ca_file=directory / "tls" / "ca.pem",
+            directory=directory,
+            forest=forest,
+            timings=timings if timings is not None else {},
+        )
+
     @property
     def ldaps_url(self) -> str:
         return f"ldaps://{self.host}:{self.ldaps_port}"
@@ -280,20 +301,8 @@ class SambaDC:
         # Schema extensions (Exchange's attributes, 2016's msDS-SourceAnchor, which this
         # Samba's provision and schemaupgrade stop short of) are test data too.
         _add_to_global(self.conf, {"ldb:nosync": "true", "dsdb:schema update allowed": "true"})
-        self.info = DcInfo(
-            host=self.address,
-            fqdn=f.fqdn,
-            ldap_port=389,
-            ldaps_port=636,
-            base_dn=f.base_dn,
-            bind_dn=f"CN=Administrator,CN=Users,{f.base_dn}",
-            bind_upn=f"Administrator@{f.realm.lower()}",
-            password_file=password_file,
-            ca_file=ca,
-            directory=d,
-            forest=f,
-            timings=self.timings,
-        )
+        self.info = DcInfo.provisioned(f, self.address, d, self.timings)
+        assert (self.info.password_file, self.info.ca_file) == (password_file, ca)
         return self.info
 
     def start(self, timeout: float = READY_TIMEOUT) -> DcInfo:
