@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_ldap import every, frame_bytes, median, warm_polars  # noqa: E402
-from benchmarks.host import hardware, status_kb  # noqa: E402
+from benchmarks.host import append_to_results, hardware, status_kb  # noqa: E402
 
 SECRET_ENV = "SYNCAUDIT_BENCH_GRAPH_SECRET"
 FETCHES = ("httpx", "httpx-async", "sdk")
@@ -564,8 +564,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.write:
-        with (HERE / "RESULTS.md").open("a", encoding="utf-8") as results:
-            results.write("\n".join(lines) + "\n")
+        append_to_results("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
-from benchmarks.host import hardware, status_kb  # noqa: E402
+from benchmarks.host import append_to_results, hardware, status_kb  # noqa: E402
 
 TARGET_USERS_PER_S = 200_000
 TARGET_RSS_FACTOR = 2.0
@@ -150,8 +150,7 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        with (HERE / "RESULTS.md").open("a", encoding="utf-8") as out:
-            out.write(text)
+        append_to_results(text)
 
 
 if __name__ == "__main__":

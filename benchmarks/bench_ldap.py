@@ -51,7 +51,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-from benchmarks.host import hardware, status_kb  # noqa: E402 - this checkout's, before TREE's
+from benchmarks.host import append_to_results, hardware, status_kb  # noqa: E402 - this checkout's, before TREE's
 
 # A read child may measure another checkout's reader (--before): its tree comes first.
 TREE = Path(os.environ.get("BENCH_LDAP_TREE") or ROOT)
@@ -505,8 +505,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.write:
-        with (HERE / "RESULTS.md").open("a", encoding="utf-8") as out:
-            out.write(text)
+        append_to_results(text)
 
 
 if __name__ == "__main__":

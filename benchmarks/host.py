@@ -1,10 +1,13 @@
-"""The machine a benchmark ran on, as RESULTS.md names it (CPU model, cores, RAM), and this
-process's memory as Linux counts it, for peak-memory figures."""
+"""The machine a benchmark ran on, as RESULTS.md names it (CPU model, cores, RAM), this
+process's memory as Linux counts it, for peak-memory figures, and RESULTS.md itself (`--write`)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def hardware() -> str:
@@ -32,3 +35,9 @@ def status_kb(field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def append_to_results(text: str) -> None:
+    """A benchmark's tables added at the end of benchmarks/RESULTS.md (`--write`)."""
+    with RESULTS.open("a", encoding="utf-8") as out:
+        out.write(text)
