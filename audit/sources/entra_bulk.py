@@ -136,11 +136,6 @@ class BulkPage(Page):
 BATCH_BYTES = 4 * 1024 * 1024
 
 
-def read_bulk_file(path: Path) -> list[BulkPage] | None:
-    """The file's pages, or None when the exact path must read it."""
-    return read_bulk_files([path])
-
-
 def read_bulk_files(paths: Sequence[Path]) -> list[BulkPage] | None:
     """The pages of every file in order, their users already cloud_users columns (the schema's
     own names; ``deleted_at`` as the page gave it), or None when the exact path must read any of
@@ -151,9 +146,9 @@ def read_bulk_files(paths: Sequence[Path]) -> list[BulkPage] | None:
     for number, path in enumerate(paths, start=1):
         raw = _file_bytes(path)
         docs = _documents(raw) if raw is not None else []
-        if not docs:
+        if raw is None or not docs:
             return None
-        size += len(raw or b"")
+        size += len(raw)
         del raw  # the pages hold their own bytes (or the same object, for one page)
         batch += [(path, line, text) for line, text in docs]
         if size >= BATCH_BYTES or number == len(paths):

@@ -245,7 +245,7 @@ def test_what_is_in_doubt_goes_the_exact_way(tmp_path: Path, change: dict[str, A
 def test_json_polars_reads_differently_goes_the_exact_way(tmp_path: Path, text: str) -> None:
     path = tmp_path / "users.json"
     path.write_text(text + "\n", encoding="utf-8")
-    assert entra_bulk.read_bulk_file(path) is None
+    assert entra_bulk.read_bulk_files([path]) is None
     if "ud800" in text:  # not a character: one line naming the file, not a traceback
         with pytest.raises(InputError, match=r"users.json:1: a lone UTF-16 surrogate"):
             imported([path])
