@@ -45,8 +45,8 @@ TIME = TIME_PROPERTIES
 PROXIES = "proxyAddresses"
 ERRORS = "onPremisesProvisioningErrors"
 ODATA_TYPE = "@odata.type"
-# A /users/delta round's last page ends with @odata.deltaLink instead of a nextLink: the live
-# read's full enumeration is such a round (graph.py), read here when no entry is @removed.
+# A /users/delta round's last page ends with @odata.deltaLink instead of a nextLink: read here
+# when no entry is @removed (an export saved from a delta round).
 ENVELOPE = ("@odata.context", "@odata.nextLink", "@odata.deltaLink", "value")
 # The JSON types each may have, by the first character of its value (n = null).
 _FIRST_CHARS = {

@@ -177,14 +177,20 @@ def ad_records(
 
 
 def read_cloud_files(
-    paths: Sequence[Path], users: CloudUsers, taken: datetime, *, deleted: bool
+    paths: Sequence[Path],
+    users: CloudUsers,
+    taken: datetime,
+    *,
+    deleted: bool,
+    bulk: bool = True,
 ) -> list[SourceReport]:
     """The users of one import flag's files: one report per export, an export being a
-    Get-MgUser CSV or the Graph pages of one query, however many files they were saved in."""
-    if BULK_GRAPH:
-        bulk = _read_cloud_bulk(paths, users, taken, deleted=deleted)
-        if bulk is not None:
-            return bulk
+    Get-MgUser CSV or the Graph pages of one query, however many files they were saved in.
+    `bulk=False` goes straight to the exact path, for pages the bulk path is known to refuse."""
+    if BULK_GRAPH and bulk:
+        read = _read_cloud_bulk(paths, users, taken, deleted=deleted)
+        if read is not None:
+            return read
     reports: list[tuple[int, SourceReport]] = []  # (position of its first file, report)
     json_pages: list[Page] = []
     file_notes: dict[Path, Notes] = {}

@@ -3,21 +3,26 @@ request adapter, kept in the run exactly as received, and read by the same code 
 files (:func:`audit.sources.files.read_cloud_side`), so ``syncaudit import`` of the kept pages
 gives the identical snapshot by construction and no SDK model object is built per user.
 
-- Calls (FACTS.md section 3): ``GET /users/delta`` ($select = the properties entra.py reads
-  that v1.0 has; no $top: delta does not support it, delta-query-overview "Optional query
-  parameters"), so every full read ends with an @odata.deltaLink a later run starts from
-  (graph_delta.py); ``/directory/deletedItems/microsoft.graph.user`` (the cast is required;
+- Calls (FACTS.md section 3): ``GET /users`` ($select = the properties entra.py reads that
+  v1.0 has, $top=999), after ``GET /users/delta?$deltatoken=latest`` with the same $select,
+  which answers a deltaLink and no users ("sync from now", delta-query-overview): the deltaLink
+  a later run starts from (graph_delta.py), taken before the enumeration so no change falls
+  between the two. A delta round takes no $top and Graph decides its page size, so paging
+  /users by 999 costs a fraction of the requests (and throttling resource units: one per page
+  either way with $select, throttling-limits "Identity and access service limits");
+  ``/directory/deletedItems/microsoft.graph.user`` (the cast is required;
   its default page is 100, so $top=999 too), ``/domains``, ``/organization``,
   ``/directory/onPremisesSynchronization`` (delegated only: an app-only token's 403 leaves the
   switches unknown with a note, never a failure), ``/roleManagement/directory/roleAssignments``
   and ``roleEligibilityScheduleInstances`` with ``$expand=principal`` (a principal may be a
   role-assignable group: its members are listed), and beta ``roleDefinitions`` (isPrivileged
   is beta-only). The independent collections run concurrently.
-- Kept as ``raw/graph/users-<n>.json`` (the delta round's pages, n from 1) and, for what the
-  importer takes as one file, one page per line: ``deleted.json``, ``domains.json``, ``tenant.json``
-  (organization, then onPremisesSynchronization or its error answer), ``role-assignments.json``,
-  ``role-eligibilities.json``, ``role-definitions.json``, and ``role-groups.json`` (one object
-  ``{id, members}`` per group, the form ``--roles`` takes for group members).
+- Kept as ``raw/graph/users-<n>.json`` (the users pages or the delta round's, n from 1) and,
+  for what the importer takes as one file, one page per line: ``deleted.json``,
+  ``domains.json``, ``tenant.json`` (organization, then onPremisesSynchronization or its error
+  answer), ``role-assignments.json``, ``role-eligibilities.json``, ``role-definitions.json``,
+  and ``role-groups.json`` (one object ``{id, members}`` per group, the form ``--roles`` takes
+  for group members).
 - An @odata.nextLink is followed only to graph_url's scheme, host and port; the token is never
   sent anywhere else (the adapter's allowed hosts are graph_url's host alone).
 - Retries: 429/503/504, a reset or cut connection are tried again after Retry-After (else a
@@ -43,11 +48,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from azure.core.exceptions import AzureError
-from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware import ParametersNameDecodingHandler
-from kiota_http.middleware.options import ResponseHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -60,7 +62,6 @@ from msgraph_core.middleware import GraphTelemetryHandler  # type: ignore[import
 
 from audit.config import EntraSettings, Settings
 from audit.errors import InputError, Origin, short
-from audit.sources.entra import BOOL_PROPERTIES, TEXT_PROPERTIES, TIME_PROPERTIES
 from audit.sources.files import CloudExports, CloudSide, read_cloud_side
 from audit.sources.graph_auth import (
     EntraAuth,
@@ -84,30 +85,19 @@ from audit.sources.graph_http import (
 from audit.sources.graph_http import (
     GraphPolicy as GraphPolicy,  # re-exported: callers set the read's patience
 )
+from audit.sources.graph_requests import GraphRequests
 from audit.sources.graph_transport import Fetching, ThreadedTransport, watched
 from audit.sources.secrets import scrub
 from audit.sources.snapshot import taken_at as parse_taken_at
 
 GRAPH_DIR = "graph"
+DELTA_LINK = "@odata.deltaLink"
 PATIENT = GraphPolicy()  # the default: 15 minutes of retries for one read
-PAGE_SIZE = 999  # $top 1..999 for directory collections (https://learn.microsoft.com/graph/paging)
 # A deltaLink the service no longer knows: 410 Gone ("Synchronization reset") or a 40x with
 # syncStateNotFound (expired token: seven days for directory objects, "Token duration"), both
 # meaning "start again with a full synchronization" (https://learn.microsoft.com/graph/
 # delta-query-overview; the codes: https://learn.microsoft.com/graph/errors#code-property).
 DELTA_RESET_CODES = frozenset({"syncStateNotFound", "resyncRequired"})
-# Beta-only user properties: naming one in a v1.0 $select is a 400 (user resource, v1.0).
-BETA_ONLY = frozenset({"onPremisesObjectIdentifier"})
-USER_SELECT = (
-    "id",
-    *(
-        name
-        for name in (*TEXT_PROPERTIES, *BOOL_PROPERTIES, *TIME_PROPERTIES)
-        if name not in BETA_ONLY
-    ),
-    "proxyAddresses",
-    "onPremisesProvisioningErrors",
-)
 # The application permission each collection needs (least privileged, from each List page's
 # permissions table: user-list, directory-deleteditems-list, domain-list, organization-list,
 # rbacapplication-list-roleassignments, rbacapplication-list-roleeligibilityscheduleinstances
@@ -125,7 +115,8 @@ PERMISSIONS = {
 }
 # How each call is named in a message ("GET /users page 7").
 LABELS = {
-    "users": "/users/delta",
+    "users": "/users",
+    "users-delta": "/users/delta",
     "deleted": "/directory/deletedItems/microsoft.graph.user",
     "domains": "/domains",
     "organization": "/organization",
@@ -203,10 +194,10 @@ async def _read_all(
         async with asyncio.TaskGroup() as group:
             users = group.create_task(session.users(out, delta_link))
             deleted = group.create_task(
-                session.collection("deleted", LABELS["deleted"], session.deleted_request())
+                session.collection("deleted", LABELS["deleted"], session.requests.deleted())
             )
             domains = group.create_task(
-                session.collection("domains", LABELS["domains"], session.plain("domains"))
+                session.collection("domains", LABELS["domains"], session.requests.plain("domains"))
             )
             tenant = group.create_task(session.tenant())
             roles = group.create_task(session.roles())
@@ -298,6 +289,7 @@ class GraphSession:
         self.adapter = GraphRequestAdapter(provider, self.http)
         self.adapter.base_url = self.root
         self.client = GraphServiceClient(request_adapter=self.adapter)
+        self.requests = GraphRequests(self.client, self.adapter, self.beta)
 
     async def sign_in(self) -> None:
         """One token before the collections start together: a device-code credential would
@@ -315,93 +307,28 @@ class GraphSession:
     async def close(self) -> None:
         await self.http.aclose()
 
-    def config(self, query: Any = None) -> RequestConfiguration[Any]:
-        config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
-        # Background work goes first when Graph has to throttle (throttling.md, "Priority").
-        config.headers.add("x-ms-throttle-priority", "low")
-        config.options = [ResponseHandlerOption(NativeResponseHandler())]
-        return config
-
-    # --- requests of each collection ---------------------------------------------------------
-
-    def users_request(self) -> RequestInformation:
-        from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
-
-        # user-delta (https://learn.microsoft.com/graph/api/user-delta?view=graph-rest-1.0):
-        # "$select" and a "$filter" by id are its only OData parameters; the deltaLink carries
-        # the $select on, so changes come back with the same properties.
-        query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=list(USER_SELECT))
-        return self.client.users.delta.to_get_request_information(self.config(query))
-
-    def deleted_request(self) -> RequestInformation:
-        from msgraph.generated.directory.deleted_items.graph_user.graph_user_request_builder import (  # noqa: E501
-            GraphUserRequestBuilder,
-        )
-
-        query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(
-            select=[*USER_SELECT], top=PAGE_SIZE
-        )
-        builder = self.client.directory.deleted_items.graph_user
-        return builder.to_get_request_information(self.config(query))
-
-    def plain(self, name: str) -> RequestInformation:
-        builder: Any = {
-            "domains": self.client.domains,
-            "organization": self.client.organization,
-            "sync": self.client.directory.on_premises_synchronization,
-            "role-definitions": self.client.role_management.directory.role_definitions.with_url(
-                f"{self.beta}/roleManagement/directory/roleDefinitions"
-            ),
-        }[name]
-        return builder.to_get_request_information(self.config())  # type: ignore[no-any-return]
-
-    def roles_request(self, eligible: bool) -> RequestInformation:
-        from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (  # noqa: E501
-            RoleAssignmentsRequestBuilder as Assigned,
-        )
-        from msgraph.generated.role_management.directory.role_eligibility_schedule_instances.role_eligibility_schedule_instances_request_builder import (  # noqa: E501
-            RoleEligibilityScheduleInstancesRequestBuilder as Eligible,
-        )
-
-        directory = self.client.role_management.directory
-        # $expand=principal says which principals are groups (rbacapplication-list-
-        # roleassignments, example "$expand=principal")
-        if eligible:
-            query: Any = Eligible.RoleEligibilityScheduleInstancesRequestBuilderGetQueryParameters(
-                expand=["principal"]
-            )
-            return directory.role_eligibility_schedule_instances.to_get_request_information(
-                self.config(query)
-            )
-        query = Assigned.RoleAssignmentsRequestBuilderGetQueryParameters(expand=["principal"])
-        return directory.role_assignments.to_get_request_information(self.config(query))
-
-    def members_request(self, group_id: str) -> RequestInformation:
-        from msgraph.generated.groups.item.members.members_request_builder import (
-            MembersRequestBuilder,
-        )
-
-        query = MembersRequestBuilder.MembersRequestBuilderGetQueryParameters(
-            select=["id"], top=PAGE_SIZE
-        )
-        builder = self.client.groups.by_group_id(group_id).members
-        return builder.to_get_request_information(self.config(query))
-
     # --- collections -------------------------------------------------------------------------
 
     async def users(self, out: Path, start: str | None) -> tuple[list[Path], str]:
-        """GET /users/delta (or the changes since the deltaLink `start`), each page written as
-        received: users-1.json, users-2.json...; and the round's closing @odata.deltaLink."""
+        """Every user (GET /users) or the changes since the deltaLink `start` (GET that link),
+        each page written as received: users-1.json, users-2.json...; and the deltaLink the
+        next run starts from: asked for before the enumeration, or closing the delta round."""
         files: list[Path] = []
         started = time.monotonic()
-        label = LABELS["users"]
-        first = self.users_request() if start is None else self.follow(start, Origin(label))
         link: str | None = None
+        if start is None:
+            # Changes made while the users are paged come again in the next round, which
+            # applies them as the state they ended in: nothing is lost, nothing counted twice.
+            link = await self.latest_delta_link()
+            label, first = LABELS["users"], self.requests.users()
+        else:
+            label = LABELS["users-delta"]
+            first = self.follow(start, Origin(label), DELTA_LINK)
         async for page, body, last in self.pages("users", label, first):
             path = out / f"users-{page}.json"
             path.write_bytes(body)
             files.append(path)
-            if last:  # the deltaLink closes the round, on the page without a nextLink
+            if last and start is not None:  # the deltaLink closes the round
                 link = page_link(body, Origin(f"GET {label}", page=page), DELTA_LINK_RE)
             if self.progress is not None and page % 10 == 0:
                 self.progress(f"GET {label}: {page} pages in {time.monotonic() - started:.1f} s")
@@ -409,8 +336,19 @@ class GraphSession:
             raise InputError(
                 Origin(f"GET {label}", page=len(files)), "the round ended without a deltaLink"
             )
-        self.follow(link, Origin(f"GET {label}", page=len(files)))  # graph_url's host only
+        self.follow(link, Origin(f"GET {label}", page=len(files)), DELTA_LINK)  # graph_url only
         return files, link
+
+    async def latest_delta_link(self) -> str:
+        """The deltaLink of "now" (GET /users/delta?$deltatoken=latest: no users, one page)."""
+        origin = Origin(f"GET {LABELS['users-delta']}?$deltatoken=latest", page=1)
+        response = await self.fetch(self.requests.latest_delta(), origin)
+        self.refuse(response, "users", origin)
+        link = page_link(response.content, origin, DELTA_LINK_RE)
+        if link is None or next_link(response.content, origin) is not None:
+            raise InputError(origin, "the answer has no deltaLink, or also a nextLink")
+        self.follow(link, origin, DELTA_LINK)  # graph_url's host only
+        return link
 
     async def collection(self, name: str, label: str, first: RequestInformation) -> list[bytes]:
         return [body async for _, body, _ in self.pages(name, label, first)]
@@ -420,10 +358,10 @@ class GraphSession:
         tokens; the call is delegated-only, onpremisesdirectorysynchronization-get) is kept as
         received, which the tenant reader notes and skips: the switches stay unknown."""
         organization = await self.collection(
-            "organization", LABELS["organization"], self.plain("organization")
+            "organization", LABELS["organization"], self.requests.plain("organization")
         )
         path = "/directory/onPremisesSynchronization"
-        response = await self.fetch(self.plain("sync"), Origin(f"GET {path}", page=1))
+        response = await self.fetch(self.requests.plain("sync"), Origin(f"GET {path}", page=1))
         if response.status_code == 403:
             if self.progress is not None:
                 self.progress(
@@ -442,15 +380,19 @@ class GraphSession:
         members of every role-assignable group that holds one."""
         assigned, eligible, definitions = await asyncio.gather(
             self.collection(
-                "role-assignments", LABELS["role-assignments"], self.roles_request(eligible=False)
+                "role-assignments",
+                LABELS["role-assignments"],
+                self.requests.roles(eligible=False),
             ),
             self.collection(
                 "role-eligibilities",
                 LABELS["role-eligibilities"],
-                self.roles_request(eligible=True),
+                self.requests.roles(eligible=True),
             ),
             self.collection(
-                "role-definitions", LABELS["role-definitions"], self.plain("role-definitions")
+                "role-definitions",
+                LABELS["role-definitions"],
+                self.requests.plain("role-definitions"),
             ),
         )
         groups = sorted(group_principals([*assigned, *eligible]))
@@ -466,7 +408,7 @@ class GraphSession:
     async def members(self, group_id: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         label = f"/groups/{quote(group_id)}/members"
-        async for _, body, _ in self.pages("group-members", label, self.members_request(group_id)):
+        async for _, body, _ in self.pages("group-members", label, self.requests.members(group_id)):
             found.extend(json.loads(body).get("value") or [])
         return found
 
@@ -517,16 +459,18 @@ class GraphSession:
         """The request sent on its own task, with the nextLink its answer names early."""
         return watched(self.fetch(request, origin), early_next_link)
 
-    def follow(self, link: str, origin: Origin) -> RequestInformation:
+    def follow(
+        self, link: str, origin: Origin, what: str = "@odata.nextLink"
+    ) -> RequestInformation:
         target = urlsplit(link)
         if endpoint_of(target) != endpoint_of(self.base):
             scheme, host, port = endpoint_of(target)
             raise InputError(
                 origin,
-                f"@odata.nextLink points at {scheme}://{host}:{port}, not at graph_url "
+                f"{what} points at {scheme}://{host}:{port}, not at graph_url "
                 f"{self.root}: not followed (the token is sent to graph_url only)",
             )
-        info = self.client.users.with_url(link).to_get_request_information(self.config())
+        info = self.client.users.with_url(link).to_get_request_information(self.requests.config())
         return info
 
     async def fetch(self, request: RequestInformation, origin: Origin) -> httpx.Response:

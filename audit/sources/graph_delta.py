@@ -50,12 +50,12 @@ from audit.sources.files import (
 )
 from audit.sources.graph import (
     GRAPH_DIR,
-    USER_SELECT,
     DeltaExpired,
     EntraPages,
     GraphPolicy,
     fetch_entra,
 )
+from audit.sources.graph_requests import USER_SELECT
 from audit.store import SNAPSHOT_DIR, read_manifest, write_file_atomically
 
 STATE_DIR = "state"
@@ -263,8 +263,13 @@ def apply_delta(
     entries = delta_entries([Path(p) for p in exports.cloud])
     users = CloudUsers()
     try:
+        # a round with removals is not for the bulk path (entra_bulk refuses @removed)
         reports = read_cloud_files(
-            [Path(p) for p in exports.cloud], users, fetched.taken, deleted=False
+            [Path(p) for p in exports.cloud],
+            users,
+            fetched.taken,
+            deleted=False,
+            bulk="changed" not in entries.values() and "deleted" not in entries.values(),
         )
         assert exports.deleted is not None
         reports += read_cloud_files([Path(exports.deleted)], users, fetched.taken, deleted=True)

@@ -454,7 +454,8 @@ class GraphEmulator(_Listener):
         self._pages: dict[str, _ListState | _DeltaState] = {}
         self._delta_generation = 0
         self._delta_reset_code = "syncStateNotFound"
-        self._foreign_links: dict[str, int] = {}  # path prefix -> nextLinks still to divert
+        self._foreign_links: dict[str, int] = {}  # path -> links still to divert
+        self._before: list[tuple[str, list[int], Callable[[], None]]] = []  # path, [skip], action
         super().__init__("127.0.0.1", self.tls, "graph-emulator")
         self.base = f"https://127.0.0.1:{self.port}"
         try:
@@ -582,8 +583,30 @@ class GraphEmulator(_Listener):
         with self.lock:
             self.faults.clear()
 
+    def before(self, path: str, action: Callable[[], None], *, skip: int = 0) -> None:
+        """`action()` once, just before answering the first request whose path starts with
+        `path` after letting `skip` through: the tenant changing while a client pages it."""
+        with self.lock:
+            self._before.append((path, [skip], action))
+
+    def _run_before(self, path: str) -> None:
+        due: list[Callable[[], None]] = []
+        with self.lock:
+            for hook in list(self._before):
+                prefix, skip, action = hook
+                if not path.startswith(prefix):
+                    continue
+                if skip[0] > 0:
+                    skip[0] -= 1
+                    continue
+                self._before.remove(hook)
+                due.append(action)
+        for action in due:
+            action()
+
     def foreign_next_link(self, path: str, times: int = 1) -> None:
-        """The next `times` pages served for `path` carry an @odata.nextLink to the foreign
+        """The next `times` pages served for `path` (exactly: "/v1.0/users" is not
+        "/v1.0/users/delta") carry their @odata.nextLink or @odata.deltaLink to the foreign
         listener (another host name and port) instead of this emulator."""
         with self.lock:
             self._foreign_links[path] = times
@@ -605,6 +628,7 @@ class GraphEmulator(_Listener):
         path = url.path
         headers = {k.lower(): v for k, v in handler.headers.items()}
         started = time.perf_counter()
+        self._run_before(path)
         fault = self._fault_for(path)
         # Recorded before the answer goes out: a client that has read its answer finds its
         # request in the log (after sending, the test could look before the server wrote it).
@@ -1187,10 +1211,10 @@ class GraphEmulator(_Listener):
 
     def _link_base(self, path: str) -> str:
         with self.lock:
-            for prefix, left in list(self._foreign_links.items()):
-                if path.startswith(prefix) and left > 0:
-                    self._foreign_links[prefix] = left - 1
-                    return self.foreign.base
+            left = self._foreign_links.get(path, 0)
+            if left > 0:
+                self._foreign_links[path] = left - 1
+                return self.foreign.base
         return self.base
 
     def _select(

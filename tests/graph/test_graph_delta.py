@@ -72,8 +72,40 @@ def test_a_first_run_is_full_and_keeps_the_delta_link_without_secrets(
     assert "$deltatoken=" in state["delta_link"]
     secret = graph_emulator.client_config().client_secret or ""
     assert secret and secret not in state_file.read_text(encoding="utf-8")
-    (delta_call,) = graph_emulator.requests("/v1.0/users")
-    assert delta_call.path == "/v1.0/users/delta()" and "$top" not in delta_call.query
+    # the deltaLink is asked for before the users are paged ($top: /users takes it, delta not)
+    latest, listing = graph_emulator.requests("/v1.0/users")
+    assert latest.path == "/v1.0/users/delta()" and latest.query["$deltatoken"] == ["latest"]
+    assert listing.path == "/v1.0/users" and listing.query["$top"] == ["999"]
+
+
+def test_changes_made_while_a_full_run_pages_the_users_are_applied_once(
+    graph_emulator: GraphEmulator, tmp_path: Path
+) -> None:
+    """The full run's deltaLink is of the moment before the users were paged: what changed
+    while they were comes again in the next round, which gives the tenant as it is."""
+    users = graph_emulator.tenant.users
+    ids = {u["userPrincipalName"].split("@")[0]: u["id"] for u in users.live()}
+    made: dict[str, str] = {}
+
+    def meanwhile() -> None:
+        made["erin"] = users.create(user("erin@contoso.example", synced=True))["id"]
+        users.update(ids["ada"], displayName="Ada while paged")
+        users.soft_delete(ids["carol"])
+
+    # after the $deltatoken=latest call, before the first users page is answered
+    graph_emulator.before("/v1.0/users", meanwhile, skip=1)
+    config = write_config(tmp_path / "audit", graph_emulator)
+    first, manifest = collect(config, graph_emulator)
+    assert kind(manifest)["kind"] == "full" and "erin" in made
+    names = dict(zip(cloud_users(first)["id"], cloud_users(first)["display_name"], strict=True))
+    assert names[made["erin"]] is not None and names[ids["ada"]] == "Ada while paged"
+    second, manifest = collect(config, graph_emulator)
+    assert kind(manifest)["kind"] == "delta"
+    (cloud,) = [s for s in manifest["sources"] if s["kind"] == "cloud"]
+    assert cloud["notes"][-1].endswith(
+        "2 created, changed or restored, 1 soft-deleted, 0 deleted for good"
+    )
+    assert_frame_equal(cloud_users(second), full_enumeration(graph_emulator, tmp_path / "full"))
 
 
 def test_delta_runs_after_scripted_changes_equal_a_full_enumeration(

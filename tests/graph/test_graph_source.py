@@ -138,10 +138,13 @@ def test_full_snapshot_is_the_emulators_truth(
     assert {r.path for r in graph_emulator.requests("/beta")} == {
         "/beta/roleManagement/directory/roleDefinitions"
     }
-    (users_call,) = graph_emulator.requests("/v1.0/users")
-    # users are enumerated as a delta round, which takes no $top (delta-query-overview)
-    assert users_call.path == "/v1.0/users/delta()" and "$top" not in users_call.query
-    assert "onPremisesObjectIdentifier" not in users_call.query["$select"][0]
+    # the deltaLink of "now" first ($deltatoken=latest: no users), then every user by 999
+    latest, users_call = graph_emulator.requests("/v1.0/users")
+    assert latest.path == "/v1.0/users/delta()" and latest.query["$deltatoken"] == ["latest"]
+    assert "$top" not in latest.query  # delta takes none (delta-query-overview)
+    assert users_call.path == "/v1.0/users" and users_call.query["$top"] == ["999"]
+    for call in (latest, users_call):
+        assert "onPremisesObjectIdentifier" not in call.query["$select"][0]
 
 
 def test_a_delegated_token_reads_the_switches(
@@ -172,8 +175,9 @@ def test_many_pages_and_empty_pages(
     emulator.empty_pages = True
     side = read(emulator, tmp_path)
     assert side.users.height == 2500
-    pages = sorted((tmp_path / "graph").glob("users-*.json"))
-    assert len(pages) == 13  # /users/delta pages its round itself: the emulator by 200
+    pages = sorted((tmp_path / "graph").glob("users-*.json"), key=lambda p: int(p.stem[6:]))
+    sizes = [len(json.loads(page.read_bytes())["value"]) for page in pages]
+    assert sizes == [999, 0, 999, 0, 502, 0, 0]  # an empty page after each; the last one empty
     assert_same(side, reimported(tmp_path, settings_for(emulator)))
     (report,) = [r for r in side.reports if r.kind == "cloud"]
     assert report.complete and report.rows == 2500
@@ -225,20 +229,18 @@ def test_the_next_page_is_asked_for_once_its_link_has_arrived(
     # another they would take 3 s. Nothing is asked for twice.
     import time
 
-    tenant = generated_tenant(1000)  # the emulator pages /users/delta by 200: 5 pages
+    tenant = generated_tenant(4500)  # users by 999: 5 pages
     expected = read(graph_emulator_for(tenant), tmp_path / "plain")
     emulator = graph_emulator_for(tenant)
-    emulator.inject("/v1.0/users/delta", "stall", times=3, skip=1, delay=1.0)
+    # skipped: the $deltatoken=latest call before the users, and their first page
+    emulator.inject("/v1.0/users", "stall", times=3, skip=2, delay=1.0)
     started = time.monotonic()
     got = read(emulator, tmp_path / "stalled")
     assert time.monotonic() - started < 2.5
     assert_same(got, expected)
-    assert [r.fault for r in emulator.requests("/v1.0/users/delta")] == [
-        None,
-        "stall",
-        "stall",
-        "stall",
-        None,
+    assert [(r.path, r.fault) for r in emulator.requests("/v1.0/users")] == [
+        ("/v1.0/users/delta()", None),
+        *[("/v1.0/users", fault) for fault in (None, "stall", "stall", "stall", None)],
     ]
 
 
@@ -250,17 +252,18 @@ def test_retry_after_is_honoured(graph_emulator: GraphEmulator, tmp_path: Path) 
     read(graph_emulator, tmp_path)
     assert time.monotonic() - started >= 1.0
     statuses = [r.status for r in graph_emulator.requests("/v1.0/users")]
-    assert statuses == [429, 200]
+    assert statuses == [429, 200, 200]  # /users/delta?$deltatoken=latest, again, then /users
 
 
 def test_throttled_past_the_budget_fails_with_one_line(
     graph_emulator: GraphEmulator, tmp_path: Path
 ) -> None:
-    graph_emulator.inject("/v1.0/users", "throttle", times=None, retry_after=120)
+    # after the $deltatoken=latest call, every users page is throttled
+    graph_emulator.inject("/v1.0/users", "throttle", times=None, skip=1, retry_after=120)
     with pytest.raises(InputError) as caught:
         read(graph_emulator, tmp_path)
     message = str(caught.value)
-    assert message.startswith("GET /users/delta page 1: 429 TooManyRequests: gave up")
+    assert message.startswith("GET /users page 1: 429 TooManyRequests: gave up")
     assert "\n" not in message
 
 
@@ -273,11 +276,24 @@ def test_a_foreign_next_link_is_refused_and_gets_no_token(
         read(emulator, tmp_path)
     message = str(caught.value)
     assert message.startswith(
-        f"GET /users/delta page 1: @odata.nextLink points at https://localhost:{emulator.foreign.port}"
+        f"GET /users page 1: @odata.nextLink points at https://localhost:{emulator.foreign.port}"
     )
     assert "\n" not in message
     assert all(not r.authorization for r in emulator.foreign.log)
     assert emulator.foreign.log == []  # not even asked
+
+
+def test_a_foreign_delta_link_is_refused(graph_emulator: GraphEmulator, tmp_path: Path) -> None:
+    """The deltaLink a later run would send the token to is checked before the users are read."""
+    graph_emulator.foreign_next_link("/v1.0/users/delta")
+    with pytest.raises(InputError) as caught:
+        read(graph_emulator, tmp_path)
+    assert str(caught.value).startswith(
+        "GET /users/delta?$deltatoken=latest page 1: @odata.deltaLink points at "
+        f"https://localhost:{graph_emulator.foreign.port}"
+    )
+    assert graph_emulator.requests("/v1.0/users") == graph_emulator.requests("/v1.0/users/delta")
+    assert graph_emulator.foreign.log == []
 
 
 # --- auth and permissions --------------------------------------------------------------------
@@ -317,7 +333,7 @@ def test_a_missing_secret_variable_is_one_line(
 @pytest.mark.parametrize(
     ("missing", "call"),
     [
-        ("User.Read.All", r"GET /users/delta page 1: "),
+        ("User.Read.All", r"GET /users/delta\?\$deltatoken=latest page 1: "),
         ("Domain.Read.All", r"GET /domains page 1: "),
         ("Organization.Read.All", r"GET /organization page 1: "),
         # whichever of the three role calls is answered first
