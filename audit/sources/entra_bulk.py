@@ -45,9 +45,13 @@ TIME = TIME_PROPERTIES
 PROXIES = "proxyAddresses"
 ERRORS = "onPremisesProvisioningErrors"
 ODATA_TYPE = "@odata.type"
-# A /users/delta round's last page ends with @odata.deltaLink instead of a nextLink: read here
-# when no entry is @removed (an export saved from a delta round).
+# A /users/delta round's last page ends with @odata.deltaLink instead of a nextLink, and a user
+# removed since the last round is {"id": ..., "@removed": {"reason": ...}} (delta-query-overview,
+# "Resource representation"): counted and left out, as the exact path does (entra.object_kind);
+# a removal in any other form sends the pages to the exact path.
 ENVELOPE = ("@odata.context", "@odata.nextLink", "@odata.deltaLink", "value")
+REMOVED = "@removed"
+REMOVAL_KEYS = frozenset({ODATA_TYPE, "id", REMOVED})  # a removed user's own keys, @removed last
 # The JSON types each may have, by the first character of its value (n = null).
 _FIRST_CHARS = {
     **{name: '"n' for name in (*TEXT, *TIME, ODATA_TYPE, *ENVELOPE[:3])},
@@ -55,11 +59,12 @@ _FIRST_CHARS = {
     PROXIES: "[n",
     ERRORS: "[n",
     "value": "[",
+    REMOVED: "{",
 }
 CANONICAL = frozenset(_FIRST_CHARS)
 _CANONICAL_LOWER = {name.lower() for name in CANONICAL}
-# Names that mean something the bulk path does not do: removals in a delta round, @odata.count.
-_REFUSED_LOWER = frozenset({"@removed", "@odata.count"})
+# Names that mean something the bulk path does not do: @odata.count.
+_REFUSED_LOWER = frozenset({"@odata.count"})
 # An onPremisesProvisioningError's properties (resources/onpremisesprovisioningerror), in
 # Graph's spelling -> their PROVISIONING_ERROR field.
 ERROR_FIELDS = {
@@ -75,6 +80,7 @@ _USER_SCHEMA = pl.Struct(
         **{name: pl.Boolean() for name in BOOL},
         PROXIES: pl.List(pl.String()),
         ERRORS: pl.List(pl.Struct({name: pl.String() for name in ERROR_FIELDS})),
+        REMOVED: pl.Struct({"reason": pl.String()}),
     }
 )
 _PAGE_SCHEMA = {
@@ -120,10 +126,15 @@ class BulkPage(Page):
 
     users: pl.DataFrame | None = None
     keys: frozenset[str] = frozenset()
+    removals: int = 0  # users removed in a delta round: counted, not in `users`
 
     @property
     def object_count(self) -> int:
-        return 0 if self.users is None else self.users.height
+        return self.removals + (0 if self.users is None else self.users.height)
+
+    @property
+    def removed(self) -> int:
+        return self.removals
 
     def has_key(self, name: str) -> bool:
         return name in self.keys
@@ -196,6 +207,7 @@ def _pages(docs: list[tuple[Path, int, bytes]]) -> list[BulkPage] | None:
         return None
     keys: list[frozenset[str]] = []
     objects: list[int] = []
+    removals: list[int] = []
     parts: list[pl.DataFrame] = []
     for first in range(0, len(texts), _BATCH):  # a few pages at a time: bounded memory
         some = texts.slice(first, _BATCH)
@@ -204,6 +216,7 @@ def _pages(docs: list[tuple[Path, int, bytes]]) -> list[BulkPage] | None:
             return None
         keys += found[0]
         objects += found[1]
+        removals += found[2]
         parts.append(some.str.json_decode(pl.Struct(_PAGE_SCHEMA)).struct.unnest())
     del texts  # the text is no longer needed: free it before the users are mapped
     envelopes = pl.concat(parts)
@@ -211,16 +224,31 @@ def _pages(docs: list[tuple[Path, int, bytes]]) -> list[BulkPage] | None:
     if envelopes.height != len(places) or envelopes["value"].is_null().any():
         return None
     counts = envelopes["value"].list.len().to_list()
-    if objects != [n + 1 for n in counts]:  # a nested object, or an object Polars did not see
+    # one object per user and the envelope, and the one nested in each @removed; any other is
+    # a nested object, or an object Polars did not see
+    if objects != [n + 1 + r for n, r in zip(counts, removals, strict=True)]:
         return None
-    users = _mapped(envelopes.select(pl.col("value").explode(empty_as_null=False)).unnest("value"))
+    raw = envelopes.select(
+        pl.int_range(pl.len()).repeat_by(pl.col("value").list.len()).alias("page"),
+        pl.col("value"),
+    ).explode("page", "value", empty_as_null=False)
+    raw = raw.filter(pl.col("page").is_not_null()).unnest("value")
+    gone = raw[REMOVED].is_not_null()
+    found_removals = [0] * len(counts)
+    for page, removed in raw.filter(gone).group_by("page").len().iter_rows():
+        found_removals[page] = removed
+    if found_removals != removals:
+        return None
+    counts = [n - r for n, r in zip(counts, removals, strict=True)]
+    users = _mapped(raw.filter(~gone).drop("page", REMOVED))
     if users is None:
         return None
     pages = []
     offset = 0
-    for (path, line), count, page_keys, context, next_link, delta_link in zip(
+    for (path, line), count, removed, page_keys, context, next_link, delta_link in zip(
         places,
         counts,
+        removals,
         keys,
         envelopes["@odata.context"].to_list(),
         envelopes["@odata.nextLink"].to_list(),
@@ -237,6 +265,7 @@ def _pages(docs: list[tuple[Path, int, bytes]]) -> list[BulkPage] | None:
                 users=users.slice(offset, count),
                 keys=page_keys,
                 delta_link=delta_link or None,
+                removals=removed,
             )
         )
         offset += count
@@ -284,9 +313,9 @@ def _errors_usable(text: str) -> bool:
     return isinstance(value, list) and all(item is None or isinstance(item, dict) for item in value)
 
 
-def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
-    """Each page's user property names, lower-cased, and its number of objects (the envelope
-    and its users), or None when a key is in doubt.
+def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int], list[int]] | None:
+    """Each page's user property names, lower-cased, its number of objects (the envelope, its
+    users and the object in each @removed) and of removed users, or None when a key is in doubt.
 
     Keys repeat: a page of 999 users has a few dozen distinct tokens (`,"mail":"`), so each
     distinct token is read once in Python and the tokens become codes into that list."""
@@ -318,9 +347,16 @@ def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
             ),
         }
     ).with_columns(obj=pl.col("start").cum_sum())
+    removed_id = name_ids.get(REMOVED, -1)
+    reason_first = {first for _, name, first in parts if name == "reason"}
+    if removed_id >= 0 and not _removals_usable(
+        tokens.filter(~pl.col("name").is_in(envelope_ids)), name_ids, reason_first <= {'"'}
+    ):
+        return None
     pages = tokens.group_by("page", maintain_order=True).agg(
         pl.col("start").first().alias("first_start"),
         pl.col("start").sum().alias("starts"),
+        (pl.col("name") == removed_id).sum().alias("removals"),
         *[
             (pl.col("name") == i).sum().alias(name)
             for i, name in zip(envelope_ids, ENVELOPE, strict=True)
@@ -346,9 +382,30 @@ def _keys(texts: pl.Series) -> tuple[list[frozenset[str]], list[int]] | None:
     found_names = {
         page: frozenset(names[i].lower() for i in ids) for page, ids in by_page.iter_rows()
     }
-    return [found_names.get(page, frozenset()) for page in range(len(texts))], pages[
-        "starts"
-    ].to_list()
+    return (
+        [found_names.get(page, frozenset()) for page in range(len(texts))],
+        pages["starts"].to_list(),
+        pages["removals"].to_list(),
+    )
+
+
+def _removals_usable(tokens: pl.DataFrame, name_ids: dict[str, int], reason_text: bool) -> bool:
+    """Each removal as Graph writes it: a user object whose keys are id (and @odata.type), then
+    @removed, whose value is an object with the one key reason, a string. A key after the
+    nested object counts as the nested object's (`obj` grows with each `{` only), so a
+    nested object of exactly one key also means @removed came last. `tokens`: the users'
+    keys (the envelope's after the value array would count as the last object's)."""
+    marks = tokens.filter(pl.col("name") == name_ids[REMOVED])["obj"]
+    own = tokens.filter(pl.col("obj").is_in(marks.implode()))
+    nested = tokens.filter(pl.col("obj").is_in((marks + 1).implode()))
+    allowed = [name_ids[name] for name in REMOVAL_KEYS if name in name_ids]
+    return bool(
+        reason_text
+        and own["name"].is_in(allowed).all()
+        and nested.height == marks.len()
+        and (nested["name"] == name_ids.get("reason", -1)).all()
+        and nested["start"].all()
+    )
 
 
 def bulk_ids_usable(pages: list[BulkPage], taken: pl.Series | None) -> bool:

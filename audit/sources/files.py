@@ -177,17 +177,11 @@ def ad_records(
 
 
 def read_cloud_files(
-    paths: Sequence[Path],
-    users: CloudUsers,
-    taken: datetime,
-    *,
-    deleted: bool,
-    bulk: bool = True,
+    paths: Sequence[Path], users: CloudUsers, taken: datetime, *, deleted: bool
 ) -> list[SourceReport]:
     """The users of one import flag's files: one report per export, an export being a
-    Get-MgUser CSV or the Graph pages of one query, however many files they were saved in.
-    `bulk=False` goes straight to the exact path, for pages the bulk path is known to refuse."""
-    if BULK_GRAPH and bulk:
+    Get-MgUser CSV or the Graph pages of one query, however many files they were saved in."""
+    if BULK_GRAPH:
         read = _read_cloud_bulk(paths, users, taken, deleted=deleted)
         if read is not None:
             return read
@@ -268,7 +262,10 @@ def _read_cloud_bulk(
         pages_of = [page for page in export.pages if isinstance(page, BulkPage)]
         notes = Notes()
         frame = users_frame(pages_of, notes, deleted=deleted, taken_at=taken)
-        result = UserFileResult(rows=frame.height)
+        removed = sum(page.removals for page in pages_of)
+        result = UserFileResult(
+            rows=frame.height, excluded={"removed (delta)": removed} if removed else {}
+        )
         if frame.height:
             note_select_only(set().union(*(page.keys for page in pages_of)), notes)
         report = _cloud_report(

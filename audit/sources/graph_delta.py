@@ -263,13 +263,8 @@ def apply_delta(
     entries = delta_entries([Path(p) for p in exports.cloud])
     users = CloudUsers()
     try:
-        # a round with removals is not for the bulk path (entra_bulk refuses @removed)
         reports = read_cloud_files(
-            [Path(p) for p in exports.cloud],
-            users,
-            fetched.taken,
-            deleted=False,
-            bulk="changed" not in entries.values() and "deleted" not in entries.values(),
+            [Path(p) for p in exports.cloud], users, fetched.taken, deleted=False
         )
         assert exports.deleted is not None
         reports += read_cloud_files([Path(exports.deleted)], users, fetched.taken, deleted=True)

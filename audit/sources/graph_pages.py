@@ -107,6 +107,11 @@ class Page:
         return any(name in obj for obj in self.items)
 
     @property
+    def removed(self) -> int:
+        """Users a delta round says were removed ({"id", "@removed"})."""
+        return sum(1 for obj in self.items if "@removed" in obj)
+
+    @property
     def final(self) -> bool:
         """The last page of its export: Graph leaves out @odata.nextLink only there."""
         return self.next_link is None
@@ -207,7 +212,7 @@ def exports(pages: Sequence[Page]) -> list[Export]:
 def _judged(pages: tuple[Page, ...]) -> Export:
     if not any(page.context or page.next_link for page in pages):
         return Export(pages, complete=True)  # bare objects: nothing says more pages exist
-    delta = any(p.delta_link for p in pages) or any("@removed" in o for p in pages for o in p.items)
+    delta = any(p.delta_link or p.removed for p in pages)
     finals = [p for p in pages if p.final]
     objects = sum(p.object_count for p in pages)
 
