@@ -148,8 +148,8 @@ def classify(
     findings = pl.concat(frames, how="vertical")
     findings = findings.with_columns(
         fingerprint=pl.Series(_fingerprints(findings), dtype=pl.String),
-        # No waivers exist yet, and without run history nothing knows whether a finding is
-        # new or when it was first seen: status and first_seen stay empty, not guessed.
+        # No waivers exist yet. Status and first_seen need the runs before this one: the
+        # pipeline fills them (history.compare), classify alone leaves them empty.
         waived=pl.lit(False),
     )
     # One cause, one line: fold the findings the overlap policy says another code reports.

@@ -18,10 +18,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO
 
+import polars as pl
+
 from audit import pipeline
 from audit.anchor import parse_anchor
 from audit.config import Settings, load_settings
 from audit.errors import SyncauditError, UsageError
+from audit.history import baseline, compare
 from audit.model import Severity
 from audit.pipeline import AnalyzeResult, parse_ad_argument
 from audit.rules import all_rules, rule_by_code
@@ -152,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: config report.redact)",
     )
     p.set_defaults(handler=cmd_analyze)
+
+    p = sub.add_parser("diff", help="new / resolved / persisting findings between two runs")
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="the earlier analyzed run")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the later analyzed run")
+    p.set_defaults(handler=cmd_diff)
 
     p = sub.add_parser("demo", help="import and analyze the built-in demo estate")
     p.add_argument("--out", type=Path, default=Path("syncaudit-demo"), help="output directory")
@@ -360,6 +368,13 @@ def print_summary(result: AnalyzeResult) -> None:
             print(f"  {severity:<9} {code:<{width}} {n:>7}")
     totals = ", ".join(f"{n} {s}" for s, n in result.counts_by_severity.items() if n)
     print(f"  by severity: {totals or 'none'}")
+    comparison = result.comparison
+    if comparison is not None and comparison.previous is not None:
+        counts = comparison.counts
+        print(
+            f"  since run {terminal_safe(comparison.previous.run_id)}: {counts['new']} new, "
+            f"{counts['resolved']} resolved, {counts['persisting']} persisting"
+        )
     for entry in result.held_back:
         print(terminal_safe(f"  note: {entry.sentence()}"))
     for warning in result.warnings:
@@ -369,6 +384,33 @@ def print_summary(result: AnalyzeResult) -> None:
         print(f"  findings: {outputs['findings.csv']} (also .json, .parquet)")
     if "report.html" in outputs:
         print(f"  report: {outputs['report.html']} (also report.pdf, findings.xlsx)")
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    earlier, later = baseline(args.run_a), baseline(args.run_b)
+    comparison = compare(later.findings, later.taken_at, earlier)
+    counts = comparison.counts
+    print(
+        terminal_safe(
+            f"{earlier.run_id} ({earlier.taken_at}) -> {later.run_id} ({later.taken_at}): "
+            f"{counts['new']} new, {counts['resolved']} resolved, "
+            f"{counts['persisting']} persisting"
+        )
+    )
+    new = comparison.findings.filter(pl.col("status") == "new")
+    for heading, frame in (("new", new), ("resolved", comparison.resolved)):
+        rows = sorted(
+            frame.iter_rows(named=True),
+            key=lambda r: (-Severity.parse(r["severity"]), r["code"], r["fingerprint"]),
+        )
+        for row in rows:
+            print(
+                terminal_safe(
+                    f"  {heading:<8} {row['severity']:<8} {row['code']} {row['fingerprint']}: "
+                    f"{row['detail'] or row['title']}"
+                )
+            )
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -6,6 +6,13 @@ Trend: the run directories beside this one (same parent folder). Each analyzed r
 taken after this run's snapshot are left out (re-analysing an old run shows the trend up to
 it), as are hidden and unreadable directories; a sibling whose manifest is malformed is left
 out with a warning. At most ``HISTORY_RUNS`` earlier runs are shown.
+
+Comparison: each analysis is compared, by fingerprint (code + AD object + cloud object +
+attribute/value, classify.py), with the previous complete run beside it: the latest one taken
+before it, analyzed, and whose every source was read completely (an incomplete read's
+findings rest on what it did not see). A finding it also had is ``open`` and keeps its
+``first_seen``; any other is ``new``, first seen at this run's snapshot time; what it had and
+this run has not is resolved. ``syncaudit diff`` compares any two analyzed runs the same way.
 """
 
 from __future__ import annotations
@@ -14,11 +21,17 @@ import json
 import os
 import secrets
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from audit.errors import ConfigError
-from audit.outputs.model import SEVERITIES, TrendPoint
+import polars as pl
+
+from audit.errors import ConfigError, RunDirError
+from audit.model import UTC_DATETIME
+from audit.outputs.model import SEVERITIES
+from audit.outputs.runs import SinceRun, TrendPoint
+from audit.store import read_manifest
 
 HISTORY_RUNS = 25
 KEY_ENV = "SYNCAUDIT_REDACT_KEY"
@@ -90,6 +103,148 @@ def _sort_key(iso: str) -> datetime:
 
 def _before(iso: str, reference: str) -> bool:
     return _sort_key(iso) <= _sort_key(reference)
+
+
+FINDINGS_FILE = "findings.parquet"
+# what a comparison lists of each finding (the rest is in the runs' own outputs)
+LISTED = ("fingerprint", "code", "severity", "title", "detail", "first_seen")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """An analyzed run another is compared with."""
+
+    run_id: str
+    taken_at: str
+    findings: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """This run's findings with status and first_seen, against `previous` (None: no earlier
+    complete run, every finding is new)."""
+
+    findings: pl.DataFrame
+    resolved: pl.DataFrame  # the previous run's findings this one has not (LISTED columns)
+    previous: Baseline | None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        status = self.findings.get_column("status")
+        return {
+            "new": int((status == "new").sum()),
+            "persisting": int((status == "open").sum()),
+            "resolved": self.resolved.height,
+        }
+
+    def since(self) -> SinceRun:
+        """The figures the reports show."""
+        previous = self.previous
+        new = self.findings.filter(pl.col("status") == "new")
+        return SinceRun(
+            run_id=previous.run_id if previous else None,
+            taken_at=previous.taken_at if previous else None,
+            new_by_severity=_by_severity(new),
+            resolved_by_severity=_by_severity(self.resolved),
+            persisting=self.counts["persisting"],
+        )
+
+    def as_json(self) -> dict[str, object]:
+        previous = self.previous
+        return {
+            "previous_run": previous.run_id if previous else None,
+            "previous_taken_at": previous.taken_at if previous else None,
+            **self.counts,
+        }
+
+
+def baseline(run_dir: Path) -> Baseline:
+    """An analyzed run's findings; RunDirError when it has none."""
+    manifest = read_manifest(run_dir)
+    path = run_dir / FINDINGS_FILE
+    if not isinstance(manifest.get("analyzed"), dict) or not path.is_file():
+        raise RunDirError(f"{run_dir}: not analyzed yet (run syncaudit analyze {run_dir})")
+    try:
+        findings = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise RunDirError(f"{path}: unreadable ({type(exc).__name__})") from None
+    taken = manifest.get("taken_at")
+    return Baseline(
+        run_id=str(manifest.get("run_id") or run_dir.name),
+        taken_at=taken if isinstance(taken, str) else "",
+        findings=findings,
+    )
+
+
+def previous_complete_run(run_dir: Path, taken_at: str | None) -> Baseline | None:
+    """The latest analyzed run beside `run_dir` taken before `taken_at` whose every source was
+    read completely; None when there is none."""
+    if taken_at is None:
+        return None
+    parent = run_dir.resolve().parent
+    try:
+        siblings = [d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return None
+    candidates: list[tuple[datetime, Path]] = []
+    for directory in siblings:
+        if directory.resolve() == run_dir.resolve():
+            continue
+        try:
+            manifest = read_manifest(directory)
+        except (RunDirError, OSError):
+            continue
+        taken = manifest.get("taken_at")
+        sources = manifest.get("sources")
+        if (
+            not isinstance(taken, str)
+            or not isinstance(manifest.get("analyzed"), dict)
+            or not (directory / FINDINGS_FILE).is_file()
+            or not isinstance(sources, list)
+            or not all(isinstance(s, dict) and s.get("complete") is True for s in sources)
+            or _sort_key(taken) >= _sort_key(taken_at)
+        ):
+            continue
+        candidates.append((_sort_key(taken), directory))
+    for _, directory in sorted(candidates, reverse=True):
+        try:
+            return baseline(directory)
+        except RunDirError:
+            continue  # its findings went missing or unreadable: the one before it
+    return None
+
+
+def compare(findings: pl.DataFrame, taken_at: str, previous: Baseline | None) -> Comparison:
+    """`findings` with status (new / open) and first_seen from `previous`, and what it had that
+    `findings` has not."""
+    seen_now = pl.lit(_sort_key(taken_at), UTC_DATETIME)
+    if previous is None:
+        marked = findings.with_columns(status=pl.lit("new"), first_seen=seen_now)
+        return Comparison(marked, _listed(findings.clear()), None)
+    before = previous.findings.select(
+        "fingerprint",
+        pl.col("first_seen")
+        .cast(UTC_DATETIME)
+        .fill_null(pl.lit(_sort_key(previous.taken_at), UTC_DATETIME))
+        .alias("_first_seen"),
+    ).unique("fingerprint", keep="first", maintain_order=True)
+    joined = findings.join(before, on="fingerprint", how="left", maintain_order="left")
+    known = pl.col("_first_seen").is_not_null()
+    marked = joined.with_columns(
+        status=pl.when(known).then(pl.lit("open")).otherwise(pl.lit("new")),
+        first_seen=pl.when(known).then(pl.col("_first_seen")).otherwise(seen_now),
+    ).drop("_first_seen")
+    resolved = previous.findings.join(findings.select("fingerprint"), on="fingerprint", how="anti")
+    return Comparison(marked.select(findings.columns), _listed(resolved), previous)
+
+
+def _by_severity(findings: pl.DataFrame) -> dict[str, int]:
+    counts = dict(findings.group_by("severity").len().iter_rows())
+    return {s: int(counts.get(s, 0)) for s in SEVERITIES}
+
+
+def _listed(findings: pl.DataFrame) -> pl.DataFrame:
+    return findings.select(LISTED).with_columns(pl.col("first_seen").cast(UTC_DATETIME))
 
 
 def redaction_key(runs_parent: Path | None) -> bytes:

@@ -39,11 +39,18 @@ from audit.hardmatch import (
     plan_hardmatch,
     write_script,
 )
-from audit.history import load_history, redaction_key
+from audit.history import (
+    Comparison,
+    compare,
+    load_history,
+    previous_complete_run,
+    redaction_key,
+)
 from audit.model import Severity, Snapshot, SourceReport
 from audit.outputs.findings import write_findings
-from audit.outputs.model import Health, build_report, compute_health, generation_time
+from audit.outputs.model import Health, build_report, compute_health
 from audit.outputs.redact import Redactor
+from audit.outputs.runs import generation_time
 from audit.outputs.writers import write_reports
 from audit.remediation.plan import PlanSummary, causes_of, options_from_settings, plan_findings
 from audit.remediation.script import write_remediation
@@ -179,6 +186,7 @@ class AnalyzeResult:
     fail_on: Severity
     outputs: dict[str, Path]  # every file written: findings.*, reports, remediation.ps1, manifest
     warnings: tuple[str, ...] = ()  # from the reports: a logo left out, a run left out...
+    comparison: Comparison | None = None  # against the previous complete run beside it
 
     @property
     def failed(self) -> bool:
@@ -395,6 +403,10 @@ def analyze(
     t0 = time.perf_counter()
     findings = classify(snapshot, settings)
     classify_s = round(time.perf_counter() - t0, 3)
+    # new / open and first_seen, against the previous complete run beside this one
+    previous = previous_complete_run(run_dir, snapshot.taken_at)
+    comparison = compare(findings, snapshot.taken_at or generation_time(), previous)
+    findings = comparison.findings
     by_code = counts_by_code(findings)
     by_severity = {s.name: 0 for s in sorted(Severity, reverse=True)}
     for _code, severity, n in by_code:
@@ -434,6 +446,7 @@ def analyze(
         redactor=redactor,
         generated=generated,
         plan=PlanSummary.of(plan, causes_of(findings)),
+        since=comparison.since(),
     )
     timings = {"report_model_s": round(time.perf_counter() - t0, 3)}
     # Human-facing outputs are views of the same findings. All are staged and moved in
@@ -470,6 +483,7 @@ def analyze(
         "reports": list(reports),
         "report_warnings": list(warnings),
         "render_timings": timings,
+        "since_previous": comparison.as_json(),
     }
     write_manifest(run_dir, manifest)
     outputs = {name: run_dir / name for name in written}
@@ -487,6 +501,7 @@ def analyze(
         fail_on=fail_on if fail_on is not None else settings.run.fail_on,
         outputs=outputs,
         warnings=warnings,
+        comparison=comparison,
     )
 
 

@@ -17,7 +17,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from audit.outputs import charts
-from audit.outputs.model import ReportModel, TrendPoint
+from audit.outputs.model import ReportModel
+from audit.outputs.runs import TrendPoint
 from audit.templates import templates_dir
 
 # Columns the HTML carries per finding (the full record is in findings.xlsx / .json).

@@ -19,11 +19,9 @@ Trend
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from audit.config import Settings
 from audit.model import FINDINGS_SCHEMA, RuleMeta, Severity, Snapshot, SourceReport, conform
 from audit.outputs.logo import load_logo
 from audit.outputs.redact import Redactor, redact_findings
+from audit.outputs.runs import SinceRun, TrendPoint, generation_time, human_time
 from audit.remediation.actions import ACTIONS
 from audit.remediation.plan import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
@@ -66,18 +65,6 @@ class Health:
 
     def as_json(self) -> dict[str, Any]:
         return {"clean": self.clean, "total": self.total, "percent": self.percent}
-
-
-@dataclass(frozen=True)
-class TrendPoint:
-    run_id: str
-    taken_at: str  # ISO 8601
-    counts_by_severity: Mapping[str, int]
-    health_percent: float | None
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts_by_severity.values())
 
 
 @dataclass(frozen=True)
@@ -224,6 +211,7 @@ class ReportModel:
     causes: tuple[TopAction, ...] = ()  # every root cause the HTML lists (capped)
     cause_count: int = 0
     sources: tuple[SourceLine, ...] = ()  # every input of the run, in the order read
+    since: SinceRun | None = None  # against the previous complete run (None: not compared)
 
     @property
     def top_actions(self) -> tuple[TopAction, ...]:
@@ -260,24 +248,6 @@ class ReportModel:
                 "cleanly matched: see the medium findings."
             )
         return "No critical or high findings; the remaining findings are housekeeping."
-
-
-def human_time(iso: str) -> str:
-    try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return iso
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%d %B %Y, %H:%M UTC").lstrip("0")
-
-
-def generation_time() -> str:
-    """Now, or $SOURCE_DATE_EPOCH (the reproducible-builds convention) so that regenerating
-    sample_reports/ from the same demo gives the same files."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else datetime.now(UTC)
-    return moment.isoformat(timespec="seconds")
 
 
 def compute_health(snapshot: Snapshot, findings: pl.DataFrame) -> Health:
@@ -333,6 +303,7 @@ def build_report(
     redactor: Redactor | None = None,
     generated: str | None = None,
     plan: PlanSummary | None = None,
+    since: SinceRun | None = None,
 ) -> ReportModel:
     """The report model. `health` is computed from the unredacted findings when not given;
     a `redactor` masks the findings every format shows; `plan` is this run's remediation plan
@@ -417,6 +388,7 @@ def build_report(
         pdf_rows_per_code=max(0, settings.report.pdf_rows_per_code),
         warnings=(logo_warning,) if logo_warning else (),
         sources=report_sources(snapshot.sources, redacted=redactor is not None),
+        since=since,
     )
 
 

@@ -185,7 +185,7 @@ def test_title_company_and_redaction_banner() -> None:
 
 def test_trend_charts_appear_with_history_and_escape_run_ids() -> None:
     from audit.outputs.charts import trend_columns
-    from audit.outputs.model import TrendPoint
+    from audit.outputs.runs import TrendPoint
 
     demo = demo_run()
     history = [

@@ -1,0 +1,172 @@
+"""Run history (audit/history.py): each analysis compared with the previous complete run beside
+it by fingerprint (new, open and their first_seen; resolved), and `syncaudit diff` between any
+two analyzed runs. Three weekly runs of a crafted estate, with a change between each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from pypdf import PdfReader
+
+from audit.cli import main
+from audit.model import UTC_DATETIME
+from audit.pipeline import AnalyzeResult, analyze, save_run
+from tests import factories as f
+
+# (AD users, cloud users matched to them) each week: bob is matched in week 2; cyd arrives in
+# AD in week 2 and dan in week 3, neither in the cloud.
+WEEKS = {
+    "w1": (["ada", "bob"], ["ada"]),
+    "w2": (["ada", "bob", "cyd"], ["ada", "bob"]),
+    "w3": (["ada", "bob", "cyd", "dan"], ["ada", "bob"]),
+}
+TAKEN = {"w1": "2026-11-02T06:00:00+00:00", "w2": "2026-11-09T06:00:00+00:00"}
+TAKEN["w3"] = "2026-11-16T06:00:00+00:00"
+
+
+def at(name: str) -> datetime:
+    return datetime.fromisoformat(TAKEN[name]).astimezone(UTC)
+
+
+def rows(result: AnalyzeResult) -> set[tuple[Any, ...]]:
+    """(code, AD UPN, status, first_seen) of each finding; the three tenant-switch findings
+    (no AD object) are there every week."""
+    return set(result.findings.select("code", "ad_upn", "status", "first_seen").iter_rows())
+
+
+def tenant_rows(status: str, first_seen: datetime) -> set[tuple[Any, ...]]:
+    return {("tenant-matching-settings", None, status, first_seen)}
+
+
+def test_three_weeks_give_new_resolved_persisting_and_first_seen(tmp_path: Path) -> None:
+    w1 = save_run(tmp_path / "w1", _snapshot("w1"), f.settings(), {})
+    first = analyze(w1, f.settings())
+    assert rows(first) == {
+        ("unmatched-ad", "bob@contoso.com", "new", at("w1")),
+        *tenant_rows("new", at("w1")),
+    }
+    assert first.comparison is not None and first.comparison.previous is None
+    assert first.comparison.counts == {"new": 4, "persisting": 0, "resolved": 0}
+
+    second = analyze(save_run(tmp_path / "w2", _snapshot("w2"), f.settings(), {}), f.settings())
+    assert rows(second) == {
+        ("unmatched-ad", "cyd@contoso.com", "new", at("w2")),
+        *tenant_rows("open", at("w1")),
+    }
+    assert second.comparison is not None
+    assert second.comparison.counts == {"new": 1, "persisting": 3, "resolved": 1}
+    assert second.comparison.resolved.select("code", "detail").row(0)[0] == "unmatched-ad"
+    assert "bob" in second.comparison.resolved["detail"][0]
+
+    third = analyze(save_run(tmp_path / "w3", _snapshot("w3"), f.settings(), {}), f.settings())
+    assert rows(third) == {
+        ("unmatched-ad", "cyd@contoso.com", "open", at("w2")),  # first seen kept from week 2
+        ("unmatched-ad", "dan@contoso.com", "new", at("w3")),
+        *tenant_rows("open", at("w1")),
+    }
+    manifest = json.loads((tmp_path / "w3" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["analyzed"]["since_previous"] == {
+        "previous_run": "w2",
+        "previous_taken_at": TAKEN["w2"],
+        "new": 1,
+        "persisting": 4,
+        "resolved": 0,
+    }
+    # the findings files carry them too
+    saved = pl.read_parquet(tmp_path / "w3" / "findings.parquet")
+    assert sorted(saved["status"]) == ["new", "open", "open", "open", "open"]
+    # and the reports say it: in week 2, one new (medium), one resolved, three still open
+    html = (tmp_path / "w2" / "report.html").read_text(encoding="utf-8")
+    assert 'data-since-run="w1"' in html and 'data-new="1"' in html
+    assert "1 medium among them; 1 resolved and 3 still open since" in html
+    pdf = PdfReader(tmp_path / "w2" / "report.pdf").pages[0].extract_text()
+    assert "New since run w1" in pdf and "1 resolved · 3 still open" in pdf
+    first_html = (tmp_path / "w1" / "report.html").read_text(encoding="utf-8")
+    assert "New: first run" in first_html and "No earlier complete run" in first_html
+
+
+def _snapshot(name: str, *, complete: bool = True) -> Any:
+    ad, cloud = WEEKS[name]
+    snapshot = f.snapshot(
+        [f.ad_user(n) for n in ad],
+        [f.cloud_user(n) for n in cloud],
+        complete=None if complete else {"cloud": False},
+    )
+    return replace(snapshot, taken_at=TAKEN[name])
+
+
+def test_an_incomplete_run_is_not_the_one_compared_with(tmp_path: Path) -> None:
+    """Week 2's cloud read was cut short: week 3 is compared with week 1, so bob's finding is
+    resolved and cyd's is new, whatever week 2 said."""
+    analyze(save_run(tmp_path / "w1", _snapshot("w1"), f.settings(), {}), f.settings())
+    analyze(
+        save_run(tmp_path / "w2", _snapshot("w2", complete=False), f.settings(), {}),
+        f.settings(),
+    )
+    third = analyze(save_run(tmp_path / "w3", _snapshot("w3"), f.settings(), {}), f.settings())
+    assert third.comparison is not None and third.comparison.previous is not None
+    assert third.comparison.previous.run_id == "w1"
+    assert rows(third) == {
+        ("unmatched-ad", "cyd@contoso.com", "new", at("w3")),
+        ("unmatched-ad", "dan@contoso.com", "new", at("w3")),
+        *tenant_rows("open", at("w1")),
+    }
+    assert third.comparison.counts == {"new": 2, "persisting": 3, "resolved": 1}
+
+
+def test_reanalysing_an_old_run_compares_it_with_the_runs_before_it(tmp_path: Path) -> None:
+    for name in ("w1", "w2"):
+        analyze(save_run(tmp_path / name, _snapshot(name), f.settings(), {}), f.settings())
+    again = analyze(tmp_path / "w1", f.settings())
+    assert again.comparison is not None and again.comparison.previous is None
+    assert {status for *_, status, _ in rows(again)} == {"new"}
+
+
+def test_a_run_analyzed_before_history_gives_its_snapshot_time(tmp_path: Path) -> None:
+    """Findings saved without first_seen (an older version) were first seen at that run."""
+    w1 = save_run(tmp_path / "w1", _snapshot("w1"), f.settings(), {})
+    analyze(w1, f.settings())
+    path = w1 / "findings.parquet"
+    pl.read_parquet(path).with_columns(first_seen=pl.lit(None, UTC_DATETIME)).write_parquet(path)
+    second = analyze(save_run(tmp_path / "w2", _snapshot("w2"), f.settings(), {}), f.settings())
+    assert tenant_rows("open", at("w1")) <= rows(second)
+
+
+def test_diff_prints_new_and_resolved_between_any_two_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = {name: save_run(tmp_path / name, _snapshot(name), f.settings(), {}) for name in WEEKS}
+    for run in runs.values():
+        analyze(run, f.settings())
+    capsys.readouterr()
+    assert main(["diff", str(runs["w1"]), str(runs["w3"])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"w1 ({TAKEN['w1']}) -> w3 ({TAKEN['w3']}): 2 new, 1 resolved, 3 persisting"
+    )
+    listed = [line.split()[:3] for line in lines[1:]]
+    assert listed == [
+        ["new", "medium", "unmatched-ad"],
+        ["new", "medium", "unmatched-ad"],
+        ["resolved", "medium", "unmatched-ad"],
+    ]
+    assert "cyd@contoso.com" in lines[1] + lines[2] and "dan@contoso.com" in lines[1] + lines[2]
+    assert "bob@contoso.com" in lines[3]
+
+
+def test_diff_of_a_run_not_analyzed_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w1 = save_run(tmp_path / "w1", _snapshot("w1"), f.settings(), {})
+    analyze(w1, f.settings())
+    w2 = save_run(tmp_path / "w2", _snapshot("w2"), f.settings(), {})
+    capsys.readouterr()
+    assert main(["diff", str(w1), str(w2)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"syncaudit: error: {w2}: not analyzed yet (run syncaudit analyze {w2})\n"
