@@ -26,7 +26,7 @@ from audit.config import Settings, load_settings
 from audit.errors import SyncauditError, UsageError
 from audit.history import baseline, compare
 from audit.model import Severity
-from audit.pipeline import AnalyzeResult, parse_ad_argument
+from audit.pipeline import AnalyzeResult
 from audit.rules import all_rules, rule_by_code
 from audit.rules.overlaps import overlaps_for
 from audit.sources.files import CloudExports
@@ -361,6 +361,8 @@ def _severity_option(option: str | None) -> Severity | None:
 def print_summary(result: AnalyzeResult) -> None:
     total = result.findings.height
     print(f"{total} {'finding' if total == 1 else 'findings'} in {result.run_dir}")
+    for sentence in result.suspect:
+        print(terminal_safe(f"  SUSPECT RUN: {sentence}"))
     if result.counts_by_code:
         width = max(len(code) for code, _s, _n in result.counts_by_code)
         print(f"  {'severity':<9} {'code':<{width}} {'count':>7}")
@@ -479,3 +481,11 @@ class ReadMeter:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def parse_ad_argument(value: str) -> tuple[str | None, Path]:
+    """`--ad corp=export.ldif` picks the [[ad]] table named corp; a plain path uses the default."""
+    name, sep, path = value.partition("=")
+    if sep and name and "/" not in name and "\\" not in name and not Path(value).exists():
+        return name, Path(path)
+    return None, Path(value)

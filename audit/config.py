@@ -166,7 +166,6 @@ class Settings:
 _SERVICE = "the scheduled service (`syncaudit run` / `serve`)"
 NOT_USED_YET: Mapping[str, Mapping[str, str]] = {
     "run": {"keep_runs": _SERVICE},
-    "thresholds": {"max_drop_percent": _SERVICE},
     "schedule": {"cron": _SERVICE, "timezone": _SERVICE},
     "email": {
         key: _SERVICE

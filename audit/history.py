@@ -21,14 +21,15 @@ import json
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
 from audit.errors import ConfigError, RunDirError
-from audit.model import UTC_DATETIME
+from audit.model import UTC_DATETIME, Snapshot
 from audit.outputs.model import SEVERITIES
 from audit.outputs.runs import SinceRun, TrendPoint
 from audit.store import read_manifest
@@ -117,6 +118,7 @@ class Baseline:
     run_id: str
     taken_at: str
     findings: pl.DataFrame
+    counts: Mapping[str, int] = field(default_factory=dict)  # its manifest's object counts
 
 
 @dataclass(frozen=True)
@@ -169,10 +171,16 @@ def baseline(run_dir: Path) -> Baseline:
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise RunDirError(f"{path}: unreadable ({type(exc).__name__})") from None
     taken = manifest.get("taken_at")
+    counts = manifest.get("counts")
     return Baseline(
         run_id=str(manifest.get("run_id") or run_dir.name),
         taken_at=taken if isinstance(taken, str) else "",
         findings=findings,
+        counts={
+            str(k): int(v)
+            for k, v in (counts.items() if isinstance(counts, dict) else ())
+            if isinstance(v, int)
+        },
     )
 
 
@@ -202,6 +210,7 @@ def previous_complete_run(run_dir: Path, taken_at: str | None) -> Baseline | Non
             or not (directory / FINDINGS_FILE).is_file()
             or not isinstance(sources, list)
             or not all(isinstance(s, dict) and s.get("complete") is True for s in sources)
+            or manifest["analyzed"].get("suspect")  # the guard held its absences back
             or _sort_key(taken) >= _sort_key(taken_at)
         ):
             continue
@@ -214,9 +223,15 @@ def previous_complete_run(run_dir: Path, taken_at: str | None) -> Baseline | Non
     return None
 
 
-def compare(findings: pl.DataFrame, taken_at: str, previous: Baseline | None) -> Comparison:
+def compare(
+    findings: pl.DataFrame,
+    taken_at: str,
+    previous: Baseline | None,
+    unchecked: frozenset[str] = frozenset(),
+) -> Comparison:
     """`findings` with status (new / open) and first_seen from `previous`, and what it had that
-    `findings` has not."""
+    `findings` has not, except findings of the `unchecked` codes (held back now, whole or in
+    part): those are not resolved, only not looked at."""
     seen_now = pl.lit(_sort_key(taken_at), UTC_DATETIME)
     if previous is None:
         marked = findings.with_columns(status=pl.lit("new"), first_seen=seen_now)
@@ -234,8 +249,74 @@ def compare(findings: pl.DataFrame, taken_at: str, previous: Baseline | None) ->
         status=pl.when(known).then(pl.lit("open")).otherwise(pl.lit("new")),
         first_seen=pl.when(known).then(pl.col("_first_seen")).otherwise(seen_now),
     ).drop("_first_seen")
-    resolved = previous.findings.join(findings.select("fingerprint"), on="fingerprint", how="anti")
+    resolved = previous.findings.join(
+        findings.select("fingerprint"), on="fingerprint", how="anti"
+    ).filter(~pl.col("code").is_in(list(unchecked)))
     return Comparison(marked.select(findings.columns), _listed(resolved), previous)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A source that shrank past [thresholds] max_drop_percent since the run compared with."""
+
+    kind: str  # the source kind whose absences are held back: "ad" or "cloud"
+    label: str
+    before: int
+    now: int
+    run_id: str
+    limit: float
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * (self.before - self.now) / self.before
+
+    def sentence(self) -> str:
+        return (
+            f"{self.label} fell from {self.before:,} to {self.now:,} (-{self.percent:.0f}%) since "
+            f"run {self.run_id}, more than max_drop_percent = {self.limit:g}: a read that came "
+            "back short is not evidence that those objects are gone, so what rests on their "
+            "absence is held back"
+        )
+
+
+def source_drops(snapshot: Snapshot, previous: Baseline | None, limit: float) -> list[Drop]:
+    """The safety guard (Entra Connect's export-deletion threshold, for findings): AD users
+    and active cloud users against the previous complete run's counts."""
+    if previous is None:
+        return []
+    cloud = snapshot.cloud_users
+    now = {
+        "ad": snapshot.ad_users.height,
+        "cloud": int(cloud.get_column("deleted_at").is_null().sum()) if cloud.height else 0,
+    }
+    counts = previous.counts
+    before = {
+        "ad": counts.get("ad_users"),
+        "cloud": (
+            counts["cloud_users"] - counts.get("cloud_users_deleted", 0)
+            if "cloud_users" in counts
+            else None
+        ),
+    }
+    labels = {"ad": "AD users", "cloud": "Active cloud users"}
+    drops = []
+    for kind, was in before.items():
+        if was and 100.0 * (was - now[kind]) / was > limit:
+            drops.append(Drop(kind, labels[kind], was, now[kind], previous.run_id, limit))
+    return drops
+
+
+def guarded(snapshot: Snapshot, drops: list[Drop]) -> Snapshot:
+    """The snapshot with each dropped kind's sources taken as incomplete (the drop says why), so
+    classify holds back what rests on their absence as for any read that did not finish."""
+    why = {d.kind: d.sentence() for d in drops}
+    if not why:
+        return snapshot
+    sources = tuple(
+        replace(s, complete=False, incomplete_reason=why[s.kind]) if s.kind in why else s
+        for s in snapshot.sources
+    )
+    return replace(snapshot, sources=sources)
 
 
 def _by_severity(findings: pl.DataFrame) -> dict[str, int]:

@@ -42,9 +42,11 @@ from audit.hardmatch import (
 from audit.history import (
     Comparison,
     compare,
+    guarded,
     load_history,
     previous_complete_run,
     redaction_key,
+    source_drops,
 )
 from audit.model import Severity, Snapshot, SourceReport
 from audit.outputs.findings import write_findings
@@ -187,6 +189,7 @@ class AnalyzeResult:
     outputs: dict[str, Path]  # every file written: findings.*, reports, remediation.ps1, manifest
     warnings: tuple[str, ...] = ()  # from the reports: a logo left out, a run left out...
     comparison: Comparison | None = None  # against the previous complete run beside it
+    suspect: tuple[str, ...] = ()  # the safety guard's sentences: sources that shrank
 
     @property
     def failed(self) -> bool:
@@ -398,14 +401,19 @@ def analyze(
     run_id = str(manifest.get("run_id") or run_dir.name)
     progress("reading the snapshot")
     snapshot = prepared_for_rules(read_snapshot(run_dir))
+    # The previous complete run beside this one: the safety guard's counts, then new / open,
+    # first_seen and resolved. A source that shrank past max_drop_percent is taken as not
+    # read completely, so nothing that rests on its absence is reported.
+    previous = previous_complete_run(run_dir, snapshot.taken_at)
+    drops = source_drops(snapshot, previous, settings.thresholds.max_drop_percent)
+    snapshot = guarded(snapshot, drops)
     not_checked = held_back(snapshot)
     progress("classifying")
     t0 = time.perf_counter()
     findings = classify(snapshot, settings)
     classify_s = round(time.perf_counter() - t0, 3)
-    # new / open and first_seen, against the previous complete run beside this one
-    previous = previous_complete_run(run_dir, snapshot.taken_at)
-    comparison = compare(findings, snapshot.taken_at or generation_time(), previous)
+    unchecked = frozenset(h.code for h in not_checked if h.status == "held back")
+    comparison = compare(findings, snapshot.taken_at or generation_time(), previous, unchecked)
     findings = comparison.findings
     by_code = counts_by_code(findings)
     by_severity = {s.name: 0 for s in sorted(Severity, reverse=True)}
@@ -447,6 +455,7 @@ def analyze(
         generated=generated,
         plan=PlanSummary.of(plan, causes_of(findings)),
         since=comparison.since(),
+        suspect=[d.sentence() for d in drops],
     )
     timings = {"report_model_s": round(time.perf_counter() - t0, 3)}
     # Human-facing outputs are views of the same findings. All are staged and moved in
@@ -484,6 +493,7 @@ def analyze(
         "report_warnings": list(warnings),
         "render_timings": timings,
         "since_previous": comparison.as_json(),
+        "suspect": [d.sentence() for d in drops],
     }
     write_manifest(run_dir, manifest)
     outputs = {name: run_dir / name for name in written}
@@ -502,6 +512,7 @@ def analyze(
         outputs=outputs,
         warnings=warnings,
         comparison=comparison,
+        suspect=tuple(d.sentence() for d in drops),
     )
 
 
@@ -580,11 +591,3 @@ def demo(out: Path, *, progress: Progress = _quiet) -> DemoResult:
     progress("analyzing")
     analyzed = analyze(imported.run_dir, inputs.settings, progress=progress)
     return DemoResult(imported, analyzed, exports=out / "exports", config=inputs.config_path)
-
-
-def parse_ad_argument(value: str) -> tuple[str | None, Path]:
-    """`--ad corp=export.ldif` picks the [[ad]] table named corp; a plain path uses the default."""
-    name, sep, path = value.partition("=")
-    if sep and name and "/" not in name and "\\" not in name and not Path(value).exists():
-        return name, Path(path)
-    return None, Path(value)

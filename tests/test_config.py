@@ -65,14 +65,14 @@ def test_the_cli_warns_once_per_key_it_does_not_read(
     from audit.cli import main
 
     path = tmp_path / "c.toml"
+    # max_drop_percent is read (the safety guard, at analyze): no warning for it
     path.write_text("[thresholds]\nmax_drop_percent = 5\n[run]\nkeep_runs = 3\n")
     assert main(["analyze", str(tmp_path / "missing-run"), "--config", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == [
         f"warning: {path}: [run] keep_runs is not used by this version yet (it is for the "
         "scheduled service (`syncaudit run` / `serve`))",
-        f"warning: {path}: [thresholds] max_drop_percent is not used by this version yet (it is "
-        "for the scheduled service (`syncaudit run` / `serve`))",
+        f"syncaudit: error: {tmp_path / 'missing-run'}: no such run directory",
     ]
 
 

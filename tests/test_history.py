@@ -15,6 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from audit.cli import main
+from audit.history import Baseline, source_drops
 from audit.model import UTC_DATETIME
 from audit.pipeline import AnalyzeResult, analyze, save_run
 from tests import factories as f
@@ -170,3 +171,74 @@ def test_diff_of_a_run_not_analyzed_is_one_line(
     assert main(["diff", str(w1), str(w2)]) == 2
     err = capsys.readouterr().err
     assert err == f"syncaudit: error: {w2}: not analyzed yet (run syncaudit analyze {w2})\n"
+
+
+# --- the safety guard ------------------------------------------------------------------------
+
+STAFF = [f"u{i:02d}" for i in range(10)]
+
+
+def _staff(taken_at: str, ad: list[str]) -> Any:
+    """`ad` of the ten staff in AD; all ten matched in the cloud, and zed, cloud-only."""
+    snapshot = f.snapshot(
+        [f.ad_user(n) for n in ad], [f.cloud_user(n) for n in STAFF] + [f.cloud_user("zed")]
+    )
+    return replace(snapshot, taken_at=taken_at)
+
+
+def test_a_30_percent_drop_in_ad_users_holds_back_what_rests_on_absence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Week 2's AD read came back with 7 of 10 users: the three missing users' cloud accounts
+    are not reported as orphans, zed's orphan finding is not "resolved" (not checked), the
+    reports and the summary lead with why, and week 3 is compared with week 1."""
+    w1 = save_run(tmp_path / "w1", _staff(TAKEN["w1"], STAFF), f.settings(), {})
+    assert {r[0] for r in rows(analyze(w1, f.settings()))} == {
+        "cloud-orphan",
+        "tenant-matching-settings",
+    }
+    w2 = save_run(tmp_path / "w2", _staff(TAKEN["w2"], STAFF[:7]), f.settings(), {})
+    capsys.readouterr()
+    assert main(["analyze", str(w2)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    sentence = (
+        "AD users fell from 10 to 7 (-30%) since run w1, more than max_drop_percent = 10: a read "
+        "that came back short is not evidence that those objects are gone, so what rests on "
+        "their absence is held back"
+    )
+    assert out[1] == f"  SUSPECT RUN: {sentence}"
+    second = analyze(w2, f.settings())
+    assert rows(second) == tenant_rows("open", at("w1"))  # no orphans: held back
+    assert second.suspect == (sentence,)
+    assert second.comparison is not None
+    assert second.comparison.counts == {"new": 0, "persisting": 3, "resolved": 0}
+    held = {h.code for h in second.held_back if h.status == "held back"}
+    assert "cloud-orphan" in held
+    assert any(sentence in h.sentence() for h in second.held_back if h.code == "cloud-orphan")
+    manifest = json.loads((w2 / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["analyzed"]["suspect"] == [sentence]
+    html = (w2 / "report.html").read_text(encoding="utf-8")
+    summary = html[html.index('id="summary"') :]
+    assert summary.index('class="suspect"') < summary.index('class="headline"')
+    assert "fell from 10 to 7 (-30%) since run w1" in html
+    pdf = PdfReader(w2 / "report.pdf").pages[0].extract_text()
+    assert pdf.index("Suspect run.") < pdf.index("Sync health")
+
+    w3 = save_run(tmp_path / "w3", _staff(TAKEN["w3"], STAFF), f.settings(), {})
+    third = analyze(w3, f.settings())
+    assert third.suspect == ()
+    assert third.comparison is not None and third.comparison.previous is not None
+    assert third.comparison.previous.run_id == "w1"  # w2 was suspect
+    assert ("cloud-orphan", None, "open", at("w1")) in rows(third)
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "limit", "trips"),
+    [(100, 90, 10, False), (100, 89, 10, True), (100, 100, 0, False), (100, 99, 0, True)],
+)
+def test_the_guard_trips_past_max_drop_percent_only(
+    before: int, now: int, limit: float, trips: bool
+) -> None:
+    previous = Baseline("w1", TAKEN["w1"], pl.DataFrame(), {"ad_users": before})
+    snapshot = f.snapshot([f.ad_user(f"n{i}") for i in range(now)])
+    assert bool(source_drops(snapshot, previous, limit)) is trips

@@ -212,6 +212,7 @@ class ReportModel:
     cause_count: int = 0
     sources: tuple[SourceLine, ...] = ()  # every input of the run, in the order read
     since: SinceRun | None = None  # against the previous complete run (None: not compared)
+    suspect: tuple[str, ...] = ()  # the safety guard: sources that shrank, shown first
 
     @property
     def top_actions(self) -> tuple[TopAction, ...]:
@@ -304,6 +305,7 @@ def build_report(
     generated: str | None = None,
     plan: PlanSummary | None = None,
     since: SinceRun | None = None,
+    suspect: Sequence[str] = (),
 ) -> ReportModel:
     """The report model. `health` is computed from the unredacted findings when not given;
     a `redactor` masks the findings every format shows; `plan` is this run's remediation plan
@@ -389,6 +391,7 @@ def build_report(
         warnings=(logo_warning,) if logo_warning else (),
         sources=report_sources(snapshot.sources, redacted=redactor is not None),
         since=since,
+        suspect=tuple(suspect),
     )
 
 
