@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -98,6 +99,16 @@ class HeldBack:
     reasons: tuple[str, ...]  # why each need is unmet, naming the sources
     what: str = ""  # for a case: what is not checked
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "case": self.case,
+            "status": self.status,
+            "needs": [n.name for n in self.needs],
+            "reasons": list(self.reasons),
+            "sentence": self.sentence(),
+        }
+
     def sentence(self) -> str:
         needs = " and ".join(n.value for n in self.needs)
         why = "; ".join(self.reasons)
@@ -188,3 +199,14 @@ def _fingerprints(findings: pl.DataFrame) -> list[str]:
     ]
     keys = findings.select(pl.concat_str(parts, separator="\x1f")).to_series()
     return [hashlib.sha256(k.encode("utf-8")).hexdigest()[:20] for k in keys]
+
+
+def counts_by_code(findings: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """(code, severity, count), most severe first, then by code."""
+    if not findings.height:
+        return []
+    counts = findings.group_by("code", "severity").len()
+    return sorted(
+        ((r["code"], r["severity"], r["len"]) for r in counts.iter_rows(named=True)),
+        key=lambda t: (-Severity.parse(t[1]).value, t[0]),
+    )

@@ -36,6 +36,7 @@ class RunSettings:
     data_dir: str = "data"
     keep_runs: int = 52
     fail_on: Severity = Severity.high
+    waivers: str = ""  # the waivers file (audit/waivers.py), relative to the config file
 
 
 @dataclass(frozen=True)

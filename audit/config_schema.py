@@ -313,7 +313,7 @@ _ENTRA_CREDENTIALS = (
 )
 
 SCHEMA: Mapping[str, _Table] = {
-    "run": _Table({"data_dir": _str, "keep_runs": _int, "fail_on": _severity}),
+    "run": _Table({"data_dir": _str, "keep_runs": _int, "fail_on": _severity, "waivers": _str}),
     "ad": _Table(
         {
             "name": _str,

@@ -23,7 +23,7 @@ import secrets
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -92,6 +92,11 @@ def _trend_point(directory: Path) -> TrendPoint | None:
         counts_by_severity=counts,
         health_percent=float(percent) if isinstance(percent, int | float) else None,
     )
+
+
+def snapshot_day(iso: str) -> date:
+    """The UTC day of a snapshot time (waivers are in force through their date)."""
+    return _sort_key(iso).date()
 
 
 def _sort_key(iso: str) -> datetime:

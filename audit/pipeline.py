@@ -25,7 +25,14 @@ from typing import Any
 
 import polars as pl
 
-from audit.classify import HeldBack, classify, coverage, effective_features, prepared_for_rules
+from audit.classify import (
+    HeldBack,
+    classify,
+    counts_by_code,
+    coverage,
+    effective_features,
+    prepared_for_rules,
+)
 from audit.config import Settings, config_relative, settings_from_dict
 from audit.errors import RunDirError, UsageError
 from audit.hardmatch import (
@@ -46,6 +53,7 @@ from audit.history import (
     load_history,
     previous_complete_run,
     redaction_key,
+    snapshot_day,
     source_drops,
 )
 from audit.model import Severity, Snapshot, SourceReport
@@ -73,6 +81,7 @@ from audit.store import (
     write_manifest,
     write_snapshot,
 )
+from audit.waivers import apply_waivers, load_waivers
 
 
 def syncaudit_version() -> str:
@@ -364,23 +373,12 @@ def settings_for_run(
     if manifest is None:
         manifest = read_manifest(run_dir)
     stored = settings_from_dict(manifest.get("config") or {}, f"{run_dir}/manifest.json")
-    return replace(stored, report=replace(stored.report, logo=""), source_path=None)
-
-
-def held_back(snapshot: Snapshot) -> tuple[HeldBack, ...]:
-    """The rules (and cases) this snapshot cannot support, and those reported with a caveat."""
-    return coverage(all_rules(), snapshot.unmet_needs())
-
-
-def held_back_json(entry: HeldBack) -> dict[str, Any]:
-    return {
-        "code": entry.code,
-        "case": entry.case,
-        "status": entry.status,
-        "needs": [n.name for n in entry.needs],
-        "reasons": list(entry.reasons),
-        "sentence": entry.sentence(),
-    }
+    return replace(
+        stored,
+        run=replace(stored.run, waivers=""),
+        report=replace(stored.report, logo=""),
+        source_path=None,
+    )
 
 
 def analyze(
@@ -399,6 +397,12 @@ def analyze(
     manifest = read_manifest(run_dir)
     settings = settings_for_run(run_dir, settings, manifest)
     run_id = str(manifest.get("run_id") or run_dir.name)
+    # an invalid waivers file stops the analysis before anything is read or written
+    accepted = (
+        load_waivers(Path(config_relative(settings.run.waivers, settings.source_path)))
+        if settings.run.waivers
+        else []
+    )
     progress("reading the snapshot")
     snapshot = prepared_for_rules(read_snapshot(run_dir))
     # The previous complete run beside this one: the safety guard's counts, then new / open,
@@ -407,14 +411,18 @@ def analyze(
     previous = previous_complete_run(run_dir, snapshot.taken_at)
     drops = source_drops(snapshot, previous, settings.thresholds.max_drop_percent)
     snapshot = guarded(snapshot, drops)
-    not_checked = held_back(snapshot)
+    not_checked = coverage(all_rules(), snapshot.unmet_needs())
     progress("classifying")
     t0 = time.perf_counter()
     findings = classify(snapshot, settings)
     classify_s = round(time.perf_counter() - t0, 3)
     unchecked = frozenset(h.code for h in not_checked if h.status == "held back")
     comparison = compare(findings, snapshot.taken_at or generation_time(), previous, unchecked)
-    findings = comparison.findings
+    # Waivers in force on the snapshot's day (re-analysing an old run gives the same answer).
+    waivers = apply_waivers(
+        comparison.findings, accepted, snapshot_day(snapshot.taken_at or generation_time())
+    )
+    findings = waivers.findings
     by_code = counts_by_code(findings)
     by_severity = {s.name: 0 for s in sorted(Severity, reverse=True)}
     for _code, severity, n in by_code:
@@ -432,7 +440,7 @@ def analyze(
         "generated": generated,
         "counts_by_severity": by_severity,
         # what was not checked is part of the answer: an empty code is not a clean code
-        "held_back": [held_back_json(h) for h in not_checked],
+        "held_back": [h.as_json() for h in not_checked],
     }
     # One plan for the script and the reports' Fix columns, so they cannot disagree.
     plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
@@ -450,7 +458,7 @@ def analyze(
         run_id=run_id,
         health=health,
         history=history,
-        notes=[*(h.sentence() for h in not_checked), *history_warnings],
+        notes=[*(h.sentence() for h in not_checked), *waivers.notes(), *history_warnings],
         redactor=redactor,
         generated=generated,
         plan=PlanSummary.of(plan, causes_of(findings)),
@@ -479,7 +487,7 @@ def analyze(
             plan=plan,
         )
         written[script.name] = script
-    warnings = (*model.warnings, *history_warnings)
+    warnings = (*model.warnings, *waivers.notes(), *history_warnings)
     manifest["analyzed"] = {
         "at": generated,
         "findings": findings.height,
@@ -494,6 +502,7 @@ def analyze(
         "render_timings": timings,
         "since_previous": comparison.as_json(),
         "suspect": [d.sentence() for d in drops],
+        "waivers": waivers.as_json(),
     }
     write_manifest(run_dir, manifest)
     outputs = {name: run_dir / name for name in written}
@@ -513,17 +522,6 @@ def analyze(
         warnings=warnings,
         comparison=comparison,
         suspect=tuple(d.sentence() for d in drops),
-    )
-
-
-def counts_by_code(findings: pl.DataFrame) -> list[tuple[str, str, int]]:
-    """(code, severity, count), most severe first, then by code."""
-    if not findings.height:
-        return []
-    counts = findings.group_by("code", "severity").len()
-    return sorted(
-        ((r["code"], r["severity"], r["len"]) for r in counts.iter_rows(named=True)),
-        key=lambda t: (-Severity.parse(t[1]).value, t[0]),
     )
 
 

@@ -47,6 +47,11 @@
     tr.setAttribute('data-fp', r[C.fingerprint]);
     var td = el('td');
     td.appendChild(el('span', 'sev sev-' + r[C.severity], r[C.severity]));
+    if (r[C.status] === 'waived') {
+      var mark = el('span', 'waived', 'waived');
+      mark.setAttribute('title', r[C.waiver_reason] || '');
+      td.appendChild(mark);
+    }
     tr.appendChild(td);
     td = el('td', 'obj');
     td.appendChild(breakable('span', 'upn', r[C.ad_upn]));

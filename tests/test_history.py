@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from audit.cli import main
@@ -88,6 +89,9 @@ def test_three_weeks_give_new_resolved_persisting_and_first_seen(tmp_path: Path)
     assert "1 medium among them; 1 resolved and 3 still open since" in html
     pdf = PdfReader(tmp_path / "w2" / "report.pdf").pages[0].extract_text()
     assert "New since run w1" in pdf and "1 resolved · 3 still open" in pdf
+    sheets = load_workbook(tmp_path / "w2" / "findings.xlsx").worksheets
+    header = [c.value for c in next(ws for ws in sheets if ws.title != "Summary")[1]]
+    assert header[-2:] == ["Status", "First seen"]  # a first run has neither: all new
     first_html = (tmp_path / "w1" / "report.html").read_text(encoding="utf-8")
     assert "New: first run" in first_html and "No earlier complete run" in first_html
 

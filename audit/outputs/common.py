@@ -36,6 +36,8 @@ HTML_COLUMNS = (
     "proposed_value",
     "remediation",
     "detail",
+    "status",
+    "waiver_reason",
 )
 
 

@@ -41,6 +41,24 @@ XLSX_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (column, header, width)
     ("evidence", "Evidence (JSON)", 60),
     ("fingerprint", "Fingerprint", 22),
 )
+# Shown only when they say something (a column that is the same on every row is noise): the
+# status when the run was compared with an earlier one or a finding is waived, first seen when
+# compared, the waiver's reason and date when a finding is waived.
+STATUS_COLUMN = ("status", "Status", 9)
+FIRST_SEEN_COLUMN = ("first_seen", "First seen", 18)
+WAIVER_COLUMNS = (("waiver_reason", "Waiver", 40), ("waiver_expires", "Waiver expires", 14))
+
+
+def xlsx_columns(model: ReportModel) -> tuple[tuple[str, str, int], ...]:
+    """XLSX_COLUMNS, then the status, history and waiver columns this run has values for."""
+    compared = model.since is not None and model.since.run_id is not None
+    waived = bool(model.findings.height) and bool(model.findings["waived"].fill_null(False).any())
+    extra = [STATUS_COLUMN] if compared or waived else []
+    extra += [FIRST_SEEN_COLUMN] if compared else []
+    extra += list(WAIVER_COLUMNS) if waived else []
+    return (*XLSX_COLUMNS, *extra)
+
+
 XLSX_MAX_ROWS = 1_048_575  # Excel's limit minus the header row
 XLSX_MAX_CELL = 32_767
 
@@ -78,10 +96,12 @@ def render_xlsx(model: ReportModel, path: Path) -> None:
             ]
             sheets.append((family, [_sheet_name(label, used) for label in labels]))
         _xlsx_summary(workbook, fmt, model, sheets)
+        columns = xlsx_columns(model)
         for family, names in sheets:
-            frame = _xlsx_frame(family)
+            frame = _xlsx_frame(family, columns)
             for k, name in enumerate(names):
-                _xlsx_findings(workbook, fmt, name, frame.slice(k * XLSX_MAX_ROWS, XLSX_MAX_ROWS))
+                part = frame.slice(k * XLSX_MAX_ROWS, XLSX_MAX_ROWS)
+                _xlsx_findings(workbook, fmt, name, part, columns)
     finally:
         workbook.close()
 
@@ -145,12 +165,12 @@ def _cell(value: str) -> str:
     return value[: XLSX_MAX_CELL - len(suffix)] + suffix
 
 
-def _xlsx_frame(family: FamilySection) -> pl.DataFrame:
-    """The family's findings in XLSX_COLUMNS order, keeping each column's type; datetimes as
+def _xlsx_frame(family: FamilySection, columns: Sequence[tuple[str, str, int]]) -> pl.DataFrame:
+    """The family's findings in `columns` order, keeping each column's type; datetimes as
     naive UTC (what xlsxwriter writes)."""
     frame = pl.concat([c.rows for c in family.codes], how="vertical")
     exprs = []
-    for name, _h, _w in XLSX_COLUMNS:
+    for name, _h, _w in columns:
         dtype = frame.schema[name]
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
             exprs.append(pl.col(name).dt.convert_time_zone("UTC").dt.replace_time_zone(None))
@@ -159,14 +179,20 @@ def _xlsx_frame(family: FamilySection) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def _xlsx_findings(workbook: Any, fmt: Mapping[str, Any], name: str, frame: pl.DataFrame) -> None:
+def _xlsx_findings(
+    workbook: Any,
+    fmt: Mapping[str, Any],
+    name: str,
+    frame: pl.DataFrame,
+    columns: Sequence[tuple[str, str, int]],
+) -> None:
     sheet = workbook.add_worksheet(name)
-    for col, (_c, _header, width) in enumerate(XLSX_COLUMNS):
+    for col, (_c, _header, width) in enumerate(columns):
         wrap = _c in ("detail", "ad_dn")
         sheet.set_column(col, col, width, fmt["wrap"] if wrap else fmt["cell"])
     sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, max(frame.height, 1), len(XLSX_COLUMNS) - 1)
-    for col, (_c, header, _w) in enumerate(XLSX_COLUMNS):
+    sheet.autofilter(0, 0, max(frame.height, 1), len(columns) - 1)
+    for col, (_c, header, _w) in enumerate(columns):
         sheet.write_string(0, col, header, fmt["header"])
 
     def text(r: int, c: int, value: str) -> None:
