@@ -14,6 +14,7 @@ import sys
 import textwrap
 import tomllib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import TextIO
@@ -29,6 +30,7 @@ from audit.model import Severity
 from audit.pipeline import AnalyzeResult
 from audit.rules import all_rules, rule_by_code
 from audit.rules.overlaps import overlaps_for
+from audit.service import ImportFlags, cycle_status, run_cycle
 from audit.sources.files import CloudExports
 from audit.sources.ldap import ReadProgress
 
@@ -155,6 +157,30 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: config report.redact)",
     )
     p.set_defaults(handler=cmd_analyze)
+
+    p = sub.add_parser(
+        "run", help="one unattended cycle: collect (or import), analyze, history, retention"
+    )
+    p.add_argument("--config", type=Path, required=True, help="TOML config ([run] data_dir)")
+    p.add_argument(
+        "--ad",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="[NAME=]FILE",
+        help="import these AD exports instead of reading [[ad]] live (with --cloud)",
+    )
+    p.add_argument(
+        "--cloud", nargs="+", action="extend", default=[], metavar="FILE", help="cloud exports"
+    )
+    add_tenant_flags(p)
+    p.add_argument("--taken-at", help="with --ad: ISO time the exports were taken (default: now)")
+    p.add_argument("--fail-on", help="exit 1 at or above this severity (default: config, high)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("status", help="how the last cycle ended, when the next is due")
+    p.add_argument("--config", type=Path, required=True, help="TOML config ([run] data_dir)")
+    p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("diff", help="new / resolved / persisting findings between two runs")
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="the earlier analyzed run")
@@ -386,6 +412,40 @@ def print_summary(result: AnalyzeResult) -> None:
         print(f"  findings: {outputs['findings.csv']} (also .json, .parquet)")
     if "report.html" in outputs:
         print(f"  report: {outputs['report.html']} (also report.pdf, findings.xlsx)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.ad and not args.cloud:
+        raise UsageError("run --ad needs --cloud too (an import names both sides)")
+    if args.taken_at and not args.ad:
+        raise UsageError("run --taken-at is for imports (--ad); a live read is taken now")
+    settings = settings_from(args.config)
+    fail_on = _severity_option(args.fail_on)
+    if fail_on is not None:
+        settings = replace(settings, run=replace(settings.run, fail_on=fail_on))
+    exports = (
+        ImportFlags(
+            ad=[parse_ad_argument(a) for a in args.ad],
+            cloud=[Path(c) for c in args.cloud],
+            deleted=args.deleted,
+            domains=args.domains,
+            tenant=args.tenant,
+            roles=[Path(r) for r in args.roles],
+            taken_at=args.taken_at,
+        )
+        if args.ad or args.cloud
+        else None
+    )
+    result = run_cycle(settings, exports=exports, progress=progress)
+    print_summary(result)
+    return EXIT_FINDINGS if result.failed else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = cycle_status(settings_from(args.config))
+    for line in status.lines:
+        print(terminal_safe(line))
+    return EXIT_OK if status.healthy else EXIT_FINDINGS
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -164,10 +164,8 @@ class Settings:
 # Keys validated now (so a config written for a later version fails early on a typo or a
 # literal secret) that no command of this version reads, with what will read them. Setting one
 # gets a warning line, so nobody believes it took effect.
-_SERVICE = "the scheduled service (`syncaudit run` / `serve`)"
+_SERVICE = "the report e-mail of `syncaudit run`"
 NOT_USED_YET: Mapping[str, Mapping[str, str]] = {
-    "run": {"keep_runs": _SERVICE},
-    "schedule": {"cron": _SERVICE, "timezone": _SERVICE},
     "email": {
         key: _SERVICE
         for key in (

@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("audit.outputs", "audit.history", "audit.waivers"),
     ("audit.demo",),
     ("audit.pipeline",),
+    ("audit.service",),
     ("audit.cli",),
 )
 
