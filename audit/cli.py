@@ -30,6 +30,7 @@ from audit.model import Severity
 from audit.pipeline import AnalyzeResult
 from audit.rules import all_rules, rule_by_code
 from audit.rules.overlaps import overlaps_for
+from audit.schedule import serve
 from audit.service import ImportFlags, cycle_status, run_cycle
 from audit.sources.files import CloudExports
 from audit.sources.ldap import ReadProgress
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.set_defaults(handler=lambda _args: _usage(parser))
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
 
     p = sub.add_parser("anchor", help="convert a source anchor between all its forms")
     p.add_argument("value", help="GUID, ImmutableId, hex, LDAP filter escape or connector DN")
@@ -177,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--taken-at", help="with --ad: ISO time the exports were taken (default: now)")
     p.add_argument("--fail-on", help="exit 1 at or above this severity (default: config, high)")
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("serve", help="run cycles on the [schedule] cron until stopped")
+    p.add_argument("--config", type=Path, required=True, help="TOML config with [schedule]")
+    p.add_argument(
+        "--ad", nargs="+", action="extend", default=[], metavar="[NAME=]FILE", help="as run"
+    )
+    p.add_argument("--cloud", nargs="+", action="extend", default=[], metavar="FILE", help="as run")
+    add_tenant_flags(p)
+    p.set_defaults(handler=cmd_serve, taken_at=None)
 
     p = sub.add_parser("status", help="how the last cycle ended, when the next is due")
     p.add_argument("--config", type=Path, required=True, help="TOML config ([run] data_dir)")
@@ -414,16 +424,13 @@ def print_summary(result: AnalyzeResult) -> None:
         print(f"  report: {outputs['report.html']} (also report.pdf, findings.xlsx)")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cycle_exports(args: argparse.Namespace) -> ImportFlags | None:
+    """The import flags of run and serve, or None (collect live)."""
     if args.ad and not args.cloud:
-        raise UsageError("run --ad needs --cloud too (an import names both sides)")
+        raise UsageError(f"{args.command} --ad needs --cloud too (an import names both sides)")
     if args.taken_at and not args.ad:
         raise UsageError("run --taken-at is for imports (--ad); a live read is taken now")
-    settings = settings_from(args.config)
-    fail_on = _severity_option(args.fail_on)
-    if fail_on is not None:
-        settings = replace(settings, run=replace(settings.run, fail_on=fail_on))
-    exports = (
+    return (
         ImportFlags(
             ad=[parse_ad_argument(a) for a in args.ad],
             cloud=[Path(c) for c in args.cloud],
@@ -436,9 +443,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.ad or args.cloud
         else None
     )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    exports = cycle_exports(args)
+    settings = settings_from(args.config)
+    fail_on = _severity_option(args.fail_on)
+    if fail_on is not None:
+        settings = replace(settings, run=replace(settings.run, fail_on=fail_on))
     result = run_cycle(settings, exports=exports, progress=progress)
     print_summary(result)
     return EXIT_FINDINGS if result.failed else EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings_from(args.config)  # its warnings once, at start
+    serve(args.config, exports=cycle_exports(args), progress=progress)
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("audit.demo",),
     ("audit.pipeline",),
     ("audit.service",),
+    ("audit.schedule",),
     ("audit.cli",),
 )
 
