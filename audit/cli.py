@@ -560,13 +560,13 @@ class ReadMeter:
             self.shown = ""
 
 
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
-
-
 def parse_ad_argument(value: str) -> tuple[str | None, Path]:
     """`--ad corp=export.ldif` picks the [[ad]] table named corp; a plain path uses the default."""
     name, sep, path = value.partition("=")
     if sep and name and "/" not in name and "\\" not in name and not Path(value).exists():
         return name, Path(path)
     return None, Path(value)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

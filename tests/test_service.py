@@ -137,3 +137,59 @@ def test_two_cycles_at_once_the_second_exits_with_one_line(
         f"pid 999999 since {datetime.now(UTC).isoformat()}\n", encoding="utf-8"
     )
     assert main(["run", "--config", str(cfg), *flags]) == 0
+
+
+def test_a_cycle_killed_mid_analysis_leaves_no_complete_looking_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL while the demo estate is being analysed: the run has its snapshot but no
+    findings or reports and no `analyzed` section, status says the cycle did not finish, and
+    the next cycle runs and is not compared with the killed one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from audit.demo import write_demo_inputs
+
+    inputs = write_demo_inputs(tmp_path / "exports")
+    args = inputs.import_arguments()
+    flags = ["--ad", *(f"{n}={p}" if n else str(p) for n, p in args["ad"])]
+    flags += ["--cloud", *map(str, args["cloud"]), "--deleted", str(args["deleted"])]
+    cfg = config(tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "audit.cli", "run", "--config", str(cfg), *flags]
+    process = subprocess.Popen(
+        command,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = tmp_path / "data" / "runs"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.glob("*/.analyze.*.partial")):  # analysis under way
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (killed,) = [d for d in runs.iterdir() if not d.name.startswith(".")]
+    manifest = json.loads((killed / "manifest.json").read_text(encoding="utf-8"))
+    assert "analyzed" not in manifest
+    assert not [p.name for p in killed.iterdir() if p.is_file() and p.name != "manifest.json"]
+    capsys.readouterr()
+    assert main(["status", "--config", str(cfg)]) == 1
+    status = capsys.readouterr().out
+    assert "last cycle: running" in status and "it did not finish" in status
+    # the next cycle takes the lock the kernel released, and compares with nothing
+    assert main(["run", "--config", str(cfg), *flags]) == 1  # the demo has high findings
+    assert read_state(load_settings(cfg))["state"] == "findings"
+    (done,) = [d for d in runs.iterdir() if d != killed and not d.name.startswith(".")]
+    assert since(done)["previous_run"] is None
