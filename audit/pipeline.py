@@ -58,7 +58,7 @@ from audit.history import (
 )
 from audit.model import Severity, Snapshot, SourceReport
 from audit.outputs.findings import write_findings
-from audit.outputs.model import Health, build_report, compute_health
+from audit.outputs.model import Health, ReportModel, build_report, compute_health
 from audit.outputs.redact import Redactor
 from audit.outputs.runs import generation_time
 from audit.outputs.writers import write_reports
@@ -199,6 +199,7 @@ class AnalyzeResult:
     warnings: tuple[str, ...] = ()  # from the reports: a logo left out, a run left out...
     comparison: Comparison | None = None  # against the previous complete run beside it
     suspect: tuple[str, ...] = ()  # the safety guard's sentences: sources that shrank
+    report: ReportModel | None = None  # what the reports (and the cycle's e-mail) show
 
     @property
     def failed(self) -> bool:
@@ -522,6 +523,7 @@ def analyze(
         warnings=warnings,
         comparison=comparison,
         suspect=tuple(d.sentence() for d in drops),
+        report=model,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from audit.config import Settings
 from audit.errors import SyncauditError
+from audit.notify import RETRY_WAITS, NotifyError, compose, send
 from audit.pipeline import AnalyzeResult, analyze, collect, data_dir, import_exports, new_run_dir
 from audit.sources.files import CloudExports
 from audit.store import read_manifest, write_file_atomically
@@ -136,7 +137,8 @@ def run_cycle(
                 },
             )
             raise
-        counts = result.counts_by_severity
+        # A mail that cannot go out is recorded (status fails on it); the run stands.
+        mailed = mail_result(result, settings, os.environ if environ is None else environ)
         _record(
             settings,
             {
@@ -144,12 +146,36 @@ def run_cycle(
                 "started": _iso(started),
                 "ended": _iso(_now()),
                 "run_id": result.run_dir.name,
-                "counts_by_severity": counts,
+                "counts_by_severity": result.counts_by_severity,
                 "suspect": list(result.suspect),
                 "removed_runs": removed,
+                "email": mailed,
             },
         )
         return result
+
+
+def mail_result(
+    result: AnalyzeResult,
+    settings: Settings,
+    environ: Mapping[str, str],
+    waits: Sequence[float] = RETRY_WAITS,
+) -> dict[str, Any] | None:
+    """The run mailed through [email] (None when no smtp_host is set): what was sent, or why
+    it was not."""
+    if not settings.email.smtp_host or result.report is None:
+        return None
+    try:
+        mail = compose(result.report, result.run_dir, settings.email)
+        send(mail, settings, environ, waits)
+    except NotifyError as exc:
+        return {"sent": False, "error": str(exc)}
+    return {
+        "sent": True,
+        "to": list(settings.email.to),
+        "attached": list(mail.attached),
+        "left_out": list(mail.left_out),
+    }
 
 
 def prune_runs(settings: Settings, keep: Path) -> list[str]:
@@ -209,6 +235,12 @@ def cycle_status(settings: Settings, now: datetime | None = None) -> Status:
             lines.append(f"  run {state['run_id']}: {shown}")
         for sentence in state.get("suspect") or []:
             lines.append(f"  suspect run: {sentence}")
+        mailed = state.get("email")
+        if isinstance(mailed, dict) and mailed.get("sent") is False:
+            lines.append(f"  e-mail: not sent: {mailed.get('error', '')}")
+            healthy = False
+        elif isinstance(mailed, dict):
+            lines.append(f"  e-mail: sent to {', '.join(mailed.get('to') or [])}")
         if what == "running" and not _lock_held(settings):
             lines.append("  it did not finish: the process ended without recording an end")
             healthy = False

@@ -56,25 +56,21 @@ def test_every_commented_later_key_of_the_example_is_valid_and_says_it_is_not_us
     assert sorted(line.split("] ")[1].split(" is ")[0] for line in lines) == sorted(keys)
 
 
-def test_the_cli_warns_once_per_key_it_does_not_read(
+def test_every_key_is_read_so_none_warns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from audit.cli import main
 
     path = tmp_path / "c.toml"
-    # max_drop_percent (the safety guard) and keep_runs (retention of `run`) are read: no
-    # warning for them
+    # max_drop_percent (the safety guard), keep_runs (retention of `run`) and [email] (its
+    # mail) are all read now: no warning for any of them
     path.write_text(
         "[thresholds]\nmax_drop_percent = 5\n[run]\nkeep_runs = 3\n"
         '[email]\nsmtp_host = "mail.contoso.com"\n'
     )
     assert main(["analyze", str(tmp_path / "missing-run"), "--config", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[:2] == [
-        f"warning: {path}: [email] smtp_host is not used by this version yet (it is for the "
-        "report e-mail of `syncaudit run`)",
-        f"syncaudit: error: {tmp_path / 'missing-run'}: no such run directory",
-    ]
+    assert err == [f"syncaudit: error: {tmp_path / 'missing-run'}: no such run directory"]
 
 
 @pytest.mark.parametrize("key", ["password", "client_secret"])

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("audit.sources", "audit.store"),
     ("audit.rules", "audit.classify"),
     ("audit.remediation", "audit.hardmatch"),
-    ("audit.outputs", "audit.history", "audit.waivers"),
+    ("audit.outputs", "audit.history", "audit.waivers", "audit.notify"),
     ("audit.demo",),
     ("audit.pipeline",),
     ("audit.service",),
