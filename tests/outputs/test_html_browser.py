@@ -366,3 +366,39 @@ def test_object_cells_wrap_at_separators_and_copy_as_typed(browser: CDP) -> None
     width = browser.evaluate(f"{cell}.parentNode.getBoundingClientRect().width")
     assert isinstance(width, int | float) and width >= 150  # a UPN's worth, not a sliver
     assert browser.problems() == []
+
+
+def test_the_email_body_renders_with_no_script_and_fetches_nothing(
+    browser: CDP, tmp_path: Path
+) -> None:
+    """The cycle's e-mail (audit/notify.py) as a mail client shows it: no script runs (there
+    is none, and a directory value with a script tag is text), nothing is fetched besides the
+    body itself, and the hostile values read back as typed."""
+    from audit.config import EmailSettings
+    from audit.notify import compose
+
+    findings, snapshot = hostile_findings()
+    shown = findings.with_columns(status=pl.lit("new"), severity=pl.lit("high"))
+    model = build_report(shown, snapshot, settings_with(), run_id="r1")
+    mail = compose(model, tmp_path, EmailSettings(sender="a@contoso.com", to=("b@contoso.com",)))
+    page = tmp_path / "email.html"
+    page.write_text(mail.message.get_body(preferencelist=("html",)).get_content(), "utf-8")
+    browser.call("Network.enable")
+    try:
+        for url in ("about:blank", page.resolve().as_uri()):
+            browser.events.clear()
+            browser.call("Page.navigate", url=url)
+            browser.wait_event("Page.loadEventFired")
+        requests = [
+            e["params"]["request"]["url"]
+            for e in browser.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+    finally:
+        browser.call("Network.disable")
+    assert requests == [page.resolve().as_uri()]
+    assert browser.evaluate("document.scripts.length") == 0
+    assert browser.evaluate("document.querySelectorAll('img, link, iframe, object').length") == 0
+    text = browser.evaluate("document.body.innerText")
+    assert SCRIPT in text and "New critical and high findings" in text
+    assert browser.problems() == []
