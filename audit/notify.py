@@ -166,7 +166,7 @@ def send(
         except (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected, OSError) as exc:
             code = getattr(exc, "smtp_code", None)
             transient = code is None or 400 <= int(code) < 500
-            reason = scrub(" ".join(str(exc).split()), password) or type(exc).__name__
+            reason = _reason(exc, password)
             if isinstance(exc, smtplib.SMTPAuthenticationError) or not transient:
                 raise NotifyError(f"{email.smtp_host}:{email.smtp_port}: {reason}") from None
             if attempt > len(waits):
@@ -176,8 +176,20 @@ def send(
                 ) from None
             time.sleep(waits[attempt - 1])
         except smtplib.SMTPException as exc:
-            reason = scrub(" ".join(str(exc).split()), password) or type(exc).__name__
-            raise NotifyError(f"{email.smtp_host}:{email.smtp_port}: {reason}") from None
+            raise NotifyError(
+                f"{email.smtp_host}:{email.smtp_port}: {_reason(exc, password)}"
+            ) from None
+
+
+def _reason(exc: Exception, password: str) -> str:
+    """'535 5.7.8 Authentication credentials invalid', not smtplib's tuple of bytes."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        said = exc.smtp_error
+        text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+        raw = f"{exc.smtp_code} {text}"
+    else:
+        raw = str(exc)
+    return scrub(" ".join(raw.split()), password) or type(exc).__name__
 
 
 def _deliver(

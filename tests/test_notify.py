@@ -149,7 +149,9 @@ def test_a_send_failure_leaves_the_run_complete_and_status_failing(
     state = read_state(load_settings(cfg))
     assert state["state"] == "ok" and state["email"]["sent"] is False
     assert "wrong-password" not in state["email"]["error"]
-    assert state["email"]["error"].startswith(f"127.0.0.1:{smtp_server.port}: (535")
+    assert state["email"]["error"] == (
+        f"127.0.0.1:{smtp_server.port}: 535 5.7.8 Authentication credentials invalid"
+    )
     capsys.readouterr()
     assert main(["status", "--config", str(cfg)]) == 1
     assert "  e-mail: not sent: 127.0.0.1" in capsys.readouterr().out
@@ -206,3 +208,56 @@ def test_attachments_past_the_size_cap_are_named_with_where_they_are(tmp_path: P
     assert (mail.attached, mail.left_out) == (("remediation.ps1",), ("report.pdf",))
     text = mail.message.get_body(preferencelist=("plain",)).get_content()
     assert f"Too large to attach, in the run directory: {pdf}." in " ".join(text.split())
+
+
+def test_a_transient_refusal_is_tried_again(
+    tmp_path: Path, smtp_server: SmtpServer, smtp_env: None
+) -> None:
+    """A 451 (try again later) on the first attempt: the second one delivers."""
+    import os
+
+    from audit.pipeline import analyze, save_run
+    from audit.service import mail_result
+    from tests import factories as f
+
+    answers = ["451 4.3.0 Mail server temporarily rejected message"]
+    original = smtp_server.mailbox.handle_DATA
+
+    async def flaky(server: Any, session: Any, envelope: Any) -> str:
+        if answers:
+            return answers.pop()
+        return await original(server, session, envelope)
+
+    smtp_server.mailbox.handle_DATA = flaky  # type: ignore[method-assign]
+    settings = load_settings(mail_config(tmp_path, smtp_server.port, smtp_server.ca_file))
+    run = save_run(tmp_path / "run", f.snapshot([f.ad_user("ada")]), settings, {})
+    result = analyze(run, settings)
+    mailed = mail_result(result, settings, os.environ, waits=(0.05, 0.05))
+    assert mailed is not None and mailed["sent"] is True
+    assert answers == [] and len(smtp_server.mailbox.messages) == 1
+
+
+def test_a_permanent_refusal_is_not_tried_again(
+    tmp_path: Path, smtp_server: SmtpServer, smtp_env: None
+) -> None:
+    import os
+
+    from audit.pipeline import analyze, save_run
+    from audit.service import mail_result
+    from tests import factories as f
+
+    calls: list[str] = []
+
+    async def refuse(server: Any, session: Any, envelope: Any) -> str:
+        calls.append("DATA")
+        return "554 5.7.1 Message rejected by policy"
+
+    smtp_server.mailbox.handle_DATA = refuse  # type: ignore[method-assign]
+    settings = load_settings(mail_config(tmp_path, smtp_server.port, smtp_server.ca_file))
+    run = save_run(tmp_path / "run", f.snapshot([f.ad_user("ada")]), settings, {})
+    mailed = mail_result(analyze(run, settings), settings, os.environ, waits=(0.05, 0.05))
+    assert mailed == {
+        "sent": False,
+        "error": f"127.0.0.1:{smtp_server.port}: 554 5.7.1 Message rejected by policy",
+    }
+    assert calls == ["DATA"]
