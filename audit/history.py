@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -189,6 +190,21 @@ def baseline(run_dir: Path) -> Baseline:
     )
 
 
+def can_be_baseline(directory: Path, manifest: Mapping[str, Any]) -> bool:
+    """Whether a later run may be compared with this one (and retention must keep the newest
+    such run): analyzed, its findings on disk, every source read completely, not suspect."""
+    analyzed = manifest.get("analyzed")
+    sources = manifest.get("sources")
+    return (
+        isinstance(manifest.get("taken_at"), str)
+        and isinstance(analyzed, dict)
+        and not analyzed.get("suspect")  # the guard held its absences back
+        and (directory / FINDINGS_FILE).is_file()
+        and isinstance(sources, list)
+        and all(isinstance(s, dict) and s.get("complete") is True for s in sources)
+    )
+
+
 def previous_complete_run(run_dir: Path, taken_at: str | None) -> Baseline | None:
     """The latest analyzed run beside `run_dir` taken before `taken_at` whose every source was
     read completely; None when there is none."""
@@ -208,14 +224,9 @@ def previous_complete_run(run_dir: Path, taken_at: str | None) -> Baseline | Non
         except (RunDirError, OSError):
             continue
         taken = manifest.get("taken_at")
-        sources = manifest.get("sources")
         if (
             not isinstance(taken, str)
-            or not isinstance(manifest.get("analyzed"), dict)
-            or not (directory / FINDINGS_FILE).is_file()
-            or not isinstance(sources, list)
-            or not all(isinstance(s, dict) and s.get("complete") is True for s in sources)
-            or manifest["analyzed"].get("suspect")  # the guard held its absences back
+            or not can_be_baseline(directory, manifest)
             or _sort_key(taken) >= _sort_key(taken_at)
         ):
             continue

@@ -152,15 +152,32 @@ def send(
         raise NotifyError(
             f"[email] username_env: the environment variable {email.username_env} is not set"
         )
-    context = ssl.create_default_context(
-        cafile=config_relative(email.ca_file, settings.source_path) or None
-    )
+    ca_file = config_relative(email.ca_file, settings.source_path)
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise NotifyError(f"[email] ca_file {ca_file}: cannot use it ({exc})") from None
     attempt = 0
+    refused: dict[str, tuple[int, bytes]] = {}
     while True:
         attempt += 1
         try:
-            _deliver(mail.message, email, context, user, password)
+            refused = _deliver(mail.message, email, context, user, password)
+            if refused:  # some recipients took it, these did not: say so, do not resend
+                said = "; ".join(f"{r}: {c}" for r, (c, _m) in sorted(refused.items()))
+                raise NotifyError(
+                    f"{email.smtp_host}:{email.smtp_port}: refused for {said} (the others got it)"
+                )
             return
+        except smtplib.SMTPRecipientsRefused as exc:
+            # every recipient refused: greylisting (4xx) passes with time, 5xx does not
+            codes = [code for code, _m in exc.recipients.values()]
+            said = "; ".join(f"{r}: {c}" for r, (c, _m) in sorted(exc.recipients.items()))
+            if not codes or any(not 400 <= c < 500 for c in codes) or attempt > len(waits):
+                raise NotifyError(
+                    f"{email.smtp_host}:{email.smtp_port}: every recipient refused ({said})"
+                ) from None
+            time.sleep(waits[attempt - 1])
         except ssl.SSLError as exc:  # an untrusted or wrong certificate: trying again won't help
             raise NotifyError(f"{email.smtp_host}:{email.smtp_port}: TLS: {exc}") from None
         except (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected, OSError) as exc:
@@ -198,7 +215,8 @@ def _deliver(
     context: ssl.SSLContext,
     user: str,
     password: str,
-) -> None:
+) -> dict[str, tuple[int, bytes]]:
+    """Send once; the recipients the server refused while it took the others."""
     if email.security == "tls":
         client: smtplib.SMTP = smtplib.SMTP_SSL(
             email.smtp_host, email.smtp_port, timeout=60, context=context
@@ -219,4 +237,4 @@ def _deliver(
                 client.auth("PLAIN", client.auth_plain)
             else:
                 client.login(user, password)
-        client.send_message(message)
+        return client.send_message(message)

@@ -82,13 +82,7 @@ def serve(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE},
         timezone=zone or "UTC",
     )
-    scheduler.add_job(
-        scheduled_cycle,
-        trigger,
-        id=JOB_ID,
-        replace_existing=True,
-        kwargs={"config": str(config.resolve()), "exports": exports},
-    )
+    kwargs = {"config": str(config.resolve()), "exports": exports}
     done = stop or threading.Event()
 
     def beat() -> None:
@@ -104,7 +98,14 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda _signum, _frame: done.set())
-    scheduler.start()
+    # Started paused, so the stored job is read before anything runs: kept when it is the same
+    # schedule (its next run time, missed or not, stands: a cycle missed while the service was
+    # down then runs once, within MISFIRE_GRACE), replaced when the config changed it.
+    scheduler.start(paused=True)
+    stored = scheduler.get_job(JOB_ID)
+    if stored is None or str(stored.trigger) != str(trigger) or stored.kwargs != kwargs:
+        scheduler.add_job(scheduled_cycle, trigger, id=JOB_ID, replace_existing=True, kwargs=kwargs)
+    scheduler.resume()
     beat()
     job = scheduler.get_job(JOB_ID)
     progress(f"serving: next cycle {job.next_run_time if job else 'not scheduled'}")

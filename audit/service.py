@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +25,14 @@ from typing import Any
 
 from audit.config import Settings
 from audit.errors import SyncauditError
+from audit.history import can_be_baseline
 from audit.notify import RETRY_WAITS, NotifyError, compose, send
 from audit.pipeline import AnalyzeResult, analyze, collect, data_dir, import_exports, new_run_dir
 from audit.sources.files import CloudExports
 from audit.store import read_manifest, write_file_atomically
 
 LOCK_FILE = "cycle.lock"
+LOCK_WAIT = 5.0  # seconds a cycle waits for the lock before it gives up
 STATE_FILE = "cycle.json"
 # `status` calls a cycle overdue this long after it was due (a cycle takes minutes, not hours).
 OVERDUE_AFTER = timedelta(hours=2)
@@ -56,20 +59,27 @@ class ImportFlags:
 
 
 @contextmanager
-def cycle_lock(settings: Settings) -> Iterator[None]:
-    """The data directory's cycle lock, or CycleBusy naming who holds it."""
+def cycle_lock(settings: Settings, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """The data directory's cycle lock, or CycleBusy naming who holds it after `wait` seconds
+    (long enough for a `status` that looks at the lock, short beside a cycle)."""
     root = data_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_FILE
+    deadline = time.monotonic() + wait
     with path.open("a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise CycleBusy(
-                f"{path}: another cycle is running ({holder}); this one did not start"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise CycleBusy(
+                    f"{path}: another cycle is running ({holder}); this one did not start"
+                ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} since {_now().isoformat(timespec='seconds')}\n")
@@ -170,6 +180,8 @@ def mail_result(
         send(mail, settings, environ, waits)
     except NotifyError as exc:
         return {"sent": False, "error": str(exc)}
+    except Exception as exc:  # whatever else stops a mail must not undo the cycle's record
+        return {"sent": False, "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
     return {
         "sent": True,
         "to": list(settings.email.to),
@@ -180,9 +192,11 @@ def mail_result(
 
 def prune_runs(settings: Settings, keep: Path) -> list[str]:
     """Retention: the newest [run] keep_runs runs stay, and so do `keep` (this cycle's run) and
-    the newest complete one, whatever their age. Returns the run ids removed."""
+    the newest run a later one can be compared with (history.can_be_baseline: without it the
+    safety guard has nothing to measure against), whatever their age. Returns the run ids
+    removed."""
     runs = data_dir(settings) / "runs"
-    found: list[tuple[str, Path, bool]] = []  # (taken_at, dir, complete)
+    found: list[tuple[str, Path, bool]] = []  # (taken_at, dir, can be a baseline)
     for directory in runs.iterdir() if runs.is_dir() else ():
         if not directory.is_dir() or directory.name.startswith("."):
             continue
@@ -190,14 +204,14 @@ def prune_runs(settings: Settings, keep: Path) -> list[str]:
             manifest = read_manifest(directory)
         except (SyncauditError, OSError, ValueError):
             continue  # not a run (or not ours to judge): never deleted
-        sources = manifest.get("sources") or []
-        complete = all(isinstance(s, dict) and s.get("complete") is True for s in sources)
-        found.append((str(manifest.get("taken_at") or ""), directory, complete))
+        found.append(
+            (str(manifest.get("taken_at") or ""), directory, can_be_baseline(directory, manifest))
+        )
     found.sort(key=lambda item: (item[0], item[1].name), reverse=True)
     protected = {keep.resolve()}
-    newest_complete = next((d for _t, d, complete in found if complete), None)
-    if newest_complete is not None:
-        protected.add(newest_complete.resolve())
+    baseline = next((d for _t, d, usable in found if usable), None)
+    if baseline is not None:
+        protected.add(baseline.resolve())
     removed = []
     for _taken, directory, _complete in found[max(settings.run.keep_runs, 1) :]:
         if directory.resolve() not in protected:

@@ -31,8 +31,9 @@ def wait_for(condition, seconds: float = 30.0) -> None:  # type: ignore[no-untyp
 
 
 def test_the_service_runs_cycles_with_history_across_them(tmp_path: Path) -> None:
-    """Three cycles three seconds apart; the export files change after each one (as a
-    consultant's weekly exports would): the third run knows what the second added."""
+    """Three cycles five seconds apart; the export files change after each one (as a
+    consultant's weekly exports would, swapped in whole): the third run knows what the second
+    added."""
     cfg = config(tmp_path)
     folder = tmp_path / "exports"
     _taken, ad, synced = WEEKS[0]
@@ -42,7 +43,7 @@ def test_the_service_runs_cycles_with_history_across_them(tmp_path: Path) -> Non
     service = threading.Thread(
         target=serve,
         args=(cfg,),
-        kwargs={"exports": imports, "trigger": IntervalTrigger(seconds=3), "stop": stop},
+        kwargs={"exports": imports, "trigger": IntervalTrigger(seconds=5), "stop": stop},
     )
     service.start()
     settings = load_settings(cfg)
@@ -53,12 +54,12 @@ def test_the_service_runs_cycles_with_history_across_them(tmp_path: Path) -> Non
             state = read_state(settings)
             assert state["state"] == "ok", state
             seen.append(state["run_id"])
-            if week < 3:  # the next week's exports, in place
+            if week < 3:  # the next week's exports, each file replaced whole
                 _taken, ad, synced = WEEKS[week]
+                staged = tmp_path / f"staged-{week}"
+                exports(staged, ad, synced)
                 for name in ("ad.ldf", "users.json"):
-                    (folder / name).unlink()
-                folder.rmdir()
-                exports(folder, ad, synced)
+                    os.replace(staged / name, folder / name)
     finally:
         stop.set()
         service.join(timeout=60)
@@ -111,3 +112,32 @@ def test_the_systemd_unit_runs_serve_and_stops_gently() -> None:
     assert service["KillSignal"] == "SIGTERM" and service["TimeoutStopSec"] == "20min"
     assert service["EnvironmentFile"].endswith("secrets.env")  # secrets never in the TOML
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_a_cycle_missed_while_the_service_was_down_runs_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The job store keeps the next run time: started again after it passed, the service runs
+    the missed cycle at once (within the misfire grace) instead of a whole interval later."""
+    cfg = config(tmp_path)
+    _taken, ad, synced = WEEKS[0]
+    flags = exports(tmp_path / "w", ad, synced)
+    imports = ImportFlags(ad=[(None, Path(flags[1]))], cloud=[Path(flags[3])])
+    stop = threading.Event()
+    stop.set()  # started and stopped at once: the job is stored, due in 4 s
+    serve(cfg, exports=imports, trigger=IntervalTrigger(seconds=4), stop=stop)
+    settings = load_settings(cfg)
+    assert read_state(settings) == {}
+    time.sleep(5)  # down when it was due
+    stop = threading.Event()
+    kwargs = {"exports": imports, "trigger": IntervalTrigger(seconds=4), "stop": stop}
+    service = threading.Thread(target=serve, args=(cfg,), kwargs=kwargs)
+    back = time.monotonic()
+    service.start()
+    try:
+        wait_for(lambda: read_state(settings).get("state") == "ok")
+        ran_after = time.monotonic() - back
+    finally:
+        stop.set()
+        service.join(timeout=60)
+    assert ran_after < 3.0  # not the 4 s a fresh schedule would wait

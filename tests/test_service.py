@@ -5,7 +5,7 @@ failed cycle, and the cycle lock."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -117,7 +117,7 @@ def test_status_is_overdue_after_a_missed_schedule(tmp_path: Path) -> None:
     started = datetime.fromisoformat(read_state(settings)["started"])
     due = cycle_status(settings, now=started)
     assert due.healthy
-    later = cycle_status(settings, now=started.replace(year=started.year + 1))
+    later = cycle_status(settings, now=started + timedelta(days=366))
     assert not later.healthy and any(line.startswith("  overdue:") for line in later.lines)
 
 
