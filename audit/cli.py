@@ -39,6 +39,12 @@ EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 DISTRIBUTION = "syncaudit"  # [project] name in pyproject.toml
 
 
+ACCEPT_DROP_HELP = (
+    "the sources shrank for real (an OU out of scope): judge this run whole despite "
+    "[thresholds] max_drop_percent, and compare later runs with it"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -157,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask UPNs, names and DNs in report.html/.pdf and findings.xlsx "
         "(default: config report.redact)",
     )
+    p.add_argument("--accept-drop", action="store_true", help=ACCEPT_DROP_HELP)
     p.set_defaults(handler=cmd_analyze)
 
     p = sub.add_parser(
@@ -177,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tenant_flags(p)
     p.add_argument("--taken-at", help="with --ad: ISO time the exports were taken (default: now)")
     p.add_argument("--fail-on", help="exit 1 at or above this severity (default: config, high)")
+    p.add_argument("--accept-drop", action="store_true", help=ACCEPT_DROP_HELP)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("serve", help="run cycles on the [schedule] cron until stopped")
@@ -379,6 +387,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         settings_from(args.config) if args.config else None,
         redact=args.redact,
         fail_on=_severity_option(args.fail_on),
+        accept_drop=args.accept_drop,
         progress=progress,
     )
     print_summary(result)
@@ -451,7 +460,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     fail_on = _severity_option(args.fail_on)
     if fail_on is not None:
         settings = replace(settings, run=replace(settings.run, fail_on=fail_on))
-    result = run_cycle(settings, exports=exports, progress=progress)
+    result = run_cycle(settings, exports=exports, accept_drop=args.accept_drop, progress=progress)
     print_summary(result)
     return EXIT_FINDINGS if result.failed else EXIT_OK
 

@@ -388,6 +388,7 @@ def analyze(
     *,
     redact: bool | None = None,
     fail_on: Severity | None = None,
+    accept_drop: bool = False,
     progress: Progress = _quiet,
 ) -> AnalyzeResult:
     """Classify a run's snapshot and write, together or not at all, findings.{parquet,json,csv},
@@ -411,6 +412,12 @@ def analyze(
     # read completely, so nothing that rests on its absence is reported.
     previous = previous_complete_run(run_dir, snapshot.taken_at)
     drops = source_drops(snapshot, previous, settings.thresholds.max_drop_percent)
+    # `accept_drop`: the operator says the shrink is real (an OU out of scope, a divestment):
+    # the run is judged whole, says so, and is the baseline of the next
+    accepted_drops = (
+        [f"accepted (--accept-drop): {d.sentence()}" for d in drops] if accept_drop else []
+    )
+    drops = [] if accept_drop else drops
     snapshot = guarded(snapshot, drops)
     not_checked = coverage(all_rules(), snapshot.unmet_needs())
     progress("classifying")
@@ -459,7 +466,12 @@ def analyze(
         run_id=run_id,
         health=health,
         history=history,
-        notes=[*(h.sentence() for h in not_checked), *waivers.notes(), *history_warnings],
+        notes=[
+            *accepted_drops,
+            *(h.sentence() for h in not_checked),
+            *waivers.notes(),
+            *history_warnings,
+        ],
         redactor=redactor,
         generated=generated,
         plan=PlanSummary.of(plan, causes_of(findings)),
@@ -503,6 +515,7 @@ def analyze(
         "render_timings": timings,
         "since_previous": comparison.as_json(),
         "suspect": [d.sentence() for d in drops],
+        "accepted_drop": accepted_drops,
         "waivers": waivers.as_json(),
     }
     write_manifest(run_dir, manifest)

@@ -97,6 +97,7 @@ def run_cycle(
     *,
     exports: ImportFlags | None = None,
     environ: Mapping[str, str] | None = None,
+    accept_drop: bool = False,
     progress: Progress = lambda _line: None,
 ) -> AnalyzeResult:
     """One cycle under the lock: collect (the cloud side from `exports` when they name only
@@ -134,7 +135,7 @@ def run_cycle(
                     taken_at=exports.taken_at,
                     progress=progress,
                 ).run_dir
-            result = analyze(run_dir, settings, progress=progress)
+            result = analyze(run_dir, settings, accept_drop=accept_drop, progress=progress)
             removed = prune_runs(settings, keep=run_dir)
         except Exception as exc:
             _record(

@@ -246,3 +246,23 @@ def test_the_guard_trips_past_max_drop_percent_only(
     previous = Baseline("w1", TAKEN["w1"], pl.DataFrame(), {"ad_users": before})
     snapshot = f.snapshot([f.ad_user(f"n{i}") for i in range(now)])
     assert bool(source_drops(snapshot, previous, limit)) is trips
+
+
+def test_an_accepted_drop_is_judged_whole_and_becomes_the_baseline(tmp_path: Path) -> None:
+    """The shrink was real (three staff left sync scope): --accept-drop judges the run whole,
+    says so, and the next run is compared with it, not suspect."""
+    analyze(save_run(tmp_path / "w1", _staff(TAKEN["w1"], STAFF), f.settings(), {}), f.settings())
+    w2 = save_run(tmp_path / "w2", _staff(TAKEN["w2"], STAFF[:7]), f.settings(), {})
+    second = analyze(w2, f.settings(), accept_drop=True)
+    assert second.suspect == ()
+    assert ("cloud-orphan", None, "new", at("w2")) in rows(second)  # the three, reported
+    assert second.report is not None
+    assert second.report.notes[0].startswith("accepted (--accept-drop): AD users fell from 10")
+    manifest = json.loads((w2 / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["analyzed"]["suspect"] == []
+    assert len(manifest["analyzed"]["accepted_drop"]) == 1
+    w3 = save_run(tmp_path / "w3", _staff(TAKEN["w3"], STAFF[:7]), f.settings(), {})
+    third = analyze(w3, f.settings())
+    assert third.suspect == ()
+    assert third.comparison is not None and third.comparison.previous is not None
+    assert third.comparison.previous.run_id == "w2"
