@@ -414,9 +414,7 @@ def analyze(
     drops = source_drops(snapshot, previous, settings.thresholds.max_drop_percent)
     # `accept_drop`: the operator says the shrink is real (an OU out of scope, a divestment):
     # the run is judged whole, says so, and is the baseline of the next
-    accepted_drops = (
-        [f"accepted (--accept-drop): {d.sentence()}" for d in drops] if accept_drop else []
-    )
+    accepted_drops = [f"accepted (--accept-drop): {d.sentence()}" for d in drops if accept_drop]
     drops = [] if accept_drop else drops
     snapshot = guarded(snapshot, drops)
     not_checked = coverage(all_rules(), snapshot.unmet_needs())
@@ -452,6 +450,7 @@ def analyze(
     }
     # One plan for the script and the reports' Fix columns, so they cannot disagree.
     plan = plan_findings(findings, options_from_settings(settings, snapshot.tenant))
+    held = [h.sentence() for h in not_checked]
     history_warnings: list[str] = []
     history = load_history(run_dir, snapshot.taken_at, warnings=history_warnings)
     do_redact = settings.report.redact if redact is None else redact
@@ -466,12 +465,7 @@ def analyze(
         run_id=run_id,
         health=health,
         history=history,
-        notes=[
-            *accepted_drops,
-            *(h.sentence() for h in not_checked),
-            *waivers.notes(),
-            *history_warnings,
-        ],
+        notes=[*accepted_drops, *held, *waivers.notes(), *history_warnings],
         redactor=redactor,
         generated=generated,
         plan=PlanSummary.of(plan, causes_of(findings)),
