@@ -169,31 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="one unattended cycle: collect (or import), analyze, history, retention"
     )
-    p.add_argument("--config", type=Path, required=True, help="TOML config ([run] data_dir)")
-    p.add_argument(
-        "--ad",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="[NAME=]FILE",
-        help="import these AD exports instead of reading [[ad]] live (with --cloud)",
-    )
-    p.add_argument(
-        "--cloud", nargs="+", action="extend", default=[], metavar="FILE", help="cloud exports"
-    )
-    add_tenant_flags(p)
+    add_cycle_flags(p)
     p.add_argument("--taken-at", help="with --ad: ISO time the exports were taken (default: now)")
     p.add_argument("--fail-on", help="exit 1 at or above this severity (default: config, high)")
     p.add_argument("--accept-drop", action="store_true", help=ACCEPT_DROP_HELP)
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("serve", help="run cycles on the [schedule] cron until stopped")
-    p.add_argument("--config", type=Path, required=True, help="TOML config with [schedule]")
-    p.add_argument(
-        "--ad", nargs="+", action="extend", default=[], metavar="[NAME=]FILE", help="as run"
-    )
-    p.add_argument("--cloud", nargs="+", action="extend", default=[], metavar="FILE", help="as run")
-    add_tenant_flags(p)
+    add_cycle_flags(p)
     p.set_defaults(handler=cmd_serve, taken_at=None)
 
     p = sub.add_parser("status", help="how the last cycle ended, when the next is due")
@@ -220,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="override the config stored in the run")
     p.set_defaults(handler=cmd_hardmatch)
     return parser
+
+
+def add_cycle_flags(p: argparse.ArgumentParser) -> None:
+    """What run and serve take: the config, and the exports a cycle imports instead of reading
+    the live sources (cycle_exports)."""
+    p.add_argument("--config", type=Path, required=True, help="TOML config ([run] data_dir)")
+    p.add_argument(
+        "--ad",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="[NAME=]FILE",
+        help="import these AD exports instead of reading [[ad]] live (with --cloud)",
+    )
+    p.add_argument(
+        "--cloud", nargs="+", action="extend", default=[], metavar="FILE", help="cloud exports"
+    )
+    add_tenant_flags(p)
 
 
 def add_tenant_flags(p: argparse.ArgumentParser) -> None:

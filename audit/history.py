@@ -49,14 +49,7 @@ def load_history(
     """Earlier analyzed runs beside `run_dir` (the module docstring says which), oldest first. A
     sibling whose manifest cannot be read is skipped, with a line in `warnings`."""
     points: list[TrendPoint] = []
-    parent = run_dir.resolve().parent
-    try:
-        siblings = [d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    except OSError:
-        return []
-    for directory in siblings:
-        if directory.resolve() == run_dir.resolve():
-            continue
+    for directory in runs_beside(run_dir):
         try:
             point = _trend_point(directory)
         except (ValueError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
@@ -70,6 +63,21 @@ def load_history(
             points.append(point)
     points.sort(key=lambda p: _sort_key(p.taken_at))
     return points[-limit:]
+
+
+def run_dirs(parent: Path) -> list[Path]:
+    """The directories of `parent` that may be runs: hidden ones (a run or an analysis being
+    staged) are not; none when `parent` cannot be listed."""
+    try:
+        return [d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return []
+
+
+def runs_beside(run_dir: Path) -> list[Path]:
+    """The other runs in `run_dir`'s folder."""
+    here = run_dir.resolve()
+    return [d for d in run_dirs(here.parent) if d.resolve() != here]
 
 
 def _trend_point(directory: Path) -> TrendPoint | None:
@@ -210,15 +218,8 @@ def previous_complete_run(run_dir: Path, taken_at: str | None) -> Baseline | Non
     read completely; None when there is none."""
     if taken_at is None:
         return None
-    parent = run_dir.resolve().parent
-    try:
-        siblings = [d for d in parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    except OSError:
-        return None
     candidates: list[tuple[datetime, Path]] = []
-    for directory in siblings:
-        if directory.resolve() == run_dir.resolve():
-            continue
+    for directory in runs_beside(run_dir):
         try:
             manifest = read_manifest(directory)
         except (RunDirError, OSError):

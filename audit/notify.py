@@ -158,7 +158,6 @@ def send(
     except (OSError, ssl.SSLError) as exc:
         raise NotifyError(f"[email] ca_file {ca_file}: cannot use it ({exc})") from None
     attempt = 0
-    refused: dict[str, tuple[int, bytes]] = {}
     while True:
         attempt += 1
         try:

@@ -25,7 +25,7 @@ from typing import Any
 
 from audit.config import Settings
 from audit.errors import SyncauditError
-from audit.history import can_be_baseline
+from audit.history import can_be_baseline, run_dirs
 from audit.notify import RETRY_WAITS, NotifyError, compose, send
 from audit.pipeline import AnalyzeResult, analyze, collect, data_dir, import_exports, new_run_dir
 from audit.sources.files import CloudExports
@@ -198,9 +198,7 @@ def prune_runs(settings: Settings, keep: Path) -> list[str]:
     removed."""
     runs = data_dir(settings) / "runs"
     found: list[tuple[str, Path, bool]] = []  # (taken_at, dir, can be a baseline)
-    for directory in runs.iterdir() if runs.is_dir() else ():
-        if not directory.is_dir() or directory.name.startswith("."):
-            continue
+    for directory in run_dirs(runs):
         try:
             manifest = read_manifest(directory)
         except (SyncauditError, OSError, ValueError):

@@ -173,35 +173,33 @@ def apply_waivers(findings: pl.DataFrame, waivers: Sequence[Waiver], today: date
             tuple((w, 0) for w in expired),
             tuple(in_force),
         )
-    counts = findings.select(*(w.matches().sum().alias(str(i)) for i, w in enumerate(waivers))).row(
-        0
-    )
-    reason: pl.Expr | None = None
-    until: pl.Expr | None = None
+    found = findings.select(*(w.matches().sum().alias(str(w.number)) for w in waivers))
+    counts = {w.number: int(found[str(w.number)][0]) for w in waivers}
+    # The number of the first waiver in force that names each finding (null: none does).
+    number: pl.Expr = pl.lit(None, pl.Int64)
     for w in reversed(in_force):  # built inside out, so the first waiver is the outer branch
-        text = f"{w.reason} (owner {w.owner}; waiver {w.number})"
-        reason = (
-            pl.when(w.matches())
-            .then(pl.lit(text))
-            .otherwise(reason if reason is not None else pl.lit(None, pl.String))
-        )
-        until = (
-            pl.when(w.matches())
-            .then(pl.lit(w.expires.isoformat()))
-            .otherwise(until if until is not None else pl.lit(None, pl.String))
-        )
+        number = pl.when(w.matches()).then(pl.lit(w.number, pl.Int64)).otherwise(number)
+    reasons = {w.number: f"{w.reason} (owner {w.owner}; waiver {w.number})" for w in in_force}
+    until = {w.number: w.expires.isoformat() for w in in_force}
     marked = findings
-    if reason is not None and until is not None:
-        marked = findings.with_columns(waiver_reason=reason, waiver_expires=until).with_columns(
-            waived=pl.col("waiver_reason").is_not_null(),
-            status=pl.when(pl.col("waiver_reason").is_not_null())
-            .then(pl.lit("waived"))
-            .otherwise(pl.col("status")),
+    if in_force:
+        waiver = pl.col("_waiver")
+        marked = (
+            findings.with_columns(_waiver=number)
+            .with_columns(
+                waiver_reason=waiver.replace_strict(reasons, default=None, return_dtype=pl.String),
+                waiver_expires=waiver.replace_strict(until, default=None, return_dtype=pl.String),
+                waived=waiver.is_not_null(),
+                status=pl.when(waiver.is_not_null())
+                .then(pl.lit("waived"))
+                .otherwise(pl.col("status")),
+            )
+            .drop("_waiver")
         )
-    applied = {w.number: int(counts[i]) for i, w in enumerate(waivers) if w in in_force}
+    applied = {w.number: counts[w.number] for w in in_force}
     return WaiverOutcome(
         findings=marked,
         applied=applied,
-        expired=tuple((w, int(counts[waivers.index(w)])) for w in expired),
+        expired=tuple((w, counts[w.number]) for w in expired),
         unmatched=tuple(w for w in in_force if applied[w.number] == 0),
     )

@@ -329,14 +329,16 @@ class GraphSession:
             path.write_bytes(body)
             files.append(path)
             if last and start is not None:  # the deltaLink closes the round
-                link = page_link(body, Origin(f"GET {label}", page=page), DELTA_LINK_RE)
+                origin = Origin(f"GET {label}", page=page)
+                link = page_link(body, origin, DELTA_LINK_RE)
+                if link is not None:
+                    self.follow(link, origin, DELTA_LINK)  # graph_url's host only
             if self.progress is not None and page % 10 == 0:
                 self.progress(f"GET {label}: {page} pages in {time.monotonic() - started:.1f} s")
         if link is None:
             raise InputError(
                 Origin(f"GET {label}", page=len(files)), "the round ended without a deltaLink"
             )
-        self.follow(link, Origin(f"GET {label}", page=len(files)), DELTA_LINK)  # graph_url only
         return files, link
 
     async def latest_delta_link(self) -> str:
