@@ -228,9 +228,10 @@ def _deliver(
             client.starttls(context=context)
             client.ehlo()
         if user:
-            # AUTH PLAIN over the encrypted connection when offered (RFC 4616; Exchange Online
-            # and the common servers do): smtplib's login() would try every other mechanism
-            # after a refused password, each one more failed sign-in toward a lockout.
+            # AUTH PLAIN over the encrypted connection when offered (RFC 4616), else smtplib's
+            # login() (AUTH LOGIN, the one Exchange offers besides XOAUTH2, [MS-XLOGIN]): it
+            # would try every other mechanism after a refused password, each one more failed
+            # sign-in toward a lockout.
             if "PLAIN" in client.esmtp_features.get("auth", "").upper().split():
                 client.user, client.password = user, password
                 client.auth("PLAIN", client.auth_plain)
