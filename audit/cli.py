@@ -23,6 +23,7 @@ import polars as pl
 
 from audit import pipeline
 from audit.anchor import parse_anchor
+from audit.cli_forecast import add_forecast_command
 from audit.config import Settings, load_settings
 from audit.errors import SyncauditError, UsageError
 from audit.history import baseline, compare
@@ -187,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", type=Path, metavar="RUN_A", help="the earlier analyzed run")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the later analyzed run")
     p.set_defaults(handler=cmd_diff)
+
+    add_forecast_command(sub, settings_from, progress)
 
     p = sub.add_parser("demo", help="import and analyze the built-in demo estate")
     p.add_argument("--out", type=Path, default=Path("syncaudit-demo"), help="output directory")

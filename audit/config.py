@@ -86,6 +86,10 @@ class Thresholds:
     stale_object_days: float = 7
     unmatched_grace_days: float = 2
     max_drop_percent: float = 10
+    # Entra Connect's and Cloud Sync's export-deletion threshold: an export with more deletes
+    # than this stops (entra-docs accidental-deletes.md: "enabled by default and configured to
+    # not allow an export with more than 500 deletes"). Set it to the one your server uses.
+    deletion_threshold: int = 500
     # The sync-health figure is green from health_good_percent, amber from health_warn_percent,
     # red below (and never green while a critical finding is open).
     health_good_percent: float = 98

@@ -367,6 +367,7 @@ SCHEMA: Mapping[str, _Table] = {
             "stale_object_days": _number,
             "unmatched_grace_days": _number,
             "max_drop_percent": _number,
+            "deletion_threshold": _positive_int,
             "health_good_percent": _number,
             "health_warn_percent": _number,
         }

@@ -58,6 +58,7 @@ from audit.history import (
 )
 from audit.model import Severity, Snapshot, SourceReport
 from audit.outputs.findings import write_findings
+from audit.outputs.forecast import forecast_section
 from audit.outputs.model import Health, ReportModel, build_report, compute_health
 from audit.outputs.redact import Redactor
 from audit.outputs.runs import generation_time
@@ -170,8 +171,7 @@ def run_manifest(
 Progress = Callable[[str], None]
 
 
-def _quiet(_message: str) -> None:
-    pass
+def _quiet(_message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -214,9 +214,7 @@ class HardMatchResult:
     explanation: tuple[str, ...]  # the checks, one line each, for the operator
     outputs: dict[str, Path]  # the script
 
-    @property
-    def blocked(self) -> bool:
-        return bool(self.plan.blocked)
+    blocked = property(lambda self: bool(self.plan.blocked))
 
 
 def import_exports(
@@ -471,6 +469,7 @@ def analyze(
         plan=PlanSummary.of(plan, causes_of(findings)),
         since=comparison.since(),
         suspect=[d.sentence() for d in drops],
+        forecast=forecast_section(run_dir, redactor, settings.report.pdf_rows_per_code),
     )
     timings = {"report_model_s": round(time.perf_counter() - t0, 3)}
     # Human-facing outputs are views of the same findings. All are staged and moved in

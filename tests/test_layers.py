@@ -30,12 +30,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("audit.sources", "audit.store"),
     ("audit.rules", "audit.classify"),
     ("audit.remediation", "audit.hardmatch"),
+    ("audit.forecast", "audit.forecast_people", "audit.forecast_rows", "audit.forecast_verdict"),
     ("audit.outputs", "audit.history", "audit.waivers", "audit.notify"),
     ("audit.demo",),
     ("audit.pipeline",),
-    ("audit.service",),
+    ("audit.service", "audit.forecast_run"),
     ("audit.schedule",),
-    ("audit.cli",),
+    ("audit.cli", "audit.cli_forecast"),
 )
 
 

@@ -188,3 +188,43 @@ def _legend(items: list[tuple[str, str]], left: int, y: float) -> list[str]:
         )
         x += 22 + 7 * len(label)
     return body
+
+
+def stacked_bars(
+    rows: Sequence[tuple[str, Mapping[str, int]]],
+    colours: Mapping[str, str],
+    title: str,
+    width: int = 640,
+) -> str:
+    """Horizontal stacked bars, one per row (an OU), segments in the order of `colours`; the
+    row's total at the end. Long labels are cut (the full one is the bar's tooltip)."""
+    label_w, count_w, bar_h, gap, legend_h = 190, 56, 16, 6, 22
+    height = len(rows) * (bar_h + gap) + gap + legend_h
+    top = max([sum(c.values()) for _label, c in rows] + [1])
+    span = width - label_w - count_w
+    body = []
+    for i, (label, counts) in enumerate(rows):
+        y = gap + i * (bar_h + gap)
+        short = label if len(label) <= 30 else label[:29] + "…"
+        body.append(
+            f'<text x="{label_w - 6}" y="{y + bar_h / 2 + 4:.1f}" text-anchor="end" '
+            f'fill="{TEXT}" font-size="10">{xml_escape(short)}</text>'
+        )
+        x = float(label_w)
+        for name, colour in colours.items():
+            value = counts.get(name, 0)
+            if not value:
+                continue
+            w = max(1.0, span * value / top)
+            body.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}">'
+                f"<title>{xml_escape(label)}: {value:,} {xml_escape(name)}</title></rect>"
+            )
+            x += w
+        total = sum(counts.values())
+        body.append(
+            f'<text x="{x + 5:.1f}" y="{y + bar_h / 2 + 4:.1f}" fill="{TEXT}" '
+            f'font-size="10">{total:,}</text>'
+        )
+    body += _legend([(n, c) for n, c in colours.items()], 8, height - 6)
+    return _svg(width, height, title, body)

@@ -111,6 +111,11 @@ def chart_context(model: ReportModel) -> dict[str, Markup | None]:
             if model.trend
             else None
         ),
+        "forecast_chart": (
+            Markup(model.forecast.chart_svg)  # noqa: S704 (charts.py escapes every label)
+            if model.forecast
+            else None
+        ),
         "health_chart": (
             Markup(charts.health_line(labels, [p.health_percent for p in model.trend]))  # noqa: S704
             if model.trend

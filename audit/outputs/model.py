@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -36,6 +36,9 @@ from audit.remediation.actions import ACTIONS
 from audit.remediation.plan import PlanSummary, options_from_settings, summarize_findings
 from audit.rules import all_rules
 from audit.rules.idfix_values import KIND_TEXT as _KIND_TEXT
+
+if TYPE_CHECKING:  # outputs.forecast imports this module's neighbours
+    from audit.outputs.forecast import ForecastSection
 
 TOP_ACTIONS = 8  # causes at the top of the HTML
 HTML_CAUSES = 60  # causes the HTML lists in all (the rest: by code, and in findings.xlsx)
@@ -213,6 +216,7 @@ class ReportModel:
     sources: tuple[SourceLine, ...] = ()  # every input of the run, in the order read
     since: SinceRun | None = None  # against the previous complete run (None: not compared)
     suspect: tuple[str, ...] = ()  # the safety guard: sources that shrank, shown first
+    forecast: ForecastSection | None = None  # `syncaudit forecast` ran on this run
 
     @property
     def top_actions(self) -> tuple[TopAction, ...]:
@@ -306,6 +310,7 @@ def build_report(
     plan: PlanSummary | None = None,
     since: SinceRun | None = None,
     suspect: Sequence[str] = (),
+    forecast: ForecastSection | None = None,
 ) -> ReportModel:
     """The report model. `health` is computed from the unredacted findings when not given;
     a `redactor` masks the findings every format shows; `plan` is this run's remediation plan
@@ -392,6 +397,7 @@ def build_report(
         sources=report_sources(snapshot.sources, redacted=redactor is not None),
         since=since,
         suspect=tuple(suspect),
+        forecast=forecast,
     )
 
 

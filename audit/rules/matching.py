@@ -20,7 +20,6 @@ from audit.rules.anchor import (
     ad_identity,
 )
 from audit.rules.base import Rule, RuleContext
-from audit.rules.idfix_values import NON_ASCII, UPN_INVALID
 
 # "Only reachable by setting its anchor" rests on the AD user having no anchor holder at all.
 SET_ANCHOR_CASE = Case(
@@ -240,21 +239,11 @@ def unmatched_ad(ctx: RuleContext) -> pl.DataFrame:
     if rows.is_empty():
         return EMPTY
     tenant = ctx.snapshot.tenant
-    verified = tenant.verified_domains()
-    suffix = upn.upn_suffix("upn")
-    # Entra gives <mailNickname>@<initial domain> to a UPN whose suffix is not verified (or
-    # never can be) or that has characters it refuses (plan-connect-userprincipalname.md).
-    not_verified = upn.suffix_never_verifiable("upn") | (
-        pl.lit(ctx.met(Need.tenant_domains)) & ~suffix.is_in(verified).fill_null(False)
-    )
-    refused = pl.col("upn").str.contains(f"{UPN_INVALID}|{NON_ASCII}").fill_null(False)
-    nickname, _ = upn.predicted_mail_nickname()
     initial, _ = ctx.initial_domain
-    predicted = (
-        pl.when(not_verified | refused)
-        .then(pl.format("{}@{}", nickname, pl.lit(initial or "<initial domain>")))
-        .otherwise(pl.col("upn"))
+    predicted, not_verified, refused = upn.predicted_cloud_upn(
+        tenant.verified_domains(), ctx.met(Need.tenant_domains), initial
     )
+    suffix = upn.upn_suffix("upn")
     fallback_why = (
         pl.when(upn.suffix_never_verifiable("upn"))
         .then(shape.say(" (UPN suffix {} can never be a verified tenant domain)", suffix))

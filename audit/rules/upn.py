@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from audit import tlds
+from audit.rules.idfix_values import NON_ASCII, UPN_INVALID
 
 
 def upn_suffix(column: str = "upn") -> pl.Expr:
@@ -70,3 +71,23 @@ def inferred_initial_domain(cloud: pl.DataFrame) -> str | None:
         .sort(["len", "d"], descending=[True, False])
     )
     return str(found.item(0, "d")) if found.height else None
+
+
+def predicted_cloud_upn(
+    verified: list[str], domains_known: bool, initial: str | None
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(cloud UPN a new user gets, suffix not verified, UPN refused) over AD rows: the on-prem
+    UPN, or <mailNickname>@<initial domain> when its suffix is not a verified domain (or never
+    can be) or it has characters Entra refuses (plan-connect-userprincipalname.md)."""
+    suffix = upn_suffix("upn")
+    not_verified = suffix_never_verifiable("upn") | (
+        pl.lit(domains_known) & ~suffix.is_in(verified).fill_null(False)
+    )
+    refused = pl.col("upn").str.contains(f"{UPN_INVALID}|{NON_ASCII}").fill_null(False)
+    nickname, _ = predicted_mail_nickname()
+    predicted = (
+        pl.when(not_verified | refused)
+        .then(pl.format("{}@{}", nickname, pl.lit(initial or "<initial domain>")))
+        .otherwise(pl.col("upn"))
+    )
+    return predicted, not_verified, refused

@@ -1,0 +1,224 @@
+"""The pre-migration forecast: what the next sync cycle does to every person, after a planned
+scope change, and whether to go (FACTS.md section 1; verdict in forecast_verdict.py).
+
+Entra's order for an object new to the connector: hard match on the sourceAnchor, then soft
+match (primary SMTP, then UPN), else a new cloud user whose colliding UPN or SMTP values
+duplicate-attribute resiliency quarantines. Objects already joined get their changed attributes;
+objects leaving scope are deleted (soft-deleted for 30 days). Every outcome comes from the
+rules' own joins (RuleContext), so the forecast and the findings cannot tell two stories.
+
+Microsoft's pages behind each outcome:
+- export errors InvalidHardMatch, InvalidSoftMatch, ObjectTypeMismatch, AttributeValueMustBeUnique,
+  AttributeUpdateNotAllowed ("OnPremisesObjectIdentifier cannot be changed unless its current
+  value is null") and "Existing Admin Role Conflict": entra-docs
+  identity/hybrid/connect/tshoot-connect-sync-errors.md (2026-07 edition: a privileged target is
+  InvalidHardMatch, an existing onPremisesObjectIdentifier is AttributeUpdateNotAllowed);
+- quarantine "<OriginalPrefix><4DigitNumber>@<InitialTenantDomain>.onmicrosoft.com", only UPN and
+  SMTP proxyAddresses, and the known issue that a conflict with a GROUP's SMTP address still
+  fails the export: how-to-connect-syncservice-duplicate-attribute-resiliency.md;
+- filtered objects "previously synchronized ... are deleted": how-to-connect-sync-configure-
+  filtering.md; a re-appearing object restores its soft-deleted user:
+  how-to-connect-sync-recycle-bin.md;
+- the 500-delete export threshold: accidental-deletes.md (Connect and Cloud Sync).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import polars as pl
+
+from audit import forecast_people
+from audit.classify import prepared_for_rules, rule_context
+from audit.config import Settings
+from audit.errors import UsageError
+from audit.model import Need, Snapshot
+from audit.rules.base import RuleContext
+from audit.sources.scope import FILTER_REASON, normalized_dn
+
+OUTCOMES = ("unchanged", "update", "hard-match", "soft-match", "create", "error", "soft-delete")
+# The contract columns first (DESIGN.md "forecast"), then what explains them.
+FORECAST_SCHEMA: dict[str, pl.DataType] = {
+    "ad_dn": pl.String(),
+    "ad_object_guid": pl.String(),
+    "outcome": pl.String(),
+    "cloud_id": pl.String(),
+    "predicted_upn": pl.String(),
+    "error": pl.String(),
+    "reason": pl.String(),
+    "fix": pl.String(),
+    "ad_source": pl.String(),
+    "ad_upn": pl.String(),
+    "ou": pl.String(),
+    "scope": pl.String(),  # stays / enters / leaves
+    "cloud_upn": pl.String(),
+    "property_conflict": pl.List(pl.String()),
+    "blocker": pl.String(),
+    "fix_action": pl.String(),
+    "finding_codes": pl.List(pl.String()),
+}
+
+
+class ForecastError(UsageError):
+    """The forecast cannot be made from this run (one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class ScopeChange:
+    """The planned change: OUs entering or leaving sync scope, and enabling sync on a tenant
+    that has never synced."""
+
+    include_ous: tuple[str, ...] = ()
+    exclude_ous: tuple[str, ...] = ()
+    enable_sync: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.include_ous or self.exclude_ous or self.enable_sync)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "include_ous": list(self.include_ous),
+            "exclude_ous": list(self.exclude_ous),
+            "enable_sync": self.enable_sync,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> ScopeChange:
+        if not isinstance(data, dict):
+            return cls()
+        return cls(
+            include_ous=tuple(str(d) for d in data.get("include_ous") or ()),
+            exclude_ous=tuple(str(d) for d in data.get("exclude_ous") or ()),
+            enable_sync=bool(data.get("enable_sync")),
+        )
+
+    def sentence(self) -> str:
+        parts = [f"{ou} enters sync scope" for ou in self.include_ous]
+        parts += [f"{ou} leaves sync scope" for ou in self.exclude_ous]
+        if self.enable_sync:
+            parts.append("directory sync is enabled on the tenant for the first time")
+        return "; ".join(parts) if parts else "no scope change: the next sync cycle as things stand"
+
+
+def normalized_dn_expr(column: str) -> pl.Expr:
+    """scope.normalized_dn as an expression: lower case, no spaces around `,` `=` `+`."""
+    return (
+        pl.col(column).str.strip_chars().str.to_lowercase().str.replace_all(r"\s*([,=+])\s*", "$1")
+    )
+
+
+def planned_scope(ad: pl.DataFrame, change: ScopeChange) -> pl.DataFrame:
+    """The AD users with ``in_scope`` as the change leaves it and ``_was_in_scope`` as it was.
+
+    The most specific planned OU containing a user decides, like Entra Connect's OU tree: an
+    included OU brings its whole subtree in (the source's LDAP filter still applies), an
+    excluded one takes it out. Users under no planned OU keep their scope.
+    """
+    rules = sorted(
+        [(ou, True) for ou in change.include_ous] + [(ou, False) for ou in change.exclude_ous],
+        key=lambda rule: len(rule[0]),
+    )
+    was = pl.col("in_scope").fill_null(False)
+    in_scope: pl.Expr = was
+    reason: pl.Expr = pl.col("out_of_scope_reason")
+    dn = normalized_dn_expr("dn")
+    for ou, included in rules:  # a handful of OUs: the loop is over rules, not users
+        key = normalized_dn(ou)
+        under = (dn == key) | dn.str.ends_with("," + key)
+        filtered = pl.col("out_of_scope_reason") == FILTER_REASON
+        in_scope = (
+            pl.when(under).then(pl.lit(included) & ~filtered.fill_null(False)).otherwise(in_scope)
+        )
+        reason = (
+            pl.when(under)
+            .then(
+                pl.when(filtered.fill_null(False))
+                .then(pl.lit(FILTER_REASON))
+                .when(pl.lit(included))
+                .then(pl.lit(None, pl.String))
+                .otherwise(pl.lit(f"excluded OU {ou} (planned)"))
+            )
+            .otherwise(reason)
+        )
+    return ad.with_columns(in_scope=in_scope, out_of_scope_reason=reason, _was_in_scope=was)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    change: ScopeChange
+    people: pl.DataFrame  # FORECAST_SCHEMA, one row per person
+    deletion_threshold: int
+    notes: tuple[str, ...]  # what the forecast had to assume, and why
+
+    def count(self, outcome: str) -> int:
+        return int((self.people["outcome"] == outcome).sum())
+
+    @property
+    def deletions(self) -> int:
+        return self.count("soft-delete")
+
+
+def check_forecastable(snapshot: Snapshot, change: ScopeChange) -> None:
+    """Refuse what cannot be forecast: an outcome that rests on an absence ("no cloud user holds
+    this anchor") needs both directories read completely."""
+    unmet = snapshot.unmet_needs()
+    for need in (Need.complete_ad, Need.complete_cloud):
+        if need in unmet:
+            raise ForecastError(f"a forecast needs {need.value}: {unmet[need]}")
+    dirsync = snapshot.tenant.dirsync_enabled
+    if change.enable_sync and dirsync is True:
+        raise ForecastError(
+            "--enable-sync: the tenant already syncs (onPremisesSyncEnabled is true); "
+            "forecast the scope change without it"
+        )
+    if not change.enable_sync and dirsync is False:
+        raise ForecastError(
+            "directory sync is off on this tenant, so nothing syncs until it is turned on: "
+            "add --enable-sync to forecast the first sync cycle"
+        )
+
+
+def forecast(snapshot: Snapshot, settings: Settings, change: ScopeChange) -> Forecast:
+    """Every person's outcome of the next sync cycle once `change` is made."""
+    check_forecastable(snapshot, change)
+    planned = prepared_for_rules(
+        replace(snapshot, ad_users=planned_scope(snapshot.ad_users, change))
+    )
+    ctx = rule_context(planned, settings)
+    threshold = settings.thresholds.deletion_threshold
+    people = forecast_people.people(ctx)
+    over = int((people["outcome"] == "soft-delete").sum()) > threshold
+    if over:
+        people = people.with_columns(
+            blocker=pl.when(pl.col("outcome") == "soft-delete")
+            .then(pl.lit("deletion-threshold"))
+            .otherwise(pl.col("blocker"))
+        )
+    return Forecast(change, people, threshold, tuple(_assumptions(ctx, snapshot)))
+
+
+def _assumptions(ctx: RuleContext, snapshot: Snapshot) -> list[str]:
+    notes = []
+    if snapshot.tenant.dirsync_enabled is None:
+        notes.append("the tenant's sync state is unknown (no --tenant): taken as on")
+    if not ctx.deleted_known:
+        notes.append(
+            "soft-deleted users were not supplied: a deleted user holding an anchor would be "
+            "restored instead of the predicted outcome"
+        )
+    if not ctx.met(Need.roles):
+        notes.append(
+            "role assignments were not supplied: a directory role refuses a soft match, a "
+            "privileged one a hard match"
+        )
+    if not ctx.met(Need.tenant_domains):
+        notes.append(
+            "the tenant's domains were not supplied: predicted UPNs assume every suffix that "
+            "can be verified is"
+        )
+    for name in ("block_soft_match", "block_hard_match_takeover", "soft_match_on_upn"):
+        feature = getattr(ctx.features, name)
+        if feature.value is None:
+            notes.append(f"the matching switch {name} is unknown: taken as Entra's default")
+    return notes

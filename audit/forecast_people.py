@@ -1,0 +1,324 @@
+"""Each person's outcome of the next sync cycle, from the rules' own joins (forecast.py says
+what it is for and which Microsoft pages each outcome rests on).
+
+One branch per person in Entra's order (FACTS.md section 1): an anchor held by an active cloud
+user (already joined, taken over, or refused by the 2026 hardening), an objectGUID the cloud
+account holds instead, a soft-deleted holder (restored), a soft-match candidate (matched or
+refused), else a new cloud user (quarantined values, or an export error for a group's address).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from audit.forecast_rows import parent_ou, people_columns
+from audit.model import Need
+from audit.rules import blockers, joins, upn
+from audit.rules.base import RuleContext
+from audit.rules.joins import AD_KEY
+from audit.rules.shape import say
+
+
+def people(ctx: RuleContext) -> pl.DataFrame:
+    """One row per AD user in the planned scope and per AD user leaving it."""
+    return pl.concat([_staying_or_entering(ctx), _leaving(ctx)], how="vertical")
+
+
+# --- users in the planned scope ----------------------------------------------------------------
+
+_AD_COLUMNS = (
+    "source",
+    "dn",
+    "object_guid",
+    "anchor",
+    "upn",
+    "mail",
+    "primary_smtp",
+    "mail_nickname",
+    "proxy_addresses",
+    "enabled",
+    "sam_account_name",
+    "object_sid",
+    "_was_in_scope",
+)
+_HOLDER_COLUMNS = (
+    "id",
+    "upn",
+    "mail",
+    "primary_smtp",
+    "on_prem_upn",
+    "on_prem_sam",
+    "on_prem_sid",
+    "on_prem_dn",
+    "sync_enabled",
+    "account_enabled",
+    "on_prem_object_id",
+    "admin_roles",
+    "eligible_roles",
+)
+
+
+def _gathered(ctx: RuleContext) -> pl.DataFrame:
+    """In-scope AD users (_ad) with the cloud user holding their anchor (cloud_*), the cloud
+    user holding their objectGUID instead (og_*), a soft-deleted holder (deleted_*), the
+    soft-match candidate (cand_*, matched_on/value, blockers) and what their addresses collide
+    with (conflict_*). Integer-keyed left joins; the wide cloud columns only for holders."""
+    base = ctx.scoped_ad.select(AD_KEY, *_AD_COLUMNS)
+    holders = (
+        ctx.anchor_links.filter(pl.col("holder_id").is_not_null())
+        .select(AD_KEY, "holder_id")
+        .unique(AD_KEY, keep="first")
+        .join(
+            ctx.active_cloud.select(*[pl.col(c).alias(f"cloud_{c}") for c in _HOLDER_COLUMNS]),
+            left_on="holder_id",
+            right_on="cloud_id",
+            how="inner",
+        )
+        .rename({"holder_id": "cloud_id"})
+    )
+    objectguid = ctx.objectguid_anchored.select(AD_KEY, "og_cloud_id", "og_cloud_upn").unique(
+        AD_KEY, keep="first"
+    )
+    deleted = ctx.deleted_links.select(AD_KEY, "deleted_id", "deleted_upn")
+    tokens, phrases = blockers.soft_match_blockers(ctx.features.block_soft_match.value)
+    misencoded = (
+        ctx.misencoded_anchors.select(
+            pl.col("id").alias("cand_id"), pl.col("ad_source"), pl.col("ad_dn")
+        )
+        .drop_nulls()
+        .join(
+            ctx.scoped_ad.select(
+                AD_KEY, pl.col("source").alias("ad_source"), pl.col("dn").alias("ad_dn")
+            ),
+            on=["ad_source", "ad_dn"],
+        )
+        .select(AD_KEY, "cand_id", cand_misencoded=pl.lit(True))
+    )
+    candidates = (
+        ctx.soft_candidates.with_columns(cand_blockers=tokens, cand_blocker_text=phrases)
+        .select(
+            AD_KEY,
+            "cand_id",
+            "cand_upn",
+            "cand_type",
+            "cand_sync_enabled",
+            "matched_on",
+            "matched_value",
+            "cand_blockers",
+            "cand_blocker_text",
+        )
+        .join(misencoded, on=[AD_KEY, "cand_id"], how="left")
+    )
+    return (
+        base.join(holders, on=AD_KEY, how="left")
+        .join(objectguid, on=AD_KEY, how="left")
+        .join(deleted, on=AD_KEY, how="left")
+        .join(candidates, on=AD_KEY, how="left")
+        .join(_conflicts(ctx), on=AD_KEY, how="left")
+    )
+
+
+def _conflicts(ctx: RuleContext) -> pl.DataFrame:
+    """Per in-scope AD user whose UPN or another address an active cloud object other than its
+    anchor holder owns: conflict_upn / conflict_smtp (which of its values), conflict_group (an
+    owner is a group or contact), conflict_with (the owners), foreign (an owner that is not its
+    soft-match candidate, original duplicate account or objectGUID holder: the rules' own
+    attribute-conflict-cloud), foreign_group, duplicate (the original account of a
+    duplicate-cloud-account owns it)."""
+    types = ctx.snapshot.cloud_objects.select(
+        pl.col("id").alias("owner_id"), pl.col("object_type").alias("owner_type")
+    )
+    known = pl.concat(
+        [
+            ctx.soft_candidates.select(
+                AD_KEY, pl.col("cand_id").alias("owner_id"), _kind=pl.lit(1)
+            ),
+            ctx.duplicate_cloud_pairs.select(AD_KEY, "owner_id", _kind=pl.lit(2)),
+            ctx.objectguid_anchored.select(
+                AD_KEY, pl.col("og_cloud_id").alias("owner_id"), _kind=pl.lit(3)
+            ),
+        ]
+    ).unique([AD_KEY, "owner_id"], keep="first")
+    rows = ctx.address_collisions.join(known, on=[AD_KEY, "owner_id"], how="left")
+    own = ctx.scoped_ad.select(
+        AD_KEY,
+        pl.col("upn").str.strip_chars().str.to_lowercase(),
+        smtp=pl.concat_list(
+            pl.col("proxy_addresses")
+            .list.eval(
+                pl.element()
+                .filter(pl.element().str.to_lowercase().str.starts_with("smtp:"))
+                .str.slice(5)
+                .str.strip_chars()
+                .str.to_lowercase()
+            )
+            .fill_null([]),
+            pl.col("mail").str.strip_chars().str.to_lowercase(),
+        ).list.drop_nulls(),
+    )
+    return (
+        rows.join(types, on="owner_id", how="left")
+        .join(own.join(rows.select(AD_KEY).unique(), on=AD_KEY, how="semi"), on=AD_KEY)
+        .group_by(AD_KEY)
+        .agg(
+            conflict_upn=(pl.col("address") == pl.col("upn")).any(),
+            # resiliency quarantines SMTP proxyAddresses (mail is one of them in Exchange)
+            conflict_smtp=pl.col("smtp").list.contains(pl.col("address")).any(),
+            # a conflict with a group's or contact's SMTP address still fails the export
+            # (resiliency's known issue 1)
+            conflict_group=pl.col("owner_type").is_not_null().any(),
+            conflict_with=pl.col("owner_id").unique().sort(),
+            foreign=pl.col("_kind").is_null().any(),
+            foreign_group=(pl.col("_kind").is_null() & pl.col("owner_type").is_not_null()).any(),
+            duplicate=(pl.col("_kind") == 2).any(),
+        )
+    )
+
+
+def _staying_or_entering(ctx: RuleContext) -> pl.DataFrame:
+    rows = _gathered(ctx)
+    held = pl.col("cloud_id").is_not_null()
+    synced = pl.col("cloud_sync_enabled").fill_null(False)
+    same = joins.same_person()
+    hard_tokens, hard_text = blockers.hard_match_blockers(
+        "cloud_", ctx.features.block_hard_match_takeover.value
+    )
+    rows = rows.with_columns(
+        _dup=_duplicated_anchor(rows),
+        _same=same,
+        _hard_blockers=pl.when(held & ~synced).then(hard_tokens),
+        _hard_text=hard_text,
+    )
+    has_cand = pl.col("cand_id").is_not_null()
+    cand_has = pl.col("cand_blockers").list.contains
+    tenant_blocks = cand_has("soft-match-blocked-by-tenant").fill_null(False)
+    initial, _ = ctx.initial_domain
+    predicted, not_verified, refused = upn.predicted_cloud_upn(
+        ctx.snapshot.tenant.verified_domains(), ctx.met(Need.tenant_domains), initial
+    )
+    branch = (
+        pl.when(pl.col("anchor").is_null())
+        .then(pl.lit("no-anchor"))
+        .when(pl.col("_dup"))
+        .then(pl.lit("duplicate-anchor"))
+        .when(held & synced & ~pl.col("_same"))
+        .then(pl.lit("wrong-person"))
+        # an update pushing a value a group or contact owns still fails (resiliency issue 1)
+        .when(held & synced & pl.col("foreign_group").fill_null(False))
+        .then(pl.lit("update-not-unique"))
+        .when(held & synced)
+        .then(pl.lit("joined"))
+        .when(held & (pl.col("_hard_blockers").list.len() > 0))
+        .then(pl.lit("hard-refused"))
+        .when(held)
+        .then(pl.when(pl.col("_same")).then(pl.lit("takeover")).otherwise(pl.lit("wrong-person")))
+        .when(pl.col("og_cloud_id").is_not_null())
+        .then(pl.lit("objectguid-anchored"))
+        .when(pl.col("deleted_id").is_not_null())
+        .then(pl.lit("restore"))
+        .when(has_cand & ~tenant_blocks & (pl.col("cand_type") != "user"))
+        .then(pl.lit("object-type-mismatch"))
+        .when(has_cand & ~tenant_blocks & cand_has("holds-other-immutable-id"))
+        .then(pl.lit("invalid-soft-match"))
+        .when(has_cand & ~tenant_blocks & cand_has("admin-role"))
+        .then(pl.lit("admin-conflict"))
+        .when(has_cand & ~tenant_blocks)
+        .then(pl.lit("soft-match"))
+        .when(pl.col("conflict_group").fill_null(False))
+        .then(pl.lit("address-not-unique"))
+        .otherwise(pl.lit("create"))
+    )
+    rows = rows.with_columns(
+        _branch=branch,
+        _predicted=predicted,
+        _unverified=not_verified | refused,
+        _changes=_pushed_changes(not_verified | refused),
+    )
+    return rows.select(people_columns(initial))
+
+
+def _duplicated_anchor(rows: pl.DataFrame) -> pl.Series:
+    """Two in-scope AD users sending the same sourceAnchor (a 64-bit hash pre-filters)."""
+    anchors = rows.get_column("anchor")
+    maybe = anchors.hash().is_duplicated() & anchors.is_not_null()
+    if not maybe.any():
+        return pl.Series("_dup", [False] * rows.height, dtype=pl.Boolean)
+    return (anchors.is_duplicated() & maybe).alias("_dup")
+
+
+def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:
+    """What the next sync writes to an already joined cloud user: the UPN (when its suffix is
+    verified), mail, accountEnabled."""
+
+    def differs(ad: str, cloud: str) -> pl.Expr:
+        return pl.col(ad).is_not_null() & (
+            pl.col(ad).str.to_lowercase() != pl.col(cloud).str.to_lowercase()
+        ).fill_null(True)
+
+    enabled = (
+        pl.col("enabled").is_not_null()
+        & pl.col("cloud_account_enabled").is_not_null()
+        & (pl.col("enabled") != pl.col("cloud_account_enabled"))
+    )
+    return pl.concat_list(
+        pl.when(differs("upn", "cloud_upn") & ~upn_not_usable).then(
+            say("userPrincipalName {} -> {}", "cloud_upn", "upn")
+        ),
+        pl.when(differs("mail", "cloud_mail")).then(
+            say("mail {} -> {}", pl.col("cloud_mail").fill_null("(empty)"), "mail")
+        ),
+        pl.when(enabled).then(say("accountEnabled {} -> {}", "cloud_account_enabled", "enabled")),
+    ).list.drop_nulls()
+
+
+# --- users leaving scope ------------------------------------------------------------------------
+
+
+def _leaving(ctx: RuleContext) -> pl.DataFrame:
+    """AD users the change takes out of scope: the synced cloud user holding the anchor is
+    deleted (soft-deleted, restorable for 30 days)."""
+    leaving = ctx.out_of_scope_ad.filter(pl.col("_was_in_scope"))
+    synced = ctx.active_cloud.filter(pl.col("sync_enabled").fill_null(False)).select(
+        pl.col("id").alias("cloud_id"), pl.col("upn").alias("cloud_upn"), pl.col("immutable_id")
+    )
+    rows = leaving.join(synced, left_on="anchor", right_on="immutable_id", how="left").unique(
+        ["source", "dn"], keep="first", maintain_order=True
+    )
+    deleted = pl.col("cloud_id").is_not_null()
+    return rows.select(
+        pl.col("dn").alias("ad_dn"),
+        pl.col("object_guid").alias("ad_object_guid"),
+        pl.when(deleted)
+        .then(pl.lit("soft-delete"))
+        .otherwise(pl.lit("unchanged"))
+        .alias("outcome"),
+        pl.col("cloud_id"),
+        pl.lit(None, pl.String).alias("predicted_upn"),
+        pl.lit(None, pl.String).alias("error"),
+        pl.when(deleted)
+        .then(
+            say(
+                "leaves sync scope ({}): the sync deletes synced cloud user {} (soft-deleted, "
+                "restorable for 30 days)",
+                "out_of_scope_reason",
+                "cloud_upn",
+            )
+        )
+        .otherwise(
+            say(
+                "leaves sync scope ({}); no synced cloud user holds its anchor",
+                "out_of_scope_reason",
+            )
+        )
+        .alias("reason"),
+        pl.lit(None, pl.String).alias("fix"),
+        pl.col("source").alias("ad_source"),
+        pl.col("upn").alias("ad_upn"),
+        parent_ou().alias("ou"),
+        pl.lit("leaves").alias("scope"),
+        pl.col("cloud_upn"),
+        pl.lit(None, pl.List(pl.String)).alias("property_conflict"),
+        pl.lit(None, pl.String).alias("blocker"),
+        pl.lit(None, pl.String).alias("fix_action"),
+        pl.lit([], pl.List(pl.String)).alias("finding_codes"),
+    )

@@ -1,0 +1,246 @@
+"""The forecast's verdict: GO, GO WITH FIXES or NO-GO, with the blockers that decide it ordered
+by how many people each affects, and each blocker's fix (a remediation.ps1 action or the manual
+step that already exists for it).
+
+NO-GO is kept for what fixing users one by one does not cure before the change: an export that
+stops as a whole (more deletions than the threshold: entra-docs accidental-deletes.md, the run
+profile then reads stopped-deletion-threshold-exceeded), an anchor that joins two different
+people, two AD users sending one anchor. Every other blocker has a per-person fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from audit.forecast import OUTCOMES, Forecast
+
+GO = "GO"
+GO_WITH_FIXES = "GO WITH FIXES"
+NO_GO = "NO-GO"
+
+# blocker kind -> (title, decides NO-GO, the fix as one line)
+BLOCKERS: dict[str, tuple[str, bool, str]] = {
+    "deletion-threshold": (
+        "The export stops: more deletions than the export-deletion threshold",
+        True,
+        "Stage the scope change in batches under the threshold, or raise it for this one export "
+        "(Enable-ADSyncExportDeletionThreshold -DeletionThreshold <n> on the Entra Connect "
+        "server; Cloud Sync: the job's accidental-deletes setting) and set it back after.",
+    ),
+    "wrong-person": (
+        "An anchor links two different people",
+        True,
+        "Find whose cloud account it is and correct or clear its onPremisesImmutableId before "
+        "the sync (anchor-held-by-other).",
+    ),
+    "duplicate-anchor": (
+        "Two in-scope AD users send the same anchor",
+        True,
+        "Clear the copied mS-DS-ConsistencyGuid on the copy (Set-ADUser -Clear "
+        "mS-DS-ConsistencyGuid) or take one of them out of scope.",
+    ),
+    "hard-match-refused": (
+        "Hard match refused (2026 hardening or the tenant's takeover block)",
+        False,
+        "Clear onPremisesObjectIdentifier (clear-onprem-object-id), or take the privileged "
+        "role off for the match and give it back (roles-detour).",
+    ),
+    "objectguid-anchored": (
+        "The cloud account holds the objectGUID while sync sends mS-DS-ConsistencyGuid",
+        False,
+        "Set the cloud account's onPremisesImmutableId to the anchor sync sends (set-anchor).",
+    ),
+    "invalid-soft-match": (
+        "The soft-match candidate already holds another immutableId (InvalidSoftMatch)",
+        False,
+        "Hard-match instead: set the right anchor on the account (set-anchor, or "
+        "fix-anchor-encoding for a misencoded one).",
+    ),
+    "admin-role-conflict": (
+        "Admin accounts are never soft-matched (Existing Admin Role Conflict)",
+        False,
+        "Take the directory roles off for the sync and give them back (roles-detour).",
+    ),
+    "object-type-mismatch": (
+        "The address belongs to a group or contact (ObjectTypeMismatch)",
+        False,
+        "Remove the address from the group or contact, or change the user's primary SMTP.",
+    ),
+    "address-not-unique": (
+        "An address is owned by a group or contact (AttributeValueMustBeUnique)",
+        False,
+        "Remove the address from the group or contact that owns it, or from the AD user.",
+    ),
+    "restore-collides": (
+        "A restored soft-deleted user collides with a waiting cloud account",
+        False,
+        "Purge the soft-deleted user (purge-deleted-holder) so the waiting account is "
+        "soft-matched, or restore it and retire the waiting one.",
+    ),
+    "duplicate-account": (
+        "The person has a second cloud account that owns the UPN or address sync writes",
+        False,
+        "Merge the accounts: keep the synced one, move what matters from the original and "
+        "delete it (merge-duplicate-cloud).",
+    ),
+    "quarantine": (
+        "UPN or addresses quarantined: a second account, or a value another object owns "
+        "(PropertyConflict)",
+        False,
+        "If the person already has that cloud account, hard-match it first (set-anchor); "
+        "otherwise change the colliding address.",
+    ),
+    "unverified-upn-suffix": (
+        "New users get the initial domain: their UPN suffix is not verified",
+        False,
+        "Verify the domain in the tenant, or change the UPN suffix (ad-set-attribute).",
+    ),
+}
+CHART_OUS = 12  # the per-OU chart shows the OUs with the most people affected
+
+
+@dataclass(frozen=True)
+class Blocker:
+    kind: str
+    title: str
+    people: int
+    no_go: bool
+    errors: tuple[str, ...]  # Entra's error names among its people
+    fix: str
+    fix_actions: tuple[str, ...]  # remediation.ps1 action ids among its people
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "people": self.people,
+            "no_go": self.no_go,
+            "errors": list(self.errors),
+            "fix": self.fix,
+            "fix_actions": list(self.fix_actions),
+        }
+
+
+@dataclass(frozen=True)
+class OuCounts:
+    ou: str
+    counts: dict[str, int]  # outcome -> people
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str
+    blockers: tuple[Blocker, ...]
+    counts: dict[str, int]  # outcome -> people, every outcome named
+    by_ou: tuple[OuCounts, ...]  # the CHART_OUS OUs with the most people not unchanged
+    ous: int  # OUs in the forecast
+    deletions: int
+    deletion_threshold: int
+    change: str
+    notes: tuple[str, ...]
+
+    @property
+    def people(self) -> int:
+        return sum(self.counts.values())
+
+    def sentence(self) -> str:
+        """The verdict and what decides it, in one sentence."""
+        if not self.blockers:
+            return f"{self.decision}: nothing blocks the change ({_people(self.people)} forecast)"
+        deciding = [b for b in self.blockers if b.no_go]
+        fixable = [b for b in self.blockers if not b.no_go]
+        parts = []
+        if deciding:
+            parts.append("; ".join(f"{b.title} ({_people(b.people)})" for b in deciding))
+        if fixable:
+            affected = sum(b.people for b in fixable)
+            kinds = "blocker" if len(fixable) == 1 else "blockers"
+            other = "other " if deciding else ""
+            parts.append(
+                f"{len(fixable)} {other}{kinds} with a fix before the change ({_people(affected)})"
+            )
+        return f"{self.decision}: " + "; ".join(parts)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "sentence": self.sentence(),
+            "change": self.change,
+            "counts": self.counts,
+            "deletions": self.deletions,
+            "deletion_threshold": self.deletion_threshold,
+            "blockers": [b.as_json() for b in self.blockers],
+            "by_ou": [{"ou": o.ou, "counts": o.counts} for o in self.by_ou],
+            "ous": self.ous,
+            "notes": list(self.notes),
+        }
+
+
+def verdict(result: Forecast) -> Verdict:
+    people = result.people
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for outcome, n in people.group_by("outcome").len().iter_rows():
+        counts[outcome] = n
+    grouped = (
+        people.filter(pl.col("blocker").is_not_null())
+        .group_by("blocker")
+        .agg(
+            pl.len().alias("people"),
+            pl.col("error").drop_nulls().unique().sort().alias("errors"),
+            pl.col("fix_action").drop_nulls().unique().sort().alias("actions"),
+        )
+    )
+    blockers = []
+    for kind, n, errors, actions in grouped.iter_rows():
+        title, no_go, fix = BLOCKERS[kind]
+        if kind == "deletion-threshold":
+            title = f"{title} ({n} > {result.deletion_threshold})"
+        blockers.append(Blocker(kind, title, n, no_go, tuple(errors), fix, tuple(actions)))
+    blockers.sort(key=lambda b: (-b.people, b.kind))
+    decision = NO_GO if any(b.no_go for b in blockers) else GO_WITH_FIXES if blockers else GO
+    return Verdict(
+        decision=decision,
+        blockers=tuple(blockers),
+        counts=counts,
+        by_ou=ou_counts(people),
+        ous=people["ou"].n_unique(),
+        deletions=counts["soft-delete"],
+        deletion_threshold=result.deletion_threshold,
+        change=result.change.sentence(),
+        notes=result.notes,
+    )
+
+
+def ou_counts(people: pl.DataFrame, limit: int = CHART_OUS) -> tuple[OuCounts, ...]:
+    """Outcome counts of the OUs with the most people whose outcome is not `unchanged` (then
+    the largest): the chart's rows."""
+    table = (
+        people.group_by("ou", "outcome")
+        .len()
+        .with_columns(
+            affected=pl.col("len").filter(pl.col("outcome") != "unchanged").sum().over("ou"),
+            total=pl.col("len").sum().over("ou"),
+        )
+    )
+    top = (
+        table.select("ou", "affected", "total")
+        .unique()
+        .sort(["affected", "total", "ou"], descending=[True, True, False])
+        .head(limit)
+    )
+    rows = []
+    for ou in top["ou"].to_list():
+        part = table.filter(pl.col("ou") == ou)
+        rows.append(OuCounts(ou or "(root)", dict(zip(part["outcome"], part["len"], strict=True))))
+    return tuple(rows)
+
+
+def _people(n: int) -> str:
+    return f"{n:,} {'person' if n == 1 else 'people'}"
