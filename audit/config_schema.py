@@ -305,6 +305,7 @@ _FEATURES = _Table(
         "block_soft_match": _bool,
         "block_hard_match_takeover": _bool,
         "soft_match_on_upn": _bool,
+        "synchronize_upn_for_managed_users": _bool,
     }
 )
 

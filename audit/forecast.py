@@ -221,4 +221,9 @@ def _assumptions(ctx: RuleContext, snapshot: Snapshot) -> list[str]:
         feature = getattr(ctx.features, name)
         if feature.value is None:
             notes.append(f"the matching switch {name} is unknown: taken as Entra's default")
+    if ctx.features.synchronize_upn_for_managed_users.value is None:
+        notes.append(
+            "synchronizeUpnForManagedUsersEnabled is unknown: UPN changes are taken to flow "
+            "(off, a licensed user's change in a managed domain is blocked)"
+        )
     return notes

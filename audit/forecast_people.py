@@ -232,7 +232,10 @@ def _staying_or_entering(ctx: RuleContext) -> pl.DataFrame:
         _branch=branch,
         _predicted=predicted,
         _unverified=not_verified | refused,
-        _changes=_pushed_changes(not_verified | refused),
+        _upn_blocked=_upn_update_blocked(ctx),
+    )
+    rows = rows.with_columns(
+        _changes=_pushed_changes(pl.col("_unverified") | pl.col("_upn_blocked")),
     )
     return rows.select(people_columns(initial))
 
@@ -244,6 +247,16 @@ def _duplicated_anchor(rows: pl.DataFrame) -> pl.Series:
     if not maybe.any():
         return pl.Series("_dup", [False] * rows.height, dtype=pl.Boolean)
     return (anchors.is_duplicated() & maybe).alias("_dup")
+
+
+def _upn_update_blocked(ctx: RuleContext) -> pl.Expr:
+    """A UPN change sync cannot write: synchronizeUpnForManagedUsersEnabled off and the
+    account in a managed (not federated) domain. Licences are not read, so an unlicensed user
+    (whose change would flow) is predicted blocked too; the reason says why."""
+    if ctx.features.synchronize_upn_for_managed_users.value is not False:
+        return pl.lit(False)
+    federated = ctx.snapshot.tenant.federated_domains()
+    return ~upn.upn_suffix("cloud_upn").is_in(federated).fill_null(False)
 
 
 def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:

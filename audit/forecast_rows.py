@@ -152,7 +152,7 @@ def people_columns(initial: str | None) -> list[pl.Expr]:
         .when(pl.col("cand_id").is_not_null())
         .then(pl.col("cand_upn"))
     )
-    usable_upn = ~pl.col("_unverified")
+    usable_upn = ~pl.col("_unverified") & ~pl.col("_upn_blocked")
     predicted = (
         pl.when(twin)
         .then(pl.when(conflict_upn).then(_quarantined(initial)).otherwise(pl.col("_predicted")))
@@ -183,8 +183,10 @@ def people_columns(initial: str | None) -> list[pl.Expr]:
     blocker = (
         pl.when(duplicate)
         .then(pl.lit("duplicate-account"))
+        # a value of a joined user another object owns stays quarantined, as it is today: the
+        # export succeeds (resiliency), so it is said (property_conflict, fix) but blocks nothing
         .when(b == "joined")
-        .then(pl.when(quarantine).then(pl.lit("quarantine")))
+        .then(pl.lit(None, pl.String))
         .when(b == "restore")
         .then(pl.when(waiting).then(pl.lit("restore-collides")))
         .when(b == "create")
@@ -426,6 +428,7 @@ def reason() -> pl.Expr:
             )
         )
     )
+    target = pl.coalesce("cloud_upn", "cand_upn")
     tail = pl.concat_str(
         pl.when((b == "restore") & waiting)
         .then(
@@ -453,6 +456,20 @@ def reason() -> pl.Expr:
         .otherwise(pl.lit("")),
         pl.when((b == "create") & pl.col("_unverified"))
         .then(pl.lit("; its UPN suffix is not a verified domain, so it gets the initial domain"))
+        .otherwise(pl.lit("")),
+        pl.when(
+            b.is_in(["joined", "takeover", "soft-match"])
+            & pl.col("_upn_blocked")
+            & ~pl.col("_unverified")
+            & (pl.col("upn").str.to_lowercase() != target.str.to_lowercase()).fill_null(False)
+        )
+        .then(
+            say(
+                "; its UPN stays {}: synchronizeUpnForManagedUsersEnabled is off (a licensed "
+                "user in a managed domain)",
+                target,
+            )
+        )
         .otherwise(pl.lit("")),
         pl.when(b.is_in(["create", "admin-conflict"]) & ~pl.col("enabled").fill_null(True))
         .then(pl.lit("; created disabled, as in AD"))

@@ -15,7 +15,7 @@ from audit.history import redaction_key
 from audit.outputs.forecast import write_forecast
 from audit.outputs.redact import Redactor
 from audit.outputs.runs import generation_time
-from audit.pipeline import AnalyzeResult, Progress, analyze, settings_for_run
+from audit.pipeline import AnalyzeResult, DemoResult, Progress, analyze, demo, settings_for_run
 from audit.store import read_manifest, read_snapshot, staged_outputs, write_manifest
 
 
@@ -71,3 +71,18 @@ def run_forecast(
     analysis = analyze(run_dir, settings, progress=progress)
     outputs = {name: run_dir / name for name in written}
     return ForecastResult(run_dir, decided, outputs, analysis)
+
+
+def demo_with_forecast(
+    out: Path, *, progress: Progress = lambda _message: None
+) -> tuple[DemoResult, ForecastResult]:
+    """`syncaudit demo`: the built-in estate imported and analysed, then its planned scope
+    change forecast (the Contractors OU in, the Interns OU out), so the reports carry the
+    forecast section."""
+    from audit.demo.planned import PLANNED_CHANGE
+
+    result = demo(out, progress=progress)
+    forecasted = run_forecast(
+        result.imported.run_dir, result.analyzed.settings, PLANNED_CHANGE, progress=progress
+    )
+    return result, forecasted

@@ -266,6 +266,9 @@ class TenantFeatures:
     block_soft_match: Feature = field(default_factory=Feature)
     block_hard_match_takeover: Feature = field(default_factory=Feature)
     soft_match_on_upn: Feature = field(default_factory=Feature)
+    # synchronizeUpnForManagedUsersEnabled: without it, UPN changes of licensed users in managed
+    # (not federated) domains are blocked (Set-EntraDirSyncFeature's SynchronizeUpnForManagedUsers)
+    synchronize_upn_for_managed_users: Feature = field(default_factory=Feature)
 
 
 @dataclass(frozen=True)

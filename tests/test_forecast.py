@@ -5,6 +5,7 @@ threshold; the tenant switches; what cannot be forecast; the verdict."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from audit.config import Settings, Thresholds
 from audit.forecast import FORECAST_SCHEMA, ForecastError, ScopeChange, forecast, planned_scope
 from audit.forecast_verdict import GO, GO_WITH_FIXES, NO_GO, verdict
-from audit.model import Snapshot
+from audit.model import Feature, Snapshot
 from tests.factories import (
     NOW,
     ad_user,
@@ -390,4 +391,32 @@ def test_verdicts() -> None:
     assert decided.sentence().startswith(
         "NO-GO: Two in-scope AD users send the same anchor (2 people); An anchor links two "
         "different people (1 person); "
+    )
+
+
+def test_upn_changes_of_managed_users_wait_for_the_tenant_switch() -> None:
+    ad = [
+        ad_user("mover", upn="mover.new@contoso.com", mail="mover@contoso.com"),
+        ad_user("fed", upn="fed.new@fabrikam.com", mail="fed@contoso.com"),
+    ]
+    cloud = [cloud_user("mover"), cloud_user("fed", upn="fed@fabrikam.com")]
+    off = tenant(
+        verified=("contoso.com", "fabrikam.com"),
+        federated=("fabrikam.com",),
+        features={"synchronize_upn_for_managed_users": False},
+    )
+    rows = people(snapshot(ad, cloud, tenant_info=off))
+    # managed domain: the change is blocked, the UPN stays
+    assert rows["mover"]["outcome"] == "unchanged"
+    assert rows["mover"]["predicted_upn"] == "mover@contoso.com"
+    assert "synchronizeUpnForManagedUsersEnabled is off" in rows["mover"]["reason"]
+    # federated domain: the switch is about managed users only
+    assert rows["fed"]["outcome"] == "update"
+    assert rows["fed"]["predicted_upn"] == "fed.new@fabrikam.com"
+    on = replace(
+        off,
+        features=replace(off.features, synchronize_upn_for_managed_users=Feature(True, "graph")),
+    )
+    assert people(snapshot(ad, cloud, tenant_info=on))["mover"]["predicted_upn"] == (
+        "mover.new@contoso.com"
     )

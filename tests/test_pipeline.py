@@ -150,7 +150,7 @@ def test_import_analyze_hardmatch_through_the_pipeline_alone(tmp_path: Path) -> 
     assert all(analyzed.outputs[name] == imported.run_dir / name for name in OUTPUTS)
     assert analyzed.counts_by_severity["critical"] == 1
     assert analyzed.headline.startswith("1 critical and 48 high findings need action")
-    assert analyzed.health.clean == 2908 and analyzed.health.total == 2980
+    assert analyzed.health.clean == 2911 and analyzed.health.total == 2983
     assert analyzed.fail_on.name == "high" and analyzed.failed
 
     quiet = analyze(imported.run_dir, inputs.settings, fail_on=Severity.critical)

@@ -104,6 +104,8 @@ def test_demo_calls_per_remediable_code(demo):
         "MANUAL:manual",  # synced orphans: fix on-premises
         "MANUAL:manual",
         "MANUAL:manual",
+        # Rocio Delgado's prepared hard match, waiting for the Contractors OU: never cleared
+        "MANUAL:manual",
     ]
     # a disabled leaver who can still sign in is blocked; the reverse needs a human
     assert got["enabled-drift"] == [

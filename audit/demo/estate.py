@@ -47,6 +47,14 @@ USER_ADMIN = ("fe930be7-5e62-47db-91af-98c3a49a38b1", "User Administrator", True
 # A custom role: only the beta roleDefinitions export says whether it is privileged.
 MAILBOX_AUDITOR = ("7d3c9b2a-5e41-4f08-9a6b-2c1d0e9f8a71", "Contoso Mailbox Auditor", False)
 
+# The Cascade branch office (plants._plant_late_cases): one cause, fourteen people.
+CASCADE_PEOPLE = (
+    ("Agnes", "Lindqvist"), ("Bruno", "Carvalho"), ("Chidi", "Okonkwo"), ("Dagny", "Moe"),
+    ("Emil", "Sandberg"), ("Farah", "Haddad"), ("Gustav", "Ek"), ("Hana", "Novak"),
+    ("Ivo", "Petrov"), ("Jonas", "Berg"), ("Kaja", "Strand"), ("Lior", "Ben-David"),
+    ("Mette", "Holm"), ("Nils", "Dahl"),
+)  # fmt: skip
+
 FIRST_NAMES = (  # noqa: SIM905 (a word list reads better as text)
     "James Mary Robert Patricia Michael Jennifer William Linda David Elizabeth Richard "
     "Barbara Joseph Susan Thomas Jessica Charles Sarah Daniel Karen Matthew Lisa Anthony "
@@ -137,6 +145,8 @@ class Estate:
     eligibilities: list[dict[str, Any]] = field(default_factory=list)
     role_groups: list[dict[str, Any]] = field(default_factory=list)  # role-assignable, members
     expected: set[tuple[str, str]] = field(default_factory=set)
+    # the planned scope change's known outcomes: AD DN -> (outcome, Entra's error name)
+    forecast: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     next_rid: int = 1105
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from audit.demo.estate import (
     AD_DNS_DOMAIN,
+    CASCADE_PEOPLE,
     DISABLED_OU,
     DOMAIN,
     DOMAIN_SID,
@@ -36,13 +37,7 @@ from audit.demo.estate import (
     users_ou,
     wrong_anchor,
 )
-
-CASCADE_PEOPLE = (
-    ("Agnes", "Lindqvist"), ("Bruno", "Carvalho"), ("Chidi", "Okonkwo"), ("Dagny", "Moe"),
-    ("Emil", "Sandberg"), ("Farah", "Haddad"), ("Gustav", "Ek"), ("Hana", "Novak"),
-    ("Ivo", "Petrov"), ("Jonas", "Berg"), ("Kaja", "Strand"), ("Lior", "Ben-David"),
-    ("Mette", "Holm"), ("Nils", "Dahl"),
-)  # fmt: skip
+from audit.demo.planned import plant_planned_change
 
 
 def build_estate() -> Estate:
@@ -55,6 +50,7 @@ def build_estate() -> Estate:
     _plant_tenant_cases(estate)
     _plant_idfix_cases(estate)
     _plant_late_cases(estate)
+    plant_planned_change(estate)
     return estate
 
 

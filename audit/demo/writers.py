@@ -38,6 +38,7 @@ from audit.demo.estate import (
     AdEntry,
     iso,
 )
+from audit.demo.planned import CONTRACTORS_OU
 from audit.demo.plants import build_estate
 
 GRAPH = "https://graph.microsoft.com/v1.0"
@@ -287,7 +288,7 @@ fail_on = "high"
 
 [[ad]]
 name = "corp"
-exclude_ous = ["{DISABLED_OU}"]
+exclude_ous = ["{DISABLED_OU}", "{CONTRACTORS_OU}"]
 anchor_attribute = "mS-DS-ConsistencyGuid"
 
 [entra]

@@ -100,7 +100,9 @@ def cloud_orphan(ctx: RuleContext) -> pl.DataFrame:
             held_by_out_of_scope_ad_user=out_of_scope,
             out_of_scope_reason=pl.col("oos_reason"),
         ),
-        pl.when(synced)
+        # an anchor an out-of-scope AD user has is a hard match waiting for its OU, not a
+        # stale value: clearing it would undo the preparation
+        pl.when(synced | out_of_scope)
         .then(pl.lit(Action.manual))
         .otherwise(pl.lit(Action.clear_anchor))
         .alias("remediation"),
@@ -331,7 +333,9 @@ RULES: tuple[Rule, ...] = (
                 '..." or by objectGUID), bring it back into scope, or let sync soft-delete the '
                 "cloud user. Cloud-only: clear the stale anchor with Invoke-MgGraphRequest "
                 "-Method PATCH -Uri 'v1.0/users/<id>' -Body '{\"onPremisesImmutableId\":null}' "
-                "and verify after (Update-MgUser with $null does not clear it)."
+                "and verify after (Update-MgUser with $null does not clear it). Cloud-only with "
+                "an out-of-scope AD user holding the anchor: a hard match prepared for when that "
+                "user enters scope; the script leaves it (syncaudit forecast shows the outcome)."
             ),
             references=(REF_EXISTING_TENANT, REF_GRAPH_USER),
             remediation_actions=(Action.manual, Action.clear_anchor),

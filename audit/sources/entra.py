@@ -421,6 +421,7 @@ _FEATURE_KEYS = {
     "blocksoftmatchenabled": "block_soft_match",
     "blockcloudobjecttakeoverthroughhardmatchenabled": "block_hard_match_takeover",
     "softmatchonupnenabled": "soft_match_on_upn",
+    "synchronizeupnformanagedusersenabled": "synchronize_upn_for_managed_users",
 }
 
 
@@ -505,7 +506,7 @@ def tenant_features(facts: Mapping[str, bool | None]) -> TenantFeatures:
             name: Feature(value=facts[name], source="graph")
             if facts.get(name) is not None
             else Feature()
-            for name in ("block_soft_match", "block_hard_match_takeover", "soft_match_on_upn")
+            for name in _FEATURE_KEYS.values()
         }
     )
 

@@ -324,7 +324,7 @@ def test_fix_labels_say_what_this_runs_script_does() -> None:
     model = build_report(demo.findings, demo.snapshot, demo.settings, run_id="demo")
     labels = {c.code: c.fix_label for c in model.codes}
     assert labels["enabled-drift"] == "block-sign-in \u00d72, manual \u00d72"
-    assert labels["cloud-orphan"] == "clear-anchor \u00d71, manual \u00d74"
+    assert labels["cloud-orphan"] == "clear-anchor \u00d71, manual \u00d75"
     assert labels["anchor-held-by-deleted"] == (
         "purge-deleted-holder \u00d71, restore-deleted-holder \u00d72"
     )
