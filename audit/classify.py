@@ -147,9 +147,13 @@ def classify(
     settings: Settings,
     rules: Iterable[Rule] | None = None,
     now: datetime | None = None,
+    context: RuleContext | None = None,
 ) -> pl.DataFrame:
-    snapshot = prepared_for_rules(snapshot)
-    context = rule_context(snapshot, settings, now)
+    """Every rule (or `rules`) over the snapshot. `context`: one already made for this
+    snapshot (rule_context), whose joins a forecast of the same run then reuses."""
+    if context is None:
+        snapshot = prepared_for_rules(snapshot)
+        context = rule_context(snapshot, settings, now)
     chosen = rules if rules is not None else all_rules()
     runnable = [r for r in chosen if context.met_all(r.meta.requires)]
     frames = [_run_rule(rule, context) for rule in runnable]

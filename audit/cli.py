@@ -26,7 +26,7 @@ from audit.anchor import parse_anchor
 from audit.cli_forecast import add_forecast_command
 from audit.config import Settings, load_settings
 from audit.errors import SyncauditError, UsageError
-from audit.forecast_run import demo_with_forecast
+from audit.forecast_run import demo
 from audit.history import baseline, compare
 from audit.model import Severity
 from audit.pipeline import AnalyzeResult
@@ -511,9 +511,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    result, forecasted = demo_with_forecast(args.out, progress=progress)
-    print_summary(forecasted.analysis)
-    print(f"forecast of the planned change: {forecasted.verdict.sentence()}")
+    result = demo(args.out, progress=progress)
+    print_summary(result.analyzed)
+    print(f"forecast of the planned scope change: {result.forecast.sentence()}")
     print(f"demo exports: {result.exports} (config: {result.config})")
     return EXIT_OK
 

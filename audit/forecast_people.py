@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from audit.forecast_rows import parent_ou, people_columns
+from audit.forecast_rows import parent_ou, people_columns, unchanged_columns
 from audit.model import Need
 from audit.rules import blockers, joins, upn
 from audit.rules.base import RuleContext
@@ -26,55 +26,34 @@ def people(ctx: RuleContext) -> pl.DataFrame:
 
 # --- users in the planned scope ----------------------------------------------------------------
 
-_AD_COLUMNS = (
-    "source",
-    "dn",
-    "object_guid",
-    "anchor",
-    "upn",
-    "mail",
-    "primary_smtp",
-    "mail_nickname",
-    "proxy_addresses",
-    "enabled",
-    "sam_account_name",
-    "object_sid",
-    "_was_in_scope",
-)
-_HOLDER_COLUMNS = (
-    "id",
-    "upn",
-    "mail",
+# What every person needs to be judged "settled" (joined, and equal to its cloud user), and
+# what only the others need: lists and long strings are the costliest columns to move.
+_AD_NARROW = ("source", "dn", "object_guid", "anchor", "upn", "mail", "enabled", "_was_in_scope")
+_AD_WIDE = ("primary_smtp", "mail_nickname", "proxy_addresses", "sam_account_name", "object_sid")
+_HOLDER_NARROW = ("id", "upn", "mail", "sync_enabled", "account_enabled")
+_HOLDER_WIDE = (
     "primary_smtp",
     "on_prem_upn",
     "on_prem_sam",
     "on_prem_sid",
     "on_prem_dn",
-    "sync_enabled",
-    "account_enabled",
     "on_prem_object_id",
     "admin_roles",
     "eligible_roles",
 )
 
 
-def _gathered(ctx: RuleContext) -> pl.DataFrame:
-    """In-scope AD users (_ad) with the cloud user holding their anchor (cloud_*), the cloud
-    user holding their objectGUID instead (og_*), a soft-deleted holder (deleted_*), the
-    soft-match candidate (cand_*, matched_on/value, blockers) and what their addresses collide
-    with (conflict_*). Integer-keyed left joins; the wide cloud columns only for holders."""
-    base = ctx.scoped_ad.select(AD_KEY, *_AD_COLUMNS)
-    holders = (
-        ctx.anchor_links.filter(pl.col("holder_id").is_not_null())
-        .select(AD_KEY, "holder_id")
-        .unique(AD_KEY, keep="first")
-        .join(
-            ctx.active_cloud.select(*[pl.col(c).alias(f"cloud_{c}") for c in _HOLDER_COLUMNS]),
-            left_on="holder_id",
-            right_on="cloud_id",
-            how="inner",
-        )
-        .rename({"holder_id": "cloud_id"})
+def _gathered(ctx: RuleContext, rows: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """The unsettled `rows` with the rest of what judging them takes: their wide AD columns,
+    the wide columns of the cloud user holding their anchor (cloud_*), the cloud user holding
+    their objectGUID instead (og_*), a soft-deleted holder (deleted_*), the soft-match
+    candidate (cand_*, matched_on/value, blockers). Integer-keyed joins over the few."""
+    wide_ad = ctx.scoped_ad.select(AD_KEY, *_AD_WIDE).join(
+        rows.select(AD_KEY), on=AD_KEY, how="semi"
+    )
+    few = pairs.join(rows.select(AD_KEY), on=AD_KEY, how="semi")
+    wide_cloud = few.select(AD_KEY).hstack(
+        ctx.active_cloud.select([pl.col(c).alias(f"cloud_{c}") for c in _HOLDER_WIDE])[few["_r"]]
     )
     objectguid = ctx.objectguid_anchored.select(AD_KEY, "og_cloud_id", "og_cloud_upn").unique(
         AD_KEY, keep="first"
@@ -110,11 +89,30 @@ def _gathered(ctx: RuleContext) -> pl.DataFrame:
         .join(misencoded, on=[AD_KEY, "cand_id"], how="left")
     )
     return (
-        base.join(holders, on=AD_KEY, how="left")
+        rows.join(wide_ad, on=AD_KEY, how="left")
+        .join(wide_cloud, on=AD_KEY, how="left")
         .join(objectguid, on=AD_KEY, how="left")
         .join(deleted, on=AD_KEY, how="left")
         .join(candidates, on=AD_KEY, how="left")
-        .join(_conflicts(ctx), on=AD_KEY, how="left")
+    )
+
+
+def _was_in_scope(ctx: RuleContext) -> pl.Expr:
+    """Whether a user was in scope before the change (planned_scope records it); a context of
+    the run's own scope has no change, so everyone in it was."""
+    if "_was_in_scope" in ctx.ad.columns:
+        return pl.col("_was_in_scope")
+    return pl.col("in_scope").fill_null(False).alias("_was_in_scope")
+
+
+def _holder_pairs(ctx: RuleContext) -> pl.DataFrame:
+    """(_ad, _r): in-scope AD users and the row of the ACTIVE cloud user holding their anchor
+    (the rules' anchor_links), so the cloud columns are gathered by row: a fraction of a join
+    on the holder's id string at 1M users."""
+    return (
+        ctx.anchor_links.filter(pl.col("holder_row").is_not_null())
+        .select(AD_KEY, pl.col("holder_row").alias("_r"))
+        .unique(AD_KEY, keep="first", maintain_order=True)
     )
 
 
@@ -140,7 +138,7 @@ def _conflicts(ctx: RuleContext) -> pl.DataFrame:
         ]
     ).unique([AD_KEY, "owner_id"], keep="first")
     rows = ctx.address_collisions.join(known, on=[AD_KEY, "owner_id"], how="left")
-    own = ctx.scoped_ad.select(
+    own = ctx.scoped_ad.join(rows.select(AD_KEY).unique(), on=AD_KEY, how="semi").select(
         AD_KEY,
         pl.col("upn").str.strip_chars().str.to_lowercase(),
         smtp=pl.concat_list(
@@ -158,7 +156,7 @@ def _conflicts(ctx: RuleContext) -> pl.DataFrame:
     )
     return (
         rows.join(types, on="owner_id", how="left")
-        .join(own.join(rows.select(AD_KEY).unique(), on=AD_KEY, how="semi"), on=AD_KEY)
+        .join(own, on=AD_KEY)
         .group_by(AD_KEY)
         .agg(
             conflict_upn=(pl.col("address") == pl.col("upn")).any(),
@@ -176,7 +174,24 @@ def _conflicts(ctx: RuleContext) -> pl.DataFrame:
 
 
 def _staying_or_entering(ctx: RuleContext) -> pl.DataFrame:
-    rows = _gathered(ctx)
+    pairs = _holder_pairs(ctx)
+    holders = pairs.select(AD_KEY).hstack(
+        ctx.active_cloud.select([pl.col(c).alias(f"cloud_{c}") for c in _HOLDER_NARROW])[
+            pairs["_r"]
+        ]
+    )
+    rows = (
+        ctx.scoped_ad.select(AD_KEY, *_AD_NARROW[:-1], _was_in_scope(ctx))
+        .join(holders, on=AD_KEY, how="left")
+        .join(_conflicts(ctx), on=AD_KEY, how="left")
+    )
+    rows = rows.with_columns(_dup=_duplicated_anchor(rows))
+    # Most people are joined and agree with their cloud user to the byte: they take the
+    # cheap path; the few others pay for the wide columns, case-insensitive comparisons and
+    # the sentences.
+    quiet = rows.select(_settled()).to_series()
+    settled = rows.select(unchanged_columns()).filter(quiet)
+    rows = _gathered(ctx, rows.filter(~quiet), pairs)
     held = pl.col("cloud_id").is_not_null()
     synced = pl.col("cloud_sync_enabled").fill_null(False)
     same = joins.same_person()
@@ -184,7 +199,6 @@ def _staying_or_entering(ctx: RuleContext) -> pl.DataFrame:
         "cloud_", ctx.features.block_hard_match_takeover.value
     )
     rows = rows.with_columns(
-        _dup=_duplicated_anchor(rows),
         _same=same,
         _hard_blockers=pl.when(held & ~synced).then(hard_tokens),
         _hard_text=hard_text,
@@ -237,7 +251,25 @@ def _staying_or_entering(ctx: RuleContext) -> pl.DataFrame:
     rows = rows.with_columns(
         _changes=_pushed_changes(pl.col("_unverified") | pl.col("_upn_blocked")),
     )
-    return rows.select(people_columns(initial))
+    return pl.concat([settled, rows.select(people_columns(initial))], how="vertical")
+
+
+def _settled() -> pl.Expr:
+    """Joined to a synced cloud user whose UPN, mail and enabled state equal the AD user's
+    exactly, no address of it owned by another object, its anchor its own: unchanged."""
+    return (
+        pl.col("cloud_id").is_not_null()
+        & pl.col("cloud_sync_enabled").fill_null(False)
+        & (pl.col("upn") == pl.col("cloud_upn")).fill_null(False)
+        & (pl.col("mail").is_null() | (pl.col("mail") == pl.col("cloud_mail")).fill_null(False))
+        & (
+            pl.col("enabled").is_null()
+            | pl.col("cloud_account_enabled").is_null()
+            | (pl.col("enabled") == pl.col("cloud_account_enabled"))
+        )
+        & pl.col("conflict_with").is_null()
+        & ~pl.col("_dup")
+    ).alias("_settled")
 
 
 def _duplicated_anchor(rows: pl.DataFrame) -> pl.Series:
@@ -290,9 +322,21 @@ def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:
 def _leaving(ctx: RuleContext) -> pl.DataFrame:
     """AD users the change takes out of scope: the synced cloud user holding the anchor is
     deleted (soft-deleted, restorable for 30 days)."""
-    leaving = ctx.out_of_scope_ad.filter(pl.col("_was_in_scope"))
-    synced = ctx.active_cloud.filter(pl.col("sync_enabled").fill_null(False)).select(
-        pl.col("id").alias("cloud_id"), pl.col("upn").alias("cloud_upn"), pl.col("immutable_id")
+    leaving = ctx.out_of_scope_ad.filter(_was_in_scope(ctx))
+    synced = (
+        ctx.active_cloud.lazy()
+        .select(
+            pl.col("id").alias("cloud_id"),
+            pl.col("upn").alias("cloud_upn"),
+            pl.col("immutable_id"),
+            pl.col("sync_enabled"),
+        )
+        .filter(pl.col("sync_enabled").fill_null(False))
+        .join(
+            leaving.lazy().select("anchor"), left_on="immutable_id", right_on="anchor", how="semi"
+        )
+        .drop("sync_enabled")
+        .collect()
     )
     rows = leaving.join(synced, left_on="anchor", right_on="immutable_id", how="left").unique(
         ["source", "dn"], keep="first", maintain_order=True

@@ -93,6 +93,35 @@ _BRANCHES: dict[str, tuple[str | None, str | None, str | None, str | None, str |
 }
 
 
+def unchanged_columns() -> list[pl.Expr]:
+    """The columns of a person joined to a synced cloud user that agrees with it: the same
+    values people_columns gives them, from cheap expressions."""
+    return [
+        pl.col("dn").alias("ad_dn"),
+        pl.col("object_guid").alias("ad_object_guid"),
+        pl.lit("unchanged").alias("outcome"),
+        pl.col("cloud_id"),
+        pl.col("upn").alias("predicted_upn"),
+        pl.lit(None, pl.String).alias("error"),
+        say("already joined to synced cloud user {}; nothing to change", "cloud_upn").alias(
+            "reason"
+        ),
+        pl.lit(None, pl.String).alias("fix"),
+        pl.col("source").alias("ad_source"),
+        pl.col("upn").alias("ad_upn"),
+        parent_ou().alias("ou"),
+        pl.when(pl.col("_was_in_scope"))
+        .then(pl.lit("stays"))
+        .otherwise(pl.lit("enters"))
+        .alias("scope"),
+        pl.col("cloud_upn"),
+        pl.lit(None, pl.List(pl.String)).alias("property_conflict"),
+        pl.lit(None, pl.String).alias("blocker"),
+        pl.lit(None, pl.String).alias("fix_action"),
+        pl.lit([], pl.List(pl.String)).alias("finding_codes"),
+    ]
+
+
 def _branch_value(position: int) -> pl.Expr:
     mapping = {b: v[position] for b, v in _BRANCHES.items()}
     return pl.col("_branch").replace_strict(mapping, default=None, return_dtype=pl.String)

@@ -1,22 +1,23 @@
-"""`syncaudit forecast RUN_DIR`: forecast a run's next sync cycle under a planned scope change,
-write forecast.{parquet,csv,xlsx,json} beside the findings, and re-render the reports with the
-forecast section (analyze reads it back from those files)."""
+"""`syncaudit forecast RUN_DIR` and `syncaudit demo`: the forecast is part of an analysis (it
+reuses the classification's joins, and the reports show it), so both end in pipeline.analyze
+with a planned scope change."""
 
 from __future__ import annotations
 
-import time
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from audit.config import Settings
-from audit.forecast import ForecastError, ScopeChange, forecast
-from audit.forecast_verdict import GO, Verdict, verdict
-from audit.history import redaction_key
-from audit.outputs.forecast import write_forecast
-from audit.outputs.redact import Redactor
-from audit.outputs.runs import generation_time
-from audit.pipeline import AnalyzeResult, DemoResult, Progress, analyze, demo, settings_for_run
-from audit.store import read_manifest, read_snapshot, staged_outputs, write_manifest
+from audit.errors import UsageError
+from audit.forecast import ScopeChange
+from audit.forecast_verdict import GO, Verdict
+from audit.pipeline import AnalyzeResult, ImportResult, Progress, analyze, import_exports
+
+DEMO_MARKER = ".syncaudit-demo"
+
+
+def _quiet(_message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ForecastResult:
     run_dir: Path
     verdict: Verdict
     outputs: dict[str, Path]  # the forecast files
-    analysis: AnalyzeResult  # the re-rendered reports
+    analysis: AnalyzeResult  # findings and reports of the same analysis
 
     @property
     def go(self) -> bool:
@@ -36,53 +37,52 @@ def run_forecast(
     settings: Settings | None = None,
     change: ScopeChange | None = None,
     *,
-    progress: Progress = lambda _message: None,
+    progress: Progress = _quiet,
 ) -> ForecastResult:
-    run_dir = run_dir.resolve()
+    """Analyze the run with `change` forecast: forecast.{parquet,csv,xlsx,json} beside the
+    findings, and the reports' forecast section. Raises ForecastError (one line) when the run
+    cannot be forecast: a source not read completely, a suspect run, the tenant's sync state."""
     change = change or ScopeChange()
-    manifest = read_manifest(run_dir)
-    settings = settings_for_run(run_dir, settings, manifest)
-    suspect = (manifest.get("analyzed") or {}).get("suspect") or []
-    if suspect:
-        # the safety guard took a source as incomplete: every outcome resting on an absence
-        # ("no cloud user holds this anchor") would be a guess
-        raise ForecastError(
-            f"{run_dir.name} is a suspect run ({suspect[0]}); forecast a complete run, or "
-            "analyze it with --accept-drop if the shrink is real"
-        )
-    progress("reading the snapshot")
-    snapshot = read_snapshot(run_dir)
-    progress(f"forecasting: {change.sentence()}")
-    t0 = time.perf_counter()
-    result = forecast(snapshot, settings, change)
-    decided = verdict(result)
-    forecast_s = round(time.perf_counter() - t0, 3)
-    redactor = Redactor(redaction_key(run_dir.parent)) if settings.report.redact else None
-    with staged_outputs(run_dir) as staging:
-        written = write_forecast(staging, result.people, decided, redactor)
-    manifest["forecast"] = {
-        "at": generation_time(),
-        "change": change.as_json(),
-        "decision": decided.decision,
-        "people": decided.people,
-        "forecast_s": forecast_s,
-    }
-    write_manifest(run_dir, manifest)
-    analysis = analyze(run_dir, settings, progress=progress)
-    outputs = {name: run_dir / name for name in written}
-    return ForecastResult(run_dir, decided, outputs, analysis)
+    progress(f"forecast: {change.sentence()}")
+    analysis = analyze(run_dir, settings, forecast=change, progress=progress)
+    assert analysis.forecast is not None  # asked for: analyze raises when it cannot make it
+    outputs = {n: p for n, p in analysis.outputs.items() if n.startswith("forecast.")}
+    return ForecastResult(analysis.run_dir, analysis.forecast, outputs, analysis)
 
 
-def demo_with_forecast(
-    out: Path, *, progress: Progress = lambda _message: None
-) -> tuple[DemoResult, ForecastResult]:
-    """`syncaudit demo`: the built-in estate imported and analysed, then its planned scope
-    change forecast (the Contractors OU in, the Interns OU out), so the reports carry the
-    forecast section."""
+@dataclass(frozen=True)
+class DemoResult:
+    imported: ImportResult
+    analyzed: AnalyzeResult
+    exports: Path  # the folder of the estate's export files
+    config: Path  # the config those exports go with
+
+    @property
+    def forecast(self) -> Verdict:
+        assert self.analyzed.forecast is not None
+        return self.analyzed.forecast
+
+
+def demo(out: Path, *, progress: Progress = _quiet) -> DemoResult:
+    """The built-in estate's exports written to `out`/exports, imported to `out`/runs/demo and
+    analysed with its planned scope change forecast (the Contractors OU in, the Interns OU
+    out). `out` is replaced only when an earlier demo made it."""
+    from audit.demo import write_demo_inputs
     from audit.demo.planned import PLANNED_CHANGE
 
-    result = demo(out, progress=progress)
-    forecasted = run_forecast(
-        result.imported.run_dir, result.analyzed.settings, PLANNED_CHANGE, progress=progress
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).exists():
+            raise UsageError(f"{out}: exists and is not a syncaudit demo directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / DEMO_MARKER).write_text("created by `syncaudit demo`; safe to delete\n")
+    progress("writing the demo estate's exports")
+    inputs = write_demo_inputs(out / "exports")
+    imported = import_exports(
+        out=out / "runs" / "demo", progress=progress, **inputs.import_arguments()
     )
-    return result, forecasted
+    progress("analyzing, with the planned scope change forecast")
+    analyzed = analyze(
+        imported.run_dir, inputs.settings, forecast=PLANNED_CHANGE, progress=progress
+    )
+    return DemoResult(imported, analyzed, exports=out / "exports", config=inputs.config_path)

@@ -10,12 +10,17 @@ people, two AD users sending one anchor. Every other blocker has a per-person fi
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from audit.forecast import OUTCOMES, Forecast
+from audit.config import Settings
+from audit.forecast import OUTCOMES, Forecast, ForecastError, ScopeChange, forecast
+from audit.model import Snapshot
+from audit.rules.base import RuleContext
 
 GO = "GO"
 GO_WITH_FIXES = "GO WITH FIXES"
@@ -244,3 +249,41 @@ def ou_counts(people: pl.DataFrame, limit: int = CHART_OUS) -> tuple[OuCounts, .
 
 def _people(n: int) -> str:
     return f"{n:,} {'person' if n == 1 else 'people'}"
+
+
+@dataclass(frozen=True)
+class Forecasted:
+    """A run's forecast: every person (result.people) and the verdict."""
+
+    result: Forecast
+    verdict: Verdict
+    seconds: float
+
+
+def forecast_of(
+    snapshot: Snapshot,
+    settings: Settings,
+    manifest: Mapping[str, Any],
+    change: ScopeChange | None,
+    context: RuleContext,
+) -> tuple[Forecasted | None, list[str]]:
+    """The forecast analyze writes: of `change`, else of the change the run was last forecast
+    with (manifest "forecast"), so re-analysing keeps it computed from this analysis. One that
+    was asked for and cannot be made raises ForecastError; a stored one that no longer can
+    (the run is now judged suspect) is left out, with a note saying why."""
+    stored = manifest.get("forecast")
+    if change is None and isinstance(stored, dict):
+        planned: ScopeChange | None = ScopeChange.from_json(stored.get("change"))
+    else:
+        planned = change
+    if planned is None:
+        return None, []
+    start = time.perf_counter()
+    try:
+        result = forecast(snapshot, settings, planned, context=context)
+    except ForecastError as error:
+        if change is not None:
+            raise
+        return None, [f"the run's forecast ({planned.sentence()}) was not redone: {error}"]
+    decided = verdict(result)
+    return Forecasted(result, decided, round(time.perf_counter() - start, 3)), []

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,9 +31,12 @@ from audit.classify import (
     coverage,
     effective_features,
     prepared_for_rules,
+    rule_context,
 )
 from audit.config import Settings, config_relative, settings_from_dict
-from audit.errors import RunDirError, UsageError
+from audit.errors import RunDirError
+from audit.forecast import ScopeChange
+from audit.forecast_verdict import Verdict, forecast_of
 from audit.hardmatch import (
     HardMatchResult as HardMatchPlan,
 )
@@ -58,7 +60,12 @@ from audit.history import (
 )
 from audit.model import Severity, Snapshot, SourceReport
 from audit.outputs.findings import write_findings
-from audit.outputs.forecast import forecast_section
+from audit.outputs.forecast import (
+    forecast_section,
+    record_forecast,
+    remove_stale_forecast,
+    write_forecast,
+)
 from audit.outputs.model import Health, ReportModel, build_report, compute_health
 from audit.outputs.redact import Redactor
 from audit.outputs.runs import generation_time
@@ -200,6 +207,7 @@ class AnalyzeResult:
     comparison: Comparison | None = None  # against the previous complete run beside it
     suspect: tuple[str, ...] = ()  # the safety guard's sentences: sources that shrank
     report: ReportModel | None = None  # what the reports (and the cycle's e-mail) show
+    forecast: Verdict | None = None  # the planned scope change's verdict, when one was forecast
 
     @property
     def failed(self) -> bool:
@@ -387,12 +395,14 @@ def analyze(
     redact: bool | None = None,
     fail_on: Severity | None = None,
     accept_drop: bool = False,
+    forecast: ScopeChange | None = None,
     progress: Progress = _quiet,
 ) -> AnalyzeResult:
     """Classify a run's snapshot and write, together or not at all, findings.{parquet,json,csv},
     the reports (report.html, report.pdf, findings.xlsx; masked when `redact`, default
     settings.report.redact) and remediation.ps1; then the manifest's ``analyzed`` section.
-    `fail_on` defaults to the settings' [run] fail_on."""
+    `fail_on` defaults to the settings' [run] fail_on. `forecast`: a planned scope change to
+    forecast too (forecast.* and the reports' section); without it, the one the run last had."""
     run_dir = run_dir.resolve()
     manifest = read_manifest(run_dir)
     settings = settings_for_run(run_dir, settings, manifest)
@@ -418,8 +428,11 @@ def analyze(
     not_checked = coverage(all_rules(), snapshot.unmet_needs())
     progress("classifying")
     t0 = time.perf_counter()
-    findings = classify(snapshot, settings)
+    context = rule_context(snapshot, settings)
+    findings = classify(snapshot, settings, context=context)
     classify_s = round(time.perf_counter() - t0, 3)
+    # Before anything is written: a forecast asked for that cannot be made stops the run here.
+    forecasted, forecast_notes = forecast_of(snapshot, settings, manifest, forecast, context)
     unchecked = frozenset(h.code for h in not_checked if h.status == "held back")
     comparison = compare(findings, snapshot.taken_at or generation_time(), previous, unchecked)
     # Waivers in force on the snapshot's day (re-analysing an old run gives the same answer).
@@ -463,13 +476,13 @@ def analyze(
         run_id=run_id,
         health=health,
         history=history,
-        notes=[*accepted_drops, *held, *waivers.notes(), *history_warnings],
+        notes=[*accepted_drops, *held, *waivers.notes(), *history_warnings, *forecast_notes],
         redactor=redactor,
         generated=generated,
         plan=PlanSummary.of(plan, causes_of(findings)),
         since=comparison.since(),
         suspect=[d.sentence() for d in drops],
-        forecast=forecast_section(run_dir, redactor, settings.report.pdf_rows_per_code),
+        forecast=forecast_section(forecasted, redactor, settings.report.pdf_rows_per_code),
     )
     timings = {"report_model_s": round(time.perf_counter() - t0, 3)}
     # Human-facing outputs are views of the same findings. All are staged and moved in
@@ -493,6 +506,9 @@ def analyze(
             plan=plan,
         )
         written[script.name] = script
+        if forecasted:
+            written.update(write_forecast(staging, forecasted, redactor))
+    remove_stale_forecast(run_dir, forecasted)
     warnings = (*model.warnings, *waivers.notes(), *history_warnings)
     manifest["analyzed"] = {
         "at": generated,
@@ -511,6 +527,7 @@ def analyze(
         "accepted_drop": accepted_drops,
         "waivers": waivers.as_json(),
     }
+    record_forecast(manifest, forecasted)
     write_manifest(run_dir, manifest)
     outputs = {name: run_dir / name for name in written}
     outputs[MANIFEST] = run_dir / MANIFEST
@@ -530,6 +547,7 @@ def analyze(
         comparison=comparison,
         suspect=tuple(d.sentence() for d in drops),
         report=model,
+        forecast=forecasted.verdict if forecasted else None,
     )
 
 
@@ -565,35 +583,3 @@ def hardmatch(
         explanation=tuple(explanation(plan)),
         outputs={path.name: path},
     )
-
-
-DEMO_MARKER = ".syncaudit-demo"
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    imported: ImportResult
-    analyzed: AnalyzeResult
-    exports: Path  # the folder of the estate's export files
-    config: Path  # the config those exports go with
-
-
-def demo(out: Path, *, progress: Progress = _quiet) -> DemoResult:
-    """The built-in estate's exports written to `out`/exports, imported to `out`/runs/demo
-    and analysed. `out` is replaced only when an earlier demo made it."""
-    from audit.demo import write_demo_inputs
-
-    if out.exists() and any(out.iterdir()):
-        if not (out / DEMO_MARKER).exists():
-            raise UsageError(f"{out}: exists and is not a syncaudit demo directory")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / DEMO_MARKER).write_text("created by `syncaudit demo`; safe to delete\n")
-    progress("writing the demo estate's exports")
-    inputs = write_demo_inputs(out / "exports")
-    imported = import_exports(
-        out=out / "runs" / "demo", progress=progress, **inputs.import_arguments()
-    )
-    progress("analyzing")
-    analyzed = analyze(imported.run_dir, inputs.settings, progress=progress)
-    return DemoResult(imported, analyzed, exports=out / "exports", config=inputs.config_path)

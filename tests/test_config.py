@@ -44,7 +44,12 @@ def test_every_commented_later_key_of_the_example_is_valid_and_says_it_is_not_us
             table = line.split("#")[0].strip()
         elif line.startswith("# ") and "=" in line.split("#")[1] and table not in LIVE_TABLES:
             later.append(line)
-    switches = {"block_soft_match", "block_hard_match_takeover", "soft_match_on_upn"}
+    switches = {
+        "block_soft_match",
+        "block_hard_match_takeover",
+        "soft_match_on_upn",
+        "synchronize_upn_for_managed_users",
+    }
     keys = [k for line in later if (k := line[2:].split("=")[0].strip()) not in switches]
     enabled = "\n".join(
         line[2:] if line.startswith("# ") and "=" in line.split("#")[1] else line

@@ -11,6 +11,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from audit.config import Settings, Thresholds
 from audit.forecast import FORECAST_SCHEMA, ForecastError, ScopeChange, forecast, planned_scope
@@ -420,3 +422,11 @@ def test_upn_changes_of_managed_users_wait_for_the_tenant_switch() -> None:
     assert people(snapshot(ad, cloud, tenant_info=on))["mover"]["predicted_upn"] == (
         "mover.new@contoso.com"
     )
+
+
+@given(st.lists(st.text(alphabet=" \t\u2003,=+\\aBcÄ", max_size=12), min_size=1, max_size=8))
+def test_the_vectorised_dn_normalisation_is_scope_normalized_dn(dns: list[str]) -> None:
+    from audit.forecast import normalized_dns
+    from audit.sources.scope import normalized_dn
+
+    assert normalized_dns(pl.Series(dns)).to_list() == [normalized_dn(d) for d in dns]

@@ -191,24 +191,26 @@ def _legend(items: list[tuple[str, str]], left: int, y: float) -> list[str]:
 
 
 def stacked_bars(
-    rows: Sequence[tuple[str, Mapping[str, int]]],
+    rows: Sequence[tuple[str, Mapping[str, int], str]],
     colours: Mapping[str, str],
     title: str,
     width: int = 640,
 ) -> str:
-    """Horizontal stacked bars, one per row (an OU), segments in the order of `colours`; the
-    row's total at the end. Long labels are cut (the full one is the bar's tooltip)."""
-    label_w, count_w, bar_h, gap, legend_h = 190, 56, 16, 6, 22
+    """Horizontal stacked bars, one per row (label, counts, end text), segments in the order of
+    `colours`; the end text after each bar. Long labels are cut from the left (the full one is
+    the row's tooltip): the end of a DN is the part that differs least."""
+    label_w, end_w, bar_h, gap, legend_h = 170, 90, 16, 6, 22
     height = len(rows) * (bar_h + gap) + gap + legend_h
-    top = max([sum(c.values()) for _label, c in rows] + [1])
-    span = width - label_w - count_w
+    top = max([sum(c.get(n, 0) for n in colours) for _label, c, _end in rows] + [1])
+    span = width - label_w - end_w
     body = []
-    for i, (label, counts) in enumerate(rows):
+    for i, (label, counts, end) in enumerate(rows):
         y = gap + i * (bar_h + gap)
-        short = label if len(label) <= 30 else label[:29] + "…"
+        short = label if len(label) <= 28 else label[:27] + "…"
         body.append(
             f'<text x="{label_w - 6}" y="{y + bar_h / 2 + 4:.1f}" text-anchor="end" '
-            f'fill="{TEXT}" font-size="10">{xml_escape(short)}</text>'
+            f'fill="{TEXT}" font-size="10"><title>{xml_escape(label)}</title>'
+            f"{xml_escape(short)}</text>"
         )
         x = float(label_w)
         for name, colour in colours.items():
@@ -221,10 +223,9 @@ def stacked_bars(
                 f"<title>{xml_escape(label)}: {value:,} {xml_escape(name)}</title></rect>"
             )
             x += w
-        total = sum(counts.values())
         body.append(
             f'<text x="{x + 5:.1f}" y="{y + bar_h / 2 + 4:.1f}" fill="{TEXT}" '
-            f'font-size="10">{total:,}</text>'
+            f'font-size="10">{xml_escape(end)}</text>'
         )
     body += _legend([(n, c) for n, c in colours.items()], 8, height - 6)
     return _svg(width, height, title, body)

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from audit.forecast import FORECAST_SCHEMA, OUTCOMES
-from audit.forecast_verdict import Verdict
+from audit.forecast_verdict import Forecasted, Verdict
 from audit.outputs import charts
 from audit.outputs.findings import neutralise_formulas
 from audit.outputs.redact import Redactor
@@ -24,6 +24,10 @@ from audit.outputs.xlsx import _cell
 from audit.store import write_file_atomically
 
 FORECAST_FILES = ("forecast.parquet", "forecast.csv", "forecast.xlsx", "forecast.json")
+# Every person up to this many (a readiness assessment's 40,000 people fit); above it the sheet
+# holds the people something happens to, the unchanged are in forecast.csv / .parquet (a
+# million-row sheet takes xlsxwriter minutes and Excel will not open it comfortably).
+XLSX_EVERYONE = 100_000
 EXCEL_ROWS = 1_048_575  # a sheet's rows under its header
 OUTCOME_COLOURS = {
     "unchanged": "#9aa5b1",
@@ -37,11 +41,10 @@ OUTCOME_COLOURS = {
 _PERSON_COLUMNS = ("ad_dn", "ad_upn", "cloud_upn", "predicted_upn")
 
 
-def write_forecast(
-    out: Path, people: pl.DataFrame, verdict: Verdict, redactor: Redactor | None
-) -> dict[str, Path]:
+def write_forecast(out: Path, forecasted: Forecasted, redactor: Redactor | None) -> dict[str, Path]:
     """The four files in `out`, each written atomically: name -> path."""
-    people = people.select(list(FORECAST_SCHEMA))
+    people = forecasted.result.people.select(list(FORECAST_SCHEMA))
+    verdict = forecasted.verdict
     write_file_atomically(out / "forecast.parquet", people.write_parquet)
     flat = people.with_columns(
         pl.col("property_conflict").list.join(", "), pl.col("finding_codes").list.join(", ")
@@ -121,7 +124,18 @@ def _write_xlsx(path: Path, people: pl.DataFrame, verdict: Verdict) -> None:
         {o: i for i, o in enumerate(("error", *[o for o in OUTCOMES if o != "error"]))},
         return_dtype=pl.Int8,
     )
-    people = people.sort(order, "ou", "ad_dn").head(EXCEL_ROWS)
+    people = people.sort(order, "ou", "ad_dn")
+    if people.height > XLSX_EVERYONE:
+        people = people.filter(pl.col("outcome") != "unchanged")
+        note = (
+            f"{verdict.counts['unchanged']:,} unchanged people are not listed (more than "
+            f"{XLSX_EVERYONE:,} people): forecast.csv and forecast.parquet hold everyone"
+        )
+        if people.height > EXCEL_ROWS:
+            note += f"; the sheet stops at Excel's {EXCEL_ROWS:,} rows"
+            people = people.head(EXCEL_ROWS)
+        sheet.write_string(len(rows) + 1, 0, "People sheet", bold)
+        sheet.write_string(len(rows) + 1, 1, note)
     sheet = workbook.add_worksheet("People")
     columns = people.columns
     sheet.freeze_panes(1, 0)
@@ -134,6 +148,12 @@ def _write_xlsx(path: Path, people: pl.DataFrame, verdict: Verdict) -> None:
             if value is not None:
                 sheet.write_string(r, c, _cell(str(value)))
     workbook.close()
+
+
+def short_ou(dn: str) -> str:
+    """An OU as people name it: the DN without its domain part (DC=...)."""
+    kept = [part for part in dn.split(",") if not part.strip().upper().startswith("DC=")]
+    return ",".join(kept) or dn
 
 
 # --- the report section -------------------------------------------------------------------------
@@ -166,15 +186,33 @@ class ForecastSection:
     notes: tuple[str, ...]
 
 
+def record_forecast(manifest: dict[str, Any], forecasted: Forecasted | None) -> None:
+    """The manifest's "forecast": the change (re-analysis forecasts it again) and its verdict."""
+    if forecasted is None:
+        manifest.pop("forecast", None)
+        return
+    manifest["forecast"] = {
+        "change": forecasted.result.change.as_json(),
+        "decision": forecasted.verdict.decision,
+        "people": forecasted.verdict.people,
+        "forecast_s": forecasted.seconds,
+    }
+
+
+def remove_stale_forecast(run_dir: Path, forecasted: Forecasted | None) -> None:
+    """Without a forecast in this analysis, an earlier one's files would speak for it."""
+    for name in FORECAST_FILES if forecasted is None else ():
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def forecast_section(
-    run_dir: Path, redactor: Redactor | None, rows_per_blocker: int
+    forecasted: Forecasted | None, redactor: Redactor | None, rows_per_blocker: int
 ) -> ForecastSection | None:
-    """The section from the run's forecast files; None when the run has no forecast."""
-    verdict_path, people_path = run_dir / "forecast.json", run_dir / "forecast.parquet"
-    if not (verdict_path.is_file() and people_path.is_file()):
+    """The reports' section of this analysis's forecast (None without one)."""
+    if forecasted is None:
         return None
-    data = json.loads(verdict_path.read_text("utf-8"))
-    people = pl.read_parquet(people_path)
+    data = forecasted.verdict.as_json()
+    people = forecasted.result.people
     blockers = []
     for b in data["blockers"]:
         rows = masked(
@@ -207,7 +245,16 @@ def forecast_section(
                 rows=tuple(rows.to_dicts()),
             )
         )
-    by_ou = [(redactor.dn(o["ou"]) if redactor else o["ou"], o["counts"]) for o in data["by_ou"]]
+    # The bars draw the people something happens to (the unchanged would dwarf them); the
+    # end of each bar says how many of the OU's people that is.
+    affected = {o: c for o, c in OUTCOME_COLOURS.items() if o != "unchanged"}
+    by_ou = []
+    for row in data["by_ou"]:
+        counts = row["counts"]
+        total = sum(counts.values())
+        moved = total - counts.get("unchanged", 0)
+        label = short_ou(row["ou"])
+        by_ou.append((redactor.dn(label) if redactor else label, counts, f"{moved:,} of {total:,}"))
     return ForecastSection(
         decision=data["decision"],
         sentence=data["sentence"],
@@ -217,7 +264,7 @@ def forecast_section(
         deletions=data["deletions"],
         deletion_threshold=data["deletion_threshold"],
         blockers=tuple(blockers),
-        chart_svg=charts.stacked_bars(by_ou, OUTCOME_COLOURS, "Outcome per OU"),
+        chart_svg=charts.stacked_bars(by_ou, affected, "Outcome per OU"),
         ous=data["ous"],
         charted_ous=len(by_ou),
         notes=tuple(data["notes"]),

@@ -189,6 +189,24 @@ class RuleContext:
         return joins.misencoded_anchors(unheld, self.ad)
 
 
+# The joins that read only the cloud side: the same for any AD scope of one snapshot.
+CLOUD_SIDE = ("active_cloud", "deleted_cloud", "cloud_address_keys")
+
+
+def share_cloud_side(target: RuleContext, source: RuleContext) -> None:
+    """Give `target` the cloud-side joins `source` has already made, when both read the same
+    cloud frames (a forecast's planned scope beside the run's own): they do not depend on
+    which AD users are in scope."""
+    same = (
+        target.snapshot.cloud_users is source.snapshot.cloud_users
+        and target.snapshot.cloud_objects is source.snapshot.cloud_objects
+    )
+    for name in CLOUD_SIDE if same else ():
+        if name in source.__dict__:
+            # cached_property keeps its value in the instance dict (frozen or not)
+            target.__dict__.setdefault(name, source.__dict__[name])
+
+
 def _leading_rows(frame: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
     """The rows meeting `condition`: a zero-copy slice when they come first (classify orders
     the snapshot that way), else a filter. A filter copies every column of a 1M-row frame."""

@@ -108,11 +108,16 @@ def same_person() -> pl.Expr:
 
 
 def anchor_links(scoped_ad: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
-    """(_ad, anchor, holder_id): every in-scope AD user with the ACTIVE cloud user holding its
-    anchor, or a null holder_id. Case-sensitive, like sourceAnchor."""
+    """(_ad, anchor, holder_id, holder_row): every in-scope AD user with the ACTIVE cloud user
+    holding its anchor (its id, and its row in `active` for gathering its columns), or nulls.
+    Case-sensitive, like sourceAnchor."""
     holders = (
         active.lazy()
-        .select(pl.col("id").alias("holder_id"), pl.col("immutable_id"))
+        .select(
+            pl.col("id").alias("holder_id"),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("holder_row"),
+            pl.col("immutable_id"),
+        )
         .filter(pl.col("immutable_id").is_not_null())
         .with_columns(_h=pl.col("immutable_id").hash())
     )
@@ -122,11 +127,14 @@ def anchor_links(scoped_ad: pl.DataFrame, active: pl.DataFrame) -> pl.DataFrame:
         .select(AD_KEY, "anchor", _h=pl.col("anchor").hash())
         .join(holders, on="_h", how="left")
         .with_columns(
-            holder_id=pl.when(pl.col("anchor") == pl.col("immutable_id")).then(pl.col("holder_id"))
+            holder_id=pl.when(pl.col("anchor") == pl.col("immutable_id")).then(pl.col("holder_id")),
+            holder_row=pl.when(pl.col("anchor") == pl.col("immutable_id")).then(
+                pl.col("holder_row")
+            ),
         )
         # a 64-bit collision would add a second, unmatched row for that AD user: drop it
         .filter(pl.col("holder_id").is_not_null() | ~pl.col(AD_KEY).is_duplicated())
-        .select(AD_KEY, "anchor", "holder_id")
+        .select(AD_KEY, "anchor", "holder_id", "holder_row")
         .collect()
     )
 

@@ -142,4 +142,8 @@ def test_a_device_code_sign_in_reads_the_switches(
             "graph",
         ),
         "soft_match_on_upn": (switches["softMatchOnUpnEnabled"], "graph"),
+        "synchronize_upn_for_managed_users": (
+            switches["synchronizeUpnForManagedUsersEnabled"],
+            "graph",
+        ),
     }

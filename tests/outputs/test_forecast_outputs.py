@@ -11,7 +11,7 @@ import polars as pl
 
 from audit.config import Settings
 from audit.forecast import ScopeChange, forecast
-from audit.forecast_verdict import verdict
+from audit.forecast_verdict import Forecasted, verdict
 from audit.outputs.forecast import forecast_section, write_forecast
 from audit.outputs.html import render_html
 from audit.outputs.model import build_report
@@ -19,10 +19,14 @@ from audit.outputs.redact import Redactor
 from tests.report_fixtures import FORMULA, SCRIPT, hostile_findings
 
 
-def written(tmp_path: Path, redactor: Redactor | None = None) -> Path:
+def forecasted() -> Forecasted:
     _findings, snapshot = hostile_findings()
     result = forecast(snapshot, Settings(), ScopeChange())
-    write_forecast(tmp_path, result.people, verdict(result), redactor)
+    return Forecasted(result, verdict(result), 0.0)
+
+
+def written(tmp_path: Path, redactor: Redactor | None = None) -> Path:
+    write_forecast(tmp_path, forecasted(), redactor)
     return tmp_path
 
 
@@ -39,11 +43,10 @@ def test_csv_and_xlsx_cells_are_never_formulas(tmp_path: Path) -> None:
     assert any(FORMULA in str(c.value) for c in values)
 
 
-def test_the_html_section_escapes_directory_values(tmp_path: Path) -> None:
-    out = written(tmp_path)
+def test_the_html_section_escapes_directory_values() -> None:
     findings, snapshot = hostile_findings()
     model = build_report(findings, snapshot, Settings(), run_id="hostile")
-    html = render_html(replace(model, forecast=forecast_section(out, None, 25)))
+    html = render_html(replace(model, forecast=forecast_section(forecasted(), None, 25)))
     section = html[html.index('<section id="forecast">') :].split("</section>", 1)[0]
     assert SCRIPT not in section
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section
@@ -52,7 +55,7 @@ def test_the_html_section_escapes_directory_values(tmp_path: Path) -> None:
 def test_a_redacted_report_masks_the_people(tmp_path: Path) -> None:
     redactor = Redactor(b"k" * 32)
     out = written(tmp_path, redactor)
-    section = forecast_section(out, redactor, 25)
+    section = forecast_section(forecasted(), redactor, 25)
     assert section is not None and section.blockers
     rows = [r for b in section.blockers for r in b.rows]
     assert rows and all(r["reason"] == "(redacted)" for r in rows)
