@@ -24,7 +24,7 @@ Microsoft's pages behind each outcome:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -33,7 +33,7 @@ from audit.classify import prepared_for_rules, rule_context
 from audit.config import Settings
 from audit.errors import UsageError
 from audit.model import Need, Snapshot
-from audit.rules.base import RuleContext, share_cloud_side
+from audit.rules.base import RuleContext, release
 from audit.sources.scope import FILTER_REASON, normalized_dn
 
 OUTCOMES = ("unchanged", "update", "hard-match", "soft-match", "create", "error", "soft-delete")
@@ -204,22 +204,21 @@ def forecast(
 ) -> Forecast:
     """Every person's outcome of the next sync cycle once `change` is made.
 
-    `context`: the classification's RuleContext of this snapshot (analyze passes it). Without
-    an OU change the forecast reads its joins as they are; with one, the planned scope gets its
-    own context, which still takes the cloud-side joins from it.
+    A person's match depends on that person and the cloud, not on who else is in scope, so the
+    run's own joins (`context`: the classification's RuleContext of this snapshot, which
+    analyze passes; made here otherwise) serve everyone whose scope does not change, and only
+    the people entering scope are joined anew (forecast_people.people).
     """
     check_forecastable(snapshot, change)
-    if context is not None and not (change.include_ous or change.exclude_ous):
-        ctx = context
-    else:
-        planned = prepared_for_rules(
-            replace(snapshot, ad_users=planned_scope(snapshot.ad_users, change))
-        )
-        ctx = rule_context(planned, settings)
-        if context is not None:
-            share_cloud_side(ctx, context)
+    snapshot = prepared_for_rules(snapshot)
+    if context is None or context.snapshot.ad_users is not snapshot.ad_users:
+        context = rule_context(snapshot, settings)
+    # The classification's widest joins (every hard-matched pair's columns, every AD address)
+    # are not the forecast's: their memory is better spent on its rows.
+    release(context, "hard_matches", "ad_address_keys")
+    planned = planned_scope(snapshot.ad_users, change)
     threshold = settings.thresholds.deletion_threshold
-    people = forecast_people.people(ctx)
+    people = forecast_people.people(context, planned)
     over = int((people["outcome"] == "soft-delete").sum()) > threshold
     if over:
         people = people.with_columns(
@@ -227,7 +226,7 @@ def forecast(
             .then(pl.lit("deletion-threshold"))
             .otherwise(pl.col("blocker"))
         )
-    return Forecast(change, people, threshold, tuple(_assumptions(ctx, snapshot)))
+    return Forecast(change, people, threshold, tuple(_assumptions(context, snapshot)))
 
 
 def _assumptions(ctx: RuleContext, snapshot: Snapshot) -> list[str]:

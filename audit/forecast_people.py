@@ -9,19 +9,59 @@ refused), else a new cloud user (quarantined values, or an export error for a gr
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import polars as pl
 
+from audit.classify import prepared_for_rules
 from audit.forecast_rows import parent_ou, people_columns, unchanged_columns
 from audit.model import Need
 from audit.rules import blockers, joins, upn
-from audit.rules.base import RuleContext
+from audit.rules.base import RuleContext, share_cloud_side
 from audit.rules.joins import AD_KEY
 from audit.rules.shape import say
 
 
-def people(ctx: RuleContext) -> pl.DataFrame:
-    """One row per AD user in the planned scope and per AD user leaving it."""
-    return pl.concat([_staying_or_entering(ctx), _leaving(ctx)], how="vertical")
+def people(run: RuleContext, planned: pl.DataFrame) -> pl.DataFrame:
+    """One row per AD user in the planned scope and per AD user leaving it.
+
+    `run`: the RuleContext of the run's own scope; `planned`: its AD users (same rows, same
+    order) with the planned in_scope and _was_in_scope (forecast.planned_scope). Who stays is
+    judged on `run`'s joins; who enters on a context of their own, holding every person whose
+    anchor an entering person also sends (a duplicate is judged among all who send it), which
+    takes the cloud-side joins from `run`; who leaves needs only their synced cloud user.
+    """
+    was = planned.get_column("_was_in_scope")
+    now = planned.get_column("in_scope").fill_null(False)
+    entering = now & ~was
+    if not entering.any() and now.equals(was):
+        return _staying_or_entering(run)
+    anchors = planned.get_column("anchor")
+    shared = anchors.is_in(anchors.filter(entering).drop_nulls().implode()).fill_null(False)
+    joined_anew = entering | (now & was & shared)
+    staying = (now & was & ~shared).head(run.scoped_ad.height)
+    frames = [_staying_or_entering(run, keep=staying)]
+    if joined_anew.any():
+        frames.append(_staying_or_entering(_context_of(run, planned.filter(joined_anew))))
+    leaving = planned.select("source", "dn", "object_guid", "upn", "anchor", "out_of_scope_reason")
+    frames.append(_leaving(run, leaving.filter(was & ~now)))
+    return pl.concat(frames, how="vertical")
+
+
+def _context_of(run: RuleContext, ad: pl.DataFrame) -> RuleContext:
+    """A RuleContext over these AD users (all in scope) and the run's cloud, sharing its
+    cloud-side joins."""
+    snapshot = prepared_for_rules(replace(run.snapshot, ad_users=ad.with_columns(in_scope=True)))
+    context = replace(run, snapshot=snapshot, unmet=run.unmet)
+    share_cloud_side(context, run)
+    # The cloud anchors no in-scope AD user sends are a set over everyone in scope: made from
+    # these few users alone it would be nearly the whole tenant, and decoding it for wrong
+    # encodings costs seconds at 1M. It is the run's, less what the people entering send.
+    entering = ad.select(pl.col("anchor").drop_nulls())
+    context.__dict__["cloud_anchors_without_ad"] = run.cloud_anchors_without_ad.join(
+        entering, left_on="immutable_id", right_on="anchor", how="anti"
+    )
+    return context
 
 
 # --- users in the planned scope ----------------------------------------------------------------
@@ -112,7 +152,7 @@ def _holder_pairs(ctx: RuleContext) -> pl.DataFrame:
     return (
         ctx.anchor_links.filter(pl.col("holder_row").is_not_null())
         .select(AD_KEY, pl.col("holder_row").alias("_r"))
-        .unique(AD_KEY, keep="first", maintain_order=True)
+        .unique(AD_KEY, keep="first")
     )
 
 
@@ -173,25 +213,35 @@ def _conflicts(ctx: RuleContext) -> pl.DataFrame:
     )
 
 
-def _staying_or_entering(ctx: RuleContext) -> pl.DataFrame:
+def _staying_or_entering(ctx: RuleContext, keep: pl.Series | None = None) -> pl.DataFrame:
+    """The rows of ctx's in-scope AD users (those `keep` marks, aligned with scoped_ad)."""
     pairs = _holder_pairs(ctx)
-    holders = pairs.select(AD_KEY).hstack(
-        ctx.active_cloud.select([pl.col(c).alias(f"cloud_{c}") for c in _HOLDER_NARROW])[
-            pairs["_r"]
-        ]
+    # The holder's row for every scoped AD user (null: none), so its columns line up with
+    # scoped_ad by gathering: no join copies the AD side.
+    holder_row = (
+        pl.Series("_r", [None], dtype=pl.UInt32)
+        .extend_constant(None, ctx.scoped_ad.height - 1)
+        .scatter(pairs.get_column(AD_KEY), pairs.get_column("_r"))
+        if ctx.scoped_ad.height
+        else pl.Series("_r", [], dtype=pl.UInt32)
     )
-    rows = (
-        ctx.scoped_ad.select(AD_KEY, *_AD_NARROW[:-1], _was_in_scope(ctx))
-        .join(holders, on=AD_KEY, how="left")
-        .join(_conflicts(ctx), on=AD_KEY, how="left")
+    holders = ctx.active_cloud.select(
+        [pl.col(c).gather(holder_row).alias(f"cloud_{c}") for c in _HOLDER_NARROW]
     )
-    rows = rows.with_columns(_dup=_duplicated_anchor(rows))
+    rows = ctx.scoped_ad.select(AD_KEY, *_AD_NARROW[:-1], _was_in_scope(ctx)).hstack(holders)
+    if keep is not None:
+        rows = rows.filter(keep)
+    conflicts = _conflicts(ctx)
+    rows = rows.with_columns(
+        _dup=_duplicated_anchor(rows),
+        _conflict=pl.col(AD_KEY).is_in(conflicts.get_column(AD_KEY).implode()),
+    )
     # Most people are joined and agree with their cloud user to the byte: they take the
     # cheap path; the few others pay for the wide columns, case-insensitive comparisons and
     # the sentences.
     quiet = rows.select(_settled()).to_series()
     settled = rows.select(unchanged_columns()).filter(quiet)
-    rows = _gathered(ctx, rows.filter(~quiet), pairs)
+    rows = _gathered(ctx, rows.filter(~quiet), pairs).join(conflicts, on=AD_KEY, how="left")
     held = pl.col("cloud_id").is_not_null()
     synced = pl.col("cloud_sync_enabled").fill_null(False)
     same = joins.same_person()
@@ -267,7 +317,7 @@ def _settled() -> pl.Expr:
             | pl.col("cloud_account_enabled").is_null()
             | (pl.col("enabled") == pl.col("cloud_account_enabled"))
         )
-        & pl.col("conflict_with").is_null()
+        & ~pl.col("_conflict")
         & ~pl.col("_dup")
     ).alias("_settled")
 
@@ -319,10 +369,9 @@ def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:
 # --- users leaving scope ------------------------------------------------------------------------
 
 
-def _leaving(ctx: RuleContext) -> pl.DataFrame:
+def _leaving(ctx: RuleContext, leaving: pl.DataFrame) -> pl.DataFrame:
     """AD users the change takes out of scope: the synced cloud user holding the anchor is
     deleted (soft-deleted, restorable for 30 days)."""
-    leaving = ctx.out_of_scope_ad.filter(_was_in_scope(ctx))
     synced = (
         ctx.active_cloud.lazy()
         .select(

@@ -103,9 +103,8 @@ def unchanged_columns() -> list[pl.Expr]:
         pl.col("cloud_id"),
         pl.col("upn").alias("predicted_upn"),
         pl.lit(None, pl.String).alias("error"),
-        say("already joined to synced cloud user {}; nothing to change", "cloud_upn").alias(
-            "reason"
-        ),
+        # one shared string, not a million: cloud_upn names the account
+        pl.lit("already joined to its synced cloud user; nothing to change").alias("reason"),
         pl.lit(None, pl.String).alias("fix"),
         pl.col("source").alias("ad_source"),
         pl.col("upn").alias("ad_upn"),

@@ -507,7 +507,7 @@ def analyze(
         )
         written[script.name] = script
         if forecasted:
-            written.update(write_forecast(staging, forecasted, redactor))
+            written.update(write_forecast(staging, forecasted, redactor, generated))
     remove_stale_forecast(run_dir, forecasted)
     warnings = (*model.warnings, *waivers.notes(), *history_warnings)
     manifest["analyzed"] = {

@@ -207,6 +207,13 @@ def share_cloud_side(target: RuleContext, source: RuleContext) -> None:
             target.__dict__.setdefault(name, source.__dict__[name])
 
 
+def release(context: RuleContext, *names: str) -> None:
+    """Drop cached joins nobody will read again (they are made anew if someone does): after
+    the classification, its widest ones make room for what a forecast builds."""
+    for name in names:
+        context.__dict__.pop(name, None)
+
+
 def _leading_rows(frame: pl.DataFrame, condition: pl.Expr) -> pl.DataFrame:
     """The rows meeting `condition`: a zero-copy slice when they come first (classify orders
     the snapshot that way), else a filter. A filter copies every column of a 1M-row frame."""
