@@ -227,8 +227,7 @@ def attribute_conflict_cloud(ctx: RuleContext) -> pl.DataFrame:
         pl.col("address").alias("value"),
         shape.say(
             "AD user {}'s {} {} is already owned by cloud {} {} (id {}, its {}), which is not "
-            "its match: the export fails with AttributeValueMustBeUnique and the value is "
-            "quarantined",
+            "its match: {}",
             shape.who(),
             _attribute_names("attribute"),
             "address",
@@ -236,6 +235,11 @@ def attribute_conflict_cloud(ctx: RuleContext) -> pl.DataFrame:
             "owner_name",
             "owner_id",
             pl.col("owner_attribute").list.join(","),
+            # duplicate-attribute resiliency quarantines a UPN or SMTP value another user owns;
+            # one a group or contact owns still fails the export (its known issue 1)
+            pl.when(pl.col("owner_type") == "user")
+            .then(pl.lit("Entra quarantines the value on the AD user's account (PropertyConflict)"))
+            .otherwise(pl.lit("the export fails with AttributeValueMustBeUnique")),
         ).alias("detail"),
         shape.evidence(
             owner_type=pl.col("owner_type"),
@@ -317,8 +321,11 @@ RULES: tuple[Rule, ...] = (
             explanation=(
                 "An in-scope AD user's UPN, mail or smtp proxy value is owned (as UPN, mail or "
                 "proxy address) by an active cloud user, group or contact that is not its hard "
-                "match: the export fails with AttributeValueMustBeUnique and the value is "
-                "quarantined. Pairs already explained elsewhere are not repeated: the owner is "
+                "match. Duplicate-attribute resiliency quarantines a UPN or SMTP value another "
+                "user owns (the account syncs without it, PropertyConflict in its "
+                "onPremisesProvisioningErrors); a value a group or contact owns still fails the "
+                "export with AttributeValueMustBeUnique (resiliency's known issue). Pairs already "
+                "explained elsewhere are not repeated: the owner is "
                 "the AD user's soft-match candidate (soft-match-pending/-blocked, or waiting "
                 "behind anchor-held-by-deleted) or the original account of a "
                 "duplicate-cloud-account."

@@ -52,11 +52,19 @@ def _hard_block_output(
         .list.drop_nulls()
         .list.join(", then ")
     )
+    # tshoot-connect-sync-errors (2026-07): a target whose onPremisesObjectIdentifier is set
+    # fails with AttributeUpdateNotAllowed, a privileged one (and the tenant's takeover block)
+    # with InvalidHardMatch
+    error = (
+        pl.when(has("on-prem-object-id-set"))
+        .then(pl.lit("AttributeUpdateNotAllowed"))
+        .otherwise(pl.lit("InvalidHardMatch"))
+    )
     detail = shape.say(
-        "{}; Entra will refuse that hard match (InvalidHardMatch, 'Hard match operation blocked "
-        "due to security hardening'): {}. Recovery: {}, then Start-ADSyncSyncCycle -PolicyType "
-        "Delta",
+        "{}; Entra will refuse that hard match ({}, 'Hard match operation blocked due to "
+        "security hardening'): {}. Recovery: {}, then Start-ADSyncSyncCycle -PolicyType Delta",
         why,
+        error,
         "blocker_text",
         recovery,
     )
@@ -180,7 +188,9 @@ RULES: tuple[Rule, ...] = (
             title="Hard match refused by the 2026 hardening",
             explanation=(
                 "A hard match that sync or the remediation needs will be refused "
-                "(InvalidHardMatch: 'Hard match operation blocked due to security hardening') "
+                "('Hard match operation blocked due to security hardening': "
+                "AttributeUpdateNotAllowed for an onPremisesObjectIdentifier already set, "
+                "InvalidHardMatch for a privileged target or the tenant's takeover block) "
                 "because the TARGET cloud user has onPremisesObjectIdentifier set, or a "
                 "privileged role assigned or PIM-eligible; or because the tenant blocks cloud "
                 "object takeover through hard match. Targets checked: (a) sync-takeover: the "
