@@ -53,7 +53,7 @@ param(
 #   1 x merge-duplicate-cloud: after the AD user left sync scope: purge the soft-deleted twin, anchor the original account (duplicate-cloud-account x1)
 #   2 x block-sign-in: block sign-in of a cloud user whose AD account is disabled (enabled-drift x2)
 #   9 x ad-set-attribute: set an AD attribute to the IdFix-style proposed value (invalid-attribute x9)
-#   69 manual step(s), documented at the end of this script (comments only)
+#   70 manual step(s), documented at the end of this script (comments only)
 #   not in this script, no remediation needed: consistency-guid-differs x5, soft-match-pending x3, tenant-matching-settings x3, unmatched-ad x6
 #
 # Cloud section needs: PowerShell modules Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement
@@ -1088,8 +1088,8 @@ if ($Section -in @('All', 'Cloud')) {
     #   AD user CN=Patti Fernandez,OU=Staff,OU=Users,DC=corp,DC=contoso,DC=com
     #   (patti.fernandez@contoso.com)'s anchor 8DV8XK27WEC4ttr7unwszw== is held by unsynced cloud
     #   user patti.fernandez@contoso.com, so the next sync takes that account over by hard match;
-    #   Entra will refuse that hard match (InvalidHardMatch, 'Hard match operation blocked due to
-    #   security hardening'): patti.fernandez@contoso.com has onPremisesObjectIdentifier
+    #   Entra will refuse that hard match (AttributeUpdateNotAllowed, 'Hard match operation blocked
+    #   due to security hardening'): patti.fernandez@contoso.com has onPremisesObjectIdentifier
     #   49e96cda-5ca9-4b0e-bec4-344926b00805 set (it was synced before). Recovery: clear
     #   onPremisesObjectIdentifier (Invoke-MgGraphRequest -Method PATCH -Uri
     #   'beta/users/71f50868-71b0-471b-aad5-9ab926b5c491' -Body
@@ -1440,7 +1440,7 @@ if ($Section -in @('All', 'OnPremises')) {
 Complete-SaRun
 
 # =============================================================================================
-# Manual steps: 69. Comments only: nothing below runs. Each names the
+# Manual steps: 70. Comments only: nothing below runs. Each names the
 # finding, why it is not automatic, and how to fix it.
 # =============================================================================================
 #
@@ -1568,8 +1568,8 @@ Complete-SaRun
 #   Finding: AD user CN=Carlos Ruiz,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
 #   (carlos.ruiz@contoso.com)'s proxyAddresses sales@contoso.com is already owned by cloud user
 #   sales@contoso.com (id 9e318bc4-e08f-4fe8-b550-30b38c2a590c, its
-#   userPrincipalName,mail,proxyAddresses), which is not its match: the export fails with
-#   AttributeValueMustBeUnique and the value is quarantined
+#   userPrincipalName,mail,proxyAddresses), which is not its match: Entra quarantines the value
+#   on the AD user's account (PropertyConflict)
 #   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
 #   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
 #   ADSyncSyncCycle -PolicyType Delta.
@@ -1580,7 +1580,7 @@ Complete-SaRun
 #   (lidia.holloway@fabrikam.com)'s proxyAddresses lidia.holloway@contoso.com is already owned
 #   by cloud contact lidia.holloway@contoso.com (id 2b110bfa-8a9a-4566-83cc-cfd7262441df, its
 #   mail,proxyAddresses), which is not its match: the export fails with
-#   AttributeValueMustBeUnique and the value is quarantined
+#   AttributeValueMustBeUnique
 #   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
 #   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
 #   ADSyncSyncCycle -PolicyType Delta.
@@ -1590,8 +1590,7 @@ Complete-SaRun
 #   Finding: AD user CN=Marcus Reed,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
 #   (marcus.reed@contoso.com)'s proxyAddresses info@contoso.com is already owned by cloud user
 #   lynn.hart@contoso.com (id 3070b633-0621-4138-8edd-0bb12e895bb1, its proxyAddresses), which
-#   is not its match: the export fails with AttributeValueMustBeUnique and the value is
-#   quarantined
+#   is not its match: Entra quarantines the value on the AD user's account (PropertyConflict)
 #   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
 #   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
 #   ADSyncSyncCycle -PolicyType Delta.
@@ -1601,8 +1600,8 @@ Complete-SaRun
 #   Finding: AD user CN=Ursula Meyer,OU=Sales,OU=Users,DC=corp,DC=contoso,DC=com
 #   (ursula.meyer@contoso.com)'s targetAddress conf-room-a@contoso.com is already owned by cloud
 #   user conf-room-a@contoso.com (id aed2eb6c-2960-426c-9c4a-d85c64c7b10f, its
-#   userPrincipalName,mail,proxyAddresses), which is not its match: the export fails with
-#   AttributeValueMustBeUnique and the value is quarantined
+#   userPrincipalName,mail,proxyAddresses), which is not its match: Entra quarantines the value
+#   on the AD user's account (PropertyConflict)
 #   How to fix: Remove the value from the cloud object (Update-MgUser / Exchange Online Set-
 #   Mailbox -EmailAddresses @{remove=...} / Set-MailContact) or change it in AD, then Start-
 #   ADSyncSyncCycle -PolicyType Delta.
@@ -1619,7 +1618,9 @@ Complete-SaRun
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
 #   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
 #   'v1.0/users/0fa641c9-1a68-4427-ace3-41bcfe9b588a' -Body '{"onPremisesImmutableId":null}' and
-#   verify after (Update-MgUser with $null does not clear it).
+#   verify after (Update-MgUser with $null does not clear it). Cloud-only with an out-of-scope
+#   AD user holding the anchor: a hard match prepared for when that user enters scope; the
+#   script leaves it (syncaudit forecast shows the outcome).
 #
 # MANUAL STEP [29fbbcb55fe2499f7d2b] cloud-orphan: Cloud user's anchor matches no AD user
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1631,7 +1632,9 @@ Complete-SaRun
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
 #   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
 #   'v1.0/users/77a156f4-8dc5-453e-a9cb-ce071eaf292c' -Body '{"onPremisesImmutableId":null}' and
-#   verify after (Update-MgUser with $null does not clear it).
+#   verify after (Update-MgUser with $null does not clear it). Cloud-only with an out-of-scope
+#   AD user holding the anchor: a hard match prepared for when that user enters scope; the
+#   script leaves it (syncaudit forecast shows the outcome).
 #
 # MANUAL STEP [374a47ecb2b6b86f32d9] cloud-orphan: Cloud user's anchor matches no AD user
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1643,7 +1646,9 @@ Complete-SaRun
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
 #   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
 #   'v1.0/users/92502535-de5d-4b8f-8877-9a63961df409' -Body '{"onPremisesImmutableId":null}' and
-#   verify after (Update-MgUser with $null does not clear it).
+#   verify after (Update-MgUser with $null does not clear it). Cloud-only with an out-of-scope
+#   AD user holding the anchor: a hard match prepared for when that user enters scope; the
+#   script leaves it (syncaudit forecast shows the outcome).
 #
 # MANUAL STEP [76426d491666282234fc] cloud-orphan: Cloud user's anchor matches no AD user
 #   Why manual: no safe automatic fix: decide and act by hand
@@ -1655,7 +1660,24 @@ Complete-SaRun
 #   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
 #   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
 #   'v1.0/users/7e13e0fc-9bb6-4d65-855d-31ec2d339ae1' -Body '{"onPremisesImmutableId":null}' and
-#   verify after (Update-MgUser with $null does not clear it).
+#   verify after (Update-MgUser with $null does not clear it). Cloud-only with an out-of-scope
+#   AD user holding the anchor: a hard match prepared for when that user enters scope; the
+#   script leaves it (syncaudit forecast shows the outcome).
+#
+# MANUAL STEP [c486086187d61375b227] cloud-orphan: Cloud user's anchor matches no AD user
+#   Why manual: no safe automatic fix: decide and act by hand
+#   Finding: Cloud-only cloud user rocio.delgado@contoso.com (id
+#   efc5a79c-64fc-4402-81c1-63ef23fe1f72) holds anchor kNZnXajgnU6ewHQHwgaJTg== that no in-scope
+#   AD user has: AD user CN=Rocio Delgado,OU=Contractors,DC=corp,DC=contoso,DC=com
+#   (rocio.delgado@contoso.com) holds this anchor but is out of sync scope (excluded OU
+#   OU=Contractors,DC=corp,DC=contoso,DC=com)
+#   How to fix: Synced: find the AD object (Get-ADUser -Filter "mS-DS-ConsistencyGuid -eq ..."
+#   or by objectGUID), bring it back into scope, or let sync soft-delete the cloud user. Cloud-
+#   only: clear the stale anchor with Invoke-MgGraphRequest -Method PATCH -Uri
+#   'v1.0/users/efc5a79c-64fc-4402-81c1-63ef23fe1f72' -Body '{"onPremisesImmutableId":null}' and
+#   verify after (Update-MgUser with $null does not clear it). Cloud-only with an out-of-scope
+#   AD user holding the anchor: a hard match prepared for when that user enters scope; the
+#   script leaves it (syncaudit forecast shows the outcome).
 #
 # MANUAL STEP [10f04a04b1debb5bd02e] consistency-guid-invalid: mS-DS-ConsistencyGuid is not a GUID
 #   Why manual: no safe automatic fix: decide and act by hand

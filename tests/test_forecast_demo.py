@@ -317,3 +317,19 @@ def test_a_never_synced_tenant_needs_enable_sync(tmp_path: Path) -> None:
         ("create", 10),
         ("hard-match", 40),
     ]
+
+
+def test_the_mail_leads_with_the_verdict(forecasted: ForecastResult) -> None:
+    from audit.config import EmailSettings
+    from audit.notify import compose
+
+    report = forecasted.analysis.report
+    assert report is not None
+    mail = compose(
+        report, forecasted.run_dir, EmailSettings(sender="a@b.example", to=("c@d.example",))
+    )
+    html = mail.message.get_body(preferencelist=("html",)).get_content()
+    text = mail.message.get_body(preferencelist=("plain",)).get_content()
+    for body in (html, text):
+        assert "Forecast of the planned change: NO-GO" in body
+        assert "Two in-scope AD users send the same anchor (4 people)" in body
