@@ -24,6 +24,7 @@ Microsoft's pages behind each outcome:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
@@ -34,7 +35,7 @@ from audit.config import Settings
 from audit.errors import UsageError
 from audit.model import Need, Snapshot
 from audit.rules.base import RuleContext, release
-from audit.sources.scope import FILTER_REASON, normalized_dn
+from audit.sources.scope import FILTER_REASON, OUTSIDE_INCLUDE_REASON, normalized_dn
 
 OUTCOMES = ("unchanged", "update", "hard-match", "soft-match", "create", "error", "soft-delete")
 # The contract columns first (DESIGN.md "forecast"), then what explains them.
@@ -93,9 +94,10 @@ class ScopeChange:
             enable_sync=bool(data.get("enable_sync")),
         )
 
-    def sentence(self) -> str:
-        parts = [f"{ou} enters sync scope" for ou in self.include_ous]
-        parts += [f"{ou} leaves sync scope" for ou in self.exclude_ous]
+    def sentence(self, mask: Callable[[str], str] = str) -> str:
+        """What the change is; `mask` hides the OU names (a redacted report's Redactor.dn)."""
+        parts = [f"{mask(ou)} enters sync scope" for ou in self.include_ous]
+        parts += [f"{mask(ou)} leaves sync scope" for ou in self.exclude_ous]
         if self.enable_sync:
             parts.append("directory sync is enabled on the tenant for the first time")
         return "; ".join(parts) if parts else "no scope change: the next sync cycle as things stand"
@@ -129,11 +131,18 @@ def planned_scope(ad: pl.DataFrame, change: ScopeChange) -> pl.DataFrame:
         return ad.with_columns(_was_in_scope=was)
     # One pass over the DNs: which planned OU (the longest that contains it) decides each user.
     decider: pl.Expr = pl.lit(None, pl.Int16)
+    unders = []
     for index, (ou, _included) in enumerate(rules):  # a handful of OUs, not users
         key = normalized_dn(ou)
         under = (pl.col("_dn") == key) | pl.col("_dn").str.ends_with("," + key)
+        unders.append(under.any().alias(str(index)))
         decider = pl.when(under).then(pl.lit(index, pl.Int16)).otherwise(decider)
     dns = normalized_dns(ad.get_column("dn")).alias("_dn").to_frame()
+    found = dns.select(unders).row(0)
+    for (ou, brings_in), any_user in zip(rules, found, strict=True):
+        if not any_user:  # a typo would otherwise read as "nothing changes: GO"
+            flag = "--include-ou" if brings_in else "--exclude-ou"
+            raise ForecastError(f"{flag} {ou}: no AD user of this run is in that OU or under it")
     decided = dns.select(decider.alias("_rule")).to_series()
     included = pl.col("_rule").replace_strict(
         {i: inc for i, (_ou, inc) in enumerate(rules)}, return_dtype=pl.Boolean
@@ -142,19 +151,29 @@ def planned_scope(ad: pl.DataFrame, change: ScopeChange) -> pl.DataFrame:
         {i: f"excluded OU {ou} (planned)" for i, (ou, _inc) in enumerate(rules)},
         return_dtype=pl.String,
     )
-    filtered = (pl.col("out_of_scope_reason") == FILTER_REASON).fill_null(False)
+    # Only the OU rule changes with the plan: the source's LDAP filter and Entra Connect's
+    # default exclusions (sync accounts, system mailboxes) keep a user out whatever OU it is in.
+    reason = pl.col("out_of_scope_reason")
+    filtered = reason.str.ends_with(FILTER_REASON).fill_null(False)
+    ou_only = (
+        reason.is_null()
+        | ((reason == OUTSIDE_INCLUDE_REASON) | reason.str.starts_with("excluded OU ")).fill_null(
+            False
+        )
+        & ~filtered
+    )
     decided_here = pl.col("_rule").is_not_null()
     return (
         ad.with_columns(decided.alias("_rule"), _was_in_scope=was)
         .with_columns(
-            in_scope=pl.when(decided_here).then(included & ~filtered).otherwise(was),
+            in_scope=pl.when(decided_here).then(included & ou_only).otherwise(was),
             out_of_scope_reason=pl.when(~decided_here)
-            .then(pl.col("out_of_scope_reason"))
+            .then(reason)
+            .when(ou_only)
+            .then(pl.when(included).then(pl.lit(None, pl.String)).otherwise(excluded_text))
             .when(filtered)
             .then(pl.lit(FILTER_REASON))
-            .when(included)
-            .then(pl.lit(None, pl.String))
-            .otherwise(excluded_text),
+            .otherwise(reason),
         )
         .drop("_rule")
     )
@@ -226,7 +245,14 @@ def forecast(
             .then(pl.lit("deletion-threshold"))
             .otherwise(pl.col("blocker"))
         )
-    return Forecast(change, people, threshold, tuple(_assumptions(context, snapshot)))
+    notes = _assumptions(context, snapshot)
+    deletions = int((people["outcome"] == "soft-delete").sum())
+    if deletions:
+        notes.append(
+            f"the export-deletion threshold counts every object one export deletes: the "
+            f"{deletions:,} users are a floor, groups and contacts in the same OUs count too"
+        )
+    return Forecast(change, people, threshold, tuple(notes))
 
 
 def _assumptions(ctx: RuleContext, snapshot: Snapshot) -> list[str]:

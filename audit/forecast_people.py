@@ -35,7 +35,7 @@ def people(run: RuleContext, planned: pl.DataFrame) -> pl.DataFrame:
     now = planned.get_column("in_scope").fill_null(False)
     entering = now & ~was
     if not entering.any() and now.equals(was):
-        return _staying_or_entering(run)
+        return _between_people(_staying_or_entering(run), planned.filter(now))
     anchors = planned.get_column("anchor")
     shared = anchors.is_in(anchors.filter(entering).drop_nulls().implode()).fill_null(False)
     joined_anew = entering | (now & was & shared)
@@ -44,8 +44,60 @@ def people(run: RuleContext, planned: pl.DataFrame) -> pl.DataFrame:
     if joined_anew.any():
         frames.append(_staying_or_entering(_context_of(run, planned.filter(joined_anew))))
     leaving = planned.select("source", "dn", "object_guid", "upn", "anchor", "out_of_scope_reason")
-    frames.append(_leaving(run, leaving.filter(was & ~now)))
-    return pl.concat(frames, how="vertical")
+    frames.append(_leaving(run, leaving.filter(was & ~now), anchors.filter(now)))
+    return _between_people(pl.concat(frames, how="vertical"), planned.filter(now))
+
+
+def _between_people(rows: pl.DataFrame, in_scope: pl.DataFrame) -> pl.DataFrame:
+    """What one person's joins cannot see: two AD users new to the cloud with one UPN (one of
+    them is quarantined), two soft-matching one cloud account (one of them gets it)."""
+    created = rows.filter(pl.col("outcome") == "create")
+    contested = (
+        rows.filter(pl.col("outcome") == "soft-match")
+        .filter(pl.col("cloud_id").is_duplicated())
+        .get_column("ad_dn")
+    )
+    if created.is_empty() and contested.is_empty():
+        return rows
+    twin_upns = (
+        in_scope.select(pl.col("upn").str.strip_chars().str.to_lowercase())
+        .filter(pl.col("upn").is_duplicated() & pl.col("upn").is_not_null())
+        .get_column("upn")
+        .unique()
+    )
+    shared_upn = (pl.col("outcome") == "create") & pl.col(
+        "ad_upn"
+    ).str.strip_chars().str.to_lowercase().is_in(twin_upns.implode()).fill_null(False)
+    rivals = pl.col("ad_dn").is_in(contested.implode()) & (pl.col("outcome") == "soft-match")
+    return rows.with_columns(
+        blocker=pl.when(shared_upn & pl.col("blocker").is_null())
+        .then(pl.lit("quarantine"))
+        .when(rivals)
+        .then(pl.lit("contested-candidate"))
+        .otherwise(pl.col("blocker")),
+        fix_action=pl.when(rivals | (shared_upn & pl.col("fix_action").is_null()))
+        .then(pl.lit("set-anchor"))
+        .otherwise(pl.col("fix_action")),
+        property_conflict=pl.when(shared_upn)
+        .then(
+            pl.concat_list(
+                pl.col("property_conflict").fill_null([]), pl.lit(["UserPrincipalName"])
+            ).list.unique(maintain_order=True)
+        )
+        .otherwise(pl.col("property_conflict")),
+        reason=pl.when(shared_upn)
+        .then(
+            pl.col("reason")
+            + "; another AD user in scope has the same UPN: one of them gets it, the other's is "
+            "quarantined"
+        )
+        .when(rivals)
+        .then(
+            pl.col("reason")
+            + "; another AD user soft-matches the same cloud account: only one of them gets it"
+        )
+        .otherwise(pl.col("reason")),
+    )
 
 
 def _context_of(run: RuleContext, ad: pl.DataFrame) -> RuleContext:
@@ -207,6 +259,10 @@ def _conflicts(ctx: RuleContext) -> pl.DataFrame:
             conflict_group=pl.col("owner_type").is_not_null().any(),
             conflict_with=pl.col("owner_id").unique().sort(),
             foreign=pl.col("_kind").is_null().any(),
+            foreign_upn=(pl.col("_kind").is_null() & (pl.col("address") == pl.col("upn"))).any(),
+            foreign_smtp=(
+                pl.col("_kind").is_null() & pl.col("smtp").list.contains(pl.col("address"))
+            ).any(),
             foreign_group=(pl.col("_kind").is_null() & pl.col("owner_type").is_not_null()).any(),
             duplicate=(pl.col("_kind") == 2).any(),
         )
@@ -338,7 +394,10 @@ def _upn_update_blocked(ctx: RuleContext) -> pl.Expr:
     if ctx.features.synchronize_upn_for_managed_users.value is not False:
         return pl.lit(False)
     federated = ctx.snapshot.tenant.federated_domains()
-    return ~upn.upn_suffix("cloud_upn").is_in(federated).fill_null(False)
+    # the account the sync writes to: its anchor holder, soft-match candidate or deleted holder
+    target = pl.coalesce("cloud_upn", "cand_upn", "deleted_upn").alias("_target")
+    suffix = target.str.extract(r"@([^@]*)$").str.strip_chars().str.to_lowercase()
+    return ~suffix.is_in(federated).fill_null(False)
 
 
 def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:
@@ -369,9 +428,11 @@ def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:
 # --- users leaving scope ------------------------------------------------------------------------
 
 
-def _leaving(ctx: RuleContext, leaving: pl.DataFrame) -> pl.DataFrame:
+def _leaving(ctx: RuleContext, leaving: pl.DataFrame, kept: pl.Series) -> pl.DataFrame:
     """AD users the change takes out of scope: the synced cloud user holding the anchor is
-    deleted (soft-deleted, restorable for 30 days)."""
+    deleted (soft-deleted, restorable for 30 days), unless an AD user still in scope sends the
+    same anchor (`kept`: the planned scope's anchors), and once however many leaving users
+    send it."""
     synced = (
         ctx.active_cloud.lazy()
         .select(
@@ -390,7 +451,10 @@ def _leaving(ctx: RuleContext, leaving: pl.DataFrame) -> pl.DataFrame:
     rows = leaving.join(synced, left_on="anchor", right_on="immutable_id", how="left").unique(
         ["source", "dn"], keep="first", maintain_order=True
     )
-    deleted = pl.col("cloud_id").is_not_null()
+    held = pl.col("cloud_id").is_not_null()
+    still_sent = pl.col("anchor").is_in(kept.drop_nulls().implode()).fill_null(False)
+    first = pl.col("cloud_id").is_first_distinct()
+    deleted = held & ~still_sent & first
     return rows.select(
         pl.col("dn").alias("ad_dn"),
         pl.col("object_guid").alias("ad_object_guid"),
@@ -406,6 +470,24 @@ def _leaving(ctx: RuleContext, leaving: pl.DataFrame) -> pl.DataFrame:
             say(
                 "leaves sync scope ({}): the sync deletes synced cloud user {} (soft-deleted, "
                 "restorable for 30 days)",
+                "out_of_scope_reason",
+                "cloud_upn",
+            )
+        )
+        .when(held & still_sent)
+        .then(
+            say(
+                "leaves sync scope ({}); an AD user still in scope sends the same anchor, so "
+                "cloud user {} stays",
+                "out_of_scope_reason",
+                "cloud_upn",
+            )
+        )
+        .when(held)
+        .then(
+            say(
+                "leaves sync scope ({}); cloud user {} is deleted once, with another AD user "
+                "leaving that sends the same anchor",
                 "out_of_scope_reason",
                 "cloud_upn",
             )

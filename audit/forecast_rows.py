@@ -132,14 +132,28 @@ def people_columns(initial: str | None) -> list[pl.Expr]:
     conflict_upn = pl.col("conflict_upn").fill_null(False) & ~pl.col("_unverified")
     conflict_smtp = pl.col("conflict_smtp").fill_null(False)
     twin = b.is_in(["create", "admin-conflict"])  # a new cloud user is made
-    foreign = pl.col("foreign").fill_null(False)
-    joined_conflict = (b == "joined") & foreign
-    quarantine = (twin | joined_conflict) & (conflict_upn | conflict_smtp)
-    property_conflict = pl.when(quarantine).then(
-        pl.concat_list(
-            pl.when(conflict_upn).then(pl.lit("UserPrincipalName")),
-            pl.when(conflict_smtp).then(pl.lit("ProxyAddress")),
-        ).list.drop_nulls()
+    # A matched account takes the AD user's values, except one another object owns: that one
+    # stays quarantined (its soft-match candidate owning them is the match, not a conflict).
+    matched = b.is_in(["joined", "takeover", "soft-match", "restore"])
+    foreign_upn = pl.col("foreign_upn").fill_null(False) & ~pl.col("_unverified")
+    foreign_smtp = pl.col("foreign_smtp").fill_null(False)
+    joined_conflict = matched & (foreign_upn | foreign_smtp)
+    quarantine = (twin & (conflict_upn | conflict_smtp)) | joined_conflict
+    property_conflict = (
+        pl.when(twin & quarantine)
+        .then(
+            pl.concat_list(
+                pl.when(conflict_upn).then(pl.lit("UserPrincipalName")),
+                pl.when(conflict_smtp).then(pl.lit("ProxyAddress")),
+            ).list.drop_nulls()
+        )
+        .when(joined_conflict)
+        .then(
+            pl.concat_list(
+                pl.when(foreign_upn).then(pl.lit("UserPrincipalName")),
+                pl.when(foreign_smtp).then(pl.lit("ProxyAddress")),
+            ).list.drop_nulls()
+        )
     )
     changed = pl.col("_changes").list.len() > 0
     outcome = (
@@ -167,8 +181,6 @@ def people_columns(initial: str | None) -> list[pl.Expr]:
         .then(pl.col("cloud_id"))
         .when(pl.col("cand_id").is_not_null() & ~b.is_in(["create"]))
         .then(pl.col("cand_id"))
-        .when(b.is_in(["create", "address-not-unique"]))
-        .then(pl.col("conflict_with").list.first())
     )
     cloud_upn = (
         pl.when(b == "objectguid-anchored")
@@ -180,7 +192,7 @@ def people_columns(initial: str | None) -> list[pl.Expr]:
         .when(pl.col("cand_id").is_not_null())
         .then(pl.col("cand_upn"))
     )
-    usable_upn = ~pl.col("_unverified") & ~pl.col("_upn_blocked")
+    usable_upn = ~pl.col("_unverified") & ~pl.col("_upn_blocked") & ~foreign_upn
     predicted = (
         pl.when(twin)
         .then(pl.when(conflict_upn).then(_quarantined(initial)).otherwise(pl.col("_predicted")))
@@ -469,8 +481,16 @@ def reason() -> pl.Expr:
         )
         .otherwise(pl.lit("")),
         pl.when(b.is_in(["create", "admin-conflict"]) & pl.col("conflict_with").is_not_null())
-        .then(pl.lit("; its colliding UPN/SMTP values are quarantined (PropertyConflict)"))
-        .when((b == "joined") & pl.col("foreign").fill_null(False))
+        .then(
+            say(
+                "; its colliding UPN/SMTP values are quarantined (PropertyConflict; owned by {})",
+                pl.col("conflict_with").list.join(", "),
+            )
+        )
+        .when(
+            b.is_in(["joined", "takeover", "soft-match", "restore"])
+            & (pl.col("foreign_upn").fill_null(False) | pl.col("foreign_smtp").fill_null(False))
+        )
         .then(
             say(
                 "; another cloud object ({}) owns a value of it, which stays quarantined "

@@ -91,6 +91,12 @@ BLOCKERS: dict[str, tuple[str, bool, str]] = {
         "Merge the accounts: keep the synced one, move what matters from the original and "
         "delete it (merge-duplicate-cloud).",
     ),
+    "contested-candidate": (
+        "Two AD users soft-match the same cloud account: only one of them gets it",
+        False,
+        "Decide whose account it is: hard-match the right person (set-anchor) and give the "
+        "other a different primary SMTP or UPN.",
+    ),
     "quarantine": (
         "UPN or addresses quarantined: a second account, or a value another object owns "
         "(PropertyConflict)",
@@ -284,6 +290,6 @@ def forecast_of(
     except ForecastError as error:
         if change is not None:
             raise
-        return None, [f"the run's forecast ({planned.sentence()}) was not redone: {error}"]
+        return None, [f"the run's forecast of a planned scope change was not redone: {error}"]
     decided = verdict(result)
     return Forecasted(result, decided, round(time.perf_counter() - start, 3)), []

@@ -171,14 +171,9 @@ def test_every_branch_of_entras_order_on_one_estate() -> None:
         ),
         "newbie": ("create", None, None, None, None),
         "localguy": ("create", None, None, "unverified-upn-suffix", "ad-set-attribute"),
-        "clash": ("create", None, cloud_id_for("clash2"), "quarantine", "set-anchor"),
-        "grouped": (
-            "error",
-            "AttributeValueMustBeUnique",
-            cloud_id_for("group:Team"),
-            "address-not-unique",
-            "manual",
-        ),
+        # a new user has no counterpart; the reason names who owns its colliding values
+        "clash": ("create", None, None, "quarantine", "set-anchor"),
+        "grouped": ("error", "AttributeValueMustBeUnique", None, "address-not-unique", "manual"),
         "twin1": ("error", None, cloud_id_for("twin1"), "duplicate-anchor", "manual"),
         "twin2": ("error", None, cloud_id_for("twin1"), "duplicate-anchor", "manual"),
         "ogheld": (
@@ -237,7 +232,7 @@ def test_tenant_switches_change_the_outcome() -> None:
     assert outcome(rows["softy"]) == (
         "create",
         None,
-        cloud_id_for("softy"),
+        None,  # a new user: the waiting account is not its counterpart
         "quarantine",
         "set-anchor",
     )
@@ -280,7 +275,15 @@ def scoped_estate() -> Snapshot:
         in_ou("ben", STAFF),
         in_ou("cid", STAFF),  # no cloud account yet: nothing to delete
         in_ou("dan", CONTRACTORS, in_scope=False, out_of_scope_reason=excluded),
-        in_ou("eve", CONTRACTORS, in_scope=False, out_of_scope_reason="filter"),
+        # the importer judges the filter outside the synced OUs too
+        in_ou("eve", CONTRACTORS, in_scope=False, out_of_scope_reason=f"{excluded}; filter"),
+        in_ou(
+            "msol",
+            CONTRACTORS,
+            in_scope=False,
+            out_of_scope_reason="Entra Connect default rule: sAMAccountName starts with MSOL_ "
+            "(the sync account)",
+        ),
         in_ou("fay", f"OU=Temp,{CONTRACTORS}", in_scope=False, out_of_scope_reason=excluded),
     ]
     cloud = [cloud_user("ann"), cloud_user("ben"), cloud_only_user("dan")]
@@ -306,7 +309,10 @@ def test_the_most_specific_planned_ou_decides() -> None:
         ScopeChange(include_ous=(CONTRACTORS,), exclude_ous=(f"OU=Temp, {CONTRACTORS.lower()}",)),
     )
     scope = dict(ad.select(pl.col("dn").str.extract(r"CN=(\w+)"), "in_scope").iter_rows())
-    assert scope == {"ann": True, "ben": True, "cid": True, "dan": True, "eve": False, "fay": False}
+    assert scope == {
+        "ann": True, "ben": True, "cid": True, "dan": True, "eve": False, "fay": False,
+        "msol": False,
+    }  # fmt: skip
     reasons = dict(
         ad.select(pl.col("dn").str.extract(r"CN=(\w+)"), "out_of_scope_reason").iter_rows()
     )
@@ -430,3 +436,78 @@ def test_the_vectorised_dn_normalisation_is_scope_normalized_dn(dns: list[str]) 
     from audit.sources.scope import normalized_dn
 
     assert normalized_dns(pl.Series(dns)).to_list() == [normalized_dn(d) for d in dns]
+
+
+def test_a_planned_ou_that_holds_nobody_is_refused() -> None:
+    typo = "OU=Contractor,DC=corp,DC=contoso,DC=com"
+    with pytest.raises(ForecastError, match=f"--include-ou {typo}: no AD user"):
+        forecast(scoped_estate(), Settings(), ScopeChange(include_ous=(typo,)))
+
+
+def test_a_leaving_copy_does_not_delete_the_account_another_user_still_sends() -> None:
+    """A cross-forest move: the old account's OU leaves scope, the new account (its
+    mS-DS-ConsistencyGuid copied) stays: the cloud user is kept, and counted nowhere."""
+    anchor = b64_anchor(guid_for("ann"))
+    ad = [
+        in_ou("ann", STAFF),
+        in_ou("ann2", CONTRACTORS, anchor=anchor, consistency_guid=anchor),
+        in_ou("bob", CONTRACTORS),
+        in_ou("bob2", CONTRACTORS, anchor=b64_anchor(guid_for("bob"))),
+    ]
+    snap = snapshot(ad, [cloud_user("ann"), cloud_user("bob")])
+    rows = people(snap, ScopeChange(exclude_ous=(CONTRACTORS,)))
+    assert {n: (r["outcome"], r["cloud_id"]) for n, r in rows.items()} == {
+        "ann": ("unchanged", cloud_id_for("ann")),
+        "ann2": ("unchanged", cloud_id_for("ann")),  # leaves; ann still sends the anchor
+        "bob": ("soft-delete", cloud_id_for("bob")),  # deleted once...
+        "bob2": ("unchanged", cloud_id_for("bob")),  # ...not twice
+    }
+    assert "still in scope sends the same anchor" in rows["ann2"]["reason"]
+
+
+def test_a_value_another_user_owns_stays_quarantined_after_a_soft_match() -> None:
+    ad = [ad_user("ivan")]
+    mailbox = "ivan@contoso.com"
+    cloud = [
+        # matches on primary SMTP; its UPN differs
+        cloud_only_user("ivan", upn="ivan.cloud@contoso.com", mail=mailbox,
+                        primary_smtp=mailbox, proxy_addresses=[f"SMTP:{mailbox}"]),
+        # ...and another user already has the AD user's UPN
+        cloud_only_user("other", upn=mailbox, mail="other@contoso.com",
+                        primary_smtp="other@contoso.com",
+                        proxy_addresses=["SMTP:other@contoso.com"]),
+    ]  # fmt: skip
+    row = people(snapshot(ad, cloud))["ivan"]
+    assert row["outcome"] == "soft-match"
+    assert row["predicted_upn"] == "ivan.cloud@contoso.com"  # the UPN stays quarantined
+    # its SMTP proxy is the same address: both values stay with the other user
+    assert row["property_conflict"] == ["UserPrincipalName", "ProxyAddress"]
+    assert row["finding_codes"] == ["soft-match-pending", "attribute-conflict-cloud"]
+
+
+def test_what_one_persons_joins_cannot_see() -> None:
+    """Two AD users new to the cloud with one UPN (another forest's copy): one of them is
+    quarantined. Two AD users finding one cloud-only account (one by primary SMTP, one by
+    UPN): only one gets it."""
+    ad = [
+        ad_user("nina"),
+        ad_user("nina-fab", source="fab", upn="nina@contoso.com", mail="nina.f@contoso.com",
+                primary_smtp="nina.f@contoso.com", proxy_addresses=["SMTP:nina.f@contoso.com"],
+                dn="CN=nina-fab,OU=Staff,DC=fab,DC=local"),
+        ad_user("omar", mail="shared@contoso.com", primary_smtp="shared@contoso.com",
+                proxy_addresses=["SMTP:shared@contoso.com"]),
+        ad_user("olga", upn="shared@contoso.com", mail="olga@contoso.com",
+                primary_smtp="olga@contoso.com", proxy_addresses=["SMTP:olga@contoso.com"]),
+    ]  # fmt: skip
+    cloud = [cloud_only_user("shared")]
+    rows = people(snapshot(ad, cloud))
+    for name in ("nina", "nina-fab"):
+        assert (rows[name]["outcome"], rows[name]["blocker"]) == ("create", "quarantine")
+        assert "UserPrincipalName" in rows[name]["property_conflict"]
+        assert "another AD user in scope has the same UPN" in rows[name]["reason"]
+    for name in ("omar", "olga"):
+        assert (rows[name]["outcome"], rows[name]["cloud_id"]) == (
+            "soft-match",
+            cloud_id_for("shared"),
+        )
+        assert rows[name]["blocker"] == "contested-candidate"

@@ -57,7 +57,13 @@ def write_forecast(
     write_file_atomically(out / "forecast.csv", lambda p: csv_frame.write_csv(p, include_bom=True))
     write_file_atomically(
         out / "forecast.xlsx",
-        lambda p: _write_xlsx(p, masked(flat, redactor), verdict, generated or generation_time()),
+        lambda p: _write_xlsx(
+            p,
+            masked(flat, redactor),
+            verdict,
+            forecasted.result.change.sentence(redactor.dn if redactor else str),
+            generated or generation_time(),
+        ),
     )
     text = json.dumps(verdict.as_json(), indent=1, ensure_ascii=False) + "\n"
     write_file_atomically(out / "forecast.json", lambda p: p.write_text(text, "utf-8"))
@@ -84,7 +90,9 @@ def masked(people: pl.DataFrame, redactor: Redactor | None) -> pl.DataFrame:
     )
 
 
-def _write_xlsx(path: Path, people: pl.DataFrame, verdict: Verdict, generated: str) -> None:
+def _write_xlsx(
+    path: Path, people: pl.DataFrame, verdict: Verdict, change: str, generated: str
+) -> None:
     import xlsxwriter  # type: ignore[import-untyped]
 
     workbook = xlsxwriter.Workbook(
@@ -107,7 +115,7 @@ def _write_xlsx(path: Path, people: pl.DataFrame, verdict: Verdict, generated: s
     sheet.set_column(5, 5, 90)
     rows: list[list[Any]] = [
         ["Verdict", verdict.decision],
-        ["Scope change", verdict.change],
+        ["Scope change", change],
         ["People", verdict.people],
         *[[f"Outcome: {o}", n] for o, n in verdict.counts.items()],
         ["Deletions / threshold", f"{verdict.deletions} / {verdict.deletion_threshold}"],
@@ -204,7 +212,11 @@ class ForecastSection:
 def record_forecast(manifest: dict[str, Any], forecasted: Forecasted | None) -> None:
     """The manifest's "forecast": the change (re-analysis forecasts it again) and its verdict."""
     if forecasted is None:
-        manifest.pop("forecast", None)
+        # a change that could not be forecast this time stays: a later analysis (say with
+        # --accept-drop) forecasts it again
+        stored = manifest.get("forecast")
+        if isinstance(stored, dict) and "change" in stored:
+            manifest["forecast"] = {"change": stored["change"], "not_redone": True}
         return
     manifest["forecast"] = {
         "change": forecasted.result.change.as_json(),
@@ -273,7 +285,7 @@ def forecast_section(
     return ForecastSection(
         decision=data["decision"],
         sentence=data["sentence"],
-        change=data["change"],
+        change=forecasted.result.change.sentence(redactor.dn if redactor else str),
         counts=data["counts"],
         people=sum(data["counts"].values()),
         deletions=data["deletions"],

@@ -325,10 +325,12 @@ class Scope:
         return filter_attributes(self.filter) if self.filter is not None else frozenset()
 
     def out_of_scope_reason(self, dn: str, attrs: RecordAttrs) -> str | None:
-        """None when in scope, else why not: the OU rule first, then the filter."""
+        """None when in scope, else why not: the OU rule, then the filter. The filter is
+        judged outside the synced OUs too ("outside include_ous; filter"), so a forecast that
+        brings an OU into scope knows who the filter would still keep out."""
         reason = self.ou_reason(dn)
-        if reason is None and self.filter is not None and not matches(self.filter, attrs):
-            reason = FILTER_REASON
+        if self.filter is not None and not matches(self.filter, attrs):
+            return FILTER_REASON if reason is None else f"{reason}; {FILTER_REASON}"
         return reason
 
     def ou_reason(self, dn: str) -> str | None:

@@ -12,7 +12,7 @@ import polars as pl
 from audit.config import Settings
 from audit.forecast import ScopeChange, forecast
 from audit.forecast_verdict import Forecasted, verdict
-from audit.outputs.forecast import forecast_section, write_forecast
+from audit.outputs.forecast import forecast_section, record_forecast, write_forecast
 from audit.outputs.html import render_html
 from audit.outputs.model import build_report
 from audit.outputs.redact import Redactor
@@ -65,3 +65,28 @@ def test_a_redacted_report_masks_the_people(tmp_path: Path) -> None:
     assert not any("evil" in v or "alert" in v for v in people)
     # forecast.csv is the team's working data, unredacted like findings.csv
     assert "alert(1)" in (out / "forecast.csv").read_text("utf-8-sig")
+
+
+def test_a_redacted_report_masks_the_planned_ous(tmp_path: Path) -> None:
+    _findings, snapshot = hostile_findings()
+    staff = "OU=Staff,DC=corp,DC=contoso,DC=com"
+    result = forecast(snapshot, Settings(), ScopeChange(exclude_ous=(staff,)))
+    planned = Forecasted(result, verdict(result), 0.0)
+    redactor = Redactor(b"k" * 32)
+    section = forecast_section(planned, redactor, 25)
+    assert section is not None and "OU=Staff" not in section.change
+    assert section.change.endswith("leaves sync scope")
+    write_forecast(tmp_path, planned, redactor)
+    book = openpyxl.load_workbook(tmp_path / "forecast.xlsx")
+    cells = [str(c.value) for row in book["Verdict"].iter_rows() for c in row if c.value]
+    assert not any("OU=Staff" in c for c in cells)
+
+
+def test_a_forecast_not_redone_keeps_its_change_for_the_next_analysis() -> None:
+    change = {"include_ous": ["OU=A,DC=x"], "exclude_ous": [], "enable_sync": False}
+    manifest: dict[str, object] = {"forecast": {"change": change, "decision": "GO"}}
+    record_forecast(manifest, None)
+    assert manifest["forecast"] == {"change": change, "not_redone": True}
+    empty: dict[str, object] = {}
+    record_forecast(empty, None)
+    assert empty == {}

@@ -129,8 +129,14 @@ def test_scope_for_config_with_filter() -> None:
         )
     )
     assert scope.attributes == {"useraccountcontrol"}
+    # outside the synced OUs the filter is judged too: a forecast bringing the OU in needs it
     assert (
-        scope.out_of_scope_reason("CN=A,OU=Disabled,DC=x", USER) == "excluded OU OU=Disabled,DC=x"
+        scope.out_of_scope_reason("CN=A,OU=Disabled,DC=x", USER)
+        == "excluded OU OU=Disabled,DC=x; filter"
+    )
+    assert (
+        scope.out_of_scope_reason("CN=A,OU=Disabled,DC=x", {"useraccountcontrol": ["512"]})
+        == "excluded OU OU=Disabled,DC=x"
     )
     assert scope.out_of_scope_reason("CN=A,OU=Staff,DC=x", USER) == "filter"
     assert scope.out_of_scope_reason("CN=A,OU=Staff,DC=x", {"useraccountcontrol": ["512"]}) is None
