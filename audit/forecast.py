@@ -135,15 +135,17 @@ def planned_scope(ad: pl.DataFrame, change: ScopeChange) -> pl.DataFrame:
     for index, (ou, _included) in enumerate(rules):  # a handful of OUs, not users
         key = normalized_dn(ou)
         under = (pl.col("_dn") == key) | pl.col("_dn").str.ends_with("," + key)
-        unders.append(under.any().alias(str(index)))
+        unders.append(under)
         decider = pl.when(under).then(pl.lit(index, pl.Int16)).otherwise(decider)
     dns = normalized_dns(ad.get_column("dn")).alias("_dn").to_frame()
-    found = dns.select(unders).row(0)
-    for (ou, brings_in), any_user in zip(rules, found, strict=True):
-        if not any_user:  # a typo would otherwise read as "nothing changes: GO"
+    decided = dns.select(decider.alias("_rule")).to_series()
+    # A rule that decides nobody may still hold users a deeper rule decides: ask it alone.
+    seen = set(decided.drop_nulls().unique().to_list())
+    for index, (ou, brings_in) in enumerate(rules):
+        if index not in seen and not dns.select(unders[index].any()).item():
+            # a typo would otherwise read as "nothing changes: GO"
             flag = "--include-ou" if brings_in else "--exclude-ou"
             raise ForecastError(f"{flag} {ou}: no AD user of this run is in that OU or under it")
-    decided = dns.select(decider.alias("_rule")).to_series()
     included = pl.col("_rule").replace_strict(
         {i: inc for i, (_ou, inc) in enumerate(rules)}, return_dtype=pl.Boolean
     )

@@ -428,6 +428,18 @@ def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:
 # --- users leaving scope ------------------------------------------------------------------------
 
 
+def _sent_by(kept: pl.Series, anchors: pl.Series) -> pl.Series:
+    """The `anchors` that `kept` also has (a semi-join: is_in against a million-value list
+    costs seconds)."""
+    return (
+        anchors.drop_nulls()
+        .to_frame("anchor")
+        .join(kept.drop_nulls().to_frame("anchor"), on="anchor", how="semi")
+        .get_column("anchor")
+        .unique()
+    )
+
+
 def _leaving(ctx: RuleContext, leaving: pl.DataFrame, kept: pl.Series) -> pl.DataFrame:
     """AD users the change takes out of scope: the synced cloud user holding the anchor is
     deleted (soft-deleted, restorable for 30 days), unless an AD user still in scope sends the
@@ -452,7 +464,9 @@ def _leaving(ctx: RuleContext, leaving: pl.DataFrame, kept: pl.Series) -> pl.Dat
         ["source", "dn"], keep="first", maintain_order=True
     )
     held = pl.col("cloud_id").is_not_null()
-    still_sent = pl.col("anchor").is_in(kept.drop_nulls().implode()).fill_null(False)
+    still_sent = (
+        pl.col("anchor").is_in(_sent_by(kept, rows.get_column("anchor")).implode()).fill_null(False)
+    )
     first = pl.col("cloud_id").is_first_distinct()
     deleted = held & ~still_sent & first
     return rows.select(
@@ -465,40 +479,30 @@ def _leaving(ctx: RuleContext, leaving: pl.DataFrame, kept: pl.Series) -> pl.Dat
         pl.col("cloud_id"),
         pl.lit(None, pl.String).alias("predicted_upn"),
         pl.lit(None, pl.String).alias("error"),
-        pl.when(deleted)
-        .then(
-            say(
-                "leaves sync scope ({}): the sync deletes synced cloud user {} (soft-deleted, "
-                "restorable for 30 days)",
-                "out_of_scope_reason",
-                "cloud_upn",
+        # one sentence from literal pieces: four say() over every leaving user cost 0.15 s
+        # at 250,000 of them
+        pl.concat_str(
+            pl.lit("leaves sync scope ("),
+            pl.col("out_of_scope_reason").fill_null("?"),
+            pl.lit(")"),
+            pl.when(deleted)
+            .then(pl.lit(": the sync deletes synced cloud user "))
+            .when(held & still_sent)
+            .then(pl.lit("; an AD user still in scope sends the same anchor, so cloud user "))
+            .when(held)
+            .then(pl.lit("; cloud user "))
+            .otherwise(pl.lit("; no synced cloud user holds its anchor")),
+            pl.col("cloud_upn").fill_null(""),
+            pl.when(deleted)
+            .then(pl.lit(" (soft-deleted, restorable for 30 days)"))
+            .when(held & still_sent)
+            .then(pl.lit(" stays"))
+            .when(held)
+            .then(
+                pl.lit(" is deleted once, with another AD user leaving that sends the same anchor")
             )
-        )
-        .when(held & still_sent)
-        .then(
-            say(
-                "leaves sync scope ({}); an AD user still in scope sends the same anchor, so "
-                "cloud user {} stays",
-                "out_of_scope_reason",
-                "cloud_upn",
-            )
-        )
-        .when(held)
-        .then(
-            say(
-                "leaves sync scope ({}); cloud user {} is deleted once, with another AD user "
-                "leaving that sends the same anchor",
-                "out_of_scope_reason",
-                "cloud_upn",
-            )
-        )
-        .otherwise(
-            say(
-                "leaves sync scope ({}); no synced cloud user holds its anchor",
-                "out_of_scope_reason",
-            )
-        )
-        .alias("reason"),
+            .otherwise(pl.lit("")),
+        ).alias("reason"),
         pl.lit(None, pl.String).alias("fix"),
         pl.col("source").alias("ad_source"),
         pl.col("upn").alias("ad_upn"),
