@@ -63,10 +63,12 @@ XLSX_MAX_ROWS = 1_048_575  # Excel's limit minus the header row
 XLSX_MAX_CELL = 32_767
 
 
-def render_xlsx(model: ReportModel, path: Path) -> None:
+def text_workbook(path: Path) -> Any:
+    """A constant-memory xlsxwriter workbook that never turns a cell's text into a formula, a
+    link or a number (directory values are text, whatever they look like)."""
     import xlsxwriter  # type: ignore[import-untyped]
 
-    workbook = xlsxwriter.Workbook(
+    return xlsxwriter.Workbook(
         str(path),
         {
             "constant_memory": True,
@@ -75,6 +77,10 @@ def render_xlsx(model: ReportModel, path: Path) -> None:
             "strings_to_numbers": False,
         },
     )
+
+
+def render_xlsx(model: ReportModel, path: Path) -> None:
+    workbook = text_workbook(path)
     workbook.set_properties(
         {
             "title": model.title,
