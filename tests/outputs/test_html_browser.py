@@ -402,3 +402,28 @@ def test_the_email_body_renders_with_no_script_and_fetches_nothing(
     text = browser.evaluate("document.body.innerText")
     assert SCRIPT in text and "New critical and high findings" in text
     assert browser.problems() == []
+
+
+def test_the_forecast_section_renders_and_opens(browser: CDP, tmp_path: Path) -> None:
+    """A forecast run's report: the section is there with its chart, a blocker's people open
+    on a click, and the page still runs nothing but its own script, without errors."""
+    from audit.demo.planned import PLANNED_CHANGE
+    from audit.forecast_run import run_forecast
+
+    demo = demo_run()
+    run = tmp_path / "run"
+    shutil.copytree(demo.run_dir, run)
+    run_forecast(run, demo.settings, PLANNED_CHANGE)
+    load(browser, run / "report.html", "#forecast")
+    section = "document.getElementById('forecast')"
+    assert browser.evaluate(f"{section}.querySelector('.verdict').textContent").startswith("NO-GO:")
+    width = browser.evaluate(f"{section}.querySelector('svg').getBoundingClientRect().width")
+    assert isinstance(width, (int, float)) and width > 300
+    first = f"{section}.querySelector('details.forecast-people')"
+    shown = f"{first}.querySelector('tbody tr').checkVisibility()"
+    assert browser.evaluate(f"{first}.open") is False and browser.evaluate(shown) is False
+    browser.evaluate(f"{first}.querySelector('summary').click()")
+    rows = browser.evaluate(f"{first}.querySelectorAll('tbody tr').length")
+    assert rows == 6  # InvalidSoftMatch, the largest blocker: six people
+    assert browser.evaluate(f"{first}.open") is True and browser.evaluate(shown) is True
+    assert browser.problems() == []
