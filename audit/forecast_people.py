@@ -16,7 +16,7 @@ import polars as pl
 from audit.classify import prepared_for_rules
 from audit.forecast_rows import parent_ou, people_columns, unchanged_columns
 from audit.model import Need
-from audit.rules import blockers, joins, upn
+from audit.rules import addresses, blockers, joins, upn
 from audit.rules.base import RuleContext, share_cloud_side
 from audit.rules.joins import AD_KEY
 from audit.rules.shape import say
@@ -49,47 +49,42 @@ def people(run: RuleContext, planned: pl.DataFrame) -> pl.DataFrame:
 
 
 def _between_people(rows: pl.DataFrame, in_scope: pl.DataFrame) -> pl.DataFrame:
-    """What one person's joins cannot see: two AD users new to the cloud with one UPN (one of
-    them is quarantined), two soft-matching one cloud account (one of them gets it)."""
-    created = rows.filter(pl.col("outcome") == "create")
+    """What one person's joins cannot see: an AD user new to the cloud whose UPN or SMTP value
+    another AD user in scope also has (one of them keeps it, the other's is quarantined), two
+    soft-matching one cloud account (one of them gets it)."""
     contested = (
         rows.filter(pl.col("outcome") == "soft-match")
         .filter(pl.col("cloud_id").is_duplicated())
         .get_column("ad_dn")
     )
-    if created.is_empty() and contested.is_empty():
+    shared = _shared_values(rows.filter(pl.col("outcome") == "create"), in_scope)
+    if shared.is_empty() and contested.is_empty():
         return rows
-    twin_upns = (
-        in_scope.select(pl.col("upn").str.strip_chars().str.to_lowercase())
-        .filter(pl.col("upn").is_duplicated() & pl.col("upn").is_not_null())
-        .get_column("upn")
-        .unique()
-    )
-    shared_upn = (pl.col("outcome") == "create") & pl.col(
-        "ad_upn"
-    ).str.strip_chars().str.to_lowercase().is_in(twin_upns.implode()).fill_null(False)
+    rows = rows.join(shared, on=["ad_source", "ad_dn"], how="left")
+    clash = pl.col("_shared").is_not_null() & (pl.col("outcome") == "create")
     rivals = pl.col("ad_dn").is_in(contested.implode()) & (pl.col("outcome") == "soft-match")
     return rows.with_columns(
-        blocker=pl.when(shared_upn & pl.col("blocker").is_null())
+        blocker=pl.when(clash & pl.col("blocker").is_null())
         .then(pl.lit("quarantine"))
         .when(rivals)
         .then(pl.lit("contested-candidate"))
         .otherwise(pl.col("blocker")),
-        fix_action=pl.when(rivals | (shared_upn & pl.col("fix_action").is_null()))
+        fix_action=pl.when(rivals | (clash & pl.col("fix_action").is_null()))
         .then(pl.lit("set-anchor"))
         .otherwise(pl.col("fix_action")),
-        property_conflict=pl.when(shared_upn)
+        property_conflict=pl.when(clash)
         .then(
             pl.concat_list(
-                pl.col("property_conflict").fill_null([]), pl.lit(["UserPrincipalName"])
+                pl.col("property_conflict").fill_null([]), pl.col("_shared")
             ).list.unique(maintain_order=True)
         )
         .otherwise(pl.col("property_conflict")),
-        reason=pl.when(shared_upn)
+        reason=pl.when(clash)
         .then(
             pl.col("reason")
-            + "; another AD user in scope has the same UPN: one of them gets it, the other's is "
-            "quarantined"
+            + "; another AD user in scope has the same "
+            + pl.col("_shared").list.join(" and ")
+            + " value: one of them keeps it, the other's is quarantined"
         )
         .when(rivals)
         .then(
@@ -97,6 +92,52 @@ def _between_people(rows: pl.DataFrame, in_scope: pl.DataFrame) -> pl.DataFrame:
             + "; another AD user soft-matches the same cloud account: only one of them gets it"
         )
         .otherwise(pl.col("reason")),
+    ).drop("_shared")
+
+
+def _shared_values(created: pl.DataFrame, in_scope: pl.DataFrame) -> pl.DataFrame:
+    """(ad_source, ad_dn, _shared): new users whose UPN ("UserPrincipalName") or another
+    address ("ProxyAddress") another AD user of the planned scope also has. Only the addresses
+    of the new users are looked up, among everyone's (the keys are built once, for all)."""
+    empty = pl.DataFrame(
+        schema={"ad_source": pl.String, "ad_dn": pl.String, "_shared": pl.List(pl.String)}
+    )
+    if created.is_empty():
+        return empty
+    people = in_scope.select(
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"),
+        "source",
+        "dn",
+        "upn",
+        "mail",
+        "proxy_addresses",
+        addresses.target_smtp().alias("_target"),
+    )
+    keys = addresses.address_keys(people, "_i", ("upn", "mail", "_target")).collect()
+    new = people.join(
+        created.select(pl.col("ad_source").alias("source"), pl.col("ad_dn").alias("dn")),
+        on=["source", "dn"],
+        how="semi",
+    ).select("_i", "source", "dn", pl.col("upn").str.strip_chars().str.to_lowercase())
+    theirs = keys.join(new.select("_i"), on="_i", how="semi")
+    others = keys.join(theirs.select("address").unique(), on="address", how="semi")
+    shared = (
+        theirs.join(others.rename({"_i": "_j"}), on="address")
+        .filter(pl.col("_i") != pl.col("_j"))
+        .join(new, on="_i")
+    )
+    if shared.is_empty():
+        return empty
+    kind = (
+        pl.when(pl.col("address") == pl.col("upn"))
+        .then(pl.lit("UserPrincipalName"))
+        .otherwise(pl.lit("ProxyAddress"))
+    )
+    return (
+        shared.with_columns(kind=kind)
+        .group_by("source", "dn")
+        .agg(pl.col("kind").unique().sort(descending=True).alias("_shared"))
+        .rename({"source": "ad_source", "dn": "ad_dn"})
     )
 
 

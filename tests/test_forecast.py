@@ -504,10 +504,28 @@ def test_what_one_persons_joins_cannot_see() -> None:
     for name in ("nina", "nina-fab"):
         assert (rows[name]["outcome"], rows[name]["blocker"]) == ("create", "quarantine")
         assert "UserPrincipalName" in rows[name]["property_conflict"]
-        assert "another AD user in scope has the same UPN" in rows[name]["reason"]
+        assert (
+            "another AD user in scope has the same UserPrincipalName value"
+            in (rows[name]["reason"])
+        )
     for name in ("omar", "olga"):
         assert (rows[name]["outcome"], rows[name]["cloud_id"]) == (
             "soft-match",
             cloud_id_for("shared"),
         )
         assert rows[name]["blocker"] == "contested-candidate"
+
+
+def test_a_new_users_address_another_ad_user_has_is_quarantined() -> None:
+    """duplicate-ad-attribute's case, for a user new to the cloud: the shared proxy stays with
+    one of them."""
+    ad = [
+        ad_user("pia", proxy_addresses=["SMTP:pia@contoso.com", "smtp:team@contoso.com"]),
+        ad_user("per", proxy_addresses=["SMTP:per@contoso.com", "smtp:team@contoso.com"]),
+    ]
+    rows = people(snapshot(ad, [cloud_user("per")]))
+    assert (rows["pia"]["outcome"], rows["pia"]["blocker"]) == ("create", "quarantine")
+    assert rows["pia"]["property_conflict"] == ["ProxyAddress"]
+    assert "same ProxyAddress value" in rows["pia"]["reason"]
+    # per is already joined: the quarantine happened when it synced, its outcome is its own
+    assert (rows["per"]["outcome"], rows["per"]["blocker"]) == ("unchanged", None)
