@@ -139,13 +139,7 @@ class RuleContext:
             self.active_cloud,
             self.snapshot.cloud_objects,
             upn_allowed=self.upn_soft_match,
-            users=self.candidate_keys,
         )
-
-    @cached_property
-    def candidate_keys(self) -> pl.DataFrame:
-        """Every active cloud user's soft-match keys (lower-cased primary SMTP and UPN)."""
-        return joins.candidate_keys(self.active_cloud)
 
     @cached_property
     def ad_address_keys(self) -> pl.DataFrame:
@@ -196,7 +190,7 @@ class RuleContext:
 
 
 # The joins that read only the cloud side: the same for any AD scope of one snapshot.
-CLOUD_SIDE = ("active_cloud", "deleted_cloud", "cloud_address_keys", "candidate_keys")
+CLOUD_SIDE = ("active_cloud", "deleted_cloud", "cloud_address_keys")
 
 
 def share_cloud_side(target: RuleContext, source: RuleContext) -> None:

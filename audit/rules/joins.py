@@ -168,24 +168,12 @@ _CANDIDATE_COLUMNS = {
 }
 
 
-def candidate_keys(active: pl.DataFrame) -> pl.DataFrame:
-    """The cand_* columns of every active cloud user with its lower-cased primary SMTP and UPN:
-    what a soft match looks up (the same for any AD scope of one snapshot)."""
-    return active.select(
-        *[pl.col(c).alias(a) for c, a in _CANDIDATE_COLUMNS.items()],
-        pl.lit("user").alias("cand_type"),
-        lower("primary_smtp").alias("smtp_key"),
-        lower("upn").alias("upn_key"),
-    )
-
-
 def soft_match_candidates(
     unheld: pl.DataFrame,
     active: pl.DataFrame,
     objects: pl.DataFrame,
     *,
     upn_allowed: bool,
-    users: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The cloud object Entra's soft match would pick for each AD user (FACTS.md 1, step 2).
 
@@ -199,8 +187,12 @@ def soft_match_candidates(
         AD_KEY, lower("primary_smtp").alias("smtp_key"), lower("upn").alias("upn_key")
     )
     cand_cols = list(_CANDIDATE_COLUMNS.values())
-    if users is None:  # `users`: candidate_keys(active), when the caller keeps it
-        users = candidate_keys(active)
+    users = active.select(
+        *[pl.col(c).alias(a) for c, a in _CANDIDATE_COLUMNS.items()],
+        pl.lit("user").alias("cand_type"),
+        lower("primary_smtp").alias("smtp_key"),
+        lower("upn").alias("upn_key"),
+    )
     out_cols = [AD_KEY, *cand_cols, "cand_type", "matched_on", "matched_value"]
     by_smtp = (
         keys.filter(pl.col("smtp_key").is_not_null())
