@@ -35,7 +35,13 @@ from audit.config import Settings
 from audit.errors import UsageError
 from audit.model import Need, Snapshot
 from audit.rules.base import RuleContext, release
-from audit.sources.scope import FILTER_REASON, OUTSIDE_INCLUDE_REASON, normalized_dn
+from audit.sources.scope import (
+    DN_SPACES_RE,
+    EXCLUDED_OU_REASON,
+    FILTER_REASON,
+    OUTSIDE_INCLUDE_REASON,
+    normalized_dn,
+)
 
 OUTCOMES = ("unchanged", "update", "hard-match", "soft-match", "create", "error", "soft-delete")
 # The contract columns first (DESIGN.md "forecast"), then what explains them.
@@ -73,10 +79,6 @@ class ScopeChange:
     exclude_ous: tuple[str, ...] = ()
     enable_sync: bool = False
 
-    @property
-    def empty(self) -> bool:
-        return not (self.include_ous or self.exclude_ous or self.enable_sync)
-
     def as_json(self) -> dict[str, object]:
         return {
             "include_ous": list(self.include_ous),
@@ -111,7 +113,7 @@ def normalized_dns(dns: pl.Series) -> pl.Series:
     spaced = low.str.contains(r"\s[,=+]|[,=+]\s").fill_null(False)
     if not spaced.any():
         return low
-    fixed = low.filter(spaced).str.replace_all(r"\s*([,=+])\s*", "$1")
+    fixed = low.filter(spaced).str.replace_all(DN_SPACES_RE.pattern, "$1")
     return low.scatter(spaced.arg_true(), fixed)
 
 
@@ -150,7 +152,7 @@ def planned_scope(ad: pl.DataFrame, change: ScopeChange) -> pl.DataFrame:
         {i: inc for i, (_ou, inc) in enumerate(rules)}, return_dtype=pl.Boolean
     )
     excluded_text = pl.col("_rule").replace_strict(
-        {i: f"excluded OU {ou} (planned)" for i, (ou, _inc) in enumerate(rules)},
+        {i: f"{EXCLUDED_OU_REASON}{ou} (planned)" for i, (ou, _inc) in enumerate(rules)},
         return_dtype=pl.String,
     )
     # Only the OU rule changes with the plan: the source's LDAP filter and Entra Connect's
@@ -159,9 +161,9 @@ def planned_scope(ad: pl.DataFrame, change: ScopeChange) -> pl.DataFrame:
     filtered = reason.str.ends_with(FILTER_REASON).fill_null(False)
     ou_only = (
         reason.is_null()
-        | ((reason == OUTSIDE_INCLUDE_REASON) | reason.str.starts_with("excluded OU ")).fill_null(
-            False
-        )
+        | (
+            (reason == OUTSIDE_INCLUDE_REASON) | reason.str.starts_with(EXCLUDED_OU_REASON)
+        ).fill_null(False)
         & ~filtered
     )
     decided_here = pl.col("_rule").is_not_null()
@@ -187,13 +189,6 @@ class Forecast:
     people: pl.DataFrame  # FORECAST_SCHEMA, one row per person
     deletion_threshold: int
     notes: tuple[str, ...]  # what the forecast had to assume, and why
-
-    def count(self, outcome: str) -> int:
-        return int((self.people["outcome"] == outcome).sum())
-
-    @property
-    def deletions(self) -> int:
-        return self.count("soft-delete")
 
 
 def check_forecastable(snapshot: Snapshot, change: ScopeChange) -> None:
@@ -240,15 +235,14 @@ def forecast(
     planned = planned_scope(snapshot.ad_users, change)
     threshold = settings.thresholds.deletion_threshold
     people = forecast_people.people(context, planned)
-    over = int((people["outcome"] == "soft-delete").sum()) > threshold
-    if over:
+    deletions = int((people["outcome"] == "soft-delete").sum())
+    if deletions > threshold:
         people = people.with_columns(
             blocker=pl.when(pl.col("outcome") == "soft-delete")
             .then(pl.lit("deletion-threshold"))
             .otherwise(pl.col("blocker"))
         )
     notes = _assumptions(context, snapshot)
-    deletions = int((people["outcome"] == "soft-delete").sum())
     if deletions:
         notes.append(
             f"the export-deletion threshold counts every object one export deletes: the "

@@ -118,7 +118,7 @@ def _shared_values(created: pl.DataFrame, in_scope: pl.DataFrame) -> pl.DataFram
         created.select(pl.col("ad_source").alias("source"), pl.col("ad_dn").alias("dn")),
         on=["source", "dn"],
         how="semi",
-    ).select("_i", "source", "dn", pl.col("upn").str.strip_chars().str.to_lowercase())
+    ).select("_i", "source", "dn", addresses.lower("upn"))
     theirs = keys.join(new.select("_i"), on="_i", how="semi")
     others = keys.join(theirs.select("address").unique(), on="address", how="semi")
     shared = (
@@ -271,39 +271,31 @@ def _conflicts(ctx: RuleContext) -> pl.DataFrame:
         ]
     ).unique([AD_KEY, "owner_id"], keep="first")
     rows = ctx.address_collisions.join(known, on=[AD_KEY, "owner_id"], how="left")
-    own = ctx.scoped_ad.join(rows.select(AD_KEY).unique(), on=AD_KEY, how="semi").select(
-        AD_KEY,
-        pl.col("upn").str.strip_chars().str.to_lowercase(),
-        smtp=pl.concat_list(
-            pl.col("proxy_addresses")
-            .list.eval(
-                pl.element()
-                .filter(pl.element().str.to_lowercase().str.starts_with("smtp:"))
-                .str.slice(5)
-                .str.strip_chars()
-                .str.to_lowercase()
-            )
-            .fill_null([]),
-            pl.col("mail").str.strip_chars().str.to_lowercase(),
-        ).list.drop_nulls(),
-    )
+    own = ctx.scoped_ad.join(rows.select(AD_KEY).unique(), on=AD_KEY, how="semi")
+    # the user's own SMTP values: smtp proxies and mail (mail is one of them in Exchange)
+    smtp = pl.concat(
+        [
+            addresses.smtp_addresses(own, AD_KEY).select(AD_KEY, "address"),
+            own.select(AD_KEY, addresses.lower("mail").alias("address")).drop_nulls(),
+        ]
+    ).unique()
+    rows = rows.join(smtp.with_columns(_smtp=pl.lit(True)), on=[AD_KEY, "address"], how="left")
+    own = own.select(AD_KEY, addresses.lower("upn"))
     return (
         rows.join(types, on="owner_id", how="left")
         .join(own, on=AD_KEY)
         .group_by(AD_KEY)
         .agg(
             conflict_upn=(pl.col("address") == pl.col("upn")).any(),
-            # resiliency quarantines SMTP proxyAddresses (mail is one of them in Exchange)
-            conflict_smtp=pl.col("smtp").list.contains(pl.col("address")).any(),
+            # resiliency quarantines SMTP proxyAddresses
+            conflict_smtp=pl.col("_smtp").fill_null(False).any(),
             # a conflict with a group's or contact's SMTP address still fails the export
             # (resiliency's known issue 1)
             conflict_group=pl.col("owner_type").is_not_null().any(),
             conflict_with=pl.col("owner_id").unique().sort(),
             foreign=pl.col("_kind").is_null().any(),
             foreign_upn=(pl.col("_kind").is_null() & (pl.col("address") == pl.col("upn"))).any(),
-            foreign_smtp=(
-                pl.col("_kind").is_null() & pl.col("smtp").list.contains(pl.col("address"))
-            ).any(),
+            foreign_smtp=(pl.col("_kind").is_null() & pl.col("_smtp").fill_null(False)).any(),
             foreign_group=(pl.col("_kind").is_null() & pl.col("owner_type").is_not_null()).any(),
             duplicate=(pl.col("_kind") == 2).any(),
         )
@@ -436,9 +428,8 @@ def _upn_update_blocked(ctx: RuleContext) -> pl.Expr:
         return pl.lit(False)
     federated = ctx.snapshot.tenant.federated_domains()
     # the account the sync writes to: its anchor holder, soft-match candidate or deleted holder
-    target = pl.coalesce("cloud_upn", "cand_upn", "deleted_upn").alias("_target")
-    suffix = target.str.extract(r"@([^@]*)$").str.strip_chars().str.to_lowercase()
-    return ~suffix.is_in(federated).fill_null(False)
+    target = pl.coalesce("cloud_upn", "cand_upn", "deleted_upn")
+    return ~upn.upn_suffix(target).is_in(federated).fill_null(False)
 
 
 def _pushed_changes(upn_not_usable: pl.Expr) -> pl.Expr:

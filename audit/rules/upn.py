@@ -9,9 +9,10 @@ from audit import tlds
 from audit.rules.idfix_values import NON_ASCII, UPN_INVALID
 
 
-def upn_suffix(column: str = "upn") -> pl.Expr:
+def upn_suffix(column: str | pl.Expr = "upn") -> pl.Expr:
     """Lower-case part after the last '@' (null without one)."""
-    return pl.col(column).str.extract(r"@([^@]*)$").str.strip_chars().str.to_lowercase()
+    value = pl.col(column) if isinstance(column, str) else column
+    return value.str.extract(r"@([^@]*)$").str.strip_chars().str.to_lowercase()
 
 
 def suffix_never_verifiable(column: str = "upn") -> pl.Expr:

@@ -30,7 +30,10 @@ RecordAttrs = Mapping[str, Values]
 
 _ATTR_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9;.\-]*")
 _OID_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-_DN_SPACES_RE = re.compile(r"\s*([,=+])\s*")
+# Blanks AD tolerates around a DN's separators; forecast.normalized_dns runs the same pattern
+# over a column.
+DN_SPACES_RE = re.compile(r"\s*([,=+])\s*")
+EXCLUDED_OU_REASON = "excluded OU "  # + the OU as configured
 
 
 class FilterError(ValueError):
@@ -309,7 +312,7 @@ def split_first_rdn(dn: str) -> tuple[str, str]:
 
 def normalized_dn(dn: str) -> str:
     """Lower-case DN without the spaces AD tolerates around `,` `=` `+`."""
-    return _DN_SPACES_RE.sub(r"\1", dn.strip().lower())
+    return DN_SPACES_RE.sub(r"\1", dn.strip().lower())
 
 
 @dataclass(frozen=True)
@@ -347,7 +350,7 @@ class Scope:
                     best = (len(ou_norm), ou, included)
         if best is None:
             return OUTSIDE_INCLUDE_REASON if self.include_ous else None
-        return None if best[2] else f"excluded OU {best[1]}"
+        return None if best[2] else f"{EXCLUDED_OU_REASON}{best[1]}"
 
 
 def scope_for(source: AdSource) -> Scope:
