@@ -19,7 +19,7 @@ from audit.forecast import FORECAST_SCHEMA, OUTCOMES
 from audit.forecast_verdict import Forecasted, Verdict
 from audit.outputs import charts
 from audit.outputs.findings import neutralise_formulas
-from audit.outputs.redact import Redactor
+from audit.outputs.redact import Redactor, mask_column
 from audit.outputs.runs import generation_time
 from audit.outputs.xlsx import _as_datetime, _cell, text_workbook
 from audit.store import write_file_atomically
@@ -74,17 +74,12 @@ def masked(people: pl.DataFrame, redactor: Redactor | None) -> pl.DataFrame:
     """People rows as a redacted report may show them: names masked, sentences withheld."""
     if redactor is None:
         return people
-    exprs = [
-        pl.col(c).map_elements(
-            redactor.dn if c == "ad_dn" else redactor.email, return_dtype=pl.String
-        )
-        for c in _PERSON_COLUMNS
-    ]
     return people.with_columns(
-        *exprs,
-        pl.col("ou").map_elements(redactor.dn, return_dtype=pl.String),
-        pl.col("ad_object_guid").map_elements(redactor.token, return_dtype=pl.String),
-        pl.col("cloud_id").map_elements(redactor.token, return_dtype=pl.String),
+        *[
+            mask_column(people, c, redactor.dn if c in ("ad_dn", "ou") else redactor.email)
+            for c in (*_PERSON_COLUMNS, "ou")
+        ],
+        *[mask_column(people, c, redactor.token) for c in ("ad_object_guid", "cloud_id")],
         pl.lit("(redacted)").alias("reason"),
         pl.lit("(redacted)").alias("fix"),
     )
@@ -228,12 +223,12 @@ def forecast_section(
     """The reports' section of this analysis's forecast (None without one)."""
     if forecasted is None:
         return None
-    data = forecasted.verdict.as_json()
+    verdict = forecasted.verdict
     people = forecasted.result.people
     blockers = []
-    for b in data["blockers"]:
+    for b in verdict.blockers:
         rows = masked(
-            people.filter(pl.col("blocker") == b["kind"])
+            people.filter(pl.col("blocker") == b.kind)
             .sort("ou", "ad_dn")
             .head(rows_per_blocker)
             .select(
@@ -253,12 +248,12 @@ def forecast_section(
         )
         blockers.append(
             BlockerRows(
-                title=b["title"],
-                people=b["people"],
-                no_go=b["no_go"],
-                errors=", ".join(b["errors"]),
-                fix=b["fix"],
-                actions=", ".join(b["fix_actions"]),
+                title=b.title,
+                people=b.people,
+                no_go=b.no_go,
+                errors=", ".join(b.errors),
+                fix=b.fix,
+                actions=", ".join(b.fix_actions),
                 rows=tuple(rows.to_dicts()),
             )
         )
@@ -266,23 +261,23 @@ def forecast_section(
     # end of each bar says how many of the OU's people that is.
     affected = {o: c for o, c in OUTCOME_COLOURS.items() if o != "unchanged"}
     by_ou = []
-    for row in data["by_ou"]:
-        counts = row["counts"]
-        total = sum(counts.values())
-        moved = total - counts.get("unchanged", 0)
-        label = short_ou(row["ou"])
-        by_ou.append((redactor.dn(label) if redactor else label, counts, f"{moved:,} of {total:,}"))
+    for row in verdict.by_ou:
+        moved = row.total - row.counts.get("unchanged", 0)
+        label = short_ou(row.ou)
+        by_ou.append(
+            (redactor.dn(label) if redactor else label, row.counts, f"{moved:,} of {row.total:,}")
+        )
     return ForecastSection(
-        decision=data["decision"],
-        sentence=data["sentence"],
+        decision=verdict.decision,
+        sentence=verdict.sentence(),
         change=forecasted.result.change.sentence(redactor.dn if redactor else str),
-        counts=data["counts"],
-        people=sum(data["counts"].values()),
-        deletions=data["deletions"],
-        deletion_threshold=data["deletion_threshold"],
+        counts=verdict.counts,
+        people=verdict.people,
+        deletions=verdict.deletions,
+        deletion_threshold=verdict.deletion_threshold,
         blockers=tuple(blockers),
         chart_svg=charts.stacked_bars(by_ou, affected, "Outcome per OU"),
-        ous=data["ous"],
+        ous=verdict.ous,
         charted_ous=len(by_ou),
-        notes=tuple(data["notes"]),
+        notes=verdict.notes,
     )

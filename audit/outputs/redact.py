@@ -167,9 +167,9 @@ def redact_findings(
 
     exprs: list[pl.Expr] = []
     for column in EMAIL_COLUMNS:
-        exprs.append(_map_column(findings, column, redactor.email))
+        exprs.append(mask_column(findings, column, redactor.email))
     for column in DN_COLUMNS:
-        exprs.append(_map_column(findings, column, redactor.dn))
+        exprs.append(mask_column(findings, column, redactor.dn))
     # Longest first: with leftmost matching, "anne marie.dubois@x" wins over "marie.dubois@x".
     patterns = sorted(masks.in_text, key=len, reverse=True)
     replacements = [masks.in_text[p] for p in patterns]
@@ -252,8 +252,10 @@ def _proxy_parts(value: str) -> tuple[str, str]:
     return "", value
 
 
-def _map_column(findings: pl.DataFrame, column: str, mask: Callable[[str], str]) -> pl.Expr:
-    mapping = {v: mask(v) for v in findings[column].unique().to_list() if v}
+def mask_column(frame: pl.DataFrame, column: str, mask: Callable[[str], str]) -> pl.Expr:
+    """`column` with each distinct value masked once (the masks are keyed hashes in Python:
+    per distinct value, not per row)."""
+    mapping = {v: mask(v) for v in frame[column].unique().to_list() if v}
     return pl.col(column).replace(mapping) if mapping else pl.col(column)
 
 
