@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from audit.forecast_blockers import BLOCKERS
 from audit.rules import upn
 from audit.rules.shape import say
 
@@ -27,69 +28,35 @@ def _quarantined(initial: str | None) -> pl.Expr:
     )
 
 
-# branch -> (outcome, error name, blocker, remediation.ps1 action, fix); None where it depends
-# on the row (see _people_columns). The actions are remediation.actions' ids.
-_BRANCHES: dict[str, tuple[str | None, str | None, str | None, str | None, str | None]] = {
-    "no-anchor": ("error", None, None, "manual", "Export objectGUID for this user and re-run."),
-    "duplicate-anchor": (
-        "error",
-        None,
-        "duplicate-anchor",
-        "manual",
-        "Give each AD user its own anchor: clear the copied mS-DS-ConsistencyGuid on the copy "
-        "(Set-ADUser -Clear mS-DS-ConsistencyGuid) before the change.",
-    ),
-    "joined": (None, None, None, None, None),
-    "wrong-person": (
-        None,
-        None,
-        "wrong-person",
-        "manual",
-        "Find whose account this is; clear or correct its onPremisesImmutableId before the "
-        "sync links two people (anchor-held-by-other).",
-    ),
-    "hard-refused": ("error", None, "hard-match-refused", None, None),
-    "takeover": ("hard-match", None, None, None, None),
-    "objectguid-anchored": (
-        "error",
-        "InvalidSoftMatch",
-        "objectguid-anchored",
-        "set-anchor",
-        "Set the cloud user's onPremisesImmutableId to the anchor sync sends (set-anchor), "
-        "so the hard match finds it.",
-    ),
-    "restore": ("hard-match", None, None, None, None),
-    "object-type-mismatch": (
-        "error",
-        "ObjectTypeMismatch",
-        "object-type-mismatch",
-        "manual",
-        "Remove the address from the group or contact, or change the user's primary SMTP.",
-    ),
-    "invalid-soft-match": ("error", "InvalidSoftMatch", "invalid-soft-match", None, None),
+# branch -> (outcome, error name, blocker, remediation.ps1 action); None where it depends on
+# the row (see people_columns). The actions are remediation.actions' ids. A row's fix is its
+# blocker's (forecast_blockers) unless the person decides it.
+_BRANCHES: dict[str, tuple[str | None, str | None, str | None, str | None]] = {
+    "no-anchor": ("error", None, None, "manual"),
+    "duplicate-anchor": ("error", None, "duplicate-anchor", "manual"),
+    "joined": (None, None, None, None),
+    "wrong-person": (None, None, "wrong-person", "manual"),
+    "hard-refused": ("error", None, "hard-match-refused", None),
+    "takeover": ("hard-match", None, None, None),
+    "objectguid-anchored": ("error", "InvalidSoftMatch", "objectguid-anchored", "set-anchor"),
+    "restore": ("hard-match", None, None, None),
+    "object-type-mismatch": ("error", "ObjectTypeMismatch", "object-type-mismatch", "manual"),
+    "invalid-soft-match": ("error", "InvalidSoftMatch", "invalid-soft-match", None),
     "admin-conflict": (
         "error",
         "Existing Admin Role Conflict",
         "admin-role-conflict",
         "roles-detour",
-        "Take the directory roles off the cloud account, sync, then give them back (roles-detour).",
     ),
-    "soft-match": ("soft-match", None, None, None, None),
+    "soft-match": ("soft-match", None, None, None),
     "address-not-unique": (
         "error",
         "AttributeValueMustBeUnique",
         "address-not-unique",
         "manual",
-        "Remove the address from the group or contact that owns it, or from the AD user.",
     ),
-    "create": ("create", None, None, None, None),
-    "update-not-unique": (
-        "error",
-        "AttributeValueMustBeUnique",
-        "address-not-unique",
-        "manual",
-        "Remove the address from the group or contact that owns it, or from the AD user.",
-    ),
+    "create": ("create", None, None, None),
+    "update-not-unique": ("error", "AttributeValueMustBeUnique", "address-not-unique", "manual"),
 }
 
 
@@ -327,7 +294,15 @@ def people_columns(initial: str | None) -> list[pl.Expr]:
                 upn.upn_suffix("upn"),
             )
         )
-        .otherwise(_branch_value(4))
+        .when(b == "no-anchor")
+        .then(pl.lit("Export objectGUID for this user and re-run."))
+        .otherwise(
+            blocker.replace_strict(
+                {kind: fix for kind, (_title, _no_go, fix) in BLOCKERS.items()},
+                default=None,
+                return_dtype=pl.String,
+            )
+        )
     )
     return [
         pl.col("dn").alias("ad_dn"),
